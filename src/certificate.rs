@@ -1,0 +1,177 @@
+//! The certificate of DESIGN section 4: from the joint MI `I(T; S)` (bits) and the group shares, an upper
+//! bound on the demographic-parity gap of ANY classifier, and on the AUC of ANY probe for `S`, that
+//! consumes ONE fresh sampled code per row. It does not cover consumers of `p` or of several samples.
+//! Where the layer can be enumerated, the exact worst cases (total variation, likelihood-ratio AUC)
+//! replace the bound.
+
+use std::f64::consts::LN_2;
+
+/// The caveat printed with every bound.
+pub const CAVEAT: &str = "bounds hold for any classifier or probe that consumes ONE sampled code per row \
+(on the distribution the MI was measured on); they do not cover p, thresholded codes, or averages of several samples";
+
+/// `J = sqrt(I ln2 / (2 a b))`, capped at 1: the Pinsker bound on TPR - FPR (and on a DP gap) between two
+/// sides with shares `a` and `b`.
+pub fn pinsker_j(mi_bits: f64, a: f64, b: f64) -> f64 {
+    if a <= 0.0 || b <= 0.0 {
+        return 1.0;
+    }
+    (mi_bits.max(0.0) * LN_2 / (2.0 * a * b)).sqrt().min(1.0)
+}
+
+/// The AUC bound `0.5 + J - J^2 / 2` of a ROC curve under `TPR = FPR + J`.
+pub fn auc_bound_from_j(j: f64) -> f64 {
+    0.5 + j - j * j / 2.0
+}
+
+/// Certified bounds from `I(T; S)` and the group shares `pi` (summing to 1).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Bounds {
+    /// Largest DP gap (max over pairs for more than two groups).
+    pub dp_gap_bound: f64,
+    /// Largest probe AUC for `S` (macro one-vs-rest for more than two groups).
+    pub probe_auc_bound: f64,
+}
+
+/// Binary `S`: `dp <= J`, `auc <= 0.5 + J - J^2/2` with `J = sqrt(I ln2 / (2 pi0 pi1))`. More groups: pairwise
+/// `gap_ab <= sqrt(I ln2 / (2 pi_a)) + sqrt(I ln2 / (2 pi_b))`, and the macro average of the one-vs-rest
+/// AUC bounds with `J_a = sqrt(I ln2 / (2 pi_a (1 - pi_a)))`. Groups with share 0 are ignored.
+pub fn bounds(mi_bits: f64, pi: &[f64]) -> Bounds {
+    let present: Vec<f64> = pi.iter().copied().filter(|&v| v > 0.0).collect();
+    let i = mi_bits.max(0.0);
+    if present.len() == 2 {
+        let j = pinsker_j(i, present[0], present[1]);
+        return Bounds {
+            dp_gap_bound: j,
+            probe_auc_bound: auc_bound_from_j(j),
+        };
+    }
+    if present.len() < 2 {
+        return Bounds {
+            dp_gap_bound: 0.0,
+            probe_auc_bound: 0.5,
+        };
+    }
+    let side = |a: f64| (i * LN_2 / (2.0 * a)).sqrt();
+    let mut dp: f64 = 0.0;
+    for (x, &a) in present.iter().enumerate() {
+        for &b in &present[x + 1..] {
+            dp = dp.max((side(a) + side(b)).min(1.0));
+        }
+    }
+    let auc = present
+        .iter()
+        .map(|&a| auc_bound_from_j(pinsker_j(i, a, 1.0 - a)))
+        .sum::<f64>()
+        / present.len() as f64;
+    Bounds {
+        dp_gap_bound: dp,
+        probe_auc_bound: auc,
+    }
+}
+
+/// Total-variation distance `sum_t max(0, P(t) - Q(t))`: the largest DP gap any classifier of one sampled
+/// code can have between two groups with code distributions `P` and `Q`.
+pub fn total_variation(p: &[f64], q: &[f64]) -> f64 {
+    p.iter().zip(q).map(|(a, b)| (a - b).max(0.0)).sum()
+}
+
+/// AUC of the likelihood-ratio score `Q1(t) / Q0(t)` for telling `T ~ Q1` from `T ~ Q0`, exactly, over all
+/// codes (ties count half): by Neyman-Pearson the largest AUC any probe of one sampled code can reach.
+pub fn likelihood_ratio_auc(q0: &[f64], q1: &[f64]) -> f64 {
+    let mut codes: Vec<(f64, f64, f64)> = q0
+        .iter()
+        .zip(q1)
+        .filter(|(a, b)| **a > 0.0 || **b > 0.0)
+        .map(|(&a, &b)| (if a > 0.0 { b / a } else { f64::INFINITY }, a, b))
+        .collect();
+    codes.sort_by(|x, y| x.0.partial_cmp(&y.0).unwrap());
+    let (mut below0, mut auc) = (0.0, 0.0);
+    let mut k = 0;
+    while k < codes.len() {
+        let mut end = k;
+        let (mut m0, mut m1) = (0.0, 0.0);
+        while end < codes.len() && codes[end].0 == codes[k].0 {
+            m0 += codes[end].1;
+            m1 += codes[end].2;
+            end += 1;
+        }
+        auc += m1 * (below0 + 0.5 * m0);
+        below0 += m0;
+        k = end;
+    }
+    let (t0, t1): (f64, f64) = (q0.iter().sum(), q1.iter().sum());
+    auc / (t0 * t1)
+}
+
+/// The exact worst cases from per-group code distributions `dists[s][t] = P(t | S = s)` and shares `pi`:
+/// `(tv, auc)`. Binary `S`: TV and the LR AUC of group 1 against group 0. More groups: the largest pairwise
+/// TV, and the macro average of one-vs-rest LR AUCs.
+pub fn exact_worst_case(dists: &[Vec<f64>], pi: &[f64]) -> (f64, f64) {
+    let present: Vec<usize> = (0..pi.len()).filter(|&s| pi[s] > 0.0).collect();
+    if present.len() < 2 {
+        return (0.0, 0.5);
+    }
+    if present.len() == 2 {
+        let (a, b) = (&dists[present[0]], &dists[present[1]]);
+        return (total_variation(a, b), likelihood_ratio_auc(a, b));
+    }
+    let mut tv: f64 = 0.0;
+    for (x, &a) in present.iter().enumerate() {
+        for &b in &present[x + 1..] {
+            tv = tv.max(total_variation(&dists[a], &dists[b]));
+        }
+    }
+    let codes = dists[present[0]].len();
+    let auc = present
+        .iter()
+        .map(|&a| {
+            let rest: Vec<f64> = (0..codes)
+                .map(|t| {
+                    present
+                        .iter()
+                        .filter(|&&b| b != a)
+                        .map(|&b| pi[b] * dists[b][t])
+                        .sum::<f64>()
+                        / (1.0 - pi[a])
+                })
+                .collect();
+            likelihood_ratio_auc(&rest, &dists[a])
+        })
+        .sum::<f64>()
+        / present.len() as f64;
+    (tv, auc)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounds_are_trivial_at_zero_information_and_grow_with_it() {
+        let b = bounds(0.0, &[0.3, 0.7]);
+        assert_eq!(b.dp_gap_bound, 0.0);
+        assert_eq!(b.probe_auc_bound, 0.5);
+        let b1 = bounds(0.01, &[0.3, 0.7]);
+        let b2 = bounds(0.05, &[0.3, 0.7]);
+        assert!(b1.dp_gap_bound < b2.dp_gap_bound && b1.probe_auc_bound < b2.probe_auc_bound);
+        // Hand computation: J = sqrt(0.01 ln2 / (2 * 0.21)).
+        let j = (0.01 * LN_2 / 0.42f64).sqrt();
+        assert!((b1.dp_gap_bound - j).abs() < 1e-12);
+        assert!((b1.probe_auc_bound - (0.5 + j - j * j / 2.0)).abs() < 1e-12);
+        assert_eq!(bounds(1.0, &[0.5, 0.5]).dp_gap_bound, 1.0);
+        let b3 = bounds(0.01, &[0.2, 0.3, 0.5]);
+        assert!(b3.dp_gap_bound > 0.0 && b3.probe_auc_bound > 0.5);
+    }
+
+    #[test]
+    fn likelihood_ratio_auc_hand_examples() {
+        // Identical distributions: 0.5. Disjoint supports: 1.
+        assert!((likelihood_ratio_auc(&[0.5, 0.5], &[0.5, 0.5]) - 0.5).abs() < 1e-12);
+        assert!((likelihood_ratio_auc(&[1.0, 0.0], &[0.0, 1.0]) - 1.0).abs() < 1e-12);
+        // q0 = (0.75, 0.25), q1 = (0.25, 0.75): ratios 1/3 and 3. P(score1 > score0) = 0.75*0.75 = 0.5625,
+        // ties: 0.25*0.75 + 0.75*0.25 = 0.375, half of it 0.1875: AUC 0.75.
+        assert!((likelihood_ratio_auc(&[0.75, 0.25], &[0.25, 0.75]) - 0.75).abs() < 1e-12);
+        assert!((total_variation(&[0.75, 0.25], &[0.25, 0.75]) - 0.5).abs() < 1e-12);
+    }
+}

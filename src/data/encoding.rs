@@ -1,0 +1,323 @@
+//! Encoders fitted on the training split (DESIGN section 6): numeric columns standardised, text columns
+//! one-hot, the target mapped to {0, 1} and the sensitive attribute to group indices. All of it is saved
+//! in `config.json`, so a saved model encodes new rows exactly as it was trained.
+
+use super::table::{parse_number, sort_values, RawTable};
+use super::TableSpec;
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+
+/// How one raw column becomes model inputs.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum ColumnEncoder {
+    /// `(v - mean) / std`, one input.
+    Numeric {
+        /// Column name.
+        name: String,
+        /// Training mean.
+        mean: f64,
+        /// Training standard deviation (population; 1 when the column is constant).
+        std: f64,
+    },
+    /// One input per training category; an unseen category encodes as all zeros.
+    Categorical {
+        /// Column name.
+        name: String,
+        /// Categories seen in training, sorted.
+        categories: Vec<String>,
+    },
+}
+
+impl ColumnEncoder {
+    /// The raw column's name.
+    pub fn name(&self) -> &str {
+        match self {
+            ColumnEncoder::Numeric { name, .. } | ColumnEncoder::Categorical { name, .. } => name,
+        }
+    }
+
+    /// Inputs this column produces.
+    pub fn width(&self) -> usize {
+        match self {
+            ColumnEncoder::Numeric { .. } => 1,
+            ColumnEncoder::Categorical { categories, .. } => categories.len(),
+        }
+    }
+}
+
+/// The binary target: which raw value is positive.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct TargetEncoding {
+    /// Target column.
+    pub column: String,
+    /// The value mapped to 1.
+    pub positive: String,
+    /// The value mapped to 0.
+    pub negative: String,
+}
+
+impl TargetEncoding {
+    /// Finds the two values; the positive one is `--positive` or the larger of the two (numerically
+    /// when both are numbers).
+    pub fn fit(table: &RawTable, spec: &TableSpec) -> Result<Self> {
+        let cells = table.column(&spec.target)?;
+        let mut values: Vec<String> = distinct(cells);
+        sort_values(&mut values);
+        if values.len() != 2 {
+            return Err(Error::TargetValues {
+                path: table.source.clone(),
+                column: spec.target.clone(),
+                count: values.len(),
+                values: preview(&values),
+            });
+        }
+        let positive = match &spec.positive {
+            Some(p) => {
+                if !values.contains(p) {
+                    return Err(Error::PositiveNotFound {
+                        path: table.source.clone(),
+                        column: spec.target.clone(),
+                        value: p.clone(),
+                        values: values.join(", "),
+                    });
+                }
+                p.clone()
+            }
+            None => values[1].clone(),
+        };
+        let negative = values.iter().find(|v| **v != positive).unwrap().clone();
+        Ok(TargetEncoding {
+            column: spec.target.clone(),
+            positive,
+            negative,
+        })
+    }
+
+    /// Maps every row's target to {0, 1}; a third value is an error naming the row.
+    pub fn apply(&self, table: &RawTable) -> Result<Vec<u8>> {
+        let cells = table.column(&self.column)?;
+        cells
+            .iter()
+            .enumerate()
+            .map(|(r, v)| {
+                if *v == self.positive {
+                    Ok(1)
+                } else if *v == self.negative {
+                    Ok(0)
+                } else {
+                    Err(Error::Csv {
+                        path: table.source.clone(),
+                        line: table.lines[r],
+                        message: format!(
+                            "target column '{}' has value '{v}', neither '{}' nor '{}'",
+                            self.column, self.positive, self.negative
+                        ),
+                    })
+                }
+            })
+            .collect()
+    }
+}
+
+/// The sensitive attribute's groups, in sorted order (group index = position).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct SensitiveEncoding {
+    /// Sensitive column.
+    pub column: String,
+    /// Group values; `s = i` means `groups[i]`.
+    pub groups: Vec<String>,
+}
+
+impl SensitiveEncoding {
+    /// Collects the groups; fewer than two is an error.
+    pub fn fit(table: &RawTable, spec: &TableSpec) -> Result<Self> {
+        let cells = table.column(&spec.sensitive)?;
+        let mut groups = distinct(cells);
+        sort_values(&mut groups);
+        if groups.len() < 2 {
+            return Err(Error::OneGroup {
+                path: table.source.clone(),
+                column: spec.sensitive.clone(),
+                value: groups.first().cloned().unwrap_or_default(),
+            });
+        }
+        Ok(SensitiveEncoding {
+            column: spec.sensitive.clone(),
+            groups,
+        })
+    }
+
+    /// Maps every row to its group index.
+    pub fn apply(&self, table: &RawTable) -> Result<Vec<u32>> {
+        let cells = table.column(&self.column)?;
+        cells
+            .iter()
+            .enumerate()
+            .map(|(r, v)| {
+                self.groups
+                    .iter()
+                    .position(|g| g == v)
+                    .map(|i| i as u32)
+                    .ok_or_else(|| Error::UnknownGroup {
+                        path: table.source.clone(),
+                        line: table.lines[r],
+                        column: self.column.clone(),
+                        value: v.clone(),
+                        known: self.groups.join(", "),
+                    })
+            })
+            .collect()
+    }
+}
+
+/// The whole fitted encoding of a table.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Encoding {
+    /// Feature columns, in input order.
+    pub columns: Vec<ColumnEncoder>,
+    /// The target mapping.
+    pub target: TargetEncoding,
+    /// The group mapping.
+    pub sensitive: SensitiveEncoding,
+}
+
+impl Encoding {
+    /// Fits the feature encoders: a column is numeric when it is not forced categorical and more than
+    /// half of its cells (over all rows) are numbers; its mean and std come from the training rows, as do
+    /// the categories of a text column.
+    pub fn fit(
+        table: &RawTable,
+        spec: &TableSpec,
+        train_rows: &[usize],
+        target: TargetEncoding,
+        sensitive: SensitiveEncoding,
+    ) -> Result<Self> {
+        let mut columns = Vec::with_capacity(spec.features.len());
+        for name in &spec.features {
+            let cells = table.column(name)?;
+            let numeric_cells = cells.iter().filter(|c| parse_number(c).is_some()).count();
+            let numeric = !spec.categorical.contains(name) && 2 * numeric_cells > cells.len();
+            if numeric {
+                let values = parse_column(table, name)?;
+                let n = train_rows.len().max(1) as f64;
+                let mean = train_rows.iter().map(|&r| values[r]).sum::<f64>() / n;
+                let var = train_rows
+                    .iter()
+                    .map(|&r| (values[r] - mean).powi(2))
+                    .sum::<f64>()
+                    / n;
+                let std = if var > 0.0 { var.sqrt() } else { 1.0 };
+                columns.push(ColumnEncoder::Numeric {
+                    name: name.clone(),
+                    mean,
+                    std,
+                });
+            } else {
+                let mut categories: Vec<String> = distinct(train_rows.iter().map(|&r| &cells[r]));
+                categories.sort();
+                columns.push(ColumnEncoder::Categorical {
+                    name: name.clone(),
+                    categories,
+                });
+            }
+        }
+        Ok(Encoding {
+            columns,
+            target,
+            sensitive,
+        })
+    }
+
+    /// Total input width.
+    pub fn n_features(&self) -> usize {
+        self.columns.iter().map(ColumnEncoder::width).sum()
+    }
+
+    /// Names of the inputs (`col` or `col=value`).
+    pub fn feature_names(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for c in &self.columns {
+            match c {
+                ColumnEncoder::Numeric { name, .. } => out.push(name.clone()),
+                ColumnEncoder::Categorical { name, categories } => {
+                    out.extend(categories.iter().map(|v| format!("{name}={v}")))
+                }
+            }
+        }
+        out
+    }
+
+    /// Encodes every row of the table (which must have no missing cells in the feature columns).
+    pub fn transform(&self, table: &RawTable) -> Result<Vec<f32>> {
+        let n = table.n_rows();
+        let d = self.n_features();
+        let mut x = vec![0f32; n * d];
+        let mut offset = 0;
+        let mut unseen = 0usize;
+        for col in &self.columns {
+            match col {
+                ColumnEncoder::Numeric { name, mean, std } => {
+                    let values = parse_column(table, name)?;
+                    for (r, v) in values.iter().enumerate() {
+                        x[r * d + offset] = ((v - mean) / std) as f32;
+                    }
+                }
+                ColumnEncoder::Categorical { name, categories } => {
+                    let cells = table.column(name)?;
+                    for (r, v) in cells.iter().enumerate() {
+                        match categories.binary_search(v) {
+                            Ok(k) => x[r * d + offset + k] = 1.0,
+                            Err(_) => unseen += 1,
+                        }
+                    }
+                }
+            }
+            offset += col.width();
+        }
+        if unseen > 0 {
+            tracing::warn!(
+                "{}: {unseen} cell(s) hold categories not seen in training; they encode as all zeros",
+                table.source
+            );
+        }
+        Ok(x)
+    }
+}
+
+/// Parses a numeric column; a non-number or an infinity is an error naming line and column.
+fn parse_column(table: &RawTable, name: &str) -> Result<Vec<f64>> {
+    let cells = table.column(name)?;
+    cells
+        .iter()
+        .enumerate()
+        .map(|(r, c)| match parse_number(c) {
+            Some(v) if v.is_finite() => Ok(v),
+            Some(_) => Err(Error::NonFinite {
+                path: table.source.clone(),
+                line: table.lines[r],
+                column: name.to_string(),
+                value: c.clone(),
+            }),
+            None => Err(Error::NotNumeric {
+                path: table.source.clone(),
+                line: table.lines[r],
+                column: name.to_string(),
+                value: c.clone(),
+            }),
+        })
+        .collect()
+}
+
+fn distinct<'a>(cells: impl IntoIterator<Item = &'a String>) -> Vec<String> {
+    let set: std::collections::BTreeSet<&String> = cells.into_iter().collect();
+    set.into_iter().cloned().collect()
+}
+
+fn preview(values: &[String]) -> String {
+    let mut s: Vec<String> = values.iter().take(5).map(|v| format!("'{v}'")).collect();
+    if values.len() > 5 {
+        s.push("...".into());
+    }
+    s.join(", ")
+}

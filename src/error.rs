@@ -1,0 +1,189 @@
+//! The library's one error type. Every variant names the file, row (1-based line of the file, the header
+//! being line 1), column or value at fault, so a user can find and fix the input.
+
+use std::path::PathBuf;
+
+/// Errors of the fairbits library.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Reading or writing a file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The CSV reader could not parse a record (ragged row, invalid UTF-8, bad quoting).
+    #[error("{path}: line {line}: {message}")]
+    Csv {
+        /// The file.
+        path: String,
+        /// 1-based line of the file.
+        line: u64,
+        /// What went wrong.
+        message: String,
+    },
+    /// The file has no header row.
+    #[error("{path}: the file is empty (no header row)")]
+    EmptyFile {
+        /// The file.
+        path: String,
+    },
+    /// The file has a header and no data rows (or none left after filtering).
+    #[error("{path}: no data rows{detail}")]
+    NoRows {
+        /// The file.
+        path: String,
+        /// Extra context, e.g. how many rows were dropped.
+        detail: String,
+    },
+    /// Two columns share a name, so a column reference would be ambiguous.
+    #[error("{path}: duplicate column name '{column}'")]
+    DuplicateColumn {
+        /// The file.
+        path: String,
+        /// The repeated name.
+        column: String,
+    },
+    /// A column named by an option or by the model's configuration is absent.
+    #[error("{path}: column '{column}' not found; the columns are: {available}")]
+    MissingColumn {
+        /// The file.
+        path: String,
+        /// The column asked for.
+        column: String,
+        /// The header, comma-separated.
+        available: String,
+    },
+    /// A cell of a numeric column is not a number.
+    #[error(
+        "{path}: line {line}, column '{column}': '{value}' is not a number, but the column is numeric \
+         (most of its values are numbers); fix the cell or pass --categorical {column}"
+    )]
+    NotNumeric {
+        /// The file.
+        path: String,
+        /// 1-based line of the file.
+        line: u64,
+        /// The column.
+        column: String,
+        /// The offending cell.
+        value: String,
+    },
+    /// A numeric cell is infinite.
+    #[error("{path}: line {line}, column '{column}': value '{value}' is not finite")]
+    NonFinite {
+        /// The file.
+        path: String,
+        /// 1-based line of the file.
+        line: u64,
+        /// The column.
+        column: String,
+        /// The offending cell.
+        value: String,
+    },
+    /// The target column does not have exactly two distinct values.
+    #[error(
+        "{path}: target column '{column}' has {count} distinct value(s) ({values}); a binary target needs exactly two"
+    )]
+    TargetValues {
+        /// The file.
+        path: String,
+        /// The target column.
+        column: String,
+        /// How many distinct values.
+        count: usize,
+        /// Some of them.
+        values: String,
+    },
+    /// `--positive` names a value the target column does not have.
+    #[error("{path}: --positive '{value}' is not a value of target column '{column}' (values: {values})")]
+    PositiveNotFound {
+        /// The file.
+        path: String,
+        /// The target column.
+        column: String,
+        /// The value asked for.
+        value: String,
+        /// The values present.
+        values: String,
+    },
+    /// The sensitive attribute has a single group, so there is nothing to be invariant to.
+    #[error("{path}: sensitive column '{column}' has a single group ('{value}'); at least two are needed")]
+    OneGroup {
+        /// The file.
+        path: String,
+        /// The sensitive column.
+        column: String,
+        /// The only value.
+        value: String,
+    },
+    /// A sensitive value unseen when the model was trained.
+    #[error("{path}: line {line}, column '{column}': group '{value}' was not seen when the model was trained (groups: {known})")]
+    UnknownGroup {
+        /// The file.
+        path: String,
+        /// 1-based line.
+        line: u64,
+        /// The sensitive column.
+        column: String,
+        /// The value.
+        value: String,
+        /// The groups the model knows.
+        known: String,
+    },
+    /// An option value is out of range or inconsistent.
+    #[error("invalid {name} = {value}: {reason}")]
+    InvalidOption {
+        /// The option.
+        name: String,
+        /// Its value.
+        value: String,
+        /// Why it is invalid.
+        reason: String,
+    },
+    /// A saved model directory is incomplete or unreadable.
+    #[error("model directory {dir}: {reason}")]
+    ModelDir {
+        /// The directory.
+        dir: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Training produced a non-finite loss.
+    #[error("training diverged: the loss became {value} at epoch {epoch}, step {step}; try a smaller --lr or --gamma")]
+    Diverged {
+        /// 1-based epoch.
+        epoch: usize,
+        /// Step within the epoch.
+        step: usize,
+        /// The loss value.
+        value: f64,
+    },
+    /// An error of the tensor library.
+    #[error("tensor error: {0}")]
+    Candle(#[from] candle_core::Error),
+    /// JSON (de)serialisation failed.
+    #[error("{path}: {source}")]
+    Json {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: serde_json::Error,
+    },
+}
+
+/// The library's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Shorthand for [`Error::InvalidOption`].
+    pub fn option(name: &str, value: impl ToString, reason: impl Into<String>) -> Self {
+        Error::InvalidOption {
+            name: name.to_string(),
+            value: value.to_string(),
+            reason: reason.into(),
+        }
+    }
+}

@@ -1,0 +1,27 @@
+//! # fairbits
+//!
+//! Representations that carry (almost) no information about a sensitive attribute, learned with
+//! stochastically quantized neural networks (Cerrato, Köppel, Esposito, Kramer, AAAI 2023). A hidden layer
+//! of stochastic binary neurons makes the network a random variable, so the mutual information between
+//! that layer and the sensitive attribute can be computed exactly and used as a training penalty; the
+//! same number certifies how unfair any consumer of the codes can be.
+//!
+//! Modules follow the data's path: [`data`] -> [`model`] -> [`mi`] -> [`train`] -> [`metrics`] /
+//! [`probes`] / [`certificate`] -> [`report`], with [`store`] for saved models. `DESIGN.md` sections are
+//! cited where formulas live.
+
+pub mod certificate;
+pub mod data;
+pub mod error;
+pub mod metrics;
+pub mod mi;
+pub mod model;
+pub mod probes;
+pub mod report;
+pub mod store;
+pub mod train;
+
+pub use error::{Error, Result};
+pub use model::{Inference, ModelConfig, SqNet};
+pub use report::{EvalOptions, Metrics};
+pub use train::TrainConfig;

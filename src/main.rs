@@ -1,0 +1,540 @@
+//! The `fairbits` command line: a thin layer that turns flags into library calls.
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use fairbits::data::{self, Builtin, DataSpec, Source};
+use fairbits::model::{Activation, Estimator, Inference, ModelConfig, PreActivation, SqNet};
+use fairbits::report::{self, EvalOptions, Metrics, RunInfo};
+use fairbits::store::{self, SavedConfig};
+use fairbits::train::{self, streams, LossForm, Penalty, TrainConfig};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+
+/// Exit codes (documented in the README).
+mod exit {
+    pub const RUNTIME: i32 = 1;
+    pub const USAGE: i32 = 2;
+    pub const INPUT: i32 = 3;
+    pub const MODEL_DIR: i32 = 4;
+    pub const DIVERGED: i32 = 5;
+}
+
+#[derive(Parser)]
+#[command(
+    name = "fairbits",
+    version,
+    about = "Invariant representations with stochastically quantized neural networks"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Threads for probes and Monte Carlo (default: all cores); the network itself runs on one thread.
+    #[arg(long, global = true)]
+    threads: Option<usize>,
+    /// No progress bar, warnings only.
+    #[arg(long, short, global = true)]
+    quiet: bool,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train a network, evaluate it on the test split, optionally save it.
+    Train(TrainCmd),
+    /// Re-evaluate a saved model (on its own data and split unless data flags say otherwise).
+    Eval(EvalCmd),
+    /// Write the stochastic layer's codes (or probabilities) for the rows of a CSV file.
+    Encode(EncodeCmd),
+    /// Report the information the stochastic layer carries about the sensitive attribute, and the certificate.
+    Mi(MiCmd),
+}
+
+#[derive(Args, Clone, Default)]
+struct DataArgs {
+    /// A shipped dataset.
+    #[arg(long, value_enum, conflicts_with = "csv")]
+    dataset: Option<Builtin>,
+    /// Any CSV file with a header row (needs --target and --sensitive).
+    #[arg(long)]
+    csv: Option<PathBuf>,
+    /// Target column of --csv (two distinct values).
+    #[arg(long, requires = "csv")]
+    target: Option<String>,
+    /// Sensitive column of --csv; for --dataset, which attribute (adult: sex|race, compas: race|sex, german: age|sex).
+    #[arg(long)]
+    sensitive: Option<String>,
+    /// Target value counted as positive (default: the larger of the two).
+    #[arg(long, requires = "csv")]
+    positive: Option<String>,
+    /// Columns of --csv to one-hot even though they hold numbers (comma-separated).
+    #[arg(long, value_delimiter = ',', requires = "csv")]
+    categorical: Vec<String>,
+    /// Columns of --csv to ignore (comma-separated).
+    #[arg(long, value_delimiter = ',', requires = "csv")]
+    drop: Vec<String>,
+    /// Fraction of rows held out for testing [default: 0.3].
+    #[arg(long)]
+    test_size: Option<f64>,
+    /// Fraction of training rows held out for validation and early stopping [default: 0].
+    #[arg(long)]
+    val_size: Option<f64>,
+    /// Seed of split, initialisation, batches, samples and probes [default: 0].
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Also feed the sensitive attribute to the network.
+    #[arg(long)]
+    include_sensitive: bool,
+}
+
+impl DataArgs {
+    /// The data spec: the flags over `base` (a saved model's spec, or the defaults).
+    fn spec(&self, base: Option<&DataSpec>) -> Result<DataSpec> {
+        let source = match (&self.dataset, &self.csv) {
+            (Some(name), _) => Source::Builtin {
+                name: *name,
+                sensitive: self.sensitive.clone(),
+            },
+            (None, Some(path)) => Source::Csv {
+                path: path.clone(),
+                target: self.target.clone().context("--csv needs --target COL")?,
+                sensitive: self.sensitive.clone().context("--csv needs --sensitive COL")?,
+                positive: self.positive.clone(),
+                categorical: self.categorical.clone(),
+                drop: self.drop.clone(),
+            },
+            (None, None) => match base {
+                Some(b) => b.source.clone(),
+                None => bail!("say which data: --dataset adult|compas|german or --csv PATH --target COL --sensitive COL"),
+            },
+        };
+        Ok(DataSpec {
+            source,
+            test_size: self.test_size.or(base.map(|b| b.test_size)).unwrap_or(0.3),
+            val_size: self.val_size.or(base.map(|b| b.val_size)).unwrap_or(0.0),
+            seed: self.seed.or(base.map(|b| b.seed)).unwrap_or(0),
+            include_sensitive: self.include_sensitive || base.is_some_and(|b| b.include_sensitive),
+        })
+    }
+}
+
+#[derive(Args, Clone)]
+struct EvalArgs {
+    /// What the stochastic layer emits for task and fairness metrics.
+    #[arg(long, value_enum, default_value = "sample")]
+    inference: Inference,
+    /// Draws of one code per row averaged in sample mode (and for probes on sampled codes).
+    #[arg(long, default_value_t = 10)]
+    draws: usize,
+    /// Monte-Carlo draws of the joint MI when the layer is wider than --m-max.
+    #[arg(long, default_value_t = 2000)]
+    mc_samples: usize,
+    /// Widest layer whose joint MI is enumerated exactly (2^m codes).
+    #[arg(long, default_value_t = fairbits::mi::DEFAULT_M_MAX)]
+    m_max: usize,
+    /// Trees of the random-forest probe.
+    #[arg(long, default_value_t = 100)]
+    forest_trees: usize,
+}
+
+impl EvalArgs {
+    fn options(&self, seed: u64) -> Result<EvalOptions> {
+        if self.draws == 0 {
+            bail!("invalid --draws = 0: must be >= 1");
+        }
+        if self.m_max > 24 {
+            bail!("invalid --m-max = {}: at most 24 (2^24 codes)", self.m_max);
+        }
+        Ok(EvalOptions {
+            inference: self.inference,
+            draws: self.draws,
+            mc_samples: self.mc_samples,
+            m_max: self.m_max,
+            forest_trees: self.forest_trees,
+            seed,
+        })
+    }
+}
+
+#[derive(Args)]
+struct TrainCmd {
+    #[command(flatten)]
+    data: DataArgs,
+    /// Hidden layer widths.
+    #[arg(long, value_delimiter = ',', default_value = "64,32")]
+    hidden: Vec<usize>,
+    /// 0-based indices of stochastic hidden layers [default: the last]; the MI is taken on the last of them.
+    #[arg(long, value_delimiter = ',')]
+    stochastic: Vec<usize>,
+    /// Pre-activation of stochastic neurons.
+    #[arg(long, value_enum, default_value = "tanh")]
+    pre_activation: PreActivation,
+    /// Temperature tau of p = sigmoid(tau * a).
+    #[arg(long, default_value_t = 6.0)]
+    temperature: f64,
+    /// Straight-through gradient estimator.
+    #[arg(long, value_enum, default_value = "identity")]
+    estimator: Estimator,
+    /// Activation of full-precision layers.
+    #[arg(long, value_enum, default_value = "tanh")]
+    activation: Activation,
+    /// Weight of the MI penalty.
+    #[arg(long, default_value_t = 0.0)]
+    gamma: f64,
+    /// Which MI penalty.
+    #[arg(long, value_enum, default_value = "per-neuron")]
+    penalty: Penalty,
+    /// sum: CE + gamma I; convex: (1 - gamma) CE + gamma I.
+    #[arg(long, value_enum, default_value = "sum")]
+    loss_form: LossForm,
+    /// Passes over the training split.
+    #[arg(long, default_value_t = 50)]
+    epochs: usize,
+    /// Rows per batch.
+    #[arg(long, default_value_t = 256)]
+    batch_size: usize,
+    /// Adam learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f64,
+    /// Decoupled weight decay (0 = plain Adam).
+    #[arg(long, default_value_t = 0.0)]
+    weight_decay: f64,
+    /// Early-stopping patience in epochs (with --val-size > 0).
+    #[arg(long, default_value_t = 10)]
+    patience: usize,
+    #[command(flatten)]
+    eval: EvalArgs,
+    /// Save model.safetensors, config.json and metrics.json here.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Print the metrics JSON instead of the table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct EvalCmd {
+    /// A directory written by `train --out`.
+    #[arg(long)]
+    model: PathBuf,
+    #[command(flatten)]
+    data: DataArgs,
+    #[command(flatten)]
+    eval: EvalArgs,
+    /// Print the metrics JSON instead of the table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct EncodeCmd {
+    /// A directory written by `train --out`.
+    #[arg(long)]
+    model: PathBuf,
+    /// CSV with the model's feature columns (in any order; others are ignored).
+    #[arg(long)]
+    input: PathBuf,
+    /// Output: .csv (with a `row` column) or .npy (float32, rows x m).
+    #[arg(long)]
+    output: PathBuf,
+    /// sample (default): one fresh binary code per row, what the certificate covers; prob: p, which is
+    /// NOT covered and can leak s; threshold: 1[p >= 0.5].
+    #[arg(long, value_enum, default_value = "sample")]
+    inference: Inference,
+    /// Seed of the samples.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+#[derive(Args)]
+struct MiCmd {
+    /// A directory written by `train --out`.
+    #[arg(long)]
+    model: PathBuf,
+    #[command(flatten)]
+    data: DataArgs,
+    /// Monte-Carlo draws of the joint MI.
+    #[arg(long, default_value_t = 2000)]
+    mc_samples: usize,
+    /// Widest layer whose joint MI is enumerated exactly.
+    #[arg(long, default_value_t = fairbits::mi::DEFAULT_M_MAX)]
+    m_max: usize,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let level = if cli.quiet { "warn" } else { "info" };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level)),
+        )
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .init();
+    // Small networks run fastest on one thread; probes and Monte Carlo use the pool below.
+    std::env::set_var("RAYON_NUM_THREADS", "1");
+    let threads = cli.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
+    let _ = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.max(1))
+        .build_global();
+    let result = match cli.command {
+        Command::Train(c) => run_train(c, cli.quiet),
+        Command::Eval(c) => run_eval(c),
+        Command::Encode(c) => run_encode(c),
+        Command::Mi(c) => run_mi(c),
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(exit_code(&e));
+    }
+}
+
+fn exit_code(e: &anyhow::Error) -> i32 {
+    use fairbits::Error as E;
+    for cause in e.chain() {
+        if let Some(err) = cause.downcast_ref::<E>() {
+            return match err {
+                E::InvalidOption { .. } => exit::USAGE,
+                E::ModelDir { .. } => exit::MODEL_DIR,
+                E::Diverged { .. } => exit::DIVERGED,
+                E::Io { .. } | E::Candle(_) | E::Json { .. } => exit::RUNTIME,
+                _ => exit::INPUT,
+            };
+        }
+        if cause.downcast_ref::<std::io::Error>().is_some() {
+            return exit::RUNTIME;
+        }
+    }
+    if e.to_string().starts_with("invalid ") || e.to_string().starts_with("say which data") {
+        return exit::USAGE;
+    }
+    exit::RUNTIME
+}
+
+fn progress(len: u64, quiet: bool) -> ProgressBar {
+    if quiet || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template("{prefix} [{bar:30}] epoch {pos}/{len} {msg} ({eta} left)")
+            .unwrap()
+            .progress_chars("=> "),
+    );
+    bar.set_prefix("training");
+    bar
+}
+
+fn print_metrics(metrics: &Metrics, json: bool) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    let text = if json {
+        serde_json::to_string_pretty(metrics)? + "\n"
+    } else {
+        report::table(metrics)
+    };
+    // A closed pipe (`| head`) is not an error.
+    match out.write_all(text.as_bytes()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => Ok(r?),
+    }
+}
+
+fn run_train(c: TrainCmd, quiet: bool) -> Result<()> {
+    let spec = c.data.spec(None)?;
+    let prepared = data::prepare(&spec, None).context("preparing the data")?;
+    let model_cfg = ModelConfig {
+        n_inputs: prepared.train.d,
+        stochastic: if c.stochastic.is_empty() {
+            vec![c.hidden.len().saturating_sub(1)]
+        } else {
+            c.stochastic.clone()
+        },
+        hidden: c.hidden.clone(),
+        pre_activation: c.pre_activation,
+        temperature: c.temperature,
+        estimator: c.estimator,
+        activation: c.activation,
+    };
+    let train_cfg = TrainConfig {
+        epochs: c.epochs,
+        batch_size: c.batch_size,
+        lr: c.lr,
+        weight_decay: c.weight_decay,
+        gamma: c.gamma,
+        penalty: c.penalty,
+        loss_form: c.loss_form,
+        patience: c.patience,
+        seed: spec.seed,
+    };
+    train_cfg.validate()?;
+    let eval_opts = c.eval.options(spec.seed)?;
+    tracing::info!(
+        dataset = %spec.name(),
+        n_train = prepared.train.n,
+        n_test = prepared.test.n,
+        n_dropped = prepared.n_dropped,
+        features = prepared.train.d,
+        "data ready"
+    );
+    let device = fairbits::model::default_device()?;
+    let net = SqNet::new(
+        &model_cfg,
+        &device,
+        &mut train::rng(spec.seed, streams::INIT),
+    )?;
+    let bar = progress(c.epochs as u64, quiet);
+    let report_ = train::train(
+        &net,
+        &prepared.train,
+        prepared.val.as_ref(),
+        &train_cfg,
+        &bar,
+    )?;
+    bar.finish_and_clear();
+    tracing::info!(
+        seconds = format!("{:.2}", report_.train_seconds),
+        epochs = report_.epochs,
+        "trained; evaluating"
+    );
+    let info = RunInfo {
+        dataset: spec.name(),
+        sensitive: prepared.encoding.sensitive.column.clone(),
+        groups: prepared.encoding.sensitive.groups.clone(),
+        n_dropped: prepared.n_dropped,
+        seed: spec.seed,
+        gamma: train_cfg.gamma,
+        penalty: train_cfg.penalty.name().to_string(),
+        train_seconds: report_.train_seconds,
+        epochs: report_.epochs,
+    };
+    let metrics = report::evaluate(&net, &prepared, &eval_opts, &info)?;
+    if let Some(dir) = &c.out {
+        let cfg = SavedConfig::new(
+            model_cfg,
+            train_cfg,
+            spec,
+            prepared.encoding.clone(),
+            eval_opts,
+        );
+        store::save(dir, &net, &cfg, &metrics)
+            .with_context(|| format!("saving the model to {}", dir.display()))?;
+        tracing::info!(dir = %dir.display(), "saved");
+    }
+    print_metrics(&metrics, c.json)
+}
+
+/// Loads a saved model and prepares the data it names (or the data flags name) with its encoding.
+fn load_with_data(
+    dir: &std::path::Path,
+    data_args: &DataArgs,
+) -> Result<(SqNet, SavedConfig, DataSpec, data::Prepared)> {
+    let device = fairbits::model::default_device()?;
+    let (net, cfg) = store::load(dir, &device)?;
+    let spec = data_args.spec(Some(&cfg.data))?;
+    let prepared = data::prepare(&spec, Some(&cfg.encoding)).context("preparing the data")?;
+    Ok((net, cfg, spec, prepared))
+}
+
+fn run_info(
+    cfg: &SavedConfig,
+    spec: &DataSpec,
+    prepared: &data::Prepared,
+    metrics_train: Option<(f64, usize)>,
+) -> RunInfo {
+    let (train_seconds, epochs) = metrics_train.unwrap_or((0.0, 0));
+    RunInfo {
+        dataset: spec.name(),
+        sensitive: prepared.encoding.sensitive.column.clone(),
+        groups: prepared.encoding.sensitive.groups.clone(),
+        n_dropped: prepared.n_dropped,
+        seed: spec.seed,
+        gamma: cfg.train.gamma,
+        penalty: cfg.train.penalty.name().to_string(),
+        train_seconds,
+        epochs,
+    }
+}
+
+/// Training time and epochs from the saved metrics.json, so `eval` reports the same timing as `train`.
+fn saved_timing(dir: &std::path::Path) -> Option<(f64, usize)> {
+    let text = std::fs::read_to_string(dir.join("metrics.json")).ok()?;
+    let m: Metrics = serde_json::from_str(&text).ok()?;
+    Some((m.timing.train_seconds, m.timing.epochs))
+}
+
+fn run_eval(c: EvalCmd) -> Result<()> {
+    let (net, cfg, spec, prepared) = load_with_data(&c.model, &c.data)?;
+    let opts = c.eval.options(spec.seed)?;
+    let info = run_info(&cfg, &spec, &prepared, saved_timing(&c.model));
+    let metrics = report::evaluate(&net, &prepared, &opts, &info)?;
+    print_metrics(&metrics, c.json)
+}
+
+fn run_mi(c: MiCmd) -> Result<()> {
+    let (net, cfg, spec, prepared) = load_with_data(&c.model, &c.data)?;
+    let opts = EvalOptions {
+        mc_samples: c.mc_samples,
+        m_max: c.m_max,
+        seed: spec.seed,
+        ..cfg.eval.clone()
+    };
+    let info = run_info(&cfg, &spec, &prepared, saved_timing(&c.model));
+    let mi = fairbits::report::mi_report(&net, &prepared, &opts, &info)?;
+    let text = if c.json {
+        serde_json::to_string_pretty(&mi)? + "\n"
+    } else {
+        fairbits::report::mi_table(&mi)
+    };
+    print!("{text}");
+    Ok(())
+}
+
+fn run_encode(c: EncodeCmd) -> Result<()> {
+    let device = fairbits::model::default_device()?;
+    let (net, cfg) = store::load(&c.model, &device)?;
+    let mut table = data::RawTable::from_path(&c.input, data::Duplicates::Reject)?;
+    if let Source::Builtin { name, .. } = &cfg.data.source {
+        data::builtin::derive_columns(*name, &mut table)?;
+    }
+    let rows = data::encode_features(table, &cfg.encoding)?;
+    if rows.rows.is_empty() {
+        bail!(
+            "{}: no row has all the model's feature columns filled",
+            c.input.display()
+        );
+    }
+    let codes = fairbits::report::encode(&net, &rows, c.inference, c.seed)?;
+    let m = net.config().code_width();
+    let ext = c.output.extension().and_then(|e| e.to_str()).unwrap_or("");
+    let bytes = match ext {
+        "csv" => fairbits::report::codes_csv(&codes, m, &rows.rows, c.inference),
+        "npy" => fairbits::report::codes_npy(&codes, m),
+        _ => bail!(
+            "invalid --output {}: the name must end in .csv or .npy",
+            c.output.display()
+        ),
+    };
+    store::write_atomic(&c.output, &bytes)?;
+    tracing::info!(
+        rows = rows.rows.len(),
+        dropped = rows.n_dropped,
+        inference = c.inference.name(),
+        output = %c.output.display(),
+        "encoded"
+    );
+    if rows.n_dropped > 0 {
+        tracing::warn!(
+            "{} row(s) with a missing feature value were skipped; the CSV output's `row` column gives each kept row's index",
+            rows.n_dropped
+        );
+    }
+    Ok(())
+}

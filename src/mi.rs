@@ -1,0 +1,397 @@
+//! Mutual information between the stochastic layer `T` and the sensitive attribute `S`, in bits, under the
+//! empirical distribution of a set of rows (DESIGN sections 2 and 3).
+//!
+//! Given `x`, the neurons of `T` are independent Bernoullis with probabilities `p`, so every quantity here is
+//! a function of the `n x m` matrix `p` and the group of each row. Tensor functions take `f64` tensors
+//! (the `1e-12` clamp of DESIGN section 2 is not representable next to 1 in `f32`) and are differentiable
+//! through `p`, so the same code serves as the training penalty and the evaluation metric.
+//!
+//! ```
+//! use candle_core::{Device, Tensor};
+//! use fairbits::mi;
+//! // The XOR example of DESIGN section 3: each neuron alone says nothing about S, the pair says 1 bit.
+//! let p = Tensor::new(&[[0f64, 0.], [1., 1.], [0., 1.], [1., 0.]], &Device::Cpu).unwrap();
+//! let g = mi::group_onehot(&[0, 0, 1, 1], 2, &Device::Cpu).unwrap();
+//! let per_neuron = mi::per_neuron_mi(&p, &g).unwrap().to_scalar::<f64>().unwrap();
+//! let joint = mi::joint_mi_exact(&p, &g).unwrap().to_scalar::<f64>().unwrap();
+//! assert!(per_neuron.abs() < 1e-9 && (joint - 1.0).abs() < 1e-9);
+//! ```
+
+use crate::error::{Error, Result};
+use candle_core::{DType, Device, Tensor, D};
+use rand::Rng;
+use rayon::prelude::*;
+
+/// Largest layer width for which the exact joint MI is enumerated by default (`2^20` codes).
+pub const DEFAULT_M_MAX: usize = 20;
+
+/// Clamp of `q` inside the binary entropy (DESIGN section 2).
+const Q_EPS: f64 = 1e-12;
+
+/// The `n x K` one-hot matrix of group memberships (`f64`).
+pub fn group_onehot(s: &[u32], n_groups: usize, device: &Device) -> Result<Tensor> {
+    let mut v = vec![0f64; s.len() * n_groups];
+    for (i, &g) in s.iter().enumerate() {
+        v[i * n_groups + g as usize] = 1.0;
+    }
+    Ok(Tensor::from_vec(v, (s.len(), n_groups), device)?)
+}
+
+/// Binary entropy in bits, elementwise: `h(q) = -q log2 q - (1 - q) log2 (1 - q)`, `q` clamped to
+/// `[1e-12, 1 - 1e-12]`.
+pub fn binary_entropy_bits(q: &Tensor) -> Result<Tensor> {
+    let q = q.clamp(Q_EPS, 1.0 - Q_EPS)?;
+    let one_minus = q.affine(-1.0, 1.0)?;
+    let nats = ((&q * q.log()?)? + (&one_minus * one_minus.log()?)?)?.neg()?;
+    Ok((nats / std::f64::consts::LN_2)?)
+}
+
+/// Row counts per group and their shares `n_s / n`, from the one-hot matrix.
+fn group_weights(groups: &Tensor) -> Result<(Tensor, Tensor)> {
+    let n = groups.dim(0)? as f64;
+    let counts = groups.sum(0)?;
+    let weights = (&counts / n)?;
+    Ok((counts, weights))
+}
+
+/// The paper's regulariser (DESIGN section 2): `sum_j [h(theta_j) - sum_s (n_s/n) h(theta_j^s)]`, with
+/// `theta_j` the mean of `p_ij` over rows and `theta_j^s` over the rows of group `s`. Exactly
+/// `sum_j I(T_j; S)`. Groups absent from the rows contribute nothing. `p: [n, m]`, `groups: [n, K]`, f64.
+pub fn per_neuron_mi(p: &Tensor, groups: &Tensor) -> Result<Tensor> {
+    let (counts, weights) = group_weights(groups)?;
+    let theta = p.mean(0)?;
+    // [K, m]: group sums of p divided by group sizes (absent groups: 0 / 1, weighted by 0 below).
+    let theta_s = groups
+        .t()?
+        .matmul(p)?
+        .broadcast_div(&counts.clamp(1.0, f64::MAX)?.unsqueeze(1)?)?;
+    let h = binary_entropy_bits(&theta)?.sum_all()?;
+    let h_s = binary_entropy_bits(&theta_s)?.sum(1)?;
+    Ok((h - (weights * h_s)?.sum_all()?)?)
+}
+
+/// Code probabilities of a set of neurons per row: the `n x 2^k` matrix whose row `i` is
+/// `kron_j [1 - p_ij, p_ij]`, built by doubling (DESIGN section 3).
+fn code_probabilities(p: &Tensor) -> Result<Tensor> {
+    let n = p.dim(0)?;
+    let mut v = Tensor::ones((n, 1), p.dtype(), p.device())?;
+    for j in 0..p.dim(1)? {
+        let pj = p.narrow(1, j, 1)?;
+        let qj = pj.affine(-1.0, 1.0)?;
+        v = Tensor::cat(&[v.broadcast_mul(&qj)?, v.broadcast_mul(&pj)?], 1)?;
+    }
+    Ok(v)
+}
+
+/// `P(T = t | S = s)` for every code `t` and group `s`: a `[K, 2^m]` tensor, exact, in the GEMM form of
+/// DESIGN section 3: with `A` the first `m1 = ceil(m/2)` neurons' code probabilities and `B` the rest's,
+/// `P_s = (A * 1[S=s])^T B / n_s`. Rows of absent groups are zero. Differentiable through `p`.
+pub fn code_distributions(p: &Tensor, groups: &Tensor) -> Result<Tensor> {
+    let m = p.dim(1)?;
+    let m1 = m.div_ceil(2);
+    let a = code_probabilities(&p.narrow(1, 0, m1)?)?;
+    let b = code_probabilities(&p.narrow(1, m1, m - m1)?)?;
+    let (counts, _) = group_weights(groups)?;
+    let counts: Vec<f64> = counts.to_vec1()?;
+    let mut rows = Vec::with_capacity(counts.len());
+    for (s, &n_s) in counts.iter().enumerate() {
+        let g = groups.narrow(1, s, 1)?;
+        let joint = a.broadcast_mul(&g)?.t()?.matmul(&b)?;
+        rows.push((joint.flatten_all()? / n_s.max(1.0))?);
+    }
+    Ok(Tensor::stack(&rows, 0)?)
+}
+
+/// Entropy in bits of each row of a `[K, C]` tensor of distributions (zeros contribute 0).
+fn entropy_bits(dist: &Tensor) -> Result<Tensor> {
+    let logs = dist.clamp(1e-300, 1.0)?.log()?;
+    Ok(((dist * logs)?.sum(D::Minus1)?.neg()? / std::f64::consts::LN_2)?)
+}
+
+/// `I(T; S) = H(T) - sum_s (n_s / n) H(T | S = s)` from the per-group code distributions and the shares.
+pub fn joint_mi_from_distributions(dists: &Tensor, weights: &Tensor) -> Result<Tensor> {
+    let marginal = weights.unsqueeze(0)?.matmul(dists)?;
+    let h = entropy_bits(&marginal)?.sum_all()?;
+    let h_s = entropy_bits(dists)?;
+    Ok((h - (weights * h_s)?.sum_all()?)?)
+}
+
+/// Exact joint MI by enumeration of all `2^m` codes (DESIGN section 3). Differentiable through `p`.
+pub fn joint_mi_exact(p: &Tensor, groups: &Tensor) -> Result<Tensor> {
+    let dists = code_distributions(p, groups)?;
+    let (_, weights) = group_weights(groups)?;
+    joint_mi_from_distributions(&dists, &weights)
+}
+
+/// A Monte-Carlo estimate and its standard error.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Estimate {
+    /// The mean.
+    pub mean: f64,
+    /// Its standard error.
+    pub stderr: f64,
+}
+
+/// Monte-Carlo joint MI for any `m` (DESIGN section 3): draw a row `i` uniformly and `t ~ Bernoulli(p_i)`;
+/// `log2 P(t | s_i) - log2 P(t)` has mean `I(T; S)`. Each term is a log-sum-exp over rows, `O(n m)`.
+/// `p` is row-major `n x m`. Draws come from `rng`; the terms are evaluated in parallel, in a fixed order.
+pub fn joint_mi_monte_carlo<R: Rng>(
+    p: &[f64],
+    m: usize,
+    s: &[u32],
+    n_groups: usize,
+    draws: usize,
+    rng: &mut R,
+) -> Result<Estimate> {
+    let n = s.len();
+    if n == 0 || p.len() != n * m || draws < 2 {
+        return Err(Error::option(
+            "--mc-samples",
+            draws,
+            "needs at least 2 draws and a non-empty p of shape n x m",
+        ));
+    }
+    let lp: Vec<f64> = p.iter().map(|v| v.ln()).collect();
+    let l1p: Vec<f64> = p.iter().map(|v| (1.0 - v).ln()).collect();
+    let mut counts = vec![0f64; n_groups];
+    for &g in s {
+        counts[g as usize] += 1.0;
+    }
+    let samples: Vec<(usize, Vec<bool>)> = (0..draws)
+        .map(|_| {
+            let i = rng.random_range(0..n);
+            let t = (0..m).map(|j| rng.random::<f64>() < p[i * m + j]).collect();
+            (i, t)
+        })
+        .collect();
+    let terms: Vec<f64> = samples
+        .par_iter()
+        .map(|(i, t)| {
+            // log-likelihood of t under every row, then log-sum-exp overall and within the row's group.
+            let ll: Vec<f64> = (0..n)
+                .map(|k| {
+                    let (a, b) = (&lp[k * m..(k + 1) * m], &l1p[k * m..(k + 1) * m]);
+                    t.iter()
+                        .enumerate()
+                        .map(|(j, &tj)| if tj { a[j] } else { b[j] })
+                        .sum()
+                })
+                .collect();
+            let g = s[*i];
+            let all = log_sum_exp(ll.iter().copied()) - (n as f64).ln();
+            let own = log_sum_exp(ll.iter().zip(s).filter(|(_, &sk)| sk == g).map(|(v, _)| *v))
+                - counts[g as usize].ln();
+            (own - all) / std::f64::consts::LN_2
+        })
+        .collect();
+    let d = terms.len() as f64;
+    let mean = terms.iter().sum::<f64>() / d;
+    let var = terms.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (d - 1.0);
+    Ok(Estimate {
+        mean,
+        stderr: (var / d).sqrt(),
+    })
+}
+
+fn log_sum_exp(values: impl Iterator<Item = f64> + Clone) -> f64 {
+    let max = values.clone().fold(f64::NEG_INFINITY, f64::max);
+    if max == f64::NEG_INFINITY {
+        return max;
+    }
+    max + values.map(|v| (v - max).exp()).sum::<f64>().ln()
+}
+
+/// Converts a row-major `n x m` slice to an `f64` tensor.
+pub fn to_tensor(p: &[f64], m: usize, device: &Device) -> Result<Tensor> {
+    Ok(Tensor::from_vec(p.to_vec(), (p.len() / m.max(1), m), device)?.to_dtype(DType::F64)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    /// Brute force: enumerate every code, `P(t | s)` as a plain average of products over rows.
+    fn brute_joint(p: &[Vec<f64>], s: &[u32], k: usize) -> f64 {
+        let m = p[0].len();
+        let n = p.len() as f64;
+        let mut h_cond = 0.0;
+        let mut marginal = vec![0.0; 1 << m];
+        for g in 0..k as u32 {
+            let rows: Vec<&Vec<f64>> = p
+                .iter()
+                .zip(s)
+                .filter(|(_, &sg)| sg == g)
+                .map(|(r, _)| r)
+                .collect();
+            if rows.is_empty() {
+                continue;
+            }
+            let mut h = 0.0;
+            for (code, slot) in marginal.iter_mut().enumerate() {
+                let prob: f64 = rows
+                    .iter()
+                    .map(|r| {
+                        (0..m)
+                            .map(|j| if code >> j & 1 == 1 { r[j] } else { 1.0 - r[j] })
+                            .product::<f64>()
+                    })
+                    .sum::<f64>()
+                    / rows.len() as f64;
+                *slot += prob * rows.len() as f64 / n;
+                if prob > 0.0 {
+                    h -= prob * prob.log2();
+                }
+            }
+            h_cond += rows.len() as f64 / n * h;
+        }
+        let h: f64 = marginal
+            .iter()
+            .filter(|&&q| q > 0.0)
+            .map(|q| -q * q.log2())
+            .sum();
+        h - h_cond
+    }
+
+    fn random_case(seed: u64, n: usize, m: usize, k: usize) -> (Vec<Vec<f64>>, Vec<u32>) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let s: Vec<u32> = (0..n).map(|_| rng.random_range(0..k as u32)).collect();
+        let p = s
+            .iter()
+            .map(|&g| {
+                (0..m)
+                    .map(|_| (rng.random::<f64>() * 0.6 + 0.1 * g as f64).min(0.999))
+                    .collect()
+            })
+            .collect();
+        (p, s)
+    }
+
+    fn tensors(p: &[Vec<f64>], s: &[u32], k: usize) -> (Tensor, Tensor) {
+        let flat: Vec<f64> = p.iter().flatten().copied().collect();
+        (
+            to_tensor(&flat, p[0].len(), &Device::Cpu).unwrap(),
+            group_onehot(s, k, &Device::Cpu).unwrap(),
+        )
+    }
+
+    fn scalar(t: Tensor) -> f64 {
+        t.to_scalar::<f64>().unwrap()
+    }
+
+    #[test]
+    fn per_neuron_equals_sum_of_brute_force_marginals() {
+        for (seed, k) in [(1, 2), (2, 3), (3, 5)] {
+            let (p, s) = random_case(seed, 40, 4, k);
+            let (pt, g) = tensors(&p, &s, k);
+            let expected: f64 = (0..4)
+                .map(|j| brute_joint(&p.iter().map(|r| vec![r[j]]).collect::<Vec<_>>(), &s, k))
+                .sum();
+            assert!((scalar(per_neuron_mi(&pt, &g).unwrap()) - expected).abs() < 1e-10);
+        }
+    }
+
+    #[test]
+    fn exact_joint_equals_brute_force_enumeration() {
+        for (seed, m, k) in [(4, 1, 2), (5, 3, 2), (6, 5, 3), (7, 6, 4)] {
+            let (p, s) = random_case(seed, 30, m, k);
+            let (pt, g) = tensors(&p, &s, k);
+            let fast = scalar(joint_mi_exact(&pt, &g).unwrap());
+            assert!((fast - brute_joint(&p, &s, k)).abs() < 1e-10, "m={m} k={k}");
+        }
+    }
+
+    #[test]
+    fn xor_example_per_neuron_zero_joint_one_bit() {
+        let p = vec![vec![0., 0.], vec![1., 1.], vec![0., 1.], vec![1., 0.]];
+        let s = vec![0, 0, 1, 1];
+        let (pt, g) = tensors(&p, &s, 2);
+        assert!(scalar(per_neuron_mi(&pt, &g).unwrap()).abs() < 1e-9);
+        assert!((scalar(joint_mi_exact(&pt, &g).unwrap()) - 1.0).abs() < 1e-9);
+        let flat: Vec<f64> = p.iter().flatten().copied().collect();
+        let mc =
+            joint_mi_monte_carlo(&flat, 2, &s, 2, 200, &mut ChaCha8Rng::seed_from_u64(0)).unwrap();
+        assert!((mc.mean - 1.0).abs() < 1e-9 && mc.stderr < 1e-9);
+    }
+
+    #[test]
+    fn zero_when_p_does_not_depend_on_s() {
+        // Every group holds the same multiset of rows.
+        let base = random_case(8, 10, 5, 1).0;
+        let p: Vec<Vec<f64>> = base.iter().chain(&base).chain(&base).cloned().collect();
+        let s: Vec<u32> = (0..30).map(|i| (i / 10) as u32).collect();
+        let (pt, g) = tensors(&p, &s, 3);
+        assert!(scalar(per_neuron_mi(&pt, &g).unwrap()).abs() < 1e-10);
+        assert!(scalar(joint_mi_exact(&pt, &g).unwrap()).abs() < 1e-10);
+        let flat: Vec<f64> = p.iter().flatten().copied().collect();
+        let mc =
+            joint_mi_monte_carlo(&flat, 5, &s, 3, 300, &mut ChaCha8Rng::seed_from_u64(1)).unwrap();
+        assert!(mc.mean.abs() < 1e-10);
+    }
+
+    #[test]
+    fn monte_carlo_agrees_with_exact_within_three_standard_errors() {
+        for (seed, m, k) in [(9, 6, 2), (10, 8, 3)] {
+            let (p, s) = random_case(seed, 200, m, k);
+            let (pt, g) = tensors(&p, &s, k);
+            let exact = scalar(joint_mi_exact(&pt, &g).unwrap());
+            let flat: Vec<f64> = p.iter().flatten().copied().collect();
+            let mc =
+                joint_mi_monte_carlo(&flat, m, &s, k, 4000, &mut ChaCha8Rng::seed_from_u64(seed))
+                    .unwrap();
+            assert!(exact > 0.01, "the case must carry information: {exact}");
+            assert!(
+                (mc.mean - exact).abs() < 3.0 * mc.stderr,
+                "exact {exact} mc {mc:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn absent_groups_contribute_nothing() {
+        let (p, s) = random_case(11, 20, 3, 2);
+        let (pt, g2) = tensors(&p, &s, 2);
+        let (_, g4) = tensors(&p, &s, 4);
+        let a = scalar(per_neuron_mi(&pt, &g2).unwrap());
+        let b = scalar(per_neuron_mi(&pt, &g4).unwrap());
+        assert!(b.is_finite() && (a - b).abs() < 1e-12);
+        let a = scalar(joint_mi_exact(&pt, &g2).unwrap());
+        let b = scalar(joint_mi_exact(&pt, &g4).unwrap());
+        assert!((a - b).abs() < 1e-12);
+    }
+
+    /// Gradient of the penalty through `p` against central finite differences.
+    #[test]
+    fn per_neuron_gradient_matches_finite_differences() {
+        let (p, s) = random_case(12, 12, 3, 3);
+        let flat: Vec<f64> = p.iter().flatten().copied().collect();
+        let g = group_onehot(&s, 3, &Device::Cpu).unwrap();
+        let var =
+            candle_core::Var::from_tensor(&to_tensor(&flat, 3, &Device::Cpu).unwrap()).unwrap();
+        for f in [per_neuron_mi, joint_mi_exact] {
+            let grads = f(var.as_tensor(), &g).unwrap().backward().unwrap();
+            let grad: Vec<f64> = grads
+                .get(&var)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap();
+            let h = 1e-6;
+            for idx in 0..flat.len() {
+                let eval = |delta: f64| {
+                    let mut q = flat.clone();
+                    q[idx] += delta;
+                    scalar(f(&to_tensor(&q, 3, &Device::Cpu).unwrap(), &g).unwrap())
+                };
+                let fd = (eval(h) - eval(-h)) / (2.0 * h);
+                assert!(
+                    (fd - grad[idx]).abs() < 1e-6 * (1.0 + fd.abs()),
+                    "idx {idx}: fd {fd} vs {}",
+                    grad[idx]
+                );
+            }
+        }
+    }
+}

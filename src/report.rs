@@ -1,0 +1,690 @@
+//! Evaluation of a trained network on the held-out split (DESIGN section 5) and its presentation: the
+//! metrics JSON and a readable table.
+
+use crate::certificate::{self, CAVEAT};
+use crate::data::{Dataset, Prepared};
+use crate::error::Result;
+use crate::metrics::{self, mean_std};
+use crate::mi::{self, DEFAULT_M_MAX};
+use crate::model::{Inference, Mode, SqNet};
+use crate::probes::{self, ProbeScore, Repr};
+use crate::train::{rng, streams};
+use candle_core::{DType, Tensor};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use std::time::Instant;
+
+/// Evaluation options.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct EvalOptions {
+    /// What the stochastic layers emit for the task and fairness metrics.
+    pub inference: Inference,
+    /// Independent draws of one code per row in `sample` mode (and for the probes on sampled codes).
+    pub draws: usize,
+    /// Monte-Carlo draws of the joint MI when the layer is too wide to enumerate.
+    pub mc_samples: usize,
+    /// Widest layer whose joint MI is enumerated exactly.
+    pub m_max: usize,
+    /// Trees of the forest probe.
+    pub forest_trees: usize,
+    /// Seed of the evaluation's samples and probes.
+    pub seed: u64,
+}
+
+impl Default for EvalOptions {
+    fn default() -> Self {
+        EvalOptions {
+            inference: Inference::Sample,
+            draws: 10,
+            mc_samples: 2000,
+            m_max: DEFAULT_M_MAX,
+            forest_trees: 100,
+            seed: 0,
+        }
+    }
+}
+
+/// Facts about the run that the metrics JSON records.
+#[derive(Clone, Debug)]
+pub struct RunInfo {
+    /// Dataset name.
+    pub dataset: String,
+    /// Sensitive column.
+    pub sensitive: String,
+    /// Group values.
+    pub groups: Vec<String>,
+    /// Rows dropped for missing values.
+    pub n_dropped: usize,
+    /// The run's seed.
+    pub seed: u64,
+    /// Penalty weight.
+    pub gamma: f64,
+    /// Penalty name.
+    pub penalty: String,
+    /// Training seconds.
+    pub train_seconds: f64,
+    /// Epochs run.
+    pub epochs: usize,
+}
+
+/// Task metrics (mean over draws in `sample` mode, with their standard deviations).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Task {
+    /// ROC AUC of the head's probability.
+    pub auc: f64,
+    /// Accuracy at 0.5.
+    pub accuracy: f64,
+    /// Std of `auc` over draws.
+    pub auc_std: f64,
+    /// Std of `accuracy` over draws.
+    pub accuracy_std: f64,
+}
+
+/// Fairness metrics of the hard predictions.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Fairness {
+    /// Demographic-parity gap.
+    pub dp_gap: f64,
+    /// Equalised-odds gap.
+    pub eo_gap: f64,
+    /// Disparate-impact ratio.
+    pub di_ratio: f64,
+    /// Std of `dp_gap` over draws.
+    pub dp_gap_std: f64,
+    /// Std of `eo_gap` over draws.
+    pub eo_gap_std: f64,
+    /// Std of `di_ratio` over draws.
+    pub di_ratio_std: f64,
+}
+
+/// One probe's AUC for `s` on sampled codes and on `p`, with accuracies.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ProbeResult {
+    /// AUC on one sampled code per row (mean over draws).
+    pub sample: f64,
+    /// AUC on `p`.
+    pub prob: f64,
+    /// Std of `sample` over draws.
+    pub sample_std: f64,
+    /// Accuracy on sampled codes.
+    pub sample_accuracy: f64,
+    /// Accuracy on `p`.
+    pub prob_accuracy: f64,
+}
+
+/// Both probes and the accuracy of always guessing the largest group.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Probes {
+    /// Logistic regression.
+    pub logreg: ProbeResult,
+    /// Random forest.
+    pub forest: ProbeResult,
+    /// Share of the largest group in the test split (a probe's accuracy baseline).
+    pub majority_rate: f64,
+}
+
+/// Information in the MI layer about `s` on the test split.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Information {
+    /// Width `m` of the layer.
+    pub code_width: usize,
+    /// `sum_j I(T_j; S)` (DESIGN section 2).
+    pub mi_per_neuron_bits: f64,
+    /// `I(T; S)` (DESIGN section 3).
+    pub mi_joint_bits: f64,
+    /// Its standard error (0 when exact).
+    pub mi_joint_stderr: f64,
+    /// `exact` or `monte-carlo`.
+    pub mi_joint_method: String,
+}
+
+/// The certificate (DESIGN section 4).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Certificate {
+    /// The MI the bounds use: exact, or the Monte-Carlo mean plus two standard errors.
+    pub mi_bits_used: f64,
+    /// Bound on the DP gap of any classifier of one sampled code.
+    pub dp_gap_bound: f64,
+    /// Bound on the AUC of any probe for `s` on one sampled code.
+    pub probe_auc_bound: f64,
+    /// Exact largest DP gap (total variation), when the layer can be enumerated.
+    pub tv_exact: Option<f64>,
+    /// Exact largest probe AUC (likelihood-ratio probe), when the layer can be enumerated.
+    pub probe_auc_exact: Option<f64>,
+    /// What the bounds cover.
+    pub caveat: String,
+}
+
+/// Training time.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Timing {
+    /// Seconds spent training.
+    pub train_seconds: f64,
+    /// Epochs run.
+    pub epochs: usize,
+}
+
+/// The metrics JSON (`metrics.json`, `--json`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Metrics {
+    /// fairbits version that produced the numbers.
+    pub fairbits_version: String,
+    /// Dataset name.
+    pub dataset: String,
+    /// Sensitive column.
+    pub sensitive: String,
+    /// Group values (index = `s`).
+    pub groups: Vec<String>,
+    /// Training rows.
+    pub n_train: usize,
+    /// Test rows.
+    pub n_test: usize,
+    /// Rows dropped for a missing value.
+    pub n_dropped: usize,
+    /// Seed.
+    pub seed: u64,
+    /// Penalty weight.
+    pub gamma: f64,
+    /// Penalty.
+    pub penalty: String,
+    /// Inference mode of task and fairness metrics.
+    pub inference: String,
+    /// Draws averaged in sample mode.
+    pub draws: usize,
+    /// Task metrics.
+    pub task: Task,
+    /// Fairness metrics.
+    pub fairness: Fairness,
+    /// Probes for `s`.
+    pub probes: Probes,
+    /// Information.
+    pub information: Information,
+    /// Certificate.
+    pub certificate: Certificate,
+    /// Timing.
+    pub timing: Timing,
+}
+
+/// The MI layer's representation of a split: `p`, and codes for a given mode.
+fn represent(
+    net: &SqNet,
+    x: &Tensor,
+    inference: Inference,
+    rng: &mut ChaCha8Rng,
+) -> Result<(Vec<f64>, Vec<f64>, Vec<f64>)> {
+    let out = net.forward(x, Mode::Infer(inference), rng)?;
+    let flat = |t: &Tensor| -> Result<Vec<f64>> {
+        Ok(t.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?)
+    };
+    let scores: Vec<f64> = candle_nn::ops::sigmoid(&out.logits)?
+        .to_dtype(DType::F64)?
+        .to_vec1()?;
+    Ok((scores, flat(&out.probs)?, flat(&out.code)?))
+}
+
+fn x_tensor(d: &Dataset, net: &SqNet) -> Result<Tensor> {
+    Ok(Tensor::from_slice(&d.x, (d.n, d.d), net.device())?)
+}
+
+/// Task and fairness metrics of one set of head scores.
+fn task_and_fairness(scores: &[f64], test: &Dataset) -> [f64; 5] {
+    let labels: Vec<bool> = test.y.iter().map(|&v| v == 1).collect();
+    let pred: Vec<bool> = scores.iter().map(|&p| p >= 0.5).collect();
+    let k = test.n_groups;
+    [
+        metrics::roc_auc(scores, &labels),
+        metrics::accuracy(&pred, &labels),
+        metrics::dp_gap(&pred, &test.s, k),
+        metrics::eo_gap(&pred, &test.y, &test.s, k),
+        metrics::di_ratio(&pred, &test.s, k),
+    ]
+}
+
+/// Information and certificate of the MI layer from `p` on a split.
+pub fn information(
+    p: &[f64],
+    m: usize,
+    data: &Dataset,
+    opts: &EvalOptions,
+    rng: &mut ChaCha8Rng,
+) -> Result<(Information, Certificate)> {
+    let device = candle_core::Device::Cpu;
+    let pt = mi::to_tensor(p, m, &device)?;
+    let groups = mi::group_onehot(&data.s, data.n_groups, &device)?;
+    let per_neuron = mi::per_neuron_mi(&pt, &groups)?.to_scalar::<f64>()?;
+    let shares: Vec<f64> = data
+        .group_counts()
+        .iter()
+        .map(|&c| c as f64 / data.n as f64)
+        .collect();
+    let (joint, stderr, method, used, exact) = if m <= opts.m_max {
+        let dists = mi::code_distributions(&pt, &groups)?;
+        let weights = Tensor::from_slice(&shares, shares.len(), &device)?;
+        let joint = mi::joint_mi_from_distributions(&dists, &weights)?.to_scalar::<f64>()?;
+        let dists: Vec<Vec<f64>> = dists.to_vec2()?;
+        let exact = certificate::exact_worst_case(&dists, &shares);
+        (joint, 0.0, "exact", joint, Some(exact))
+    } else {
+        let est = mi::joint_mi_monte_carlo(p, m, &data.s, data.n_groups, opts.mc_samples, rng)?;
+        let used = (est.mean + 2.0 * est.stderr).max(0.0);
+        (est.mean, est.stderr, "monte-carlo", used, None)
+    };
+    let bounds = certificate::bounds(used, &shares);
+    Ok((
+        Information {
+            code_width: m,
+            mi_per_neuron_bits: per_neuron,
+            mi_joint_bits: joint,
+            mi_joint_stderr: stderr,
+            mi_joint_method: method.to_string(),
+        },
+        Certificate {
+            mi_bits_used: used,
+            dp_gap_bound: bounds.dp_gap_bound,
+            probe_auc_bound: bounds.probe_auc_bound,
+            tv_exact: exact.map(|e| e.0),
+            probe_auc_exact: exact.map(|e| e.1),
+            caveat: CAVEAT.to_string(),
+        },
+    ))
+}
+
+/// Evaluates `net` on `prepared.test`, with probes trained on `prepared.train` (DESIGN section 5).
+pub fn evaluate(
+    net: &SqNet,
+    prepared: &Prepared,
+    opts: &EvalOptions,
+    info: &RunInfo,
+) -> Result<Metrics> {
+    let (train, test) = (&prepared.train, &prepared.test);
+    let m = net.config().code_width();
+    let k = test.n_groups;
+    let mut rng = rng(opts.seed, streams::EVAL);
+    let (xtr, xte) = (x_tensor(train, net)?, x_tensor(test, net)?);
+    let draws = opts.draws.max(1);
+    let started = Instant::now();
+
+    // Representations on p (deterministic).
+    let (prob_scores, p_test, _) = represent(net, &xte, Inference::Prob, &mut rng)?;
+    let (_, p_train, _) = represent(net, &xtr, Inference::Prob, &mut rng)?;
+
+    // Sampled draws: task metrics (sample mode) and the probe inputs.
+    let mut task_rows: Vec<[f64; 5]> = Vec::new();
+    let mut lr_rows: Vec<ProbeScore> = Vec::new();
+    let mut rf_rows: Vec<ProbeScore> = Vec::new();
+    for draw in 0..draws {
+        let (scores, _, code_test) = represent(net, &xte, Inference::Sample, &mut rng)?;
+        let (_, _, code_train) = represent(net, &xtr, Inference::Sample, &mut rng)?;
+        if opts.inference == Inference::Sample {
+            task_rows.push(task_and_fairness(&scores, test));
+        }
+        let tr = Repr {
+            x: &code_train,
+            d: m,
+            s: &train.s,
+        };
+        let te = Repr {
+            x: &code_test,
+            d: m,
+            s: &test.s,
+        };
+        lr_rows.push(probes::logreg_probe(tr, te, k));
+        rf_rows.push(probes::forest_probe(
+            tr,
+            te,
+            k,
+            opts.forest_trees,
+            opts.seed.wrapping_add(draw as u64),
+        ));
+    }
+    match opts.inference {
+        Inference::Sample => {}
+        Inference::Prob => task_rows.push(task_and_fairness(&prob_scores, test)),
+        Inference::Threshold => {
+            let (scores, _, _) = represent(net, &xte, Inference::Threshold, &mut rng)?;
+            task_rows.push(task_and_fairness(&scores, test));
+        }
+    }
+    let col = |c: usize| mean_std(&task_rows.iter().map(|r| r[c]).collect::<Vec<_>>());
+    let (auc, auc_std) = col(0);
+    let (accuracy, accuracy_std) = col(1);
+    let (dp_gap, dp_gap_std) = col(2);
+    let (eo_gap, eo_gap_std) = col(3);
+    let (di_ratio, di_ratio_std) = col(4);
+
+    let ptr = Repr {
+        x: &p_train,
+        d: m,
+        s: &train.s,
+    };
+    let pte = Repr {
+        x: &p_test,
+        d: m,
+        s: &test.s,
+    };
+    let lr_prob = probes::logreg_probe(ptr, pte, k);
+    let rf_prob = probes::forest_probe(ptr, pte, k, opts.forest_trees, opts.seed);
+    let summarise = |rows: &[ProbeScore], prob: ProbeScore| {
+        let (sample, sample_std) = mean_std(&rows.iter().map(|r| r.auc).collect::<Vec<_>>());
+        let (sample_accuracy, _) = mean_std(&rows.iter().map(|r| r.accuracy).collect::<Vec<_>>());
+        ProbeResult {
+            sample,
+            prob: prob.auc,
+            sample_std,
+            sample_accuracy,
+            prob_accuracy: prob.accuracy,
+        }
+    };
+    let counts = test.group_counts();
+    let majority_rate = *counts.iter().max().unwrap() as f64 / test.n as f64;
+    let (information, certificate) = information(&p_test, m, test, opts, &mut rng)?;
+    tracing::debug!(seconds = started.elapsed().as_secs_f64(), "evaluation");
+    Ok(Metrics {
+        fairbits_version: env!("CARGO_PKG_VERSION").to_string(),
+        dataset: info.dataset.clone(),
+        sensitive: info.sensitive.clone(),
+        groups: info.groups.clone(),
+        n_train: train.n,
+        n_test: test.n,
+        n_dropped: info.n_dropped,
+        seed: info.seed,
+        gamma: info.gamma,
+        penalty: info.penalty.clone(),
+        inference: opts.inference.name().to_string(),
+        draws: if opts.inference == Inference::Sample {
+            draws
+        } else {
+            1
+        },
+        task: Task {
+            auc,
+            accuracy,
+            auc_std,
+            accuracy_std,
+        },
+        fairness: Fairness {
+            dp_gap,
+            eo_gap,
+            di_ratio,
+            dp_gap_std,
+            eo_gap_std,
+            di_ratio_std,
+        },
+        probes: Probes {
+            logreg: summarise(&lr_rows, lr_prob),
+            forest: summarise(&rf_rows, rf_prob),
+            majority_rate,
+        },
+        information,
+        certificate,
+        timing: Timing {
+            train_seconds: info.train_seconds,
+            epochs: info.epochs,
+        },
+    })
+}
+
+fn pm(mean: f64, std: f64) -> String {
+    if std > 0.0 {
+        format!("{mean:.4} ± {std:.4}")
+    } else {
+        format!("{mean:.4}")
+    }
+}
+
+/// A readable table of the metrics.
+pub fn table(m: &Metrics) -> String {
+    let mut out = String::new();
+    let mut line = |k: &str, v: String| out.push_str(&format!("  {k:<34} {v}\n"));
+    line(
+        "dataset",
+        format!(
+            "{} (sensitive: {}; groups: {})",
+            m.dataset,
+            m.sensitive,
+            m.groups.join(", ")
+        ),
+    );
+    line(
+        "rows",
+        format!(
+            "train {}, test {}, dropped (missing values) {}",
+            m.n_train, m.n_test, m.n_dropped
+        ),
+    );
+    line(
+        "run",
+        format!(
+            "seed {}, gamma {}, penalty {}, {} epochs in {:.2} s",
+            m.seed, m.gamma, m.penalty, m.timing.epochs, m.timing.train_seconds
+        ),
+    );
+    let mode = if m.inference == "sample" {
+        format!("sample, mean ± std over {} draws", m.draws)
+    } else {
+        m.inference.clone()
+    };
+    line("inference", mode);
+    line("task AUC", pm(m.task.auc, m.task.auc_std));
+    line("task accuracy", pm(m.task.accuracy, m.task.accuracy_std));
+    line("dp_gap", pm(m.fairness.dp_gap, m.fairness.dp_gap_std));
+    line("eo_gap", pm(m.fairness.eo_gap, m.fairness.eo_gap_std));
+    line("di_ratio", pm(m.fairness.di_ratio, m.fairness.di_ratio_std));
+    for (name, p) in [("logreg", &m.probes.logreg), ("forest", &m.probes.forest)] {
+        line(
+            &format!("{name} probe s-AUC, sampled codes"),
+            pm(p.sample, p.sample_std),
+        );
+        line(&format!("{name} probe s-AUC, p"), format!("{:.4}", p.prob));
+    }
+    line(
+        "per-neuron MI (bits)",
+        format!("{:.5}", m.information.mi_per_neuron_bits),
+    );
+    let joint = if m.information.mi_joint_method == "exact" {
+        format!(
+            "{:.5} (exact, m = {})",
+            m.information.mi_joint_bits, m.information.code_width
+        )
+    } else {
+        format!(
+            "{:.5} ± {:.5} (Monte Carlo, m = {})",
+            m.information.mi_joint_bits, m.information.mi_joint_stderr, m.information.code_width
+        )
+    };
+    line("joint MI (bits)", joint);
+    line(
+        "certified dp_gap bound",
+        format!("{:.4}", m.certificate.dp_gap_bound),
+    );
+    line(
+        "certified probe AUC bound",
+        format!("{:.4}", m.certificate.probe_auc_bound),
+    );
+    if let (Some(tv), Some(auc)) = (m.certificate.tv_exact, m.certificate.probe_auc_exact) {
+        line("exact worst-case dp_gap (TV)", format!("{tv:.4}"));
+        line("exact worst-case probe AUC", format!("{auc:.4}"));
+    }
+    out.push_str(&format!("  note: {}\n", m.certificate.caveat));
+    out
+}
+
+/// The `mi` subcommand's report: per-neuron and joint MI side by side (exact and Monte Carlo where the
+/// layer can be enumerated), the certificate with the exact worst case, and the measured probes.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct MiReport {
+    /// Dataset name.
+    pub dataset: String,
+    /// Test rows the numbers are measured on.
+    pub n_test: usize,
+    /// Information (the joint MI exact where possible).
+    pub information: Information,
+    /// The Monte-Carlo estimate of the joint MI, always computed as a cross-check.
+    pub mi_joint_monte_carlo_bits: f64,
+    /// Its standard error.
+    pub mi_joint_monte_carlo_stderr: f64,
+    /// Certificate and exact worst case.
+    pub certificate: Certificate,
+    /// Measured probes (on sampled codes and on p).
+    pub probes: Probes,
+    /// True when every measured probe on sampled codes is at or below the certified bound (up to 2 std).
+    pub certificate_holds: bool,
+}
+
+/// Builds the [`MiReport`] on the test split.
+pub fn mi_report(
+    net: &SqNet,
+    prepared: &Prepared,
+    opts: &EvalOptions,
+    info: &RunInfo,
+) -> Result<MiReport> {
+    let metrics = evaluate(net, prepared, opts, info)?;
+    let test = &prepared.test;
+    let m = net.config().code_width();
+    let mut r = rng(opts.seed, streams::EVAL + 1);
+    let (_, p_test, _) = represent(net, &x_tensor(test, net)?, Inference::Prob, &mut r)?;
+    let mc = mi::joint_mi_monte_carlo(&p_test, m, &test.s, test.n_groups, opts.mc_samples, &mut r)?;
+    let bound = metrics.certificate.probe_auc_bound;
+    let holds = [&metrics.probes.logreg, &metrics.probes.forest]
+        .iter()
+        .all(|p| p.sample <= bound + 2.0 * p.sample_std + 1e-9);
+    Ok(MiReport {
+        dataset: metrics.dataset,
+        n_test: test.n,
+        information: metrics.information,
+        mi_joint_monte_carlo_bits: mc.mean,
+        mi_joint_monte_carlo_stderr: mc.stderr,
+        certificate: metrics.certificate,
+        probes: metrics.probes,
+        certificate_holds: holds,
+    })
+}
+
+/// A readable form of the [`MiReport`].
+pub fn mi_table(r: &MiReport) -> String {
+    let i = &r.information;
+    let c = &r.certificate;
+    let mut s = format!(
+        "information about s in the stochastic layer (m = {}), test split of {} ({} rows)\n",
+        i.code_width, r.dataset, r.n_test
+    );
+    s += &format!(
+        "  per-neuron MI  sum_j I(T_j; S)      {:.5} bits\n",
+        i.mi_per_neuron_bits
+    );
+    if i.mi_joint_method == "exact" {
+        s += &format!(
+            "  joint MI  I(T; S), exact             {:.5} bits\n",
+            i.mi_joint_bits
+        );
+    }
+    s += &format!(
+        "  joint MI  I(T; S), Monte Carlo       {:.5} ± {:.5} bits\n",
+        r.mi_joint_monte_carlo_bits, r.mi_joint_monte_carlo_stderr
+    );
+    if i.mi_per_neuron_bits > 0.0 {
+        s += &format!(
+            "  joint / per-neuron                   {:.2}x\n",
+            i.mi_joint_bits / i.mi_per_neuron_bits
+        );
+    }
+    s += "certificate (consumers of ONE sampled code per row)\n";
+    s += &format!(
+        "  MI used                              {:.5} bits\n",
+        c.mi_bits_used
+    );
+    s += &format!(
+        "  dp_gap bound                         {:.4}\n",
+        c.dp_gap_bound
+    );
+    s += &format!(
+        "  probe AUC bound                      {:.4}\n",
+        c.probe_auc_bound
+    );
+    match (c.tv_exact, c.probe_auc_exact) {
+        (Some(tv), Some(auc)) => {
+            s += &format!("  exact worst-case dp_gap (TV)         {tv:.4}\n");
+            s += &format!("  exact worst-case probe AUC (LR)      {auc:.4}\n");
+        }
+        _ => {
+            s += "  exact worst case                     not computed (layer wider than --m-max)\n"
+        }
+    }
+    s += "measured probes for s (AUC)\n";
+    for (name, p) in [
+        ("logistic regression", &r.probes.logreg),
+        ("random forest", &r.probes.forest),
+    ] {
+        s += &format!(
+            "  {name:<20} sampled codes {:.4} ± {:.4}   p {:.4}\n",
+            p.sample, p.sample_std, p.prob
+        );
+    }
+    s += &format!(
+        "certificate {} for the probes on sampled codes; p is not covered\n",
+        if r.certificate_holds {
+            "holds"
+        } else {
+            "VIOLATED (a bug: please report)"
+        }
+    );
+    s += &format!("note: {}\n", c.caveat);
+    s
+}
+
+/// Codes of new rows: `[n, m]` row-major `f32`, from one forward pass in the chosen mode.
+pub fn encode(
+    net: &SqNet,
+    rows: &crate::data::EncodedRows,
+    inference: Inference,
+    seed: u64,
+) -> Result<Vec<f32>> {
+    let x = Tensor::from_slice(&rows.x, (rows.rows.len(), rows.d), net.device())?;
+    let mut r = rng(seed, streams::EVAL);
+    let out = net.forward(&x, Mode::Infer(inference), &mut r)?;
+    Ok(out.code.flatten_all()?.to_vec1::<f32>()?)
+}
+
+/// CSV bytes: `row,t0..t{m-1}` (or `p0..` for probabilities), `row` the 0-based data row of the input.
+pub fn codes_csv(codes: &[f32], m: usize, rows: &[usize], inference: Inference) -> Vec<u8> {
+    let prefix = if inference == Inference::Prob {
+        "p"
+    } else {
+        "t"
+    };
+    let mut out = String::from("row");
+    for j in 0..m {
+        out += &format!(",{prefix}{j}");
+    }
+    out.push('\n');
+    for (k, r) in rows.iter().enumerate() {
+        out += &r.to_string();
+        for v in &codes[k * m..(k + 1) * m] {
+            if inference == Inference::Prob {
+                out += &format!(",{v}");
+            } else {
+                out += if *v > 0.5 { ",1" } else { ",0" };
+            }
+        }
+        out.push('\n');
+    }
+    out.into_bytes()
+}
+
+/// NPY (version 1.0) bytes of a `float32` array `[n, m]`.
+pub fn codes_npy(codes: &[f32], m: usize) -> Vec<u8> {
+    let n = codes.len() / m.max(1);
+    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({n}, {m}), }}");
+    // Magic (6) + version (2) + length (2) + header + newline, padded to a multiple of 64.
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    out.extend_from_slice(header.as_bytes());
+    for v in codes {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    out
+}

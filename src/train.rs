@@ -1,0 +1,371 @@
+//! Training (DESIGN section 1): mini-batch Adam on `CE(head(t), y) + gamma * I_hat(T; S)` (or the convex
+//! form `(1 - gamma) CE + gamma I_hat`), with the per-neuron MI of section 2 computed on each batch.
+//! Optional validation split with early stopping. Every random choice (initialisation, batch order,
+//! binary samples) comes from a seeded stream, so the same seed and thread count give the same model.
+
+use crate::data::Dataset;
+use crate::error::{Error, Result};
+use crate::mi;
+use crate::model::{bce_with_logits, Inference, Mode, SqNet};
+use candle_core::{DType, Device, Tensor, Var};
+use indicatif::ProgressBar;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use std::time::Instant;
+
+/// RNG streams derived from the run's seed (the split uses stream 1).
+pub mod streams {
+    /// Weight initialisation.
+    pub const INIT: u64 = 2;
+    /// Batch order.
+    pub const BATCHES: u64 = 3;
+    /// Binary samples during training.
+    pub const NOISE: u64 = 4;
+    /// Binary samples of the validation loss.
+    pub const VALIDATION: u64 = 5;
+    /// Binary samples and probes at evaluation.
+    pub const EVAL: u64 = 6;
+}
+
+/// A seeded generator on one of the [`streams`].
+pub fn rng(seed: u64, stream: u64) -> ChaCha8Rng {
+    let mut r = ChaCha8Rng::seed_from_u64(seed);
+    r.set_stream(stream);
+    r
+}
+
+/// Which information penalty is added to the loss.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Penalty {
+    /// The paper's `sum_j I(T_j; S)` (DESIGN section 2).
+    PerNeuron,
+}
+
+impl Penalty {
+    /// The name used on the command line and in the metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Penalty::PerNeuron => "per-neuron",
+        }
+    }
+
+    /// The penalty in bits on a batch: `p` the MI layer's probabilities, `groups` one-hot (f64).
+    pub fn value(self, p: &Tensor, groups: &Tensor) -> Result<Tensor> {
+        match self {
+            Penalty::PerNeuron => mi::per_neuron_mi(p, groups),
+        }
+    }
+}
+
+/// How task loss and penalty combine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LossForm {
+    /// `CE + gamma * I`.
+    Sum,
+    /// `(1 - gamma) * CE + gamma * I` (an older form of the authors' code; needs gamma <= 1).
+    Convex,
+}
+
+/// Training options.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct TrainConfig {
+    /// Passes over the training split.
+    pub epochs: usize,
+    /// Rows per batch.
+    pub batch_size: usize,
+    /// Adam learning rate.
+    pub lr: f64,
+    /// Decoupled weight decay (0: plain Adam).
+    pub weight_decay: f64,
+    /// Weight of the penalty.
+    pub gamma: f64,
+    /// Which penalty.
+    pub penalty: Penalty,
+    /// How CE and penalty combine.
+    pub loss_form: LossForm,
+    /// Early stopping: epochs without validation improvement before stopping (with a validation split).
+    pub patience: usize,
+    /// Seed of initialisation, batch order and samples.
+    pub seed: u64,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            epochs: 50,
+            batch_size: 256,
+            lr: 1e-3,
+            weight_decay: 0.0,
+            gamma: 0.0,
+            penalty: Penalty::PerNeuron,
+            loss_form: LossForm::Sum,
+            patience: 10,
+            seed: 0,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Checks ranges.
+    pub fn validate(&self) -> Result<()> {
+        if !(self.gamma.is_finite() && self.gamma >= 0.0) {
+            return Err(Error::option("--gamma", self.gamma, "must be >= 0"));
+        }
+        if self.loss_form == LossForm::Convex && self.gamma > 1.0 {
+            return Err(Error::option(
+                "--gamma",
+                self.gamma,
+                "must be <= 1 with --loss-form convex",
+            ));
+        }
+        if self.batch_size == 0 {
+            return Err(Error::option("--batch-size", 0, "must be > 0"));
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return Err(Error::option("--lr", self.lr, "must be > 0"));
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return Err(Error::option(
+                "--weight-decay",
+                self.weight_decay,
+                "must be >= 0",
+            ));
+        }
+        Ok(())
+    }
+
+    fn combine(&self, ce: &Tensor, penalty: &Tensor) -> Result<Tensor> {
+        Ok(match self.loss_form {
+            LossForm::Sum => (ce + (penalty * self.gamma)?)?,
+            LossForm::Convex => ((ce * (1.0 - self.gamma))? + (penalty * self.gamma)?)?,
+        })
+    }
+}
+
+/// Adam (Kingma and Ba) with optional decoupled weight decay; betas (0.9, 0.999), eps 1e-8.
+pub struct Adam {
+    vars: Vec<Var>,
+    m: Vec<Tensor>,
+    v: Vec<Tensor>,
+    t: i32,
+    lr: f64,
+    weight_decay: f64,
+}
+
+impl Adam {
+    /// Zero moments for each variable.
+    pub fn new(vars: Vec<Var>, lr: f64, weight_decay: f64) -> Result<Self> {
+        let m = vars
+            .iter()
+            .map(|v| v.zeros_like())
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        Ok(Adam {
+            v: m.clone(),
+            m,
+            vars,
+            t: 0,
+            lr,
+            weight_decay,
+        })
+    }
+
+    /// One update from the gradients of `loss`.
+    pub fn backward_step(&mut self, loss: &Tensor) -> Result<()> {
+        const B1: f64 = 0.9;
+        const B2: f64 = 0.999;
+        const EPS: f64 = 1e-8;
+        let grads = loss.backward()?;
+        self.t += 1;
+        let c1 = 1.0 / (1.0 - B1.powi(self.t));
+        let c2 = 1.0 / (1.0 - B2.powi(self.t));
+        for (k, var) in self.vars.iter().enumerate() {
+            let Some(g) = grads.get(var) else { continue };
+            self.m[k] = ((&self.m[k] * B1)? + (g * (1.0 - B1))?)?;
+            self.v[k] = ((&self.v[k] * B2)? + (g.sqr()? * (1.0 - B2))?)?;
+            let step = ((&self.m[k] * c1)? / ((&self.v[k] * c2)?.sqrt()? + EPS)?)?;
+            let mut theta = var.as_tensor().clone();
+            if self.weight_decay > 0.0 {
+                theta = (theta * (1.0 - self.lr * self.weight_decay))?;
+            }
+            var.set(&(theta - (step * self.lr)?)?)?;
+        }
+        Ok(())
+    }
+}
+
+/// What happened in one epoch.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct EpochStats {
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// Mean training loss over batches.
+    pub loss: f64,
+    /// Mean cross-entropy over batches.
+    pub ce: f64,
+    /// Mean batch penalty (bits).
+    pub penalty_bits: f64,
+    /// Validation objective, when there is a validation split.
+    pub val_loss: Option<f64>,
+}
+
+/// The outcome of training.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct TrainReport {
+    /// Epochs run.
+    pub epochs: usize,
+    /// Epoch whose weights were kept (the last, or the best on validation).
+    pub best_epoch: usize,
+    /// Wall-clock seconds of training.
+    pub train_seconds: f64,
+    /// Per-epoch statistics.
+    pub history: Vec<EpochStats>,
+}
+
+/// The split's tensors on the device, built once.
+struct DeviceData {
+    x: Tensor,
+    y: Tensor,
+    groups: Tensor,
+}
+
+impl DeviceData {
+    fn new(d: &Dataset, device: &Device) -> Result<Self> {
+        Ok(DeviceData {
+            x: Tensor::from_slice(&d.x, (d.n, d.d), device)?,
+            y: Tensor::from_vec(
+                d.y.iter().map(|&v| v as f32).collect::<Vec<_>>(),
+                d.n,
+                device,
+            )?,
+            groups: mi::group_onehot(&d.s, d.n_groups, device)?,
+        })
+    }
+}
+
+/// Trains `net` in place on `data`; with `val`, keeps the weights of the best validation epoch and stops
+/// after `patience` epochs without improvement.
+pub fn train(
+    net: &SqNet,
+    data: &Dataset,
+    val: Option<&Dataset>,
+    cfg: &TrainConfig,
+    progress: &ProgressBar,
+) -> Result<TrainReport> {
+    cfg.validate()?;
+    let start = Instant::now();
+    let device = net.device().clone();
+    let all = DeviceData::new(data, &device)?;
+    let val_data = val.map(|v| DeviceData::new(v, &device)).transpose()?;
+    let mut opt = Adam::new(net.vars(), cfg.lr, cfg.weight_decay)?;
+    let mut order_rng = rng(cfg.seed, streams::BATCHES);
+    let mut noise_rng = rng(cfg.seed, streams::NOISE);
+    let mut order: Vec<u32> = (0..data.n as u32).collect();
+    let mut history = Vec::with_capacity(cfg.epochs);
+    let mut best: Option<(f64, usize, Vec<Tensor>)> = None;
+    progress.set_length(cfg.epochs as u64);
+    for epoch in 1..=cfg.epochs {
+        order.shuffle(&mut order_rng);
+        let (mut sum_loss, mut sum_ce, mut sum_pen, mut batches) = (0.0, 0.0, 0.0, 0usize);
+        for (step, chunk) in order.chunks(cfg.batch_size).enumerate() {
+            let idx = Tensor::from_slice(chunk, chunk.len(), &device)?;
+            let x = all.x.index_select(&idx, 0)?;
+            let y = all.y.index_select(&idx, 0)?;
+            let g = all.groups.index_select(&idx, 0)?;
+            let out = net.forward(&x, Mode::Train, &mut noise_rng)?;
+            let ce = bce_with_logits(&out.logits, &y)?;
+            let pen = if cfg.gamma > 0.0 {
+                cfg.penalty
+                    .value(&out.probs.to_dtype(DType::F64)?, &g)?
+                    .to_dtype(DType::F32)?
+            } else {
+                // Still reported, but kept out of the graph.
+                cfg.penalty
+                    .value(&out.probs.detach().to_dtype(DType::F64)?, &g)?
+                    .to_dtype(DType::F32)?
+                    .detach()
+            };
+            let loss = cfg.combine(&ce, &pen)?;
+            let loss_value = loss.to_scalar::<f32>()? as f64;
+            if !loss_value.is_finite() {
+                return Err(Error::Diverged {
+                    epoch,
+                    step: step + 1,
+                    value: loss_value,
+                });
+            }
+            opt.backward_step(&loss)?;
+            sum_loss += loss_value;
+            sum_ce += ce.to_scalar::<f32>()? as f64;
+            sum_pen += pen.to_scalar::<f32>()? as f64;
+            batches += 1;
+        }
+        let b = batches.max(1) as f64;
+        let val_loss = match &val_data {
+            Some(v) => Some(validation_loss(net, v, cfg)?),
+            None => None,
+        };
+        history.push(EpochStats {
+            epoch,
+            loss: sum_loss / b,
+            ce: sum_ce / b,
+            penalty_bits: sum_pen / b,
+            val_loss,
+        });
+        tracing::debug!(
+            epoch,
+            loss = sum_loss / b,
+            ce = sum_ce / b,
+            penalty = sum_pen / b,
+            ?val_loss,
+            "epoch"
+        );
+        progress.set_message(format!("loss {:.4}", sum_loss / b));
+        progress.inc(1);
+        if let Some(vl) = val_loss {
+            if best.as_ref().is_none_or(|(bl, _, _)| vl < *bl) {
+                let snapshot = net
+                    .vars()
+                    .iter()
+                    .map(|v| v.as_tensor().copy())
+                    .collect::<candle_core::Result<Vec<_>>>()?;
+                best = Some((vl, epoch, snapshot));
+            } else if epoch - best.as_ref().unwrap().1 >= cfg.patience {
+                tracing::info!(epoch, best_epoch = best.as_ref().unwrap().1, "early stop");
+                break;
+            }
+        }
+    }
+    let epochs = history.len();
+    let best_epoch = match best {
+        Some((_, e, snapshot)) => {
+            for (var, t) in net.vars().iter().zip(snapshot) {
+                var.set(&t)?;
+            }
+            e
+        }
+        None => epochs,
+    };
+    Ok(TrainReport {
+        epochs,
+        best_epoch,
+        train_seconds: start.elapsed().as_secs_f64(),
+        history,
+    })
+}
+
+/// The training objective on the validation split with sampled codes from a fixed stream, so epochs are
+/// compared on the same noise.
+fn validation_loss(net: &SqNet, v: &DeviceData, cfg: &TrainConfig) -> Result<f64> {
+    let mut r = rng(cfg.seed, streams::VALIDATION);
+    let out = net.forward(&v.x, Mode::Infer(Inference::Sample), &mut r)?;
+    let ce = bce_with_logits(&out.logits, &v.y)?;
+    let pen = cfg
+        .penalty
+        .value(&out.probs.to_dtype(DType::F64)?, &v.groups)?
+        .to_dtype(DType::F32)?;
+    Ok(cfg.combine(&ce, &pen)?.to_scalar::<f32>()? as f64)
+}
