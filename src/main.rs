@@ -156,6 +156,7 @@ impl EvalArgs {
 }
 
 #[derive(Args)]
+#[command(allow_negative_numbers = true)]
 struct TrainCmd {
     #[command(flatten)]
     data: DataArgs,

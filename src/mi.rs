@@ -70,6 +70,137 @@ pub fn per_neuron_mi(p: &Tensor, groups: &Tensor) -> Result<Tensor> {
     Ok((h - (weights * h_s)?.sum_all()?)?)
 }
 
+/// The per-neuron MI as one fused CPU operation: a single pass for the value and the closed-form gradient
+/// `dI/dp_ij = (h'(theta_j) - h'(theta_j^{s_i})) / n`, `h'(q) = log2((1 - q) / q)`, both accumulated in
+/// `f64`. Equal to [`per_neuron_mi`] in value and gradient (tested); used as the training penalty on CPU,
+/// where it replaces about sixty small tensor operations per step.
+pub fn per_neuron_mi_fused(p: &Tensor, s: &[u32], n_groups: usize) -> Result<Tensor> {
+    Ok(p.apply_op1(PerNeuronMiOp {
+        s: s.to_vec(),
+        n_groups,
+    })?)
+}
+
+struct PerNeuronMiOp {
+    s: Vec<u32>,
+    n_groups: usize,
+}
+
+/// Column means overall and per group, and group counts, of a row-major `n x m` matrix.
+fn neuron_means(p: &[f64], m: usize, s: &[u32], k: usize) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    let n = s.len();
+    let mut theta = vec![0f64; m];
+    let mut theta_s = vec![0f64; k * m];
+    let mut counts = vec![0f64; k];
+    for i in 0..n {
+        let g = s[i] as usize;
+        counts[g] += 1.0;
+        let row = &p[i * m..(i + 1) * m];
+        for j in 0..m {
+            theta[j] += row[j];
+            theta_s[g * m + j] += row[j];
+        }
+    }
+    theta.iter_mut().for_each(|t| *t /= n as f64);
+    for g in 0..k {
+        let c = counts[g].max(1.0);
+        theta_s[g * m..(g + 1) * m].iter_mut().for_each(|t| *t /= c);
+    }
+    (theta, theta_s, counts)
+}
+
+fn h_bits(q: f64) -> f64 {
+    let q = q.clamp(Q_EPS, 1.0 - Q_EPS);
+    -(q * q.ln() + (1.0 - q) * (1.0 - q).ln()) / std::f64::consts::LN_2
+}
+
+/// `h'(q)`, zero where the clamp is active (as the tensor form's gradient).
+fn h_prime_bits(q: f64) -> f64 {
+    if q <= Q_EPS || q >= 1.0 - Q_EPS {
+        return 0.0;
+    }
+    ((1.0 - q).ln() - q.ln()) / std::f64::consts::LN_2
+}
+
+impl PerNeuronMiOp {
+    fn host(t: &Tensor) -> candle_core::Result<(Vec<f64>, usize)> {
+        let m = t.dim(1)?;
+        Ok((t.to_dtype(DType::F64)?.flatten_all()?.to_vec1()?, m))
+    }
+}
+
+impl candle_core::CustomOp1 for PerNeuronMiOp {
+    fn name(&self) -> &'static str {
+        "per-neuron-mi"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &candle_core::CpuStorage,
+        layout: &candle_core::Layout,
+    ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
+        use candle_core::CpuStorage as C;
+        let (n, m) = layout.shape().dims2()?;
+        let (start, end) = layout
+            .contiguous_offsets()
+            .ok_or_else(|| candle_core::Error::Msg("per-neuron-mi needs a contiguous p".into()))?;
+        let p: Vec<f64> = match storage {
+            C::F32(v) => v[start..end].iter().map(|&x| x as f64).collect(),
+            C::F64(v) => v[start..end].to_vec(),
+            _ => {
+                return Err(candle_core::Error::Msg(
+                    "per-neuron-mi needs f32 or f64".into(),
+                ))
+            }
+        };
+        if self.s.len() != n {
+            return Err(candle_core::Error::Msg(format!(
+                "per-neuron-mi: {} groups for {n} rows",
+                self.s.len()
+            )));
+        }
+        let k = self.n_groups;
+        let (theta, theta_s, counts) = neuron_means(&p, m, &self.s, k);
+        let mut value: f64 = theta.iter().map(|&t| h_bits(t)).sum();
+        for g in 0..k {
+            let w = counts[g] / n as f64;
+            if w > 0.0 {
+                value -= w * theta_s[g * m..(g + 1) * m]
+                    .iter()
+                    .map(|&t| h_bits(t))
+                    .sum::<f64>();
+            }
+        }
+        let out = match storage {
+            C::F32(_) => C::F32(vec![value as f32]),
+            _ => C::F64(vec![value]),
+        };
+        Ok((out, candle_core::Shape::from(())))
+    }
+
+    fn bwd(
+        &self,
+        arg: &Tensor,
+        _res: &Tensor,
+        grad_res: &Tensor,
+    ) -> candle_core::Result<Option<Tensor>> {
+        let (p, m) = Self::host(arg)?;
+        let n = self.s.len();
+        let (theta, theta_s, _) = neuron_means(&p, m, &self.s, self.n_groups);
+        let d_all: Vec<f64> = theta.iter().map(|&t| h_prime_bits(t)).collect();
+        let d_grp: Vec<f64> = theta_s.iter().map(|&t| h_prime_bits(t)).collect();
+        let mut grad = vec![0f64; n * m];
+        for i in 0..n {
+            let g = self.s[i] as usize;
+            for j in 0..m {
+                grad[i * m + j] = (d_all[j] - d_grp[g * m + j]) / n as f64;
+            }
+        }
+        let grad = Tensor::from_vec(grad, (n, m), arg.device())?.to_dtype(arg.dtype())?;
+        Ok(Some(grad.broadcast_mul(grad_res)?))
+    }
+}
+
 /// Code probabilities of a set of neurons per row: the `n x 2^k` matrix whose row `i` is
 /// `kron_j [1 - p_ij, p_ij]`, built by doubling (DESIGN section 3).
 fn code_probabilities(p: &Tensor) -> Result<Tensor> {
@@ -359,6 +490,64 @@ mod tests {
         let a = scalar(joint_mi_exact(&pt, &g2).unwrap());
         let b = scalar(joint_mi_exact(&pt, &g4).unwrap());
         assert!((a - b).abs() < 1e-12);
+    }
+
+    #[test]
+    fn fused_per_neuron_equals_tensor_form_in_value_and_gradient() {
+        for (seed, k) in [(13, 2), (14, 4)] {
+            let (p, s) = random_case(seed, 50, 6, k);
+            let flat: Vec<f64> = p.iter().flatten().copied().collect();
+            let g = group_onehot(&s, k + 1, &Device::Cpu).unwrap(); // one absent group
+            for dtype in [DType::F64, DType::F32] {
+                let var = candle_core::Var::from_tensor(
+                    &to_tensor(&flat, 6, &Device::Cpu)
+                        .unwrap()
+                        .to_dtype(dtype)
+                        .unwrap(),
+                )
+                .unwrap();
+                let fused = per_neuron_mi_fused(var.as_tensor(), &s, k + 1).unwrap();
+                let reference =
+                    per_neuron_mi(&var.as_tensor().to_dtype(DType::F64).unwrap(), &g).unwrap();
+                let (a, b) = (
+                    fused
+                        .to_dtype(DType::F64)
+                        .unwrap()
+                        .to_scalar::<f64>()
+                        .unwrap(),
+                    scalar(reference.clone()),
+                );
+                let tol = if dtype == DType::F64 { 1e-12 } else { 1e-6 };
+                assert!((a - b).abs() < tol * (1.0 + b.abs()), "{a} vs {b}");
+                let ga: Vec<f64> = (fused * 3.0)
+                    .unwrap()
+                    .backward()
+                    .unwrap()
+                    .get(&var)
+                    .unwrap()
+                    .to_dtype(DType::F64)
+                    .unwrap()
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1()
+                    .unwrap();
+                let gb: Vec<f64> = (reference * 3.0)
+                    .unwrap()
+                    .backward()
+                    .unwrap()
+                    .get(&var)
+                    .unwrap()
+                    .to_dtype(DType::F64)
+                    .unwrap()
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1()
+                    .unwrap();
+                for (x, y) in ga.iter().zip(&gb) {
+                    assert!((x - y).abs() < tol * (1.0 + y.abs()), "{x} vs {y}");
+                }
+            }
+        }
     }
 
     /// Gradient of the penalty through `p` against central finite differences.

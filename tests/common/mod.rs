@@ -1,0 +1,76 @@
+//! Shared helpers of the integration tests: a small synthetic dataset and a way to run the binary.
+#![allow(dead_code)]
+
+use rand::{Rng, SeedableRng};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Writes `n` rows: `x1` carries `s`, `x2` and `colour` carry `y`, `noise` carries nothing.
+/// Columns: x1, x2, noise, colour, s, y.
+pub fn write_synthetic(path: &Path, n: usize, seed: u64) {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut out = String::from("x1,x2,noise,colour,s,y\n");
+    for _ in 0..n {
+        let s = rng.random_bool(0.4) as u8;
+        let x1 = s as f64 * 1.5 + normal(&mut rng);
+        let x2 = normal(&mut rng);
+        let colour = ["red", "green", "blue"][rng.random_range(0..3)];
+        let logit = 2.0 * x2 + 0.8 * x1 + if colour == "red" { 1.0 } else { -0.5 };
+        let y = (rng.random::<f64>() < 1.0 / (1.0 + (-logit).exp())) as u8;
+        out += &format!("{x1:.4},{x2:.4},{:.4},{colour},{s},{y}\n", normal(&mut rng));
+    }
+    std::fs::write(path, out).unwrap();
+}
+
+fn normal<R: Rng>(rng: &mut R) -> f64 {
+    let (u1, u2): (f64, f64) = (rng.random::<f64>().max(1e-12), rng.random());
+    (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+}
+
+/// Runs the `fairbits` binary in `dir` with `args`.
+pub fn fairbits(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_fairbits"))
+        .current_dir(dir)
+        .args(args)
+        .arg("--quiet")
+        .output()
+        .expect("the binary runs")
+}
+
+/// A fresh temporary directory with `data.csv` (600 synthetic rows).
+pub fn workdir() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("data.csv");
+    write_synthetic(&csv, 600, 7);
+    (dir, csv)
+}
+
+/// Stdout as text.
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+/// Stderr as text.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+/// AUC by counting pairs (ties half): an implementation independent of the library's.
+pub fn pair_auc(scores: &[f64], labels: &[bool]) -> f64 {
+    let (mut num, mut den) = (0.0, 0.0);
+    for i in 0..scores.len() {
+        for j in 0..scores.len() {
+            if labels[i] && !labels[j] {
+                den += 1.0;
+                num += if scores[i] > scores[j] {
+                    1.0
+                } else if scores[i] == scores[j] {
+                    0.5
+                } else {
+                    0.0
+                };
+            }
+        }
+    }
+    num / den
+}
