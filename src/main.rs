@@ -184,6 +184,9 @@ struct TrainCmd {
     /// Which MI penalty.
     #[arg(long, value_enum, default_value = "per-neuron")]
     penalty: Penalty,
+    /// Penalise I(T; S | Y) (equalised odds) instead of I(T; S) (demographic parity).
+    #[arg(long)]
+    conditional: bool,
     /// sum: CE + gamma I; convex: (1 - gamma) CE + gamma I.
     #[arg(long, value_enum, default_value = "sum")]
     loss_form: LossForm,
@@ -371,6 +374,7 @@ fn run_train(c: TrainCmd, quiet: bool) -> Result<()> {
         weight_decay: c.weight_decay,
         gamma: c.gamma,
         penalty: c.penalty,
+        conditional: c.conditional,
         loss_form: c.loss_form,
         patience: c.patience,
         seed: spec.seed,
@@ -412,7 +416,7 @@ fn run_train(c: TrainCmd, quiet: bool) -> Result<()> {
         n_dropped: prepared.n_dropped,
         seed: spec.seed,
         gamma: train_cfg.gamma,
-        penalty: train_cfg.penalty.name().to_string(),
+        penalty: train_cfg.penalty_label(),
         train_seconds: report_.train_seconds,
         epochs: report_.epochs,
     };
@@ -458,7 +462,7 @@ fn run_info(
         n_dropped: prepared.n_dropped,
         seed: spec.seed,
         gamma: cfg.train.gamma,
-        penalty: cfg.train.penalty.name().to_string(),
+        penalty: cfg.train.penalty_label(),
         train_seconds,
         epochs,
     }

@@ -233,6 +233,307 @@ pub fn code_distributions(p: &Tensor, groups: &Tensor) -> Result<Tensor> {
     Ok(Tensor::stack(&rows, 0)?)
 }
 
+/// The exact joint MI as one fused CPU operation, for the training penalty: the forward pass is the GEMM
+/// form of [`code_distributions`] (one `matrixmultiply` GEMM per group), the backward pass the closed form
+/// `dI/dp_ij = (1/n) sum_t log2(P(t | s_i) / P(t)) d pi_i(t) / d p_ij` (the `1/ln 2` terms of the two entropies
+/// cancel), with `pi_i(t) = A_i(t1) B_i(t2)`: two GEMMs per group contract `log2(P_s / P)` with `B` and
+/// `A`, and a reverse pass through each row's doubling gives the derivative of the Kronecker products.
+/// Equal to [`joint_mi_exact`] in value and gradient (tested).
+pub fn joint_mi_fused(p: &Tensor, s: &[u32], n_groups: usize) -> Result<Tensor> {
+    Ok(p.apply_op1(JointMiOp {
+        s: s.to_vec(),
+        n_groups,
+    })?)
+}
+
+struct JointMiOp {
+    s: Vec<u32>,
+    n_groups: usize,
+}
+
+/// Row `i`'s code probabilities over `k` neurons by doubling; `levels` receives every level
+/// (sizes 1, 2, 4, .., 2^k, concatenated) for the backward pass; returns the offset of the last level.
+fn doubling(p: &[f64], levels: &mut Vec<f64>) -> usize {
+    levels.clear();
+    levels.push(1.0);
+    let mut start = 0;
+    for &pj in p {
+        let len = levels.len() - start;
+        for c in 0..len {
+            let v = levels[start + c];
+            levels.push(v * (1.0 - pj));
+        }
+        for c in 0..len {
+            let v = levels[start + c];
+            levels.push(v * pj);
+        }
+        start += len;
+    }
+    start
+}
+
+/// Reverse of [`doubling`]: from the gradient `g` of the last level, the gradient of each `p_j`.
+fn doubling_backward(p: &[f64], levels: &[f64], g: &[f64], out: &mut [f64]) {
+    let mut grad = g.to_vec();
+    let mut next = Vec::with_capacity(grad.len());
+    for j in (0..p.len()).rev() {
+        let h = 1usize << j;
+        let start = h - 1; // level j starts after 1 + 2 + .. + 2^(j-1) = 2^j - 1 entries
+        let v = &levels[start..start + h];
+        let (lo, hi) = grad.split_at(h);
+        out[j] = (0..h).map(|c| v[c] * (hi[c] - lo[c])).sum();
+        next.clear();
+        next.extend((0..h).map(|c| lo[c] * (1.0 - p[j]) + hi[c] * p[j]));
+        std::mem::swap(&mut grad, &mut next);
+    }
+}
+
+/// `C = alpha * op(A) * op(B)` for row-major buffers, `op` a transpose when asked.
+#[allow(clippy::too_many_arguments)]
+fn gemm(
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: f64,
+    a: &[f64],
+    a_t: bool,
+    b: &[f64],
+    b_t: bool,
+    c: &mut [f64],
+) {
+    // Strides of op(A) (m x k) and op(B) (k x n) in their row-major buffers.
+    let (rsa, csa) = if a_t {
+        (1, m as isize)
+    } else {
+        (k as isize, 1)
+    };
+    let (rsb, csb) = if b_t {
+        (1, k as isize)
+    } else {
+        (n as isize, 1)
+    };
+    assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
+    // SAFETY: the asserts above keep every index of the three matrices inside its buffer.
+    unsafe {
+        matrixmultiply::dgemm(
+            m,
+            k,
+            n,
+            alpha,
+            a.as_ptr(),
+            rsa,
+            csa,
+            b.as_ptr(),
+            rsb,
+            csb,
+            0.0,
+            c.as_mut_ptr(),
+            n as isize,
+            1,
+        );
+    }
+}
+
+/// The forward quantities of [`JointMiOp`], rows regrouped by group.
+struct JointForward {
+    m1: usize,
+    m2: usize,
+    /// Row indices, grouped: `order[bounds[s]..bounds[s + 1]]` are group `s`'s rows.
+    order: Vec<usize>,
+    bounds: Vec<usize>,
+    /// `A` (`n x 2^m1`) and `B` (`n x 2^m2`) in `order`; per-row doubling levels for the backward pass.
+    a: Vec<f64>,
+    b: Vec<f64>,
+    /// `P(t | s)` per group (`2^m` each) and `P(t)`.
+    dists: Vec<Vec<f64>>,
+    marginal: Vec<f64>,
+    weights: Vec<f64>,
+}
+
+impl JointForward {
+    fn new(p: &[f64], m: usize, s: &[u32], k: usize) -> Self {
+        let n = s.len();
+        let m1 = m.div_ceil(2);
+        let m2 = m - m1;
+        let (c1, c2) = (1usize << m1, 1usize << m2);
+        let mut order: Vec<usize> = (0..n).collect();
+        order.sort_by_key(|&i| s[i]);
+        let mut bounds = vec![0usize; k + 1];
+        for &g in s {
+            bounds[g as usize + 1] += 1;
+        }
+        for g in 0..k {
+            bounds[g + 1] += bounds[g];
+        }
+        let (mut a, mut b) = (vec![0f64; n * c1], vec![0f64; n * c2]);
+        let mut levels = Vec::new();
+        for (r, &i) in order.iter().enumerate() {
+            let row = &p[i * m..(i + 1) * m];
+            let off = doubling(&row[..m1], &mut levels);
+            a[r * c1..(r + 1) * c1].copy_from_slice(&levels[off..]);
+            let off = doubling(&row[m1..], &mut levels);
+            b[r * c2..(r + 1) * c2].copy_from_slice(&levels[off..]);
+        }
+        let mut dists = vec![vec![0f64; c1 * c2]; k];
+        let mut marginal = vec![0f64; c1 * c2];
+        let mut weights = vec![0f64; k];
+        for g in 0..k {
+            let (lo, hi) = (bounds[g], bounds[g + 1]);
+            let n_s = hi - lo;
+            if n_s == 0 {
+                continue;
+            }
+            weights[g] = n_s as f64 / n as f64;
+            gemm(
+                c1,
+                n_s,
+                c2,
+                1.0 / n_s as f64,
+                &a[lo * c1..hi * c1],
+                true,
+                &b[lo * c2..hi * c2],
+                false,
+                &mut dists[g],
+            );
+            for (mv, dv) in marginal.iter_mut().zip(&dists[g]) {
+                *mv += weights[g] * dv;
+            }
+        }
+        JointForward {
+            m1,
+            m2,
+            order,
+            bounds,
+            a,
+            b,
+            dists,
+            marginal,
+            weights,
+        }
+    }
+
+    fn value(&self) -> f64 {
+        let h = |d: &[f64]| -> f64 { d.iter().filter(|&&v| v > 0.0).map(|&v| -v * v.log2()).sum() };
+        let mut i = h(&self.marginal);
+        for (g, d) in self.dists.iter().enumerate() {
+            if self.weights[g] > 0.0 {
+                i -= self.weights[g] * h(d);
+            }
+        }
+        i
+    }
+}
+
+impl candle_core::CustomOp1 for JointMiOp {
+    fn name(&self) -> &'static str {
+        "joint-mi"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &candle_core::CpuStorage,
+        layout: &candle_core::Layout,
+    ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
+        use candle_core::CpuStorage as C;
+        let (n, m) = layout.shape().dims2()?;
+        let (start, end) = layout
+            .contiguous_offsets()
+            .ok_or_else(|| candle_core::Error::Msg("joint-mi needs a contiguous p".into()))?;
+        let p: Vec<f64> = match storage {
+            C::F32(v) => v[start..end].iter().map(|&x| x as f64).collect(),
+            C::F64(v) => v[start..end].to_vec(),
+            _ => return Err(candle_core::Error::Msg("joint-mi needs f32 or f64".into())),
+        };
+        if self.s.len() != n {
+            return Err(candle_core::Error::Msg(format!(
+                "joint-mi: {} groups for {n} rows",
+                self.s.len()
+            )));
+        }
+        let value = JointForward::new(&p, m, &self.s, self.n_groups).value();
+        let out = match storage {
+            C::F32(_) => C::F32(vec![value as f32]),
+            _ => C::F64(vec![value]),
+        };
+        Ok((out, candle_core::Shape::from(())))
+    }
+
+    fn bwd(
+        &self,
+        arg: &Tensor,
+        _res: &Tensor,
+        grad_res: &Tensor,
+    ) -> candle_core::Result<Option<Tensor>> {
+        let m = arg.dim(1)?;
+        let p: Vec<f64> = arg.to_dtype(DType::F64)?.flatten_all()?.to_vec1()?;
+        let n = self.s.len();
+        let f = JointForward::new(&p, m, &self.s, self.n_groups);
+        let (c1, c2) = (1usize << f.m1, 1usize << f.m2);
+        let mut grad = vec![0f64; n * m];
+        let mut levels = Vec::new();
+        let (mut u, mut v) = (Vec::new(), Vec::new());
+        for g in 0..self.n_groups {
+            let (lo, hi) = (f.bounds[g], f.bounds[g + 1]);
+            let n_s = hi - lo;
+            if n_s == 0 {
+                continue;
+            }
+            // L_s(t) = log2(P(t | s) / P(t)), scaled by 1/n.
+            let l: Vec<f64> = f.dists[g]
+                .iter()
+                .zip(&f.marginal)
+                .map(|(&ps, &pm)| (ps.max(1e-300).log2() - pm.max(1e-300).log2()) / n as f64)
+                .collect();
+            u.resize(n_s * c1, 0.0);
+            v.resize(n_s * c2, 0.0);
+            // U = B_s L^T (n_s x c1), V = A_s L (n_s x c2).
+            gemm(
+                n_s,
+                c2,
+                c1,
+                1.0,
+                &f.b[lo * c2..hi * c2],
+                false,
+                &l,
+                true,
+                &mut u,
+            );
+            gemm(
+                n_s,
+                c1,
+                c2,
+                1.0,
+                &f.a[lo * c1..hi * c1],
+                false,
+                &l,
+                false,
+                &mut v,
+            );
+            for r in 0..n_s {
+                let i = f.order[lo + r];
+                let row = &p[i * m..(i + 1) * m];
+                let out = &mut grad[i * m..(i + 1) * m];
+                doubling(&row[..f.m1], &mut levels);
+                doubling_backward(
+                    &row[..f.m1],
+                    &levels,
+                    &u[r * c1..(r + 1) * c1],
+                    &mut out[..f.m1],
+                );
+                doubling(&row[f.m1..], &mut levels);
+                doubling_backward(
+                    &row[f.m1..],
+                    &levels,
+                    &v[r * c2..(r + 1) * c2],
+                    &mut out[f.m1..],
+                );
+            }
+        }
+        let grad = Tensor::from_vec(grad, (n, m), arg.device())?.to_dtype(arg.dtype())?;
+        Ok(Some(grad.broadcast_mul(grad_res)?))
+    }
+}
+
 /// Entropy in bits of each row of a `[K, C]` tensor of distributions (zeros contribute 0).
 fn entropy_bits(dist: &Tensor) -> Result<Tensor> {
     let logs = dist.clamp(1e-300, 1.0)?.log()?;
@@ -252,6 +553,67 @@ pub fn joint_mi_exact(p: &Tensor, groups: &Tensor) -> Result<Tensor> {
     let dists = code_distributions(p, groups)?;
     let (_, weights) = group_weights(groups)?;
     joint_mi_from_distributions(&dists, &weights)
+}
+
+/// Row-wise log-sum-exp of an `[n, n]` tensor, with the max taken out (a constant for the gradient).
+fn log_sum_exp_rows(x: &Tensor) -> Result<Tensor> {
+    let max = x.max_keepdim(1)?.detach();
+    Ok((x.broadcast_sub(&max)?.exp()?.sum_keepdim(1)?.log()? + max)?.squeeze(1)?)
+}
+
+/// The pairwise-distance estimate of the joint MI for any width (Kolchinsky and Tracey 2017, "Estimating
+/// mixture entropy with pairwise distances"), with the KL divergence between the rows' product-Bernoulli
+/// code distributions. The rows form a mixture; writing `C` for the row index, `I(T; S) = I(T; C) -
+/// I(T; C | S)` and each term is estimated by `-mean_i ln mean_k exp(-KL(i || k))` over all rows, resp. over
+/// the rows of `i`'s group. The `H(T | C)` terms cancel, leaving
+/// `mean_i [ln mean_{k in s_i} e^{-KL_ik} - ln mean_k e^{-KL_ik}] / ln 2` bits. `KL_ik` is one GEMM:
+/// `KL_ik = sum_j [p_ij ln p_ij + q_ij ln q_ij] - [p ln p^T + q ln q^T]_ik` with `q = 1 - p`. Cost
+/// `O(n^2 m)`: a training penalty on batches, not an evaluation metric on whole splits. Exact (0) when `p`
+/// does not depend on `s`; it is an estimate, not a bound (tests compare it with the exact value).
+pub fn pairwise_kl_mi(p: &Tensor, groups: &Tensor) -> Result<Tensor> {
+    let n = p.dim(0)? as f64;
+    // KL is infinite at p in {0, 1}; the tanh pre-activation keeps p in [0.0025, 0.9975] anyway.
+    let p = p.clamp(1e-6, 1.0 - 1e-6)?;
+    let q = p.affine(-1.0, 1.0)?;
+    let (lp, lq) = (p.log()?, q.log()?);
+    let neg_h = ((&p * &lp)? + (&q * &lq)?)?.sum_keepdim(1)?;
+    let cross = (p.matmul(&lp.t()?)? + q.matmul(&lq.t()?)?)?;
+    let neg_kl = cross.broadcast_sub(&neg_h)?;
+    let all = (log_sum_exp_rows(&neg_kl)? - n.ln())?;
+    // Same-group mask: 0 inside the group, -1e300 outside.
+    let same = groups.matmul(&groups.t()?)?;
+    let masked = (&neg_kl + ((same - 1.0)? * 1e300)?)?;
+    let counts = groups.matmul(&groups.sum(0)?.unsqueeze(1)?)?.squeeze(1)?;
+    let own = (log_sum_exp_rows(&masked)? - counts.log()?)?;
+    Ok(((own - all)?.mean_all()? / std::f64::consts::LN_2)?)
+}
+
+/// `I(T; S | Y) = sum_y P(y) I(T; S | Y = y)` for any of the MI functions above: the rows of each label
+/// (labels `y` in `0..n_labels`) are taken apart, labels absent from the rows contribute nothing.
+pub fn conditional<F>(
+    f: F,
+    p: &Tensor,
+    groups: &Tensor,
+    y: &[u32],
+    n_labels: usize,
+) -> Result<Tensor>
+where
+    F: Fn(&Tensor, &Tensor) -> Result<Tensor>,
+{
+    let n = y.len() as f64;
+    let mut total = Tensor::zeros((), p.dtype(), p.device())?;
+    for label in 0..n_labels as u32 {
+        let rows: Vec<u32> = (0..y.len() as u32)
+            .filter(|&i| y[i as usize] == label)
+            .collect();
+        if rows.is_empty() {
+            continue;
+        }
+        let idx = Tensor::from_vec(rows.clone(), rows.len(), p.device())?;
+        let term = f(&p.index_select(&idx, 0)?, &groups.index_select(&idx, 0)?)?;
+        total = (total + (term * (rows.len() as f64 / n))?)?;
+    }
+    Ok(total)
 }
 
 /// A Monte-Carlo estimate and its standard error.
@@ -550,6 +912,94 @@ mod tests {
         }
     }
 
+    #[test]
+    fn pairwise_estimate_tracks_the_exact_value() {
+        // Zero without dependence, 1 bit on XOR, and ordered like the exact MI on random cases.
+        let base = random_case(15, 10, 4, 1).0;
+        let p: Vec<Vec<f64>> = base.iter().chain(&base).cloned().collect();
+        let s: Vec<u32> = (0..20).map(|i| (i / 10) as u32).collect();
+        let (pt, g) = tensors(&p, &s, 2);
+        assert!(scalar(pairwise_kl_mi(&pt, &g).unwrap()).abs() < 1e-9);
+        let xor = vec![
+            vec![1e-9, 1e-9],
+            vec![1.0 - 1e-9, 1.0 - 1e-9],
+            vec![1e-9, 1.0 - 1e-9],
+            vec![1.0 - 1e-9, 1e-9],
+        ];
+        let (pt, g) = tensors(&xor, &[0, 0, 1, 1], 2);
+        // The 1e-6 clamp leaves e^-KL ~ 1e-6 between codes one bit apart: about 3e-6 bits below 1.
+        assert!((scalar(pairwise_kl_mi(&pt, &g).unwrap()) - 1.0).abs() < 1e-5);
+        let mut pairs = Vec::new();
+        for seed in 0..6 {
+            let (p, s) = random_case(20 + seed, 60, 5, 2);
+            let shifted: Vec<Vec<f64>> = p
+                .iter()
+                .zip(&s)
+                .map(|(r, &g)| {
+                    r.iter()
+                        .map(|v| (v + 0.05 * seed as f64 * g as f64).min(0.99))
+                        .collect()
+                })
+                .collect();
+            let (pt, g) = tensors(&shifted, &s, 2);
+            pairs.push((
+                scalar(joint_mi_exact(&pt, &g).unwrap()),
+                scalar(pairwise_kl_mi(&pt, &g).unwrap()),
+            ));
+        }
+        pairs.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap());
+        assert!(
+            pairs.windows(2).filter(|w| w[1].1 > w[0].1).count() >= 4,
+            "{pairs:?}"
+        );
+    }
+
+    #[test]
+    fn conditional_mi_equals_brute_force_per_label() {
+        let (p, s) = random_case(30, 40, 3, 3);
+        let y: Vec<u32> = (0..40).map(|i| (i % 3 == 0) as u32).collect();
+        let (pt, g) = tensors(&p, &s, 3);
+        let got = scalar(conditional(joint_mi_exact, &pt, &g, &y, 3).unwrap());
+        let mut expected = 0.0;
+        for label in 0..2 {
+            let rows: Vec<usize> = (0..40).filter(|&i| y[i] == label).collect();
+            let pp: Vec<Vec<f64>> = rows.iter().map(|&i| p[i].clone()).collect();
+            let ss: Vec<u32> = rows.iter().map(|&i| s[i]).collect();
+            expected += rows.len() as f64 / 40.0 * brute_joint(&pp, &ss, 3);
+        }
+        assert!((got - expected).abs() < 1e-10);
+    }
+
+    #[test]
+    fn fused_joint_equals_tensor_form_in_value_and_gradient() {
+        for (seed, m, k) in [(40, 1, 2), (41, 5, 2), (42, 6, 3), (43, 9, 4)] {
+            let (p, s) = random_case(seed, 37, m, k);
+            let flat: Vec<f64> = p.iter().flatten().copied().collect();
+            let g = group_onehot(&s, k + 1, &Device::Cpu).unwrap(); // one absent group
+            let var =
+                candle_core::Var::from_tensor(&to_tensor(&flat, m, &Device::Cpu).unwrap()).unwrap();
+            let fused = joint_mi_fused(var.as_tensor(), &s, k + 1).unwrap();
+            let reference = joint_mi_exact(var.as_tensor(), &g).unwrap();
+            let (a, b) = (scalar(fused.clone()), scalar(reference.clone()));
+            assert!((a - b).abs() < 1e-12, "m={m}: {a} vs {b}");
+            let grad = |t: Tensor| -> Vec<f64> {
+                (t * 2.0)
+                    .unwrap()
+                    .backward()
+                    .unwrap()
+                    .get(&var)
+                    .unwrap()
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1()
+                    .unwrap()
+            };
+            for (x, y) in grad(fused).iter().zip(&grad(reference)) {
+                assert!((x - y).abs() < 1e-10 * (1.0 + y.abs()), "m={m}: {x} vs {y}");
+            }
+        }
+    }
+
     /// Gradient of the penalty through `p` against central finite differences.
     #[test]
     fn per_neuron_gradient_matches_finite_differences() {
@@ -558,7 +1008,10 @@ mod tests {
         let g = group_onehot(&s, 3, &Device::Cpu).unwrap();
         let var =
             candle_core::Var::from_tensor(&to_tensor(&flat, 3, &Device::Cpu).unwrap()).unwrap();
-        for f in [per_neuron_mi, joint_mi_exact] {
+        let fused = |p: &Tensor, _: &Tensor| joint_mi_fused(p, &s, 3);
+        let fs: [&dyn Fn(&Tensor, &Tensor) -> Result<Tensor>; 4] =
+            [&per_neuron_mi, &joint_mi_exact, &pairwise_kl_mi, &fused];
+        for f in fs {
             let grads = f(var.as_tensor(), &g).unwrap().backward().unwrap();
             let grad: Vec<f64> = grads
                 .get(&var)

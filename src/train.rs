@@ -36,12 +36,19 @@ pub fn rng(seed: u64, stream: u64) -> ChaCha8Rng {
     r
 }
 
+/// Widest layer the exact joint penalty enumerates (`2^16` codes per batch).
+pub const JOINT_PENALTY_M_MAX: usize = 16;
+
 /// Which information penalty is added to the loss.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Penalty {
     /// The paper's `sum_j I(T_j; S)` (DESIGN section 2).
     PerNeuron,
+    /// The exact joint `I(T; S)` of the whole layer by enumeration (DESIGN section 3; m <= 16).
+    Joint,
+    /// The pairwise-distance (KL) estimate of the joint `I(T; S)`, any width (Kolchinsky and Tracey 2017).
+    Pairwise,
 }
 
 impl Penalty {
@@ -49,23 +56,44 @@ impl Penalty {
     pub fn name(self) -> &'static str {
         match self {
             Penalty::PerNeuron => "per-neuron",
+            Penalty::Joint => "joint",
+            Penalty::Pairwise => "pairwise",
         }
     }
 
     /// The penalty in bits on a batch (`f32` scalar, differentiable through `p`): `p` the MI layer's
-    /// probabilities, `s` each row's group. On CPU the fused operation; elsewhere the tensor form in `f64`.
-    pub fn value(self, p: &Tensor, s: &[u32], n_groups: usize) -> Result<Tensor> {
-        match self {
-            Penalty::PerNeuron => {
-                if p.device().is_cpu() {
-                    mi::per_neuron_mi_fused(p, s, n_groups)
-                } else {
-                    let groups = mi::group_onehot(s, n_groups, p.device())?;
-                    Ok(mi::per_neuron_mi(&p.to_dtype(DType::F64)?, &groups)?
-                        .to_dtype(DType::F32)?)
-                }
+    /// probabilities, `s` each row's group, `y` its label. With `conditional`, `I(T; S | Y)` instead of
+    /// `I(T; S)`. The unconditional per-neuron penalty on CPU is the fused operation; the rest is the
+    /// tensor form in `f64`.
+    pub fn value(
+        self,
+        p: &Tensor,
+        s: &[u32],
+        y: &[u8],
+        n_groups: usize,
+        conditional: bool,
+    ) -> Result<Tensor> {
+        if !conditional && p.device().is_cpu() {
+            match self {
+                Penalty::PerNeuron => return mi::per_neuron_mi_fused(p, s, n_groups),
+                Penalty::Joint => return mi::joint_mi_fused(p, s, n_groups),
+                Penalty::Pairwise => {}
             }
         }
+        let groups = mi::group_onehot(s, n_groups, p.device())?;
+        let p = p.to_dtype(DType::F64)?;
+        let f = match self {
+            Penalty::PerNeuron => mi::per_neuron_mi,
+            Penalty::Joint => mi::joint_mi_exact,
+            Penalty::Pairwise => mi::pairwise_kl_mi,
+        };
+        let value = if conditional {
+            let labels: Vec<u32> = y.iter().map(|&v| v as u32).collect();
+            mi::conditional(f, &p, &groups, &labels, 2)?
+        } else {
+            f(&p, &groups)?
+        };
+        Ok(value.to_dtype(DType::F32)?)
     }
 }
 
@@ -94,6 +122,9 @@ pub struct TrainConfig {
     pub gamma: f64,
     /// Which penalty.
     pub penalty: Penalty,
+    /// Penalise `I(T; S | Y)` (equalised odds) instead of `I(T; S)` (demographic parity).
+    #[serde(default)]
+    pub conditional: bool,
     /// How CE and penalty combine.
     pub loss_form: LossForm,
     /// Early stopping: epochs without validation improvement before stopping (with a validation split).
@@ -111,6 +142,7 @@ impl Default for TrainConfig {
             weight_decay: 0.0,
             gamma: 0.0,
             penalty: Penalty::PerNeuron,
+            conditional: false,
             loss_form: LossForm::Sum,
             patience: 10,
             seed: 0,
@@ -145,6 +177,15 @@ impl TrainConfig {
             ));
         }
         Ok(())
+    }
+
+    /// The penalty's name in reports: `joint`, or `joint-conditional` for `I(T; S | Y)`.
+    pub fn penalty_label(&self) -> String {
+        if self.conditional {
+            format!("{}-conditional", self.penalty.name())
+        } else {
+            self.penalty.name().to_string()
+        }
     }
 
     fn combine(&self, ce: &Tensor, penalty: &Tensor) -> Result<Tensor> {
@@ -236,10 +277,11 @@ pub struct TrainReport {
     pub history: Vec<EpochStats>,
 }
 
-/// The split's tensors on the device, built once, and its groups on the host.
+/// The split's tensors on the device, built once, and its labels and groups on the host.
 struct DeviceData {
     x: Tensor,
     y: Tensor,
+    labels: Vec<u8>,
     s: Vec<u32>,
     n_groups: usize,
 }
@@ -253,6 +295,7 @@ impl DeviceData {
                 d.n,
                 device,
             )?,
+            labels: d.y.clone(),
             s: d.s.clone(),
             n_groups: d.n_groups,
         })
@@ -269,6 +312,17 @@ pub fn train(
     progress: &ProgressBar,
 ) -> Result<TrainReport> {
     cfg.validate()?;
+    let m = net.config().code_width();
+    if cfg.penalty == Penalty::Joint && m > JOINT_PENALTY_M_MAX {
+        return Err(Error::option(
+            "--penalty",
+            "joint",
+            format!(
+                "the exact joint penalty enumerates 2^m codes and allows m <= {JOINT_PENALTY_M_MAX}; \
+                 the stochastic layer has m = {m}: use --penalty pairwise or a narrower layer"
+            ),
+        ));
+    }
     let start = Instant::now();
     let device = net.device().clone();
     let all = DeviceData::new(data, &device)?;
@@ -288,6 +342,7 @@ pub fn train(
             let x = all.x.index_select(&idx, 0)?;
             let y = all.y.index_select(&idx, 0)?;
             let s: Vec<u32> = chunk.iter().map(|&i| all.s[i as usize]).collect();
+            let labels: Vec<u8> = chunk.iter().map(|&i| all.labels[i as usize]).collect();
             let out = net.forward(&x, Mode::Train, &mut noise_rng)?;
             let ce = bce_with_logits(&out.logits, &y)?;
             // Without a penalty its value is still reported, computed outside the graph.
@@ -296,7 +351,9 @@ pub fn train(
             } else {
                 out.probs.detach()
             };
-            let pen = cfg.penalty.value(&p, &s, all.n_groups)?;
+            let pen = cfg
+                .penalty
+                .value(&p, &s, &labels, all.n_groups, cfg.conditional)?;
             let loss = cfg.combine(&ce, &pen)?;
             let loss_value = loss.to_scalar::<f32>()? as f64;
             if !loss_value.is_finite() {
@@ -372,6 +429,8 @@ fn validation_loss(net: &SqNet, v: &DeviceData, cfg: &TrainConfig) -> Result<f64
     let mut r = rng(cfg.seed, streams::VALIDATION);
     let out = net.forward(&v.x, Mode::Infer(Inference::Sample), &mut r)?;
     let ce = bce_with_logits(&out.logits, &v.y)?;
-    let pen = cfg.penalty.value(&out.probs, &v.s, v.n_groups)?;
+    let pen = cfg
+        .penalty
+        .value(&out.probs, &v.s, &v.labels, v.n_groups, cfg.conditional)?;
     Ok(cfg.combine(&ce, &pen)?.to_scalar::<f32>()? as f64)
 }
