@@ -1,7 +1,8 @@
 //! The `fairbits` command line: a thin layer that turns flags into library calls.
 
 use anyhow::{bail, Context, Result};
-use clap::{Args, Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use fairbits::data::{self, Builtin, DataSpec, Source};
 use fairbits::model::{Activation, Estimator, Inference, ModelConfig, PreActivation, SqNet};
 use fairbits::report::{self, EvalOptions, Metrics, RunInfo};
@@ -155,9 +156,20 @@ impl EvalArgs {
     }
 }
 
+/// A named configuration; flags given on the command line override its values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Preset {
+    /// Strong invariance (README, "The invariant preset"): a 12-neuron stochastic layer trained with the
+    /// exact joint MI penalty, gamma 5 reached by a linear ramp over 20 epochs, 80 epochs.
+    Invariant,
+}
+
 #[derive(Args)]
 #[command(allow_negative_numbers = true)]
 struct TrainCmd {
+    /// A recommended configuration; explicit flags override it.
+    #[arg(long, value_enum)]
+    preset: Option<Preset>,
     #[command(flatten)]
     data: DataArgs,
     /// Hidden layer widths.
@@ -202,6 +214,9 @@ struct TrainCmd {
     /// Decoupled weight decay (0 = plain Adam).
     #[arg(long, default_value_t = 0.0)]
     weight_decay: f64,
+    /// Epochs over which gamma ramps linearly from 0 to its value (0 = no ramp).
+    #[arg(long, default_value_t = 0)]
+    warmup_epochs: usize,
     /// Early-stopping patience in epochs (with --val-size > 0).
     #[arg(long, default_value_t = 10)]
     patience: usize,
@@ -268,7 +283,8 @@ struct MiCmd {
 }
 
 fn main() {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let level = if cli.quiet { "warn" } else { "info" };
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -290,7 +306,13 @@ fn main() {
         .num_threads(threads.max(1))
         .build_global();
     let result = match cli.command {
-        Command::Train(c) => run_train(c, cli.quiet),
+        Command::Train(mut c) => {
+            let given = matches
+                .subcommand_matches("train")
+                .expect("the train subcommand");
+            apply_preset(&mut c, given);
+            run_train(c, cli.quiet)
+        }
         Command::Eval(c) => run_eval(c),
         Command::Encode(c) => run_encode(c),
         Command::Mi(c) => run_mi(c),
@@ -351,6 +373,29 @@ fn print_metrics(metrics: &Metrics, json: bool) -> Result<()> {
     }
 }
 
+/// Fills in the preset's values for every flag not given on the command line.
+fn apply_preset(c: &mut TrainCmd, given: &ArgMatches) {
+    let Some(Preset::Invariant) = c.preset else {
+        return;
+    };
+    let unset = |id: &str| given.value_source(id) != Some(ValueSource::CommandLine);
+    if unset("hidden") {
+        c.hidden = vec![64, 12];
+    }
+    if unset("penalty") {
+        c.penalty = Penalty::Joint;
+    }
+    if unset("gamma") {
+        c.gamma = 5.0;
+    }
+    if unset("warmup_epochs") {
+        c.warmup_epochs = 20;
+    }
+    if unset("epochs") {
+        c.epochs = 80;
+    }
+}
+
 fn run_train(c: TrainCmd, quiet: bool) -> Result<()> {
     let spec = c.data.spec(None)?;
     let prepared = data::prepare(&spec, None).context("preparing the data")?;
@@ -377,6 +422,7 @@ fn run_train(c: TrainCmd, quiet: bool) -> Result<()> {
         conditional: c.conditional,
         loss_form: c.loss_form,
         patience: c.patience,
+        warmup_epochs: c.warmup_epochs,
         seed: spec.seed,
     };
     train_cfg.validate()?;

@@ -1009,8 +1009,8 @@ mod tests {
         let var =
             candle_core::Var::from_tensor(&to_tensor(&flat, 3, &Device::Cpu).unwrap()).unwrap();
         let fused = |p: &Tensor, _: &Tensor| joint_mi_fused(p, &s, 3);
-        let fs: [&dyn Fn(&Tensor, &Tensor) -> Result<Tensor>; 4] =
-            [&per_neuron_mi, &joint_mi_exact, &pairwise_kl_mi, &fused];
+        type MiFn<'a> = &'a dyn Fn(&Tensor, &Tensor) -> Result<Tensor>;
+        let fs: [MiFn; 4] = [&per_neuron_mi, &joint_mi_exact, &pairwise_kl_mi, &fused];
         for f in fs {
             let grads = f(var.as_tensor(), &g).unwrap().backward().unwrap();
             let grad: Vec<f64> = grads

@@ -129,6 +129,9 @@ pub struct TrainConfig {
     pub loss_form: LossForm,
     /// Early stopping: epochs without validation improvement before stopping (with a validation split).
     pub patience: usize,
+    /// Epochs over which gamma ramps linearly from 0 to its value (0: no ramp).
+    #[serde(default)]
+    pub warmup_epochs: usize,
     /// Seed of initialisation, batch order and samples.
     pub seed: u64,
 }
@@ -145,6 +148,7 @@ impl Default for TrainConfig {
             conditional: false,
             loss_form: LossForm::Sum,
             patience: 10,
+            warmup_epochs: 0,
             seed: 0,
         }
     }
@@ -188,10 +192,19 @@ impl TrainConfig {
         }
     }
 
-    fn combine(&self, ce: &Tensor, penalty: &Tensor) -> Result<Tensor> {
+    /// Gamma in a 1-based epoch: ramped linearly over the warm-up epochs, then constant.
+    pub fn gamma_at(&self, epoch: usize) -> f64 {
+        if self.warmup_epochs == 0 {
+            self.gamma
+        } else {
+            self.gamma * (epoch as f64 / self.warmup_epochs as f64).min(1.0)
+        }
+    }
+
+    fn combine(&self, ce: &Tensor, penalty: &Tensor, gamma: f64) -> Result<Tensor> {
         Ok(match self.loss_form {
-            LossForm::Sum => (ce + (penalty * self.gamma)?)?,
-            LossForm::Convex => ((ce * (1.0 - self.gamma))? + (penalty * self.gamma)?)?,
+            LossForm::Sum => (ce + (penalty * gamma)?)?,
+            LossForm::Convex => ((ce * (1.0 - gamma))? + (penalty * gamma)?)?,
         })
     }
 }
@@ -354,7 +367,7 @@ pub fn train(
             let pen = cfg
                 .penalty
                 .value(&p, &s, &labels, all.n_groups, cfg.conditional)?;
-            let loss = cfg.combine(&ce, &pen)?;
+            let loss = cfg.combine(&ce, &pen, cfg.gamma_at(epoch))?;
             let loss_value = loss.to_scalar::<f32>()? as f64;
             if !loss_value.is_finite() {
                 return Err(Error::Diverged {
@@ -432,5 +445,5 @@ fn validation_loss(net: &SqNet, v: &DeviceData, cfg: &TrainConfig) -> Result<f64
     let pen = cfg
         .penalty
         .value(&out.probs, &v.s, &v.labels, v.n_groups, cfg.conditional)?;
-    Ok(cfg.combine(&ce, &pen)?.to_scalar::<f32>()? as f64)
+    Ok(cfg.combine(&ce, &pen, cfg.gamma)?.to_scalar::<f32>()? as f64)
 }

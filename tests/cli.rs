@@ -416,3 +416,51 @@ fn model_dir_errors_are_clear() {
         stderr(&o)
     );
 }
+
+#[test]
+fn preset_invariant_sets_joint_penalty_and_flags_override_it() {
+    let (dir, _) = workdir();
+    let o = fairbits(
+        dir.path(),
+        &[
+            "train",
+            "--csv",
+            "data.csv",
+            "--target",
+            "y",
+            "--sensitive",
+            "s",
+            "--preset",
+            "invariant",
+            "--epochs",
+            "2",
+            "--draws",
+            "1",
+            "--forest-trees",
+            "5",
+            "--out",
+            "model",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let cfg = json(&std::fs::read_to_string(dir.path().join("model/config.json")).unwrap());
+    assert_eq!(cfg["model"]["hidden"], serde_json::json!([64, 12]));
+    assert_eq!(cfg["train"]["penalty"], "joint");
+    assert_eq!(cfg["train"]["gamma"], 5.0);
+    assert_eq!(cfg["train"]["warmup_epochs"], 20);
+    assert_eq!(
+        cfg["train"]["epochs"], 2,
+        "an explicit flag overrides the preset"
+    );
+}
+
+#[test]
+fn joint_penalty_refuses_layers_it_cannot_enumerate() {
+    let (dir, _) = workdir();
+    let o = fairbits(
+        dir.path(),
+        &train_args(&["--penalty", "joint", "--hidden", "8,24"]),
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("m = 24"), "{}", stderr(&o));
+}

@@ -89,3 +89,113 @@ fn gamma_lowers_information_and_probe_auc() {
     // Still learns the task.
     assert!(fair.task.auc > 0.7, "{:?}", fair.task);
 }
+
+/// `s` is the XOR of the signs of `x1` and `x2`; the task needs both signs (`x3` picks which), and `y` is
+/// independent of `s`. A layer can carry both signs with every neuron independent of `s`: the per-neuron
+/// penalty cannot see that, the joint penalty can (DESIGN section 3).
+fn write_xor(path: &std::path::Path, n: usize) {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+    let mut out = String::from("x1,x2,x3,s,y\n");
+    for _ in 0..n {
+        let x: Vec<f64> = (0..3).map(|_| rng.random::<f64>() * 2.0 - 1.0).collect();
+        let (b1, b2) = (x[0] > 0.0, x[1] > 0.0);
+        let y = if x[2] > 0.0 { b1 } else { b2 };
+        out += &format!(
+            "{:.4},{:.4},{:.4},{},{}\n",
+            x[0],
+            x[1],
+            x[2],
+            (b1 ^ b2) as u8,
+            y as u8
+        );
+    }
+    std::fs::write(path, out).unwrap();
+}
+
+fn run_penalty(
+    path: &std::path::Path,
+    penalty: fairbits::train::Penalty,
+    gamma: f64,
+) -> fairbits::Metrics {
+    let spec = DataSpec {
+        source: Source::Csv {
+            path: path.to_path_buf(),
+            target: "y".into(),
+            sensitive: "s".into(),
+            positive: None,
+            categorical: vec![],
+            drop: vec![],
+        },
+        test_size: 0.3,
+        val_size: 0.0,
+        seed: 2,
+        include_sensitive: false,
+    };
+    let data = prepare(&spec, None).unwrap();
+    let cfg = ModelConfig {
+        n_inputs: data.train.d,
+        hidden: vec![32, 4],
+        stochastic: vec![1],
+        ..Default::default()
+    };
+    let net = SqNet::new(&cfg, &candle_core::Device::Cpu, &mut rng(2, streams::INIT)).unwrap();
+    let tc = TrainConfig {
+        epochs: 40,
+        batch_size: 128,
+        gamma,
+        penalty,
+        seed: 2,
+        ..Default::default()
+    };
+    let rep = train(
+        &net,
+        &data.train,
+        None,
+        &tc,
+        &indicatif::ProgressBar::hidden(),
+    )
+    .unwrap();
+    let info = RunInfo {
+        dataset: "xor".into(),
+        sensitive: "s".into(),
+        groups: vec![],
+        n_dropped: 0,
+        seed: 2,
+        gamma,
+        penalty: penalty.name().into(),
+        train_seconds: rep.train_seconds,
+        epochs: rep.epochs,
+    };
+    let opts = EvalOptions {
+        draws: 2,
+        forest_trees: 30,
+        ..Default::default()
+    };
+    evaluate(&net, &data, &opts, &info).unwrap()
+}
+
+#[test]
+fn joint_penalty_removes_information_the_per_neuron_penalty_leaves_in_an_xor() {
+    use fairbits::train::Penalty;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("xor.csv");
+    write_xor(&path, 4000);
+    let per_neuron = run_penalty(&path, Penalty::PerNeuron, 3.0);
+    let joint = run_penalty(&path, Penalty::Joint, 3.0);
+    let (pn, jn) = (&per_neuron.information, &joint.information);
+    eprintln!(
+        "per-neuron run: {pn:?} forest {:?}\njoint run: {jn:?} forest {:?}",
+        per_neuron.probes.forest, joint.probes.forest
+    );
+    assert!(pn.mi_per_neuron_bits < 0.05, "{pn:?}");
+    assert!(
+        pn.mi_joint_bits > 0.2,
+        "the per-neuron penalty should leave the XOR in the layer: {pn:?}"
+    );
+    assert!(
+        jn.mi_joint_bits < 0.25 * pn.mi_joint_bits,
+        "{jn:?} vs {pn:?}"
+    );
+    assert!(joint.probes.forest.sample < per_neuron.probes.forest.sample - 0.1);
+}
