@@ -161,6 +161,9 @@ pub enum Error {
         /// The loss value.
         value: f64,
     },
+    /// Drawing a plot failed.
+    #[error("plot: {0}")]
+    Plot(String),
     /// An error of the tensor library.
     #[error("tensor error: {0}")]
     Candle(#[from] candle_core::Error),

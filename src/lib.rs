@@ -19,9 +19,12 @@ pub mod error;
 pub mod metrics;
 pub mod mi;
 pub mod model;
+pub mod plots;
 pub mod probes;
 pub mod report;
+pub mod results;
 pub mod store;
+pub mod sweep;
 pub mod train;
 
 pub use error::{Error, Result};

@@ -48,6 +48,61 @@ enum Command {
     Encode(EncodeCmd),
     /// Report the information the stochastic layer carries about the sensitive attribute, and the certificate.
     Mi(MiCmd),
+    /// Train several methods over gammas and seeds (in parallel, resumable); write results.csv,
+    /// summary.csv and plots.
+    Sweep(SweepCmd),
+    /// Write a Markdown results report (tables, plots, answers to Q1 and Q2) from sweep directories.
+    Report(ReportCmd),
+}
+
+#[derive(Args)]
+struct SweepCmd {
+    #[command(flatten)]
+    data: DataArgs,
+    /// Penalty weights (for sqnn, sqnn-joint, adversarial).
+    #[arg(long, value_delimiter = ',', default_value = "0,0.1,0.5,1,2,5")]
+    gammas: Vec<f64>,
+    /// Seeds.
+    #[arg(long, value_delimiter = ',', default_value = "0,1,2")]
+    seeds: Vec<u64>,
+    /// Methods.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "sqnn,sqnn-joint,mlp,adversarial"
+    )]
+    methods: Vec<fairbits::sweep::Method>,
+    /// Output directory (an existing sweep there is resumed).
+    #[arg(long)]
+    out: PathBuf,
+    /// Runs in parallel [default: all cores].
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// Hidden layer widths of the base architecture.
+    #[arg(long, value_delimiter = ',', default_value = "64,32")]
+    hidden: Vec<usize>,
+    /// Passes over the training split.
+    #[arg(long, default_value_t = 50)]
+    epochs: usize,
+    /// Rows per batch.
+    #[arg(long, default_value_t = 256)]
+    batch_size: usize,
+    /// Adam learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f64,
+    #[command(flatten)]
+    eval: EvalArgs,
+}
+
+#[derive(Args)]
+struct ReportCmd {
+    /// Sweep directories (one per dataset).
+    #[arg(long, num_args = 1.., required = true)]
+    from: Vec<PathBuf>,
+    /// The Markdown file to write.
+    #[arg(long)]
+    out: PathBuf,
 }
 
 #[derive(Args, Clone, Default)]
@@ -178,6 +233,9 @@ struct TrainCmd {
     /// 0-based indices of stochastic hidden layers [default: the last]; the MI is taken on the last of them.
     #[arg(long, value_delimiter = ',')]
     stochastic: Vec<usize>,
+    /// No stochastic layer: the full-precision `mlp` baseline (its representation is the last hidden layer).
+    #[arg(long, conflicts_with = "stochastic")]
+    full_precision: bool,
     /// Pre-activation of stochastic neurons.
     #[arg(long, value_enum, default_value = "tanh")]
     pre_activation: PreActivation,
@@ -316,9 +374,22 @@ fn main() {
         Command::Eval(c) => run_eval(c),
         Command::Encode(c) => run_encode(c),
         Command::Mi(c) => run_mi(c),
+        Command::Sweep(c) => run_sweep(c, cli.quiet, threads),
+        Command::Report(c) => run_report(c),
     };
     if let Err(e) = result {
-        eprintln!("error: {e:#}");
+        // Library errors already include their cause's text: print each link of the chain once.
+        let mut message = String::new();
+        for cause in e.chain() {
+            let text = cause.to_string();
+            if !message.contains(&text) {
+                if !message.is_empty() {
+                    message.push_str(": ");
+                }
+                message.push_str(&text);
+            }
+        }
+        eprintln!("error: {message}");
         std::process::exit(exit_code(&e));
     }
 }
@@ -401,7 +472,9 @@ fn run_train(c: TrainCmd, quiet: bool) -> Result<()> {
     let prepared = data::prepare(&spec, None).context("preparing the data")?;
     let model_cfg = ModelConfig {
         n_inputs: prepared.train.d,
-        stochastic: if c.stochastic.is_empty() {
+        stochastic: if c.full_precision {
+            vec![]
+        } else if c.stochastic.is_empty() {
             vec![c.hidden.len().saturating_sub(1)]
         } else {
             c.stochastic.clone()
@@ -462,7 +535,7 @@ fn run_train(c: TrainCmd, quiet: bool) -> Result<()> {
         n_dropped: prepared.n_dropped,
         seed: spec.seed,
         gamma: train_cfg.gamma,
-        penalty: train_cfg.penalty_label(),
+        penalty: train_cfg.penalty_label(model_cfg.is_stochastic()),
         train_seconds: report_.train_seconds,
         epochs: report_.epochs,
     };
@@ -508,7 +581,7 @@ fn run_info(
         n_dropped: prepared.n_dropped,
         seed: spec.seed,
         gamma: cfg.train.gamma,
-        penalty: cfg.train.penalty_label(),
+        penalty: cfg.train.penalty_label(cfg.model.is_stochastic()),
         train_seconds,
         epochs,
     }
@@ -587,5 +660,57 @@ fn run_encode(c: EncodeCmd) -> Result<()> {
             rows.n_dropped
         );
     }
+    Ok(())
+}
+
+fn run_sweep(c: SweepCmd, quiet: bool, threads: usize) -> Result<()> {
+    let data = c.data.spec(None)?;
+    let cfg = fairbits::sweep::SweepConfig {
+        data,
+        methods: c.methods.clone(),
+        gammas: c.gammas.clone(),
+        seeds: c.seeds.clone(),
+        model: ModelConfig {
+            stochastic: vec![c.hidden.len().saturating_sub(1)],
+            hidden: c.hidden.clone(),
+            ..ModelConfig::default()
+        },
+        train: TrainConfig {
+            epochs: c.epochs,
+            batch_size: c.batch_size,
+            lr: c.lr,
+            ..TrainConfig::default()
+        },
+        eval: c.eval.options(0)?,
+    };
+    let bar = if quiet || !std::io::stderr().is_terminal() {
+        ProgressBar::hidden()
+    } else {
+        let b = ProgressBar::new(0);
+        b.set_style(
+            ProgressStyle::with_template(
+                "sweep [{bar:30}] {pos}/{len} runs ({elapsed} elapsed, {eta} left)",
+            )
+            .unwrap()
+            .progress_chars("=> "),
+        );
+        b
+    };
+    let outcome = fairbits::sweep::run_sweep(&cfg, &c.out, c.jobs.unwrap_or(threads), &bar)?;
+    bar.finish_and_clear();
+    println!(
+        "sweep: {} runs ({} already finished and skipped); results in {}/results.csv, summary.csv and plots",
+        outcome.total,
+        outcome.skipped,
+        c.out.display()
+    );
+    Ok(())
+}
+
+fn run_report(c: ReportCmd) -> Result<()> {
+    let command: Vec<String> = std::env::args().collect();
+    let command = format!("fairbits {}", command[1..].join(" "));
+    fairbits::results::write_report(&c.from, &c.out, &command)?;
+    println!("report written to {}", c.out.display());
     Ok(())
 }

@@ -81,7 +81,8 @@ pub struct ModelConfig {
     pub n_inputs: usize,
     /// Hidden layer widths.
     pub hidden: Vec<usize>,
-    /// Indices (0-based, into `hidden`) of the stochastic layers; the MI is taken on the last one.
+    /// Indices (0-based, into `hidden`) of the stochastic layers; the MI is taken on the last one. Empty:
+    /// a full-precision network (the `mlp` baseline), whose representation is its last hidden layer.
     pub stochastic: Vec<usize>,
     /// Pre-activation of stochastic neurons.
     pub pre_activation: PreActivation,
@@ -117,12 +118,12 @@ impl ModelConfig {
                 "needs at least one layer, all widths > 0",
             ));
         }
-        if self.stochastic.is_empty() || self.stochastic.iter().any(|&i| i >= self.hidden.len()) {
+        if self.stochastic.iter().any(|&i| i >= self.hidden.len()) {
             return Err(Error::option(
                 "--stochastic",
                 format!("{:?}", self.stochastic),
                 format!(
-                    "needs at least one index, each below the number of hidden layers ({})",
+                    "each index must be below the number of hidden layers ({})",
                     self.hidden.len()
                 ),
             ));
@@ -140,12 +141,22 @@ impl ModelConfig {
         Ok(())
     }
 
-    /// Index of the layer the MI is taken on.
+    /// Index of the representation layer: the last stochastic layer (where the MI is taken), or the last
+    /// hidden layer of a full-precision network.
     pub fn mi_layer(&self) -> usize {
-        *self.stochastic.iter().max().unwrap()
+        self.stochastic
+            .iter()
+            .copied()
+            .max()
+            .unwrap_or(self.hidden.len() - 1)
     }
 
-    /// Width `m` of the MI layer.
+    /// True when the representation layer is stochastic (so its MI and certificate are defined).
+    pub fn is_stochastic(&self) -> bool {
+        !self.stochastic.is_empty()
+    }
+
+    /// Width `m` of the representation layer.
     pub fn code_width(&self) -> usize {
         self.hidden[self.mi_layer()]
     }
@@ -169,10 +180,12 @@ impl Dense {
 pub struct Forward {
     /// Head logits, `[n]`.
     pub logits: Tensor,
-    /// Probabilities `p` of the MI layer, `[n, m]`.
+    /// Probabilities `p` of the MI layer, `[n, m]` (a full-precision network: its activations).
     pub probs: Tensor,
-    /// What the MI layer emitted (sample, `p` or threshold), `[n, m]`.
+    /// What the representation layer emitted (sample, `p` or threshold), `[n, m]`, detached.
     pub code: Tensor,
+    /// The same, attached to the graph (straight-through in training): what an adversary reads.
+    pub repr: Tensor,
 }
 
 /// The stochastically quantized network.
@@ -306,14 +319,18 @@ impl SqNet {
                     Activation::Tanh => z.tanh()?,
                     Activation::Relu => z.relu()?,
                 };
+                if i == mi_layer {
+                    mi_out = Some((h.clone(), h.clone()));
+                }
             }
         }
         let logits = self.head.forward(&h)?.squeeze(1)?;
-        let (probs, code) = mi_out.expect("validated: the MI layer is a hidden layer");
+        let (probs, repr) = mi_out.expect("validated: the MI layer is a hidden layer");
         Ok(Forward {
             logits,
             probs,
-            code: code.detach(),
+            code: repr.detach(),
+            repr,
         })
     }
 

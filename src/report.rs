@@ -14,6 +14,25 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
 
+/// `f64` fields that may be undefined: `NaN` is written as `null` and `null` read back as `NaN`.
+pub mod nullable {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Writes `NaN` as `null`.
+    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+        if v.is_nan() {
+            s.serialize_none()
+        } else {
+            s.serialize_f64(*v)
+        }
+    }
+
+    /// Reads `null` as `NaN`.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+    }
+}
+
 /// Evaluation options.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct EvalOptions {
@@ -71,12 +90,16 @@ pub struct RunInfo {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Task {
     /// ROC AUC of the head's probability.
+    #[serde(with = "nullable")]
     pub auc: f64,
     /// Accuracy at 0.5.
+    #[serde(with = "nullable")]
     pub accuracy: f64,
     /// Std of `auc` over draws.
+    #[serde(with = "nullable")]
     pub auc_std: f64,
     /// Std of `accuracy` over draws.
+    #[serde(with = "nullable")]
     pub accuracy_std: f64,
 }
 
@@ -84,16 +107,22 @@ pub struct Task {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Fairness {
     /// Demographic-parity gap.
+    #[serde(with = "nullable")]
     pub dp_gap: f64,
     /// Equalised-odds gap.
+    #[serde(with = "nullable")]
     pub eo_gap: f64,
     /// Disparate-impact ratio.
+    #[serde(with = "nullable")]
     pub di_ratio: f64,
     /// Std of `dp_gap` over draws.
+    #[serde(with = "nullable")]
     pub dp_gap_std: f64,
     /// Std of `eo_gap` over draws.
+    #[serde(with = "nullable")]
     pub eo_gap_std: f64,
     /// Std of `di_ratio` over draws.
+    #[serde(with = "nullable")]
     pub di_ratio_std: f64,
 }
 
@@ -101,14 +130,19 @@ pub struct Fairness {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct ProbeResult {
     /// AUC on one sampled code per row (mean over draws).
+    #[serde(with = "nullable")]
     pub sample: f64,
     /// AUC on `p`.
+    #[serde(with = "nullable")]
     pub prob: f64,
     /// Std of `sample` over draws.
+    #[serde(with = "nullable")]
     pub sample_std: f64,
     /// Accuracy on sampled codes.
+    #[serde(with = "nullable")]
     pub sample_accuracy: f64,
     /// Accuracy on `p`.
+    #[serde(with = "nullable")]
     pub prob_accuracy: f64,
 }
 
@@ -120,6 +154,7 @@ pub struct Probes {
     /// Random forest.
     pub forest: ProbeResult,
     /// Share of the largest group in the test split (a probe's accuracy baseline).
+    #[serde(with = "nullable")]
     pub majority_rate: f64,
 }
 
@@ -129,10 +164,13 @@ pub struct Information {
     /// Width `m` of the layer.
     pub code_width: usize,
     /// `sum_j I(T_j; S)` (DESIGN section 2).
+    #[serde(with = "nullable")]
     pub mi_per_neuron_bits: f64,
     /// `I(T; S)` (DESIGN section 3).
+    #[serde(with = "nullable")]
     pub mi_joint_bits: f64,
     /// Its standard error (0 when exact).
+    #[serde(with = "nullable")]
     pub mi_joint_stderr: f64,
     /// `exact` or `monte-carlo`.
     pub mi_joint_method: String,
@@ -142,10 +180,13 @@ pub struct Information {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Certificate {
     /// The MI the bounds use: exact, or the Monte-Carlo mean plus two standard errors.
+    #[serde(with = "nullable")]
     pub mi_bits_used: f64,
     /// Bound on the DP gap of any classifier of one sampled code.
+    #[serde(with = "nullable")]
     pub dp_gap_bound: f64,
     /// Bound on the AUC of any probe for `s` on one sampled code.
+    #[serde(with = "nullable")]
     pub probe_auc_bound: f64,
     /// Exact largest DP gap (total variation), when the layer can be enumerated.
     pub tv_exact: Option<f64>,
@@ -159,6 +200,7 @@ pub struct Certificate {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Timing {
     /// Seconds spent training.
+    #[serde(with = "nullable")]
     pub train_seconds: f64,
     /// Epochs run.
     pub epochs: usize,
@@ -184,6 +226,7 @@ pub struct Metrics {
     /// Seed.
     pub seed: u64,
     /// Penalty weight.
+    #[serde(with = "nullable")]
     pub gamma: f64,
     /// Penalty.
     pub penalty: String,
@@ -289,6 +332,28 @@ pub fn information(
     ))
 }
 
+/// Information and certificate of a full-precision representation: undefined (`null` in JSON).
+fn undefined_information(m: usize) -> (Information, Certificate) {
+    (
+        Information {
+            code_width: m,
+            mi_per_neuron_bits: f64::NAN,
+            mi_joint_bits: f64::NAN,
+            mi_joint_stderr: f64::NAN,
+            mi_joint_method: "none".into(),
+        },
+        Certificate {
+            mi_bits_used: f64::NAN,
+            dp_gap_bound: f64::NAN,
+            probe_auc_bound: f64::NAN,
+            tv_exact: None,
+            probe_auc_exact: None,
+            caveat: "a full-precision representation has no sampled codes: nothing is certified"
+                .into(),
+        },
+    )
+}
+
 /// Evaluates `net` on `prepared.test`, with probes trained on `prepared.train` (DESIGN section 5).
 pub fn evaluate(
     net: &SqNet,
@@ -301,7 +366,9 @@ pub fn evaluate(
     let k = test.n_groups;
     let mut rng = rng(opts.seed, streams::EVAL);
     let (xtr, xte) = (x_tensor(train, net)?, x_tensor(test, net)?);
-    let draws = opts.draws.max(1);
+    // A full-precision representation is deterministic: one draw says everything.
+    let stochastic = net.config().is_stochastic();
+    let draws = if stochastic { opts.draws.max(1) } else { 1 };
     let started = Instant::now();
 
     // Representations on p (deterministic).
@@ -377,7 +444,11 @@ pub fn evaluate(
     };
     let counts = test.group_counts();
     let majority_rate = *counts.iter().max().unwrap() as f64 / test.n as f64;
-    let (information, certificate) = information(&p_test, m, test, opts, &mut rng)?;
+    let (information, certificate) = if stochastic {
+        information(&p_test, m, test, opts, &mut rng)?
+    } else {
+        undefined_information(m)
+    };
     tracing::debug!(seconds = started.elapsed().as_secs_f64(), "evaluation");
     Ok(Metrics {
         fairbits_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -520,8 +591,10 @@ pub struct MiReport {
     /// Information (the joint MI exact where possible).
     pub information: Information,
     /// The Monte-Carlo estimate of the joint MI, always computed as a cross-check.
+    #[serde(with = "nullable")]
     pub mi_joint_monte_carlo_bits: f64,
     /// Its standard error.
+    #[serde(with = "nullable")]
     pub mi_joint_monte_carlo_stderr: f64,
     /// Certificate and exact worst case.
     pub certificate: Certificate,
@@ -538,6 +611,13 @@ pub fn mi_report(
     opts: &EvalOptions,
     info: &RunInfo,
 ) -> Result<MiReport> {
+    if !net.config().is_stochastic() {
+        return Err(crate::Error::option(
+            "--model",
+            "a full-precision network",
+            "it has no stochastic layer, so its information about s is not computable",
+        ));
+    }
     let metrics = evaluate(net, prepared, opts, info)?;
     let test = &prepared.test;
     let m = net.config().code_width();

@@ -27,6 +27,8 @@ pub mod streams {
     pub const VALIDATION: u64 = 5;
     /// Binary samples and probes at evaluation.
     pub const EVAL: u64 = 6;
+    /// Initialisation of an adversary.
+    pub const ADVERSARY: u64 = 7;
 }
 
 /// A seeded generator on one of the [`streams`].
@@ -49,6 +51,10 @@ pub enum Penalty {
     Joint,
     /// The pairwise-distance (KL) estimate of the joint `I(T; S)`, any width (Kolchinsky and Tracey 2017).
     Pairwise,
+    /// Adversarial debiasing (Ganin et al. 2016; Xie et al. 2017): an adversary (one tanh layer of 32) predicts
+    /// `s` from the representation through a gradient-reversal layer of weight gamma; the penalty is its
+    /// cross-entropy (nats).
+    Adversarial,
 }
 
 impl Penalty {
@@ -58,6 +64,7 @@ impl Penalty {
             Penalty::PerNeuron => "per-neuron",
             Penalty::Joint => "joint",
             Penalty::Pairwise => "pairwise",
+            Penalty::Adversarial => "adversarial",
         }
     }
 
@@ -77,7 +84,7 @@ impl Penalty {
             match self {
                 Penalty::PerNeuron => return mi::per_neuron_mi_fused(p, s, n_groups),
                 Penalty::Joint => return mi::joint_mi_fused(p, s, n_groups),
-                Penalty::Pairwise => {}
+                Penalty::Pairwise | Penalty::Adversarial => {}
             }
         }
         let groups = mi::group_onehot(s, n_groups, p.device())?;
@@ -86,6 +93,11 @@ impl Penalty {
             Penalty::PerNeuron => mi::per_neuron_mi,
             Penalty::Joint => mi::joint_mi_exact,
             Penalty::Pairwise => mi::pairwise_kl_mi,
+            Penalty::Adversarial => return Err(Error::option(
+                "--penalty",
+                "adversarial",
+                "the adversarial penalty needs its adversary: it is computed in the training loop",
+            )),
         };
         let value = if conditional {
             let labels: Vec<u32> = y.iter().map(|&v| v as u32).collect();
@@ -183,9 +195,12 @@ impl TrainConfig {
         Ok(())
     }
 
-    /// The penalty's name in reports: `joint`, or `joint-conditional` for `I(T; S | Y)`.
-    pub fn penalty_label(&self) -> String {
-        if self.conditional {
+    /// The penalty's name in reports: `joint`, `joint-conditional` for `I(T; S | Y)`, `none` for a
+    /// full-precision network without an adversary.
+    pub fn penalty_label(&self, stochastic: bool) -> String {
+        if !stochastic && self.penalty != Penalty::Adversarial {
+            "none".to_string()
+        } else if self.conditional {
             format!("{}-conditional", self.penalty.name())
         } else {
             self.penalty.name().to_string()
@@ -259,6 +274,64 @@ impl Adam {
             var.set(&Tensor::from_vec(theta, var.shape(), var.device())?)?;
         }
         Ok(())
+    }
+}
+
+/// The adversary of adversarial debiasing: `repr -> tanh(32) -> one logit per group`, Glorot-uniform.
+struct Adversary {
+    w1: Var,
+    b1: Var,
+    w2: Var,
+    b2: Var,
+}
+
+impl Adversary {
+    const HIDDEN: usize = 32;
+
+    fn new(m: usize, n_groups: usize, device: &Device, seed: u64) -> Result<Self> {
+        use rand::Rng;
+        let mut r = rng(seed, streams::ADVERSARY);
+        let mut glorot = |fan_in: usize, fan_out: usize| -> Result<Var> {
+            let limit = (6.0 / (fan_in + fan_out) as f64).sqrt() as f32;
+            let v: Vec<f32> = (0..fan_in * fan_out)
+                .map(|_| r.random_range(-limit..limit))
+                .collect();
+            Ok(Var::from_tensor(&Tensor::from_vec(
+                v,
+                (fan_in, fan_out),
+                device,
+            )?)?)
+        };
+        Ok(Adversary {
+            w1: glorot(m, Self::HIDDEN)?,
+            b1: Var::zeros(Self::HIDDEN, DType::F32, device)?,
+            w2: glorot(Self::HIDDEN, n_groups)?,
+            b2: Var::zeros(n_groups, DType::F32, device)?,
+        })
+    }
+
+    fn vars(&self) -> Vec<Var> {
+        vec![
+            self.w1.clone(),
+            self.b1.clone(),
+            self.w2.clone(),
+            self.b2.clone(),
+        ]
+    }
+
+    /// Cross-entropy of the adversary reading `repr` through a gradient-reversal layer of weight `lambda`:
+    /// the forward value is `repr`, the gradient reaching the encoder is `-lambda` times the adversary's.
+    fn loss(&self, repr: &Tensor, s: &[u32], lambda: f64) -> Result<Tensor> {
+        let reversed = ((repr.detach() * (1.0 + lambda))? - (repr * lambda)?)?;
+        let h = reversed
+            .matmul(self.w1.as_tensor())?
+            .broadcast_add(self.b1.as_tensor())?
+            .tanh()?;
+        let logits = h
+            .matmul(self.w2.as_tensor())?
+            .broadcast_add(self.b2.as_tensor())?;
+        let targets = Tensor::from_slice(s, s.len(), repr.device())?;
+        Ok(candle_nn::loss::cross_entropy(&logits, &targets)?)
     }
 }
 
@@ -336,11 +409,26 @@ pub fn train(
             ),
         ));
     }
+    if !net.config().is_stochastic() && cfg.gamma > 0.0 && cfg.penalty != Penalty::Adversarial {
+        return Err(Error::option(
+            "--penalty",
+            cfg.penalty.name(),
+            "an information penalty needs a stochastic layer; this network has none",
+        ));
+    }
     let start = Instant::now();
     let device = net.device().clone();
     let all = DeviceData::new(data, &device)?;
     let val_data = val.map(|v| DeviceData::new(v, &device)).transpose()?;
-    let mut opt = Adam::new(net.vars(), cfg.lr, cfg.weight_decay)?;
+    let adversary = match cfg.penalty {
+        Penalty::Adversarial => Some(Adversary::new(m, data.n_groups, &device, cfg.seed)?),
+        _ => None,
+    };
+    let mut vars = net.vars();
+    if let Some(a) = &adversary {
+        vars.extend(a.vars());
+    }
+    let mut opt = Adam::new(vars, cfg.lr, cfg.weight_decay)?;
     let mut order_rng = rng(cfg.seed, streams::BATCHES);
     let mut noise_rng = rng(cfg.seed, streams::NOISE);
     let mut order: Vec<u32> = (0..data.n as u32).collect();
@@ -358,16 +446,31 @@ pub fn train(
             let labels: Vec<u8> = chunk.iter().map(|&i| all.labels[i as usize]).collect();
             let out = net.forward(&x, Mode::Train, &mut noise_rng)?;
             let ce = bce_with_logits(&out.logits, &y)?;
-            // Without a penalty its value is still reported, computed outside the graph.
-            let p = if cfg.gamma > 0.0 {
-                out.probs
-            } else {
-                out.probs.detach()
+            let gamma = cfg.gamma_at(epoch);
+            let (pen, loss) = match &adversary {
+                // The reversal layer carries gamma, so the adversary's loss enters with weight 1.
+                Some(a) => {
+                    let pen = a.loss(&out.repr, &s, gamma)?;
+                    let loss = (&ce + &pen)?;
+                    (pen, loss)
+                }
+                None if !net.config().is_stochastic() => {
+                    (Tensor::zeros((), DType::F32, &device)?, ce.clone())
+                }
+                None => {
+                    // Without a penalty its value is still reported, computed outside the graph.
+                    let p = if cfg.gamma > 0.0 {
+                        out.probs
+                    } else {
+                        out.probs.detach()
+                    };
+                    let pen = cfg
+                        .penalty
+                        .value(&p, &s, &labels, all.n_groups, cfg.conditional)?;
+                    let loss = cfg.combine(&ce, &pen, gamma)?;
+                    (pen, loss)
+                }
             };
-            let pen = cfg
-                .penalty
-                .value(&p, &s, &labels, all.n_groups, cfg.conditional)?;
-            let loss = cfg.combine(&ce, &pen, cfg.gamma_at(epoch))?;
             let loss_value = loss.to_scalar::<f32>()? as f64;
             if !loss_value.is_finite() {
                 return Err(Error::Diverged {
@@ -437,11 +540,14 @@ pub fn train(
 }
 
 /// The training objective on the validation split with sampled codes from a fixed stream, so epochs are
-/// compared on the same noise.
+/// compared on the same noise (the task loss alone for adversarial and full-precision training).
 fn validation_loss(net: &SqNet, v: &DeviceData, cfg: &TrainConfig) -> Result<f64> {
     let mut r = rng(cfg.seed, streams::VALIDATION);
     let out = net.forward(&v.x, Mode::Infer(Inference::Sample), &mut r)?;
     let ce = bce_with_logits(&out.logits, &v.y)?;
+    if cfg.penalty == Penalty::Adversarial || !net.config().is_stochastic() {
+        return Ok(ce.to_scalar::<f32>()? as f64);
+    }
     let pen = cfg
         .penalty
         .value(&out.probs, &v.s, &v.labels, v.n_groups, cfg.conditional)?;
