@@ -119,6 +119,24 @@ pub enum Error {
         /// The only value.
         value: String,
     },
+    /// A group has fewer than two rows in the training or the test split: its rates and probes would be
+    /// meaningless.
+    #[error(
+        "{path}: group '{group}' of sensitive column '{column}' has {count} row(s) in the {split} split; \
+         each group needs at least 2 in both splits (more rows, another --test-size, or merge the group)"
+    )]
+    SmallGroup {
+        /// The file.
+        path: String,
+        /// The sensitive column.
+        column: String,
+        /// The group's value.
+        group: String,
+        /// `training` or `test`.
+        split: String,
+        /// Its rows there.
+        count: usize,
+    },
     /// A sensitive value unseen when the model was trained.
     #[error("{path}: line {line}, column '{column}': group '{value}' was not seen when the model was trained (groups: {known})")]
     UnknownGroup {

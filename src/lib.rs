@@ -13,6 +13,7 @@
 // Index loops mirror the formulas of DESIGN.md; iterator chains would hide them.
 #![allow(clippy::needless_range_loop)]
 
+pub mod bench;
 pub mod certificate;
 pub mod data;
 pub mod error;

@@ -53,6 +53,15 @@ enum Command {
     Sweep(SweepCmd),
     /// Write a Markdown results report (tables, plots, answers to Q1 and Q2) from sweep directories.
     Report(ReportCmd),
+    /// Time training steps, MI computations and encoding on the shipped Adult data; print a table.
+    Bench(BenchCmd),
+}
+
+#[derive(Args)]
+struct BenchCmd {
+    /// Repetitions of each measurement (the median is printed).
+    #[arg(long, default_value_t = 5)]
+    repeats: usize,
 }
 
 #[derive(Args)]
@@ -197,6 +206,12 @@ impl EvalArgs {
         if self.draws == 0 {
             bail!("invalid --draws = 0: must be >= 1");
         }
+        if self.forest_trees == 0 {
+            bail!("invalid --forest-trees = 0: must be >= 1");
+        }
+        if self.mc_samples < 2 {
+            bail!("invalid --mc-samples = {}: must be >= 2", self.mc_samples);
+        }
         if self.m_max > 24 {
             bail!("invalid --m-max = {}: at most 24 (2^24 codes)", self.m_max);
         }
@@ -280,9 +295,19 @@ struct TrainCmd {
     patience: usize,
     #[command(flatten)]
     eval: EvalArgs,
-    /// Save model.safetensors, config.json and metrics.json here.
+    /// Save model.safetensors, config.json and metrics.json here (and checkpoints while training).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// With --out: save the training state every N epochs to OUT/checkpoint (0 = never).
+    #[arg(long, default_value_t = 5)]
+    checkpoint_every: usize,
+    /// Continue an interrupted `train --out DIR` from DIR/checkpoint (all other options come from there).
+    #[arg(long, conflicts_with_all = ["dataset", "csv", "out"])]
+    resume: Option<PathBuf>,
+    /// Leave the wall-clock training time out of the metrics (null), so that the same data, seed and
+    /// thread count give a byte-identical metrics.json.
+    #[arg(long)]
+    reproducible: bool,
     /// Print the metrics JSON instead of the table.
     #[arg(long)]
     json: bool,
@@ -376,6 +401,9 @@ fn main() {
         Command::Mi(c) => run_mi(c),
         Command::Sweep(c) => run_sweep(c, cli.quiet, threads),
         Command::Report(c) => run_report(c),
+        Command::Bench(c) => fairbits::bench::run(c.repeats)
+            .map(|rows| print!("{}", fairbits::bench::table(&rows)))
+            .map_err(Into::into),
     };
     if let Err(e) = result {
         // Library errors already include their cause's text: print each link of the chain once.
@@ -467,39 +495,76 @@ fn apply_preset(c: &mut TrainCmd, given: &ArgMatches) {
     }
 }
 
+/// What `train --out` records in `DIR/checkpoint/run.json` so that `train --resume DIR` can continue.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct RunFile {
+    config: SavedConfig,
+    checkpoint_every: usize,
+    reproducible: bool,
+}
+
 fn run_train(c: TrainCmd, quiet: bool) -> Result<()> {
-    let spec = c.data.spec(None)?;
-    let prepared = data::prepare(&spec, None).context("preparing the data")?;
-    let model_cfg = ModelConfig {
-        n_inputs: prepared.train.d,
-        stochastic: if c.full_precision {
-            vec![]
-        } else if c.stochastic.is_empty() {
-            vec![c.hidden.len().saturating_sub(1)]
-        } else {
-            c.stochastic.clone()
-        },
-        hidden: c.hidden.clone(),
-        pre_activation: c.pre_activation,
-        temperature: c.temperature,
-        estimator: c.estimator,
-        activation: c.activation,
+    let (run, prepared, out, resume) = match &c.resume {
+        Some(dir) => {
+            let path = dir.join("checkpoint").join("run.json");
+            let text = std::fs::read_to_string(&path).map_err(|e| fairbits::Error::ModelDir {
+                dir: dir.clone(),
+                reason: format!("nothing to resume: cannot read checkpoint/run.json ({e})"),
+            })?;
+            let run: RunFile =
+                serde_json::from_str(&text).map_err(|e| fairbits::Error::ModelDir {
+                    dir: dir.clone(),
+                    reason: format!("checkpoint/run.json is unreadable: {e}"),
+                })?;
+            let prepared = data::prepare(&run.config.data, Some(&run.config.encoding))
+                .context("preparing the data")?;
+            (run, prepared, Some(dir.clone()), true)
+        }
+        None => {
+            let spec = c.data.spec(None)?;
+            let prepared = data::prepare(&spec, None).context("preparing the data")?;
+            let model_cfg = ModelConfig {
+                n_inputs: prepared.train.d,
+                stochastic: if c.full_precision {
+                    vec![]
+                } else if c.stochastic.is_empty() {
+                    vec![c.hidden.len().saturating_sub(1)]
+                } else {
+                    c.stochastic.clone()
+                },
+                hidden: c.hidden.clone(),
+                pre_activation: c.pre_activation,
+                temperature: c.temperature,
+                estimator: c.estimator,
+                activation: c.activation,
+            };
+            model_cfg.validate()?;
+            let train_cfg = TrainConfig {
+                epochs: c.epochs,
+                batch_size: c.batch_size,
+                lr: c.lr,
+                weight_decay: c.weight_decay,
+                gamma: c.gamma,
+                penalty: c.penalty,
+                conditional: c.conditional,
+                loss_form: c.loss_form,
+                patience: c.patience,
+                warmup_epochs: c.warmup_epochs,
+                seed: spec.seed,
+            };
+            train_cfg.validate()?;
+            let eval_opts = c.eval.options(spec.seed)?;
+            let encoding = prepared.encoding.clone();
+            let run = RunFile {
+                config: SavedConfig::new(model_cfg, train_cfg, spec, encoding, eval_opts),
+                checkpoint_every: c.checkpoint_every,
+                reproducible: c.reproducible,
+            };
+            (run, prepared, c.out.clone(), false)
+        }
     };
-    let train_cfg = TrainConfig {
-        epochs: c.epochs,
-        batch_size: c.batch_size,
-        lr: c.lr,
-        weight_decay: c.weight_decay,
-        gamma: c.gamma,
-        penalty: c.penalty,
-        conditional: c.conditional,
-        loss_form: c.loss_form,
-        patience: c.patience,
-        warmup_epochs: c.warmup_epochs,
-        seed: spec.seed,
-    };
-    train_cfg.validate()?;
-    let eval_opts = c.eval.options(spec.seed)?;
+    let cfg = &run.config;
+    let spec = &cfg.data;
     tracing::info!(
         dataset = %spec.name(),
         n_train = prepared.train.n,
@@ -508,19 +573,30 @@ fn run_train(c: TrainCmd, quiet: bool) -> Result<()> {
         features = prepared.train.d,
         "data ready"
     );
+    let ckpt = out.as_ref().map(|dir| train::Checkpointing {
+        dir: dir.join("checkpoint"),
+        every: run.checkpoint_every,
+        resume,
+    });
+    if let (Some(ck), false) = (&ckpt, resume) {
+        std::fs::create_dir_all(&ck.dir)
+            .with_context(|| format!("creating {}", ck.dir.display()))?;
+        store::write_json(&ck.dir.join("run.json"), &run)?;
+    }
     let device = fairbits::model::default_device()?;
     let net = SqNet::new(
-        &model_cfg,
+        &cfg.model,
         &device,
         &mut train::rng(spec.seed, streams::INIT),
     )?;
-    let bar = progress(c.epochs as u64, quiet);
-    let report_ = train::train(
+    let bar = progress(cfg.train.epochs as u64, quiet);
+    let report_ = train::train_checkpointed(
         &net,
         &prepared.train,
         prepared.val.as_ref(),
-        &train_cfg,
+        &cfg.train,
         &bar,
+        ckpt.as_ref(),
     )?;
     bar.finish_and_clear();
     tracing::info!(
@@ -534,22 +610,23 @@ fn run_train(c: TrainCmd, quiet: bool) -> Result<()> {
         groups: prepared.encoding.sensitive.groups.clone(),
         n_dropped: prepared.n_dropped,
         seed: spec.seed,
-        gamma: train_cfg.gamma,
-        penalty: train_cfg.penalty_label(model_cfg.is_stochastic()),
-        train_seconds: report_.train_seconds,
+        gamma: cfg.train.gamma,
+        penalty: cfg.train.penalty_label(cfg.model.is_stochastic()),
+        // Wall-clock time is the one non-deterministic number; --reproducible leaves it out.
+        train_seconds: if run.reproducible {
+            f64::NAN
+        } else {
+            report_.train_seconds
+        },
         epochs: report_.epochs,
     };
-    let metrics = report::evaluate(&net, &prepared, &eval_opts, &info)?;
-    if let Some(dir) = &c.out {
-        let cfg = SavedConfig::new(
-            model_cfg,
-            train_cfg,
-            spec,
-            prepared.encoding.clone(),
-            eval_opts,
-        );
-        store::save(dir, &net, &cfg, &metrics)
+    let metrics = report::evaluate(&net, &prepared, &cfg.eval, &info)?;
+    if let Some(dir) = &out {
+        store::save(dir, &net, cfg, &metrics)
             .with_context(|| format!("saving the model to {}", dir.display()))?;
+        if let Some(ck) = &ckpt {
+            let _ = std::fs::remove_dir_all(&ck.dir);
+        }
         tracing::info!(dir = %dir.display(), "saved");
     }
     print_metrics(&metrics, c.json)

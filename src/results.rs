@@ -10,8 +10,8 @@ use std::path::{Component, Path, PathBuf};
 
 /// The fairness level at which Q1 compares AUCs.
 pub const DP_TARGET: f64 = 0.05;
-/// How close two AUCs must be to count as matched in Q2.
-pub const AUC_MATCH: f64 = 0.01;
+/// How far below the `mlp`'s AUC a point may be and still count as matched in Q2.
+pub const AUC_MATCH: f64 = 0.02;
 
 fn col(name: &str) -> usize {
     SUMMARY_COLUMNS.iter().position(|c| *c == name).unwrap()
@@ -210,42 +210,46 @@ pub fn write_report(from: &[PathBuf], out: &Path, command: &str) -> Result<()> {
                 pm(mlp.values[forest])
             );
             for method in [Method::Sqnn, Method::SqnnJoint] {
-                let matched = rows
+                let mine: Vec<&SummaryRow> = rows.iter().filter(|r| r.method == method).collect();
+                // The most invariant point within AUC_MATCH below the mlp's AUC (or above it); failing
+                // that, the point of closest AUC.
+                let matched = mine
                     .iter()
-                    .filter(|r| {
-                        r.method == method
-                            && (r.values[auc].0 - mlp.values[auc].0).abs() <= AUC_MATCH
-                    })
-                    .min_by(|a, b| a.values[forest].0.total_cmp(&b.values[forest].0));
-                match matched {
-                    Some(r) => {
-                        let verdict = if r.values[forest].0 + r.values[forest].1
-                            < mlp.values[forest].0 - mlp.values[forest].1
-                        {
-                            "more invariant"
-                        } else if r.values[forest].0 - r.values[forest].1
-                            > mlp.values[forest].0 + mlp.values[forest].1
-                        {
-                            "less invariant"
+                    .filter(|r| r.values[auc].0 >= mlp.values[auc].0 - AUC_MATCH)
+                    .min_by(|a, b| a.values[forest].0.total_cmp(&b.values[forest].0))
+                    .map(|r| (*r, true))
+                    .or_else(|| {
+                        mine.iter()
+                            .min_by(|a, b| {
+                                (a.values[auc].0 - mlp.values[auc].0)
+                                    .abs()
+                                    .total_cmp(&(b.values[auc].0 - mlp.values[auc].0).abs())
+                            })
+                            .map(|r| (*r, false))
+                    });
+                if let Some((r, within)) = matched {
+                    let (f, fs) = r.values[forest];
+                    let (g, gs) = mlp.values[forest];
+                    let verdict = if f + fs < g - gs {
+                        "more invariant than the `mlp`"
+                    } else if f - fs > g + gs {
+                        "less invariant than the `mlp`"
+                    } else {
+                        "not distinguishable from the `mlp` over these seeds"
+                    };
+                    let _ = writeln!(
+                        md,
+                        "`{}` at gamma {} ({}; AUC {}) has forest s-AUC {} on one sampled code per row: {verdict}.",
+                        method.name(),
+                        r.gamma,
+                        if within {
+                            format!("within {AUC_MATCH} of the `mlp`'s AUC")
                         } else {
-                            "not distinguishable"
-                        };
-                        let _ = writeln!(
-                            md,
-                            "`{}` at gamma {} matches it (AUC {}) with forest s-AUC {} on one sampled code per row: {verdict}.",
-                            method.name(),
-                            r.gamma,
-                            pm(r.values[auc]),
-                            pm(r.values[forest])
-                        );
-                    }
-                    None => {
-                        let _ = writeln!(
-                            md,
-                            "No `{}` run is within {AUC_MATCH} AUC of the `mlp`.",
-                            method.name()
-                        );
-                    }
+                            format!("no point within {AUC_MATCH}; closest AUC")
+                        },
+                        pm(r.values[auc]),
+                        pm(r.values[forest])
+                    );
                 }
             }
             let best_joint = rows

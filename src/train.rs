@@ -13,6 +13,8 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::PathBuf;
 use std::time::Instant;
 
 /// RNG streams derived from the run's seed (the split uses stream 1).
@@ -249,6 +251,28 @@ impl Adam {
         })
     }
 
+    /// The step count and moments, for checkpoints.
+    pub fn state(&self) -> (i32, &[Vec<f32>], &[Vec<f32>]) {
+        (self.t, &self.m, &self.v)
+    }
+
+    /// Restores the step count and moments of a checkpoint.
+    pub fn set_state(&mut self, t: i32, m: Vec<Vec<f32>>, v: Vec<Vec<f32>>) -> Result<()> {
+        let ok = m.len() == self.m.len()
+            && v.len() == self.v.len()
+            && m.iter().zip(&self.m).all(|(a, b)| a.len() == b.len())
+            && v.iter().zip(&self.v).all(|(a, b)| a.len() == b.len());
+        if !ok {
+            return Err(Error::option(
+                "--resume",
+                "checkpoint",
+                "its optimiser state does not fit this model",
+            ));
+        }
+        (self.t, self.m, self.v) = (t, m, v);
+        Ok(())
+    }
+
     /// One update from the gradients of `loss`.
     pub fn backward_step(&mut self, loss: &Tensor) -> Result<()> {
         const B1: f32 = 0.9;
@@ -388,6 +412,96 @@ impl DeviceData {
     }
 }
 
+/// Where and how often the training state is saved, and whether to continue from it.
+#[derive(Clone, Debug)]
+pub struct Checkpointing {
+    /// Directory of `checkpoint.json` and its tensors.
+    pub dir: PathBuf,
+    /// Save after every `every` epochs (0: never).
+    pub every: usize,
+    /// Continue from the checkpoint in `dir`.
+    pub resume: bool,
+}
+
+/// The training state at the end of an epoch: with the tensors in `tensors`, everything needed to
+/// continue exactly as if never interrupted (weights, Adam moments, batch order, RNG positions, history).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct CheckpointState {
+    epoch: usize,
+    order: Vec<u32>,
+    order_rng_word_pos: String,
+    noise_rng_word_pos: String,
+    adam_t: i32,
+    history: Vec<EpochStats>,
+    best: Option<(f64, usize)>,
+    elapsed_seconds: f64,
+    tensors: String,
+}
+
+impl Checkpointing {
+    fn json(&self) -> PathBuf {
+        self.dir.join("checkpoint.json")
+    }
+
+    /// Saves the state: tensors under a per-epoch name first, then `checkpoint.json` (renamed into place,
+    /// so a crash at any moment leaves the previous checkpoint valid), then the older tensors are removed.
+    fn save(&self, state: &CheckpointState, tensors: HashMap<String, Tensor>) -> Result<()> {
+        std::fs::create_dir_all(&self.dir).map_err(|source| Error::Io {
+            path: self.dir.clone(),
+            source,
+        })?;
+        let path = self.dir.join(&state.tensors);
+        let tmp = crate::store::tmp_path(&path);
+        candle_core::safetensors::save(&tensors, &tmp)?;
+        std::fs::rename(&tmp, &path).map_err(|source| Error::Io {
+            path: path.clone(),
+            source,
+        })?;
+        crate::store::write_json(&self.json(), state)?;
+        for entry in std::fs::read_dir(&self.dir).map_err(|source| Error::Io {
+            path: self.dir.clone(),
+            source,
+        })? {
+            let p = entry
+                .map_err(|source| Error::Io {
+                    path: self.dir.clone(),
+                    source,
+                })?
+                .path();
+            let name = p
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .to_string();
+            if name.starts_with("checkpoint-")
+                && name.ends_with(".safetensors")
+                && name != state.tensors
+            {
+                let _ = std::fs::remove_file(&p);
+            }
+        }
+        Ok(())
+    }
+
+    fn load(&self) -> Result<(CheckpointState, HashMap<String, Tensor>)> {
+        let bad = |reason: String| Error::ModelDir {
+            dir: self.dir.clone(),
+            reason,
+        };
+        let text = std::fs::read_to_string(self.json())
+            .map_err(|e| bad(format!("no checkpoint to resume from: {e}")))?;
+        let state: CheckpointState = serde_json::from_str(&text)
+            .map_err(|e| bad(format!("checkpoint.json is unreadable: {e}")))?;
+        let tensors = candle_core::safetensors::load(self.dir.join(&state.tensors), &Device::Cpu)
+            .map_err(|e| bad(format!("{} cannot be read: {e}", state.tensors)))?;
+        Ok((state, tensors))
+    }
+}
+
+fn host_vec(t: &Tensor) -> Result<Vec<f32>> {
+    Ok(t.to_device(&Device::Cpu)?.flatten_all()?.to_vec1()?)
+}
+
 /// Trains `net` in place on `data`; with `val`, keeps the weights of the best validation epoch and stops
 /// after `patience` epochs without improvement.
 pub fn train(
@@ -396,6 +510,19 @@ pub fn train(
     val: Option<&Dataset>,
     cfg: &TrainConfig,
     progress: &ProgressBar,
+) -> Result<TrainReport> {
+    train_checkpointed(net, data, val, cfg, progress, None)
+}
+
+/// [`train`], saving the state every `ckpt.every` epochs and, with `ckpt.resume`, continuing from the saved
+/// state: the result is the same as an uninterrupted run with the same seed.
+pub fn train_checkpointed(
+    net: &SqNet,
+    data: &Dataset,
+    val: Option<&Dataset>,
+    cfg: &TrainConfig,
+    progress: &ProgressBar,
+    ckpt: Option<&Checkpointing>,
 ) -> Result<TrainReport> {
     cfg.validate()?;
     let m = net.config().code_width();
@@ -434,8 +561,62 @@ pub fn train(
     let mut order: Vec<u32> = (0..data.n as u32).collect();
     let mut history = Vec::with_capacity(cfg.epochs);
     let mut best: Option<(f64, usize, Vec<Tensor>)> = None;
+    let mut first_epoch = 1;
+    let mut prior_seconds = 0.0;
+    let all_vars = opt.vars.clone();
+    if let Some(c) = ckpt.filter(|c| c.resume) {
+        let (state, tensors) = c.load()?;
+        let get = |name: String| -> Result<Tensor> {
+            tensors.get(&name).cloned().ok_or_else(|| Error::ModelDir {
+                dir: c.dir.clone(),
+                reason: format!("the checkpoint has no tensor '{name}'"),
+            })
+        };
+        let (mut m, mut v, mut snapshot) = (Vec::new(), Vec::new(), Vec::new());
+        for (k, var) in all_vars.iter().enumerate() {
+            let t = get(format!("var.{k}"))?;
+            if t.dims() != var.dims() {
+                return Err(Error::ModelDir {
+                    dir: c.dir.clone(),
+                    reason: "the checkpoint's weights do not fit this model".into(),
+                });
+            }
+            var.set(&t.to_device(&device)?)?;
+            m.push(host_vec(&get(format!("adam_m.{k}"))?)?);
+            v.push(host_vec(&get(format!("adam_v.{k}"))?)?);
+            if state.best.is_some() && k < net.vars().len() {
+                snapshot.push(get(format!("best.{k}"))?.to_device(&device)?);
+            }
+        }
+        opt.set_state(state.adam_t, m, v)?;
+        let pos = |s: &str| {
+            s.parse::<u128>().map_err(|_| Error::ModelDir {
+                dir: c.dir.clone(),
+                reason: "corrupt RNG position".into(),
+            })
+        };
+        order_rng.set_word_pos(pos(&state.order_rng_word_pos)?);
+        noise_rng.set_word_pos(pos(&state.noise_rng_word_pos)?);
+        if state.order.len() != order.len() {
+            return Err(Error::ModelDir {
+                dir: c.dir.clone(),
+                reason: "the checkpoint was made on other data".into(),
+            });
+        }
+        order = state.order;
+        history = state.history;
+        best = state.best.map(|(l, e)| (l, e, snapshot));
+        first_epoch = state.epoch + 1;
+        prior_seconds = state.elapsed_seconds;
+        tracing::info!(epoch = state.epoch, "resuming from the checkpoint");
+    }
     progress.set_length(cfg.epochs as u64);
-    for epoch in 1..=cfg.epochs {
+    progress.set_position(first_epoch as u64 - 1);
+    let stopped_early = |history: &[EpochStats], best: &Option<(f64, usize, Vec<Tensor>)>| matches!((history.last(), best), (Some(h), Some((_, e, _))) if h.epoch - e >= cfg.patience);
+    for epoch in first_epoch..=cfg.epochs {
+        if stopped_early(&history, &best) {
+            break;
+        }
         order.shuffle(&mut order_rng);
         let (mut sum_loss, mut sum_ce, mut sum_pen, mut batches) = (0.0, 0.0, 0.0, 0usize);
         for (step, chunk) in order.chunks(cfg.batch_size).enumerate() {
@@ -515,10 +696,41 @@ pub fn train(
                     .map(|v| v.as_tensor().copy())
                     .collect::<candle_core::Result<Vec<_>>>()?;
                 best = Some((vl, epoch, snapshot));
-            } else if epoch - best.as_ref().unwrap().1 >= cfg.patience {
+            } else if stopped_early(&history, &best) {
                 tracing::info!(epoch, best_epoch = best.as_ref().unwrap().1, "early stop");
-                break;
             }
+        }
+        if let Some(c) = ckpt.filter(|c| c.every > 0 && epoch % c.every == 0) {
+            let mut tensors = HashMap::new();
+            let (t, m, v) = opt.state();
+            for (k, var) in all_vars.iter().enumerate() {
+                tensors.insert(format!("var.{k}"), var.as_tensor().to_device(&Device::Cpu)?);
+                tensors.insert(
+                    format!("adam_m.{k}"),
+                    Tensor::from_slice(&m[k], m[k].len(), &Device::Cpu)?,
+                );
+                tensors.insert(
+                    format!("adam_v.{k}"),
+                    Tensor::from_slice(&v[k], v[k].len(), &Device::Cpu)?,
+                );
+            }
+            if let Some((_, _, snap)) = &best {
+                for (k, t) in snap.iter().enumerate() {
+                    tensors.insert(format!("best.{k}"), t.to_device(&Device::Cpu)?);
+                }
+            }
+            let state = CheckpointState {
+                epoch,
+                order: order.clone(),
+                order_rng_word_pos: order_rng.get_word_pos().to_string(),
+                noise_rng_word_pos: noise_rng.get_word_pos().to_string(),
+                adam_t: t,
+                history: history.clone(),
+                best: best.as_ref().map(|(l, e, _)| (*l, *e)),
+                elapsed_seconds: prior_seconds + start.elapsed().as_secs_f64(),
+                tensors: format!("checkpoint-{epoch}.safetensors"),
+            };
+            c.save(&state, tensors)?;
         }
     }
     let epochs = history.len();
@@ -534,7 +746,7 @@ pub fn train(
     Ok(TrainReport {
         epochs,
         best_epoch,
-        train_seconds: start.elapsed().as_secs_f64(),
+        train_seconds: prior_seconds + start.elapsed().as_secs_f64(),
         history,
     })
 }

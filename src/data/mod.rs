@@ -238,6 +238,22 @@ pub fn prepare(spec: &DataSpec, encoding: Option<&Encoding>) -> Result<Prepared>
     let s = sensitive.apply(&table)?;
     let n_groups = sensitive.groups.len();
     let (train_idx, val_idx, test_idx) = split::stratified(&y, &s, n_groups, spec)?;
+    for (split_name, idx) in [("training", &train_idx), ("test", &test_idx)] {
+        let mut counts = vec![0usize; n_groups];
+        for &i in idx {
+            counts[s[i] as usize] += 1;
+        }
+        let present = |g: usize| s.iter().any(|&v| v as usize == g);
+        if let Some(g) = (0..n_groups).find(|&g| present(g) && counts[g] < 2) {
+            return Err(Error::SmallGroup {
+                path: table.source.clone(),
+                column: sensitive.column.clone(),
+                group: sensitive.groups[g].clone(),
+                split: split_name.into(),
+                count: counts[g],
+            });
+        }
+    }
     let encoding = match encoding {
         Some(e) => e.clone(),
         None => Encoding::fit(&table, &tspec, &train_idx, target, sensitive)?,

@@ -1,0 +1,194 @@
+//! `fairbits bench`: wall-clock measurements printed as a table (medians of repeated runs, measured in one
+//! process so that ratios between rows are meaningful on a noisy machine). Nothing here is asserted.
+
+use crate::data::{self, Builtin, DataSpec, Source};
+use crate::error::Result;
+use crate::mi;
+use crate::model::{Inference, Mode, ModelConfig, SqNet};
+use crate::train::{self, streams, Penalty, TrainConfig};
+use candle_core::{Device, Tensor};
+use indicatif::ProgressBar;
+use rand::{Rng, SeedableRng};
+use std::time::Instant;
+
+/// One row of the table.
+#[derive(Clone, Debug)]
+pub struct BenchRow {
+    /// What was measured.
+    pub what: String,
+    /// The median measurement.
+    pub value: f64,
+    /// Its unit.
+    pub unit: &'static str,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn time<F: FnMut() -> Result<()>>(repeats: usize, mut f: F) -> Result<f64> {
+    let mut v = Vec::with_capacity(repeats);
+    for _ in 0..repeats {
+        let t = Instant::now();
+        f()?;
+        v.push(t.elapsed().as_secs_f64());
+    }
+    Ok(median(v))
+}
+
+/// Runs the benchmarks on the shipped Adult data; `repeats` runs of each, median reported.
+pub fn run(repeats: usize) -> Result<Vec<BenchRow>> {
+    let repeats = repeats.max(1);
+    let spec = DataSpec {
+        source: Source::Builtin {
+            name: Builtin::Adult,
+            sensitive: None,
+        },
+        test_size: 0.3,
+        val_size: 0.0,
+        seed: 0,
+        include_sensitive: false,
+    };
+    let data = data::prepare(&spec, None)?;
+    let device = Device::Cpu;
+    let mut rows = Vec::new();
+    let steps = data.train.n.div_ceil(256) as f64;
+    let configs: [(&str, Vec<usize>, bool, Penalty, f64); 5] = [
+        (
+            "full precision (mlp), no penalty",
+            vec![64, 32],
+            false,
+            Penalty::PerNeuron,
+            0.0,
+        ),
+        (
+            "per-neuron penalty, m = 32",
+            vec![64, 32],
+            true,
+            Penalty::PerNeuron,
+            1.0,
+        ),
+        (
+            "per-neuron penalty, m = 12",
+            vec![64, 12],
+            true,
+            Penalty::PerNeuron,
+            1.0,
+        ),
+        (
+            "joint penalty (exact), m = 12",
+            vec![64, 12],
+            true,
+            Penalty::Joint,
+            1.0,
+        ),
+        (
+            "pairwise penalty, m = 32",
+            vec![64, 32],
+            true,
+            Penalty::Pairwise,
+            1.0,
+        ),
+    ];
+    let mut epoch_seconds = Vec::new();
+    for (name, hidden, stochastic, penalty, gamma) in configs {
+        let model = ModelConfig {
+            n_inputs: data.train.d,
+            stochastic: if stochastic { vec![1] } else { vec![] },
+            hidden,
+            ..ModelConfig::default()
+        };
+        let tc = TrainConfig {
+            epochs: 1,
+            gamma,
+            penalty,
+            ..TrainConfig::default()
+        };
+        let net = SqNet::new(&model, &device, &mut train::rng(0, streams::INIT))?;
+        let secs = time(repeats, || {
+            train::train(&net, &data.train, None, &tc, &ProgressBar::hidden()).map(|_| ())
+        })?;
+        epoch_seconds.push(secs);
+        rows.push(BenchRow {
+            what: format!("Adult epoch, {name}"),
+            value: secs,
+            unit: "s",
+        });
+        rows.push(BenchRow {
+            what: format!("Adult step (batch 256), {name}"),
+            value: secs / steps * 1e3,
+            unit: "ms",
+        });
+    }
+    rows.push(BenchRow {
+        what: "epoch ratio: joint (m = 12) / per-neuron (m = 12)".into(),
+        value: epoch_seconds[3] / epoch_seconds[2],
+        unit: "x",
+    });
+    // Exact joint MI at evaluation (the tensor form), 9,000 rows, two groups.
+    let mut r = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let n = 9000;
+    let s: Vec<u32> = (0..n).map(|_| r.random_range(0..2u32)).collect();
+    let groups = mi::group_onehot(&s, 2, &device)?;
+    for m in [8usize, 12, 16, 20] {
+        let p: Vec<f64> = (0..n * m)
+            .map(|_| 0.0025 + 0.995 * r.random::<f64>())
+            .collect();
+        let pt = mi::to_tensor(&p, m, &device)?;
+        let secs = time(repeats.min(3), || {
+            mi::joint_mi_exact(&pt, &groups).map(|_| ())
+        })?;
+        rows.push(BenchRow {
+            what: format!("exact joint MI, m = {m}, 9,000 rows"),
+            value: secs,
+            unit: "s",
+        });
+    }
+    let m = 32;
+    let p: Vec<f64> = (0..n * m)
+        .map(|_| 0.0025 + 0.995 * r.random::<f64>())
+        .collect();
+    let secs = time(repeats.min(3), || {
+        mi::joint_mi_monte_carlo(
+            &p,
+            m,
+            &s,
+            2,
+            2000,
+            &mut rand_chacha::ChaCha8Rng::seed_from_u64(1),
+        )
+        .map(|_| ())
+    })?;
+    rows.push(BenchRow {
+        what: "Monte-Carlo joint MI, m = 32, 9,000 rows, 2,000 draws".into(),
+        value: secs,
+        unit: "s",
+    });
+    // Encoding throughput: one forward pass in sample mode over the test split.
+    let model = ModelConfig {
+        n_inputs: data.test.d,
+        ..ModelConfig::default()
+    };
+    let net = SqNet::new(&model, &device, &mut train::rng(0, streams::INIT))?;
+    let x = Tensor::from_slice(&data.test.x, (data.test.n, data.test.d), &device)?;
+    let secs = time(repeats, || {
+        net.forward(&x, Mode::Infer(Inference::Sample), &mut r)
+            .map(|_| ())
+    })?;
+    rows.push(BenchRow {
+        what: "encode (sample mode), rows per second".into(),
+        value: data.test.n as f64 / secs,
+        unit: "rows/s",
+    });
+    Ok(rows)
+}
+
+/// The table as text.
+pub fn table(rows: &[BenchRow]) -> String {
+    let mut s = format!("{:<62} {:>14}\n", "measurement (median)", "value");
+    for r in rows {
+        s += &format!("{:<62} {:>10.3} {}\n", r.what, r.value, r.unit);
+    }
+    s
+}
