@@ -5,10 +5,11 @@ use crate::data::{self, Builtin, DataSpec, Source};
 use crate::error::Result;
 use crate::mi;
 use crate::model::{Inference, Mode, ModelConfig, SqNet};
-use crate::train::{self, streams, Penalty, TrainConfig};
+use crate::train::{self, streams, Backend, Penalty, TrainConfig};
 use candle_core::{Device, Tensor};
 use indicatif::ProgressBar;
 use rand::{Rng, SeedableRng};
+use rayon::prelude::*;
 use std::time::Instant;
 
 /// One row of the table.
@@ -54,45 +55,74 @@ pub fn run(repeats: usize) -> Result<Vec<BenchRow>> {
     let device = Device::Cpu;
     let mut rows = Vec::new();
     let steps = data.train.n.div_ceil(256) as f64;
-    let configs: [(&str, Vec<usize>, bool, Penalty, f64); 5] = [
+    let configs: [(&str, Vec<usize>, bool, Penalty, f64, Backend); 8] = [
         (
-            "full precision (mlp), no penalty",
+            "per-neuron penalty, m = 32, candle",
+            vec![64, 32],
+            true,
+            Penalty::PerNeuron,
+            1.0,
+            Backend::Candle,
+        ),
+        (
+            "per-neuron penalty, m = 32, fused",
+            vec![64, 32],
+            true,
+            Penalty::PerNeuron,
+            1.0,
+            Backend::Auto,
+        ),
+        (
+            "full precision (mlp), no penalty, fused",
             vec![64, 32],
             false,
             Penalty::PerNeuron,
             0.0,
+            Backend::Auto,
         ),
         (
-            "per-neuron penalty, m = 32",
-            vec![64, 32],
-            true,
-            Penalty::PerNeuron,
-            1.0,
-        ),
-        (
-            "per-neuron penalty, m = 12",
+            "per-neuron penalty, m = 12, fused",
             vec![64, 12],
             true,
             Penalty::PerNeuron,
             1.0,
+            Backend::Auto,
         ),
         (
-            "joint penalty (exact), m = 12",
+            "joint penalty (exact), m = 12, fused",
             vec![64, 12],
             true,
             Penalty::Joint,
             1.0,
+            Backend::Auto,
         ),
         (
-            "pairwise penalty, m = 32",
+            "per-neuron penalty, m = 12, candle",
+            vec![64, 12],
+            true,
+            Penalty::PerNeuron,
+            1.0,
+            Backend::Candle,
+        ),
+        (
+            "joint penalty (exact), m = 12, candle",
+            vec![64, 12],
+            true,
+            Penalty::Joint,
+            1.0,
+            Backend::Candle,
+        ),
+        (
+            "pairwise penalty, m = 32, candle",
             vec![64, 32],
             true,
             Penalty::Pairwise,
             1.0,
+            Backend::Candle,
         ),
     ];
     let mut epoch_seconds = Vec::new();
-    for (name, hidden, stochastic, penalty, gamma) in configs {
+    for (name, hidden, stochastic, penalty, gamma, backend) in configs {
         let model = ModelConfig {
             n_inputs: data.train.d,
             stochastic: if stochastic { vec![1] } else { vec![] },
@@ -103,6 +133,7 @@ pub fn run(repeats: usize) -> Result<Vec<BenchRow>> {
             epochs: 1,
             gamma,
             penalty,
+            backend,
             ..TrainConfig::default()
         };
         let net = SqNet::new(&model, &device, &mut train::rng(0, streams::INIT))?;
@@ -122,10 +153,53 @@ pub fn run(repeats: usize) -> Result<Vec<BenchRow>> {
         });
     }
     rows.push(BenchRow {
-        what: "epoch ratio: joint (m = 12) / per-neuron (m = 12)".into(),
-        value: epoch_seconds[3] / epoch_seconds[2],
+        what: "epoch ratio: candle / fused (per-neuron, m = 32)".into(),
+        value: epoch_seconds[0] / epoch_seconds[1],
         unit: "x",
     });
+    rows.push(BenchRow {
+        what: "epoch ratio: joint / per-neuron (m = 12, fused)".into(),
+        value: epoch_seconds[4] / epoch_seconds[3],
+        unit: "x",
+    });
+    rows.push(BenchRow {
+        what: "epoch ratio: joint / per-neuron (m = 12, candle)".into(),
+        value: epoch_seconds[6] / epoch_seconds[5],
+        unit: "x",
+    });
+    // Sweep throughput: models of the default architecture (per-neuron penalty, 6 gammas x seeds) trained
+    // side by side, one per core, 3 epochs each.
+    let gammas = [0.0, 0.1, 0.5, 1.0, 2.0, 5.0];
+    for models in [1usize, 6, 18] {
+        let epochs = 3;
+        let t = Instant::now();
+        (0..models)
+            .into_par_iter()
+            .try_for_each(|k| -> Result<()> {
+                let model = ModelConfig {
+                    n_inputs: data.train.d,
+                    ..ModelConfig::default()
+                };
+                let seed = (k / gammas.len()) as u64;
+                let net = SqNet::new(&model, &Device::Cpu, &mut train::rng(seed, streams::INIT))?;
+                let tc = TrainConfig {
+                    epochs,
+                    gamma: gammas[k % gammas.len()],
+                    seed,
+                    ..TrainConfig::default()
+                };
+                train::train(&net, &data.train, None, &tc, &ProgressBar::hidden()).map(|_| ())
+            })?;
+        let secs = t.elapsed().as_secs_f64();
+        rows.push(BenchRow {
+            what: format!(
+                "sweep throughput, {models} model(s) x {epochs} epochs, {} threads",
+                rayon::current_num_threads()
+            ),
+            value: (models * epochs) as f64 / secs,
+            unit: "model-epochs/s",
+        });
+    }
     // Exact joint MI at evaluation (the tensor form), 9,000 rows, two groups.
     let mut r = rand_chacha::ChaCha8Rng::seed_from_u64(0);
     let n = 9000;

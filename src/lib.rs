@@ -17,6 +17,7 @@ pub mod bench;
 pub mod certificate;
 pub mod data;
 pub mod error;
+pub mod fused;
 pub mod metrics;
 pub mod mi;
 pub mod model;

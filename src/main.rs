@@ -290,6 +290,10 @@ struct TrainCmd {
     /// Epochs over which gamma ramps linearly from 0 to its value (0 = no ramp).
     #[arg(long, default_value_t = 0)]
     warmup_epochs: usize,
+    /// auto: the fused CPU training step where it applies (per-neuron or joint penalty, or none), else
+    /// candle; candle: always candle (the reference implementation).
+    #[arg(long, value_enum, default_value = "auto")]
+    backend: train::Backend,
     /// Early-stopping patience in epochs (with --val-size > 0).
     #[arg(long, default_value_t = 10)]
     patience: usize,
@@ -550,6 +554,7 @@ fn run_train(c: TrainCmd, quiet: bool) -> Result<()> {
                 loss_form: c.loss_form,
                 patience: c.patience,
                 warmup_epochs: c.warmup_epochs,
+                backend: c.backend,
                 seed: spec.seed,
             };
             train_cfg.validate()?;

@@ -122,6 +122,43 @@ fn h_prime_bits(q: f64) -> f64 {
     ((1.0 - q).ln() - q.ln()) / std::f64::consts::LN_2
 }
 
+/// The per-neuron MI of a row-major `n x m` host matrix `p` and, with `want_grad`, its gradient
+/// `dI/dp_ij = (h'(theta_j) - h'(theta_j^{s_i})) / n` (DESIGN section 2). Shared by the fused tensor
+/// operation and the fused tabular trainer.
+pub fn per_neuron_mi_host(
+    p: &[f64],
+    m: usize,
+    s: &[u32],
+    k: usize,
+    want_grad: bool,
+) -> (f64, Vec<f64>) {
+    let n = s.len();
+    let (theta, theta_s, counts) = neuron_means(p, m, s, k);
+    let mut value: f64 = theta.iter().map(|&t| h_bits(t)).sum();
+    for g in 0..k {
+        let w = counts[g] / n as f64;
+        if w > 0.0 {
+            value -= w * theta_s[g * m..(g + 1) * m]
+                .iter()
+                .map(|&t| h_bits(t))
+                .sum::<f64>();
+        }
+    }
+    if !want_grad {
+        return (value, Vec::new());
+    }
+    let d_all: Vec<f64> = theta.iter().map(|&t| h_prime_bits(t)).collect();
+    let d_grp: Vec<f64> = theta_s.iter().map(|&t| h_prime_bits(t)).collect();
+    let mut grad = vec![0f64; n * m];
+    for i in 0..n {
+        let g = s[i] as usize;
+        for j in 0..m {
+            grad[i * m + j] = (d_all[j] - d_grp[g * m + j]) / n as f64;
+        }
+    }
+    (value, grad)
+}
+
 impl PerNeuronMiOp {
     fn host(t: &Tensor) -> candle_core::Result<(Vec<f64>, usize)> {
         let m = t.dim(1)?;
@@ -159,18 +196,7 @@ impl candle_core::CustomOp1 for PerNeuronMiOp {
                 self.s.len()
             )));
         }
-        let k = self.n_groups;
-        let (theta, theta_s, counts) = neuron_means(&p, m, &self.s, k);
-        let mut value: f64 = theta.iter().map(|&t| h_bits(t)).sum();
-        for g in 0..k {
-            let w = counts[g] / n as f64;
-            if w > 0.0 {
-                value -= w * theta_s[g * m..(g + 1) * m]
-                    .iter()
-                    .map(|&t| h_bits(t))
-                    .sum::<f64>();
-            }
-        }
+        let (value, _) = per_neuron_mi_host(&p, m, &self.s, self.n_groups, false);
         let out = match storage {
             C::F32(_) => C::F32(vec![value as f32]),
             _ => C::F64(vec![value]),
@@ -186,16 +212,7 @@ impl candle_core::CustomOp1 for PerNeuronMiOp {
     ) -> candle_core::Result<Option<Tensor>> {
         let (p, m) = Self::host(arg)?;
         let n = self.s.len();
-        let (theta, theta_s, _) = neuron_means(&p, m, &self.s, self.n_groups);
-        let d_all: Vec<f64> = theta.iter().map(|&t| h_prime_bits(t)).collect();
-        let d_grp: Vec<f64> = theta_s.iter().map(|&t| h_prime_bits(t)).collect();
-        let mut grad = vec![0f64; n * m];
-        for i in 0..n {
-            let g = self.s[i] as usize;
-            for j in 0..m {
-                grad[i * m + j] = (d_all[j] - d_grp[g * m + j]) / n as f64;
-            }
-        }
+        let (_, grad) = per_neuron_mi_host(&p, m, &self.s, self.n_groups, true);
         let grad = Tensor::from_vec(grad, (n, m), arg.device())?.to_dtype(arg.dtype())?;
         Ok(Some(grad.broadcast_mul(grad_res)?))
     }
@@ -424,6 +441,79 @@ impl JointForward {
     }
 }
 
+/// The exact joint MI of a row-major `n x m` host matrix `p` and, with `want_grad`, its gradient (the
+/// closed form of [`joint_mi_fused`]). Shared by the fused tensor operation and the fused tabular trainer.
+pub fn joint_mi_host(p: &[f64], m: usize, s: &[u32], k: usize, want_grad: bool) -> (f64, Vec<f64>) {
+    let n = s.len();
+    let f = JointForward::new(p, m, s, k);
+    let value = f.value();
+    if !want_grad {
+        return (value, Vec::new());
+    }
+    let (c1, c2) = (1usize << f.m1, 1usize << f.m2);
+    let mut grad = vec![0f64; n * m];
+    let mut levels = Vec::new();
+    let (mut u, mut v) = (Vec::new(), Vec::new());
+    for g in 0..k {
+        let (lo, hi) = (f.bounds[g], f.bounds[g + 1]);
+        let n_s = hi - lo;
+        if n_s == 0 {
+            continue;
+        }
+        // L_s(t) = log2(P(t | s) / P(t)), scaled by 1/n.
+        let l: Vec<f64> = f.dists[g]
+            .iter()
+            .zip(&f.marginal)
+            .map(|(&ps, &pm)| (ps.max(1e-300).log2() - pm.max(1e-300).log2()) / n as f64)
+            .collect();
+        u.resize(n_s * c1, 0.0);
+        v.resize(n_s * c2, 0.0);
+        // U = B_s L^T (n_s x c1), V = A_s L (n_s x c2).
+        gemm(
+            n_s,
+            c2,
+            c1,
+            1.0,
+            &f.b[lo * c2..hi * c2],
+            false,
+            &l,
+            true,
+            &mut u,
+        );
+        gemm(
+            n_s,
+            c1,
+            c2,
+            1.0,
+            &f.a[lo * c1..hi * c1],
+            false,
+            &l,
+            false,
+            &mut v,
+        );
+        for r in 0..n_s {
+            let i = f.order[lo + r];
+            let row = &p[i * m..(i + 1) * m];
+            let out = &mut grad[i * m..(i + 1) * m];
+            doubling(&row[..f.m1], &mut levels);
+            doubling_backward(
+                &row[..f.m1],
+                &levels,
+                &u[r * c1..(r + 1) * c1],
+                &mut out[..f.m1],
+            );
+            doubling(&row[f.m1..], &mut levels);
+            doubling_backward(
+                &row[f.m1..],
+                &levels,
+                &v[r * c2..(r + 1) * c2],
+                &mut out[f.m1..],
+            );
+        }
+    }
+    (value, grad)
+}
+
 impl candle_core::CustomOp1 for JointMiOp {
     fn name(&self) -> &'static str {
         "joint-mi"
@@ -467,68 +557,7 @@ impl candle_core::CustomOp1 for JointMiOp {
         let m = arg.dim(1)?;
         let p: Vec<f64> = arg.to_dtype(DType::F64)?.flatten_all()?.to_vec1()?;
         let n = self.s.len();
-        let f = JointForward::new(&p, m, &self.s, self.n_groups);
-        let (c1, c2) = (1usize << f.m1, 1usize << f.m2);
-        let mut grad = vec![0f64; n * m];
-        let mut levels = Vec::new();
-        let (mut u, mut v) = (Vec::new(), Vec::new());
-        for g in 0..self.n_groups {
-            let (lo, hi) = (f.bounds[g], f.bounds[g + 1]);
-            let n_s = hi - lo;
-            if n_s == 0 {
-                continue;
-            }
-            // L_s(t) = log2(P(t | s) / P(t)), scaled by 1/n.
-            let l: Vec<f64> = f.dists[g]
-                .iter()
-                .zip(&f.marginal)
-                .map(|(&ps, &pm)| (ps.max(1e-300).log2() - pm.max(1e-300).log2()) / n as f64)
-                .collect();
-            u.resize(n_s * c1, 0.0);
-            v.resize(n_s * c2, 0.0);
-            // U = B_s L^T (n_s x c1), V = A_s L (n_s x c2).
-            gemm(
-                n_s,
-                c2,
-                c1,
-                1.0,
-                &f.b[lo * c2..hi * c2],
-                false,
-                &l,
-                true,
-                &mut u,
-            );
-            gemm(
-                n_s,
-                c1,
-                c2,
-                1.0,
-                &f.a[lo * c1..hi * c1],
-                false,
-                &l,
-                false,
-                &mut v,
-            );
-            for r in 0..n_s {
-                let i = f.order[lo + r];
-                let row = &p[i * m..(i + 1) * m];
-                let out = &mut grad[i * m..(i + 1) * m];
-                doubling(&row[..f.m1], &mut levels);
-                doubling_backward(
-                    &row[..f.m1],
-                    &levels,
-                    &u[r * c1..(r + 1) * c1],
-                    &mut out[..f.m1],
-                );
-                doubling(&row[f.m1..], &mut levels);
-                doubling_backward(
-                    &row[f.m1..],
-                    &levels,
-                    &v[r * c2..(r + 1) * c2],
-                    &mut out[f.m1..],
-                );
-            }
-        }
+        let (_, grad) = joint_mi_host(&p, m, &self.s, self.n_groups, true);
         let grad = Tensor::from_vec(grad, (n, m), arg.device())?.to_dtype(arg.dtype())?;
         Ok(Some(grad.broadcast_mul(grad_res)?))
     }

@@ -5,6 +5,7 @@
 
 use crate::data::Dataset;
 use crate::error::{Error, Result};
+use crate::fused::FusedNet;
 use crate::mi;
 use crate::model::{bce_with_logits, Inference, Mode, SqNet};
 use candle_core::{DType, Device, Tensor, Var};
@@ -111,6 +112,17 @@ impl Penalty {
     }
 }
 
+/// Which implementation runs the training steps.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// The fused CPU step ([`crate::fused`]) when it implements the configuration, else candle.
+    #[default]
+    Auto,
+    /// Always candle (the reference; any device, every penalty).
+    Candle,
+}
+
 /// How task loss and penalty combine.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -146,6 +158,9 @@ pub struct TrainConfig {
     /// Epochs over which gamma ramps linearly from 0 to its value (0: no ramp).
     #[serde(default)]
     pub warmup_epochs: usize,
+    /// Which implementation trains: the fused CPU step where it applies, or always candle.
+    #[serde(default)]
+    pub backend: Backend,
     /// Seed of initialisation, batch order and samples.
     pub seed: u64,
 }
@@ -163,6 +178,7 @@ impl Default for TrainConfig {
             loss_form: LossForm::Sum,
             patience: 10,
             warmup_epochs: 0,
+            backend: Backend::Auto,
             seed: 0,
         }
     }
@@ -226,6 +242,10 @@ impl TrainConfig {
     }
 }
 
+const B1: f32 = 0.9;
+const B2: f32 = 0.999;
+const EPS: f32 = 1e-8;
+
 /// Adam (Kingma and Ba) with optional decoupled weight decay; betas (0.9, 0.999), eps 1e-8. The update
 /// runs on host vectors: at these sizes one fused loop beats a dozen tensor operations per variable.
 pub struct Adam {
@@ -275,29 +295,40 @@ impl Adam {
 
     /// One update from the gradients of `loss`.
     pub fn backward_step(&mut self, loss: &Tensor) -> Result<()> {
-        const B1: f32 = 0.9;
-        const B2: f32 = 0.999;
-        const EPS: f32 = 1e-8;
         let grads = loss.backward()?;
         self.t += 1;
         let c1 = 1.0 / (1.0 - (B1 as f64).powi(self.t)) as f32;
         let c2 = 1.0 / (1.0 - (B2 as f64).powi(self.t)) as f32;
-        let lr = self.lr as f32;
-        let decay = 1.0 - (self.lr * self.weight_decay) as f32;
-        for (k, var) in self.vars.iter().enumerate() {
+        for (k, var) in self.vars.clone().iter().enumerate() {
             let Some(g) = grads.get(var) else { continue };
             let g: Vec<f32> = g.flatten_all()?.to_vec1()?;
             let mut theta: Vec<f32> = var.as_tensor().flatten_all()?.to_vec1()?;
-            let (m, v) = (&mut self.m[k], &mut self.v[k]);
-            for i in 0..theta.len() {
-                m[i] = B1 * m[i] + (1.0 - B1) * g[i];
-                v[i] = B2 * v[i] + (1.0 - B2) * g[i] * g[i];
-                let step = (m[i] * c1) / ((v[i] * c2).sqrt() + EPS);
-                theta[i] = theta[i] * decay - lr * step;
-            }
+            self.update(k, &mut theta, &g, c1, c2);
             var.set(&Tensor::from_vec(theta, var.shape(), var.device())?)?;
         }
         Ok(())
+    }
+
+    /// One update of host parameters from host gradients (the fused path), in the variables' order.
+    pub fn step_host(&mut self, params: &mut [Vec<f32>], grads: &[Vec<f32>]) {
+        self.t += 1;
+        let c1 = 1.0 / (1.0 - (B1 as f64).powi(self.t)) as f32;
+        let c2 = 1.0 / (1.0 - (B2 as f64).powi(self.t)) as f32;
+        for (k, (theta, g)) in params.iter_mut().zip(grads).enumerate() {
+            self.update(k, theta, g, c1, c2);
+        }
+    }
+
+    fn update(&mut self, k: usize, theta: &mut [f32], g: &[f32], c1: f32, c2: f32) {
+        let lr = self.lr as f32;
+        let decay = 1.0 - (self.lr * self.weight_decay) as f32;
+        let (m, v) = (&mut self.m[k], &mut self.v[k]);
+        for i in 0..theta.len() {
+            m[i] = B1 * m[i] + (1.0 - B1) * g[i];
+            v[i] = B2 * v[i] + (1.0 - B2) * g[i] * g[i];
+            let step = (m[i] * c1) / ((v[i] * c2).sqrt() + EPS);
+            theta[i] = theta[i] * decay - lr * step;
+        }
     }
 }
 
@@ -610,6 +641,15 @@ pub fn train_checkpointed(
         prior_seconds = state.elapsed_seconds;
         tracing::info!(epoch = state.epoch, "resuming from the checkpoint");
     }
+    let mut fused = match cfg.backend {
+        Backend::Auto if adversary.is_none() && FusedNet::supports(cfg, &device) => {
+            Some(FusedNet::from_net(net)?)
+        }
+        _ => None,
+    };
+    let d = data.d;
+    let mut xb: Vec<f32> = Vec::with_capacity(cfg.batch_size * d);
+    let mut yb: Vec<f32> = Vec::with_capacity(cfg.batch_size);
     progress.set_length(cfg.epochs as u64);
     progress.set_position(first_epoch as u64 - 1);
     let stopped_early = |history: &[EpochStats], best: &Option<(f64, usize, Vec<Tensor>)>| matches!((history.last(), best), (Some(h), Some((_, e, _))) if h.epoch - e >= cfg.patience);
@@ -620,6 +660,38 @@ pub fn train_checkpointed(
         order.shuffle(&mut order_rng);
         let (mut sum_loss, mut sum_ce, mut sum_pen, mut batches) = (0.0, 0.0, 0.0, 0usize);
         for (step, chunk) in order.chunks(cfg.batch_size).enumerate() {
+            if let Some(f) = fused.as_mut() {
+                xb.clear();
+                yb.clear();
+                for &i in chunk {
+                    let i = i as usize;
+                    xb.extend_from_slice(&data.x[i * d..(i + 1) * d]);
+                    yb.push(data.y[i] as f32);
+                }
+                let s: Vec<u32> = chunk.iter().map(|&i| all.s[i as usize]).collect();
+                let out = f.step(
+                    &xb,
+                    &yb,
+                    &s,
+                    all.n_groups,
+                    cfg,
+                    cfg.gamma_at(epoch),
+                    &mut noise_rng,
+                )?;
+                if !out.loss.is_finite() {
+                    return Err(Error::Diverged {
+                        epoch,
+                        step: step + 1,
+                        value: out.loss,
+                    });
+                }
+                opt.step_host(&mut f.params, &f.grads);
+                sum_loss += out.loss;
+                sum_ce += out.ce;
+                sum_pen += out.penalty;
+                batches += 1;
+                continue;
+            }
             let idx = Tensor::from_slice(chunk, chunk.len(), &device)?;
             let x = all.x.index_select(&idx, 0)?;
             let y = all.y.index_select(&idx, 0)?;
@@ -665,6 +737,9 @@ pub fn train_checkpointed(
             sum_ce += ce.to_scalar::<f32>()? as f64;
             sum_pen += pen.to_scalar::<f32>()? as f64;
             batches += 1;
+        }
+        if let Some(f) = &fused {
+            f.write_to(net)?;
         }
         let b = batches.max(1) as f64;
         let val_loss = match &val_data {

@@ -1,7 +1,7 @@
 //! The shipped datasets (Adult, COMPAS, German credit) with exactly the preprocessing of DESIGN section 6.
 //! The raw files are compiled into the binary, so `--dataset adult` works from any directory.
 
-use super::table::{is_missing, parse_number, Duplicates, RawTable};
+use super::table::{is_missing, parse_number, Column, Duplicates, RawTable};
 use super::TableSpec;
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -151,7 +151,7 @@ pub fn derive_columns(which: Builtin, t: &mut RawTable) -> Result<()> {
             if let (Ok(a), Ok(b)) = (t.col("c_jail_in"), t.col("c_jail_out")) {
                 let mut stay = Vec::with_capacity(t.n_rows());
                 for r in 0..t.n_rows() {
-                    let (i, o) = (&t.columns[a][r], &t.columns[b][r]);
+                    let (i, o) = (t.columns[a].get(r), t.columns[b].get(r));
                     stay.push(match (parse_datetime_days(i), parse_datetime_days(o)) {
                         (Some(i), Some(o)) => format!("{}", o - i),
                         _ if is_missing(i) || is_missing(o) => String::new(),
@@ -166,31 +166,31 @@ pub fn derive_columns(which: Builtin, t: &mut RawTable) -> Result<()> {
                         }
                     });
                 }
-                t.set_column("length_of_stay", stay);
+                t.set_column("length_of_stay", Column::from_cells(stay));
             }
         }
         Builtin::German => {
             if let Ok(c) = t.col("age") {
-                let cells = t.columns[c]
+                let cells: Vec<String> = t.columns[c]
                     .iter()
                     .map(|a| match parse_number(a) {
                         Some(v) => if v > 25.0 { "1" } else { "0" }.to_string(),
                         None => String::new(),
                     })
                     .collect();
-                t.set_column("age_over_25", cells);
+                t.set_column("age_over_25", Column::from_cells::<String>(cells));
             }
             if let Ok(c) = t.col("personal_status") {
                 // A92 and A95 are the female codes of attribute 9 (data/german.txt).
-                let cells = t.columns[c]
+                let cells: Vec<String> = t.columns[c]
                     .iter()
-                    .map(|v| match v.as_str() {
+                    .map(|v| match v {
                         "A92" | "A95" => "female".to_string(),
                         "A91" | "A93" | "A94" => "male".to_string(),
                         _ => String::new(),
                     })
                     .collect();
-                t.set_column("sex", cells);
+                t.set_column("sex", Column::from_cells::<String>(cells));
             }
         }
     }
@@ -206,15 +206,12 @@ fn filter_compas(t: &mut RawTable) -> Result<()> {
     let race = t.col("race")?;
     let keep: Vec<bool> = (0..t.n_rows())
         .map(|r| {
-            let d = parse_number(&t.columns[days][r]);
+            let d = parse_number(t.columns[days].get(r));
             d.is_some_and(|d| (-30.0..=30.0).contains(&d))
-                && t.columns[recid][r] != "-1"
-                && t.columns[degree][r] != "O"
-                && t.columns[score][r] != "N/A"
-                && matches!(
-                    t.columns[race][r].as_str(),
-                    "African-American" | "Caucasian"
-                )
+                && t.columns[recid].get(r) != "-1"
+                && t.columns[degree].get(r) != "O"
+                && t.columns[score].get(r) != "N/A"
+                && matches!(t.columns[race].get(r), "African-American" | "Caucasian")
         })
         .collect();
     t.retain_rows(&keep);

@@ -62,7 +62,7 @@ impl TargetEncoding {
     /// when both are numbers).
     pub fn fit(table: &RawTable, spec: &TableSpec) -> Result<Self> {
         let cells = table.column(&spec.target)?;
-        let mut values: Vec<String> = distinct(cells);
+        let mut values: Vec<String> = distinct(cells.iter());
         sort_values(&mut values);
         if values.len() != 2 {
             return Err(Error::TargetValues {
@@ -133,7 +133,7 @@ impl SensitiveEncoding {
     /// Collects the groups; fewer than two is an error.
     pub fn fit(table: &RawTable, spec: &TableSpec) -> Result<Self> {
         let cells = table.column(&spec.sensitive)?;
-        let mut groups = distinct(cells);
+        let mut groups = distinct(cells.iter());
         sort_values(&mut groups);
         if groups.len() < 2 {
             return Err(Error::OneGroup {
@@ -163,7 +163,7 @@ impl SensitiveEncoding {
                         path: table.source.clone(),
                         line: table.lines[r],
                         column: self.column.clone(),
-                        value: v.clone(),
+                        value: v.to_string(),
                         known: self.groups.join(", "),
                     })
             })
@@ -214,7 +214,8 @@ impl Encoding {
                     std,
                 });
             } else {
-                let mut categories: Vec<String> = distinct(train_rows.iter().map(|&r| &cells[r]));
+                let mut categories: Vec<String> =
+                    distinct(train_rows.iter().map(|&r| cells.get(r)));
                 categories.sort();
                 columns.push(ColumnEncoder::Categorical {
                     name: name.clone(),
@@ -266,7 +267,7 @@ impl Encoding {
                 ColumnEncoder::Categorical { name, categories } => {
                     let cells = table.column(name)?;
                     for (r, v) in cells.iter().enumerate() {
-                        match categories.binary_search(v) {
+                        match categories.binary_search_by(|c| c.as_str().cmp(v)) {
                             Ok(k) => x[r * d + offset + k] = 1.0,
                             Err(_) => unseen += 1,
                         }
@@ -297,21 +298,21 @@ fn parse_column(table: &RawTable, name: &str) -> Result<Vec<f64>> {
                 path: table.source.clone(),
                 line: table.lines[r],
                 column: name.to_string(),
-                value: c.clone(),
+                value: c.to_string(),
             }),
             None => Err(Error::NotNumeric {
                 path: table.source.clone(),
                 line: table.lines[r],
                 column: name.to_string(),
-                value: c.clone(),
+                value: c.to_string(),
             }),
         })
         .collect()
 }
 
-fn distinct<'a>(cells: impl IntoIterator<Item = &'a String>) -> Vec<String> {
-    let set: std::collections::BTreeSet<&String> = cells.into_iter().collect();
-    set.into_iter().cloned().collect()
+fn distinct<'a>(cells: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let set: std::collections::BTreeSet<&str> = cells.into_iter().collect();
+    set.into_iter().map(String::from).collect()
 }
 
 fn preview(values: &[String]) -> String {

@@ -213,7 +213,19 @@ pub struct Prepared {
 /// label mappings are applied instead of fitted, so the model sees inputs exactly as in training.
 pub fn prepare(spec: &DataSpec, encoding: Option<&Encoding>) -> Result<Prepared> {
     spec.validate()?;
-    let (mut table, tspec) = load_table(spec)?;
+    let (table, tspec) = load_table(spec)?;
+    prepare_table(table, &tspec, spec, encoding)
+}
+
+/// [`prepare`] on a table already read (the split and options from `spec`, the roles from `tspec`).
+pub fn prepare_table(
+    mut table: RawTable,
+    tspec: &TableSpec,
+    spec: &DataSpec,
+    encoding: Option<&Encoding>,
+) -> Result<Prepared> {
+    spec.validate()?;
+    let tspec = tspec.clone();
     if table.n_rows() == 0 {
         return Err(Error::NoRows {
             path: table.source.clone(),
@@ -259,6 +271,8 @@ pub fn prepare(spec: &DataSpec, encoding: Option<&Encoding>) -> Result<Prepared>
         None => Encoding::fit(&table, &tspec, &train_idx, target, sensitive)?,
     };
     let x = encoding.transform(&table)?;
+    // The text cells are no longer needed: free them before the splits are copied out.
+    drop(table);
     let all = Dataset {
         n: y.len(),
         d: encoding.n_features(),
@@ -285,7 +299,7 @@ fn drop_missing(table: &mut RawTable, tspec: &TableSpec) -> Result<usize> {
     let keep: Vec<bool> = (0..table.n_rows())
         .map(|r| {
             used.iter()
-                .all(|&c| !table::is_missing(&table.columns[c][r]))
+                .all(|&c| !table::is_missing(table.columns[c].get(r)))
         })
         .collect();
     let dropped = keep.iter().filter(|k| !**k).count();
@@ -317,7 +331,7 @@ pub fn encode_features(mut table: RawTable, encoding: &Encoding) -> Result<Encod
     let keep: Vec<bool> = (0..table.n_rows())
         .map(|r| {
             cols.iter()
-                .all(|&c| !table::is_missing(&table.columns[c][r]))
+                .all(|&c| !table::is_missing(table.columns[c].get(r)))
         })
         .collect();
     let rows: Vec<usize> = (0..keep.len()).filter(|&r| keep[r]).collect();

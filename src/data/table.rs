@@ -2,6 +2,50 @@
 //! in the file so that later errors can point at it.
 
 use crate::error::{Error, Result};
+use std::cell::RefCell;
+use std::io::Read;
+use std::rc::Rc;
+
+/// Byte offsets of the line breaks read so far.
+#[derive(Default)]
+struct LineBreaks {
+    newlines: Vec<u64>,
+    returns: Vec<u64>,
+}
+
+impl LineBreaks {
+    /// 1-based line of the first non-break byte at or after `byte`.
+    fn line_of(&self, byte: u64) -> u64 {
+        let mut b = byte;
+        while self.newlines.binary_search(&b).is_ok() || self.returns.binary_search(&b).is_ok() {
+            b += 1;
+        }
+        self.newlines.partition_point(|&nl| nl < b) as u64 + 1
+    }
+}
+
+/// Passes bytes through, recording where the line breaks are.
+struct CountingReader<R> {
+    inner: R,
+    offset: u64,
+    breaks: Rc<RefCell<LineBreaks>>,
+}
+
+impl<R: Read> Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let mut breaks = self.breaks.borrow_mut();
+        for (i, &b) in buf[..n].iter().enumerate() {
+            match b {
+                b'\n' => breaks.newlines.push(self.offset + i as u64),
+                b'\r' => breaks.returns.push(self.offset + i as u64),
+                _ => {}
+            }
+        }
+        self.offset += n as u64;
+        Ok(n)
+    }
+}
 
 /// Cells that mean "missing". A row with a missing cell in a used column is dropped and counted.
 pub const MISSING_TOKENS: &[&str] = &["", "?", "NA", "N/A", "NaN", "nan", "null", "NULL"];
@@ -20,6 +64,63 @@ pub enum Duplicates {
     Rename,
 }
 
+/// One column's cells, stored compactly: the texts back to back in one buffer and their end offsets, so a
+/// cell costs its bytes plus 4 (a `String` per cell would cost 24 more and an allocation).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Column {
+    text: String,
+    ends: Vec<u32>,
+}
+
+impl Column {
+    /// Number of cells.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// True when there are no cells.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Cell `r`.
+    pub fn get(&self, r: usize) -> &str {
+        let start = if r == 0 { 0 } else { self.ends[r - 1] as usize };
+        &self.text[start..self.ends[r] as usize]
+    }
+
+    /// The cells in order.
+    pub fn iter(&self) -> impl Iterator<Item = &str> + '_ {
+        (0..self.len()).map(move |r| self.get(r))
+    }
+
+    /// Appends a cell; `false` when the column would pass 4 GiB of text.
+    pub fn push(&mut self, cell: &str) -> bool {
+        let end = self.text.len() + cell.len();
+        if end > u32::MAX as usize {
+            return false;
+        }
+        self.text.push_str(cell);
+        self.ends.push(end as u32);
+        true
+    }
+
+    /// A column of the given cells.
+    pub fn from_cells<S: AsRef<str>>(cells: impl IntoIterator<Item = S>) -> Self {
+        let mut c = Column::default();
+        for cell in cells {
+            assert!(c.push(cell.as_ref()), "derived column over 4 GiB");
+        }
+        c
+    }
+
+    /// Keeps the cells where `keep` is true.
+    pub fn retain(&mut self, keep: &[bool]) {
+        let kept = Column::from_cells((0..self.len()).filter(|&r| keep[r]).map(|r| self.get(r)));
+        *self = kept;
+    }
+}
+
 /// A CSV file as trimmed string cells.
 #[derive(Clone, Debug)]
 pub struct RawTable {
@@ -27,35 +128,35 @@ pub struct RawTable {
     pub source: String,
     /// Column names.
     pub header: Vec<String>,
-    /// `columns[c][r]`: the cell of column `c`, row `r`.
-    pub columns: Vec<Vec<String>>,
+    /// The cells, column by column.
+    pub columns: Vec<Column>,
     /// 1-based line of each row in the file (header = line 1).
     pub lines: Vec<u64>,
 }
 
 impl RawTable {
     /// Reads CSV bytes. A byte-order mark is skipped; ragged rows and invalid UTF-8 are errors naming the
-    /// line. Lines are counted from the bytes themselves (the CSV reader's own count skips blank lines).
+    /// line.
     pub fn read(bytes: &[u8], source: &str, duplicates: Duplicates) -> Result<Self> {
-        let newlines: Vec<u64> = bytes
-            .iter()
-            .enumerate()
-            .filter(|(_, &b)| b == b'\n')
-            .map(|(i, _)| i as u64)
-            .collect();
-        // A record's recorded start can precede the blank lines the reader skipped: step over them.
-        let line_of = |byte: u64| {
-            let mut b = byte as usize;
-            while b < bytes.len() && (bytes[b] == b'\n' || bytes[b] == b'\r') {
-                b += 1;
-            }
-            newlines.partition_point(|&nl| nl < b as u64) as u64 + 1
+        Self::read_from(bytes, source, duplicates)
+    }
+
+    /// Reads a CSV stream without holding its bytes: lines are counted from the line breaks seen on the
+    /// way (the CSV reader's own count skips blank lines).
+    pub fn read_from<R: Read>(reader: R, source: &str, duplicates: Duplicates) -> Result<Self> {
+        let breaks = Rc::new(RefCell::new(LineBreaks::default()));
+        let counting = CountingReader {
+            inner: reader,
+            offset: 0,
+            breaks: Rc::clone(&breaks),
         };
+        // A record's recorded start can precede the blank lines the reader skipped: step over them.
+        let line_of = |byte: u64| breaks.borrow().line_of(byte);
         let mut rdr = csv::ReaderBuilder::new()
             .has_headers(true)
             .flexible(false)
             .trim(csv::Trim::All)
-            .from_reader(bytes);
+            .from_reader(counting);
         let csv_err = |e: csv::Error| {
             let line = e.position().map(|p| line_of(p.byte())).unwrap_or(0);
             let message = match e.kind() {
@@ -102,7 +203,7 @@ impl RawTable {
             }
             header.push(name);
         }
-        let mut columns = vec![Vec::new(); header.len()];
+        let mut columns = vec![Column::default(); header.len()];
         let mut lines = Vec::new();
         let mut rec = csv::StringRecord::new();
         loop {
@@ -113,9 +214,19 @@ impl RawTable {
                     if rec.len() == 1 && rec[0].is_empty() && header.len() > 1 {
                         continue;
                     }
-                    lines.push(rec.position().map(|p| line_of(p.byte())).unwrap_or(0));
+                    let line = rec.position().map(|p| line_of(p.byte())).unwrap_or(0);
+                    lines.push(line);
                     for (c, cell) in rec.iter().enumerate() {
-                        columns[c].push(cell.to_string());
+                        if !columns[c].push(cell) {
+                            return Err(Error::Csv {
+                                path: source.to_string(),
+                                line,
+                                message: format!(
+                                    "column '{}' holds more than 4 GiB of text",
+                                    header[c]
+                                ),
+                            });
+                        }
                     }
                 }
                 Err(e) => return Err(csv_err(e)),
@@ -131,11 +242,15 @@ impl RawTable {
 
     /// Reads a CSV file from disk.
     pub fn from_path(path: &std::path::Path, duplicates: Duplicates) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|source| Error::Io {
+        let file = std::fs::File::open(path).map_err(|source| Error::Io {
             path: path.to_path_buf(),
             source,
         })?;
-        Self::read(&bytes, &path.display().to_string(), duplicates)
+        Self::read_from(
+            std::io::BufReader::with_capacity(1 << 20, file),
+            &path.display().to_string(),
+            duplicates,
+        )
     }
 
     /// Number of data rows.
@@ -156,12 +271,12 @@ impl RawTable {
     }
 
     /// The cells of a column.
-    pub fn column(&self, name: &str) -> Result<&[String]> {
+    pub fn column(&self, name: &str) -> Result<&Column> {
         Ok(&self.columns[self.col(name)?])
     }
 
     /// Adds (or replaces) a column.
-    pub fn set_column(&mut self, name: &str, cells: Vec<String>) {
+    pub fn set_column(&mut self, name: &str, cells: Column) {
         debug_assert_eq!(cells.len(), self.n_rows());
         match self.header.iter().position(|h| h == name) {
             Some(c) => self.columns[c] = cells,
@@ -175,8 +290,7 @@ impl RawTable {
     /// Keeps the rows for which `keep` is true.
     pub fn retain_rows(&mut self, keep: &[bool]) {
         for col in &mut self.columns {
-            let mut it = keep.iter();
-            col.retain(|_| *it.next().unwrap());
+            col.retain(keep);
         }
         let mut it = keep.iter();
         self.lines.retain(|_| *it.next().unwrap());
@@ -215,7 +329,7 @@ mod tests {
     fn reads_trimmed_cells_and_lines() {
         let t = read("a, b\n1, x\n\n2,\"y, z\"\n").unwrap();
         assert_eq!(t.header, vec!["a", "b"]);
-        assert_eq!(t.columns[1], vec!["x", "y, z"]);
+        assert_eq!(t.columns[1].iter().collect::<Vec<_>>(), vec!["x", "y, z"]);
         assert_eq!(t.lines, vec![2, 4]);
     }
 
