@@ -55,7 +55,9 @@ pub fn run(repeats: usize) -> Result<Vec<BenchRow>> {
     let device = Device::Cpu;
     let mut rows = Vec::new();
     let steps = data.train.n.div_ceil(256) as f64;
-    let configs: [(&str, Vec<usize>, bool, Penalty, f64, Backend); 8] = [
+    // (name, hidden, stochastic, penalty, gamma, backend)
+    type Config<'a> = (&'a str, Vec<usize>, bool, Penalty, f64, Backend);
+    let configs: [Config; 8] = [
         (
             "per-neuron penalty, m = 32, candle",
             vec![64, 32],

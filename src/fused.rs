@@ -313,6 +313,7 @@ mod tests {
     use rand_chacha::ChaCha8Rng;
 
     /// Candle's loss and gradients on the same weights and samples.
+    #[allow(clippy::too_many_arguments)]
     fn candle_reference(
         net: &SqNet,
         x: &[f32],
