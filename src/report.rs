@@ -291,20 +291,14 @@ pub fn information(
     opts: &EvalOptions,
     rng: &mut ChaCha8Rng,
 ) -> Result<(Information, Certificate)> {
-    let device = candle_core::Device::Cpu;
-    let pt = mi::to_tensor(p, m, &device)?;
-    let groups = mi::group_onehot(&data.s, data.n_groups, &device)?;
-    let per_neuron = mi::per_neuron_mi(&pt, &groups)?.to_scalar::<f64>()?;
+    let per_neuron = mi::per_neuron_mi_host(p, m, &data.s, data.n_groups, false).0;
     let shares: Vec<f64> = data
         .group_counts()
         .iter()
         .map(|&c| c as f64 / data.n as f64)
         .collect();
     let (joint, stderr, method, used, exact) = if m <= opts.m_max {
-        let dists = mi::code_distributions(&pt, &groups)?;
-        let weights = Tensor::from_slice(&shares, shares.len(), &device)?;
-        let joint = mi::joint_mi_from_distributions(&dists, &weights)?.to_scalar::<f64>()?;
-        let dists: Vec<Vec<f64>> = dists.to_vec2()?;
+        let (joint, dists, _) = mi::joint_mi_host_distributions(p, m, &data.s, data.n_groups);
         let exact = certificate::exact_worst_case(&dists, &shares);
         (joint, 0.0, "exact", joint, Some(exact))
     } else {

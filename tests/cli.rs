@@ -464,3 +464,33 @@ fn joint_penalty_refuses_layers_it_cannot_enumerate() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("m = 24"), "{}", stderr(&o));
 }
+
+/// The fused CPU step and candle see the same samples and compute the same gradients (up to float
+/// rounding), so whole trainings end with the same metrics within floating-point noise.
+#[test]
+fn fused_and_candle_backends_give_the_same_metrics() {
+    let (dir, _) = workdir();
+    let run = |backend: &str| {
+        let o = fairbits(
+            dir.path(),
+            &train_args(&["--json", "--gamma", "1", "--backend", backend]),
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+        json(&stdout(&o))
+    };
+    let (a, b) = (run("auto"), run("candle"));
+    for key in [
+        "/task/auc",
+        "/task/accuracy",
+        "/fairness/dp_gap",
+        "/information/mi_per_neuron_bits",
+        "/information/mi_joint_bits",
+        "/probes/logreg/prob",
+    ] {
+        let (x, y) = (
+            a.pointer(key).unwrap().as_f64().unwrap(),
+            b.pointer(key).unwrap().as_f64().unwrap(),
+        );
+        assert!((x - y).abs() < 1e-3, "{key}: fused {x} vs candle {y}");
+    }
+}

@@ -148,6 +148,17 @@ fn nan_and_empty_cells_are_dropped_and_counted_inf_is_an_error() {
     );
 }
 
+/// Found by the fuzzer: a value finite as f64 but beyond f32's range once standardised became `inf`.
+#[test]
+fn regression_value_out_of_f32_range_after_standardisation() {
+    let (code, err, _) = train_on(
+        &good("77777777777777777777777777777777777777773,red,1,0\n"),
+        &[],
+    );
+    assert_eq!(code, Some(3), "{err}");
+    assert!(err.contains("in.csv: line 42, column 'a': value '77777777777777777777777777777777777777773' is out of range"), "{err}");
+}
+
 #[test]
 fn numeric_column_with_text() {
     assert_fails(

@@ -261,7 +261,19 @@ impl Encoding {
                 ColumnEncoder::Numeric { name, mean, std } => {
                     let values = parse_column(table, name)?;
                     for (r, v) in values.iter().enumerate() {
-                        x[r * d + offset] = ((v - mean) / std) as f32;
+                        let z = ((v - mean) / std) as f32;
+                        // A value beyond f32's range once standardised would enter the network as inf.
+                        if !z.is_finite() {
+                            return Err(Error::OutOfRange {
+                                path: table.source.clone(),
+                                line: table.lines[r],
+                                column: name.clone(),
+                                value: table.column(name)?.get(r).to_string(),
+                                mean: *mean,
+                                std: *std,
+                            });
+                        }
+                        x[r * d + offset] = z;
                     }
                 }
                 ColumnEncoder::Categorical { name, categories } => {
