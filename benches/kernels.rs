@@ -66,7 +66,7 @@ fn penalties(c: &mut Criterion) {
             .collect();
         c.bench_function(
             &format!("exact joint MI + gradient, batch 256, m = {m}"),
-            |b| b.iter(|| mi::joint_mi_host(&p, m, &s, 2, true)),
+            |b| b.iter(|| mi::joint_mi_host(&p, m, &s, 2, true, true)),
         );
     }
 }

@@ -228,7 +228,7 @@ impl FusedNet {
             let p64: Vec<f64> = self.probs[mi_layer].iter().map(|&v| v as f64).collect();
             let want = gamma > 0.0;
             match tc.penalty {
-                Penalty::Joint => mi::joint_mi_host(&p64, m, s, n_groups, want),
+                Penalty::Joint => mi::joint_mi_host(&p64, m, s, n_groups, want, true),
                 _ => mi::per_neuron_mi_host(&p64, m, s, n_groups, want),
             }
         } else {

@@ -567,3 +567,71 @@ fn resume_after_kill_9_gives_the_metrics_of_an_uninterrupted_run() {
         "the checkpoint is removed once the model is saved"
     );
 }
+
+/// A non-finite loss stops training with a clear error, and the last good checkpoint stays.
+#[test]
+fn divergence_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint() {
+    use fairbits::data::{prepare, DataSpec, Source};
+    use fairbits::model::{ModelConfig, SqNet};
+    use fairbits::train::{rng, streams, train_checkpointed, Checkpointing, TrainConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("data.csv");
+    write_synthetic(&path, 400, 3);
+    let spec = DataSpec {
+        source: Source::Csv {
+            path,
+            target: "y".into(),
+            sensitive: "s".into(),
+            positive: None,
+            categorical: vec![],
+            drop: vec![],
+        },
+        test_size: 0.3,
+        val_size: 0.0,
+        seed: 0,
+        include_sensitive: false,
+    };
+    let data = prepare(&spec, None).unwrap();
+    let cfg = ModelConfig {
+        n_inputs: data.train.d,
+        hidden: vec![8, 4],
+        ..Default::default()
+    };
+    let ck = Checkpointing {
+        dir: dir.path().join("checkpoint"),
+        every: 1,
+        resume: false,
+    };
+    for backend in [
+        fairbits::train::Backend::Auto,
+        fairbits::train::Backend::Candle,
+    ] {
+        let net = SqNet::new(&cfg, &candle_core::Device::Cpu, &mut rng(0, streams::INIT)).unwrap();
+        let bar = indicatif::ProgressBar::hidden();
+        let two = TrainConfig {
+            epochs: 2,
+            backend,
+            ..TrainConfig::default()
+        };
+        train_checkpointed(&net, &data.train, None, &two, &bar, Some(&ck)).unwrap();
+        // Poison a feature and continue from the checkpoint: the first step of epoch 3 is NaN.
+        let mut poisoned = data.train.clone();
+        poisoned.x[0] = f32::NAN;
+        let five = TrainConfig { epochs: 5, ..two };
+        let resume = Checkpointing {
+            resume: true,
+            ..ck.clone()
+        };
+        let err =
+            train_checkpointed(&net, &poisoned, None, &five, &bar, Some(&resume)).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("training diverged: the loss became NaN at epoch 3"),
+            "{text}"
+        );
+        let state: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(ck.dir.join("checkpoint.json")).unwrap())
+                .unwrap();
+        assert_eq!(state["epoch"], 2, "the last good checkpoint is kept");
+    }
+}
