@@ -74,7 +74,9 @@ pub fn write_report(from: &[PathBuf], out: &Path, command: &str) -> Result<()> {
         MI penalty on a 12-neuron layer, gamma ramped over 10 epochs), `mlp` (same architecture at full precision, \
         no penalty), `adversarial` (full precision, gradient-reversal adversary of weight gamma). Probe AUCs are for \
         the sensitive attribute (0.5 = nothing recovered); `codes` means one sampled code per row (what the \
-        certificate covers); for `mlp` and `adversarial` the probes read the hidden layer itself.\n",
+        certificate covers); for `mlp` and `adversarial` the probes read the hidden layer itself. At gamma 0 \
+        the adversary has no effect, so `adversarial` trains the same network as `mlp` and their points coincide \
+        in the plots.\n",
         from.iter().map(|p| format!("`{}`", p.display())).collect::<Vec<_>>().join(", "));
     for dir in from {
         let records = read_sweep(dir)?;
