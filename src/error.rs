@@ -198,6 +198,14 @@ pub enum Error {
         /// The loss value.
         value: f64,
     },
+    /// An IDX (MNIST-format) file is malformed or truncated.
+    #[error("{path}: {reason}")]
+    Idx {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// Drawing a plot failed.
     #[error("plot: {0}")]
     Plot(String),

@@ -7,6 +7,7 @@
 
 pub mod builtin;
 pub mod encoding;
+pub mod images;
 pub mod split;
 pub mod table;
 

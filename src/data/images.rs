@@ -1,0 +1,362 @@
+//! Image data for the Biased-MNIST protocol (DESIGN section 6; the images issue): the shipped 5,000 MNIST
+//! digits, the IDX format of the full MNIST and Fashion-MNIST files, and the colouring that biases them.
+//! Every digit's background is painted with one of 10 fixed colours; in training the colour is the digit's
+//! own with probability `rho` and uniform over the 10 otherwise, in the unbiased test it is uniform.
+//!
+//! This is the data layer only: the convolutional encoder and its training are not built yet.
+
+use crate::error::{Error, Result};
+use rand::Rng;
+use std::io::Read;
+use std::path::Path;
+
+const MNIST_5K: &[u8] =
+    include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/data/mnist_5k.csv.gz"));
+
+/// Greyscale images with class labels.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Images {
+    /// Image height.
+    pub rows: usize,
+    /// Image width.
+    pub cols: usize,
+    /// Pixels 0-255, image after image, row-major.
+    pub pixels: Vec<u8>,
+    /// Class of each image.
+    pub labels: Vec<u8>,
+}
+
+impl Images {
+    /// Number of images.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// True when there are no images.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+}
+
+fn idx_error(source: &str, reason: impl Into<String>) -> Error {
+    Error::Idx {
+        path: source.to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// Parses an IDX file of unsigned bytes (magic `0x00 0x00 0x08 ndim`, then `ndim` big-endian sizes, then the
+/// data); returns the sizes and the data. Wrong magic, another element type, or a length that disagrees with
+/// the sizes is an error naming the file and what was expected.
+pub fn parse_idx<'a>(bytes: &'a [u8], source: &str) -> Result<(Vec<usize>, &'a [u8])> {
+    if bytes.len() < 4 {
+        return Err(idx_error(
+            source,
+            format!("{} bytes: too short for an IDX header", bytes.len()),
+        ));
+    }
+    if bytes[0] != 0 || bytes[1] != 0 {
+        return Err(idx_error(
+            source,
+            "not an IDX file (the magic number must start with two zero bytes)",
+        ));
+    }
+    if bytes[2] != 0x08 {
+        return Err(idx_error(
+            source,
+            format!(
+                "element type 0x{:02x}; only unsigned bytes (0x08) are supported",
+                bytes[2]
+            ),
+        ));
+    }
+    let ndim = bytes[3] as usize;
+    let header = 4 + 4 * ndim;
+    if ndim == 0 || bytes.len() < header {
+        return Err(idx_error(
+            source,
+            format!(
+                "truncated header: {ndim} dimension(s) need {header} bytes, the file has {}",
+                bytes.len()
+            ),
+        ));
+    }
+    let dims: Vec<usize> = (0..ndim)
+        .map(|d| u32::from_be_bytes(bytes[4 + 4 * d..8 + 4 * d].try_into().unwrap()) as usize)
+        .collect();
+    let expected = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+    let data = &bytes[header..];
+    match expected {
+        Some(e) if e == data.len() => Ok((dims, data)),
+        Some(e) => Err(idx_error(
+            source,
+            format!(
+                "sizes {dims:?} need {e} data bytes, the file has {}{}",
+                data.len(),
+                if data.len() < e {
+                    " (truncated)"
+                } else {
+                    " (trailing bytes)"
+                }
+            ),
+        )),
+        None => Err(idx_error(source, format!("sizes {dims:?} overflow"))),
+    }
+}
+
+/// The bytes of a file, gunzipped when its name ends in `.gz`.
+pub fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let raw = std::fs::read(path).map_err(io)?;
+    if path.extension().is_some_and(|e| e == "gz") {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(&raw[..])
+            .read_to_end(&mut out)
+            .map_err(io)?;
+        Ok(out)
+    } else {
+        Ok(raw)
+    }
+}
+
+/// Reads an IDX image file and its label file (same number of items).
+pub fn read_idx_pair(images: &Path, labels: &Path) -> Result<Images> {
+    let (ib, lb) = (read_maybe_gz(images)?, read_maybe_gz(labels)?);
+    let (is, ls) = (images.display().to_string(), labels.display().to_string());
+    let (idims, pixels) = parse_idx(&ib, &is)?;
+    let (ldims, labs) = parse_idx(&lb, &ls)?;
+    if idims.len() != 3 {
+        return Err(idx_error(
+            &is,
+            format!(
+                "{} dimension(s); images need 3 (count, rows, columns)",
+                idims.len()
+            ),
+        ));
+    }
+    if ldims.len() != 1 || ldims[0] != idims[0] {
+        return Err(idx_error(
+            &ls,
+            format!("sizes {ldims:?} do not match {} images", idims[0]),
+        ));
+    }
+    Ok(Images {
+        rows: idims[1],
+        cols: idims[2],
+        pixels: pixels.to_vec(),
+        labels: labs.to_vec(),
+    })
+}
+
+/// The four standard files of a directory (`train-images-idx3-ubyte[.gz]` and friends): (train, test).
+pub fn read_mnist_dir(dir: &Path) -> Result<(Images, Images)> {
+    let find = |stem: &str| -> Result<std::path::PathBuf> {
+        for name in [stem.to_string(), format!("{stem}.gz")] {
+            let p = dir.join(name);
+            if p.exists() {
+                return Ok(p);
+            }
+        }
+        Err(idx_error(
+            &dir.display().to_string(),
+            format!("no {stem}[.gz]: the directory needs the four MNIST-format IDX files (for Fashion-MNIST, Debian's package dataset-fashion-mnist installs them; `dpkg -L dataset-fashion-mnist` shows where)"),
+        ))
+    };
+    Ok((
+        read_idx_pair(
+            &find("train-images-idx3-ubyte")?,
+            &find("train-labels-idx1-ubyte")?,
+        )?,
+        read_idx_pair(
+            &find("t10k-images-idx3-ubyte")?,
+            &find("t10k-labels-idx1-ubyte")?,
+        )?,
+    ))
+}
+
+/// The shipped 5,000 MNIST digits (500 per class; `data/mnist_5k.csv.gz`: 784 pixels then the label).
+pub fn shipped_mnist_5k() -> Result<Images> {
+    let source = "data/mnist_5k.csv.gz (built in)";
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(MNIST_5K)
+        .read_to_string(&mut text)
+        .map_err(|e| idx_error(source, e.to_string()))?;
+    let (mut pixels, mut labels) = (Vec::with_capacity(5000 * 784), Vec::with_capacity(5000));
+    for (i, line) in text.lines().enumerate() {
+        let cells: Vec<&str> = line.split(',').collect();
+        if cells.len() != 785 {
+            return Err(idx_error(
+                source,
+                format!("line {}: {} fields, expected 785", i + 1, cells.len()),
+            ));
+        }
+        for c in &cells {
+            let v: u8 = c
+                .trim()
+                .parse()
+                .map_err(|_| idx_error(source, format!("line {}: '{c}' is not a byte", i + 1)))?;
+            pixels.push(v);
+        }
+        labels.push(pixels.pop().unwrap());
+    }
+    Ok(Images {
+        rows: 28,
+        cols: 28,
+        pixels,
+        labels,
+    })
+}
+
+/// The 10 background colours (RGB), one per class in the biased training set.
+pub const COLOURS: [[u8; 3]; 10] = [
+    [220, 20, 60],
+    [0, 128, 0],
+    [0, 0, 255],
+    [255, 140, 0],
+    [128, 0, 128],
+    [0, 206, 209],
+    [255, 215, 0],
+    [139, 69, 19],
+    [255, 105, 180],
+    [128, 128, 128],
+];
+
+/// Background colour of each image in a biased split: the label's own with probability `rho`, uniform over
+/// the 10 otherwise (so an image carries its own colour with probability `rho + (1 - rho) / 10`).
+pub fn biased_colours<R: Rng>(labels: &[u8], rho: f64, rng: &mut R) -> Result<Vec<u8>> {
+    if !(0.0..=1.0).contains(&rho) {
+        return Err(Error::option("--rho", rho, "must be in [0, 1]"));
+    }
+    Ok(labels
+        .iter()
+        .map(|&y| {
+            if rng.random::<f64>() < rho {
+                y % 10
+            } else {
+                rng.random_range(0..10u8)
+            }
+        })
+        .collect())
+}
+
+/// Uniform colours for an unbiased split.
+pub fn unbiased_colours<R: Rng>(n: usize, rng: &mut R) -> Vec<u8> {
+    (0..n).map(|_| rng.random_range(0..10u8)).collect()
+}
+
+/// Paints the backgrounds: each pixel of intensity `v` becomes `v * white + (1 - v) * colour`, channels
+/// first, in [0, 1]: `n x 3 x rows x cols`.
+pub fn colourise(images: &Images, colours: &[u8]) -> Vec<f32> {
+    let hw = images.rows * images.cols;
+    let mut out = vec![0f32; images.len() * 3 * hw];
+    for (i, &c) in colours.iter().enumerate() {
+        let rgb = COLOURS[c as usize];
+        for p in 0..hw {
+            let v = images.pixels[i * hw + p] as f32 / 255.0;
+            for ch in 0..3 {
+                out[(i * 3 + ch) * hw + p] = v + (1.0 - v) * rgb[ch] as f32 / 255.0;
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    fn idx(magic3: u8, dims: &[u32], data: &[u8]) -> Vec<u8> {
+        let mut b = vec![0, 0, magic3, dims.len() as u8];
+        for d in dims {
+            b.extend_from_slice(&d.to_be_bytes());
+        }
+        b.extend_from_slice(data);
+        b
+    }
+
+    #[test]
+    fn idx_round_trip_plain_and_gzipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let pixels: Vec<u8> = (0..2 * 3 * 4).map(|v| v as u8).collect();
+        std::fs::write(dir.path().join("i"), idx(8, &[2, 3, 4], &pixels)).unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, &idx(8, &[2], &[7, 3])).unwrap();
+        std::fs::write(dir.path().join("l.gz"), gz.finish().unwrap()).unwrap();
+        let im = read_idx_pair(&dir.path().join("i"), &dir.path().join("l.gz")).unwrap();
+        assert_eq!((im.rows, im.cols, im.len()), (3, 4, 2));
+        assert_eq!(im.pixels, pixels);
+        assert_eq!(im.labels, vec![7, 3]);
+    }
+
+    #[test]
+    fn truncated_and_malformed_idx_files_are_clear_errors() {
+        let e = parse_idx(&idx(8, &[2, 3, 4], &[0; 23]), "x.idx")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("x.idx: sizes [2, 3, 4] need 24 data bytes, the file has 23 (truncated)"),
+            "{e}"
+        );
+        let e = parse_idx(&idx(8, &[2], &[0; 3]), "x")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("trailing bytes"), "{e}");
+        let e = parse_idx(&[1, 2, 8, 1], "x").unwrap_err().to_string();
+        assert!(e.contains("not an IDX file"), "{e}");
+        let e = parse_idx(&idx(0x0d, &[1], &[0; 4]), "x")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("element type 0x0d"), "{e}");
+        let e = parse_idx(&[0, 0, 8, 3, 0, 0], "x").unwrap_err().to_string();
+        assert!(e.contains("truncated header"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let e = read_mnist_dir(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("dataset-fashion-mnist"), "{e}");
+    }
+
+    #[test]
+    fn shipped_digits_are_500_per_class() {
+        let im = shipped_mnist_5k().unwrap();
+        assert_eq!((im.len(), im.rows, im.cols), (5000, 28, 28));
+        for c in 0..10u8 {
+            assert_eq!(im.labels.iter().filter(|&&l| l == c).count(), 500);
+        }
+    }
+
+    #[test]
+    fn colour_statistics_match_rho() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+        let labels: Vec<u8> = (0..20_000).map(|i| (i % 10) as u8).collect();
+        for rho in [0.9, 0.99, 0.999] {
+            let colours = biased_colours(&labels, rho, &mut rng).unwrap();
+            let own = colours.iter().zip(&labels).filter(|(c, l)| c == l).count() as f64 / 20_000.0;
+            let expected = rho + (1.0 - rho) / 10.0;
+            let se = (expected * (1.0 - expected) / 20_000.0).sqrt();
+            assert!(
+                (own - expected).abs() < 4.0 * se + 1e-9,
+                "rho {rho}: {own} vs {expected}"
+            );
+        }
+        let colours = unbiased_colours(20_000, &mut rng);
+        let own = colours.iter().zip(&labels).filter(|(c, l)| c == l).count() as f64 / 20_000.0;
+        assert!((own - 0.1).abs() < 4.0 * (0.09f64 / 20_000.0).sqrt());
+        assert!(biased_colours(&labels, 1.5, &mut rng).is_err());
+    }
+
+    #[test]
+    fn colourise_paints_the_background_and_keeps_the_digit_white() {
+        let im = Images {
+            rows: 1,
+            cols: 2,
+            pixels: vec![0, 255],
+            labels: vec![0],
+        };
+        let x = colourise(&im, &[2]);
+        // Background pixel: blue (0, 0, 1); digit pixel: white.
+        assert_eq!(x, vec![0.0, 1.0, 0.0, 1.0, 1.0, 1.0]);
+    }
+}
