@@ -271,9 +271,14 @@ struct JointMiOp {
 /// Row `i`'s code probabilities over `k` neurons by doubling; `levels` receives every level
 /// (sizes 1, 2, 4, .., 2^k, concatenated) for the backward pass; returns the offset of the last level.
 fn doubling(p: &[f64], levels: &mut Vec<f64>) -> usize {
-    let k = p.len();
     levels.clear();
-    levels.resize((2usize << k) - 1, 0.0);
+    levels.resize((2usize << p.len()) - 1, 0.0);
+    doubling_into(p, levels)
+}
+
+/// [`doubling`] into a slice of exactly `2^(k+1) - 1` entries.
+fn doubling_into(p: &[f64], levels: &mut [f64]) -> usize {
+    let k = p.len();
     levels[0] = 1.0;
     for (j, &pj) in p.iter().enumerate() {
         // Level j (2^j entries) starts at 2^j - 1; level j + 1 follows it.
@@ -340,31 +345,40 @@ fn gemm(
     };
     assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
     if single {
-        let a32: Vec<f32> = a[..m * k].iter().map(|&v| v as f32).collect();
-        let b32: Vec<f32> = b[..k * n].iter().map(|&v| v as f32).collect();
-        let mut c32 = vec![0f32; m * n];
-        // SAFETY: the buffers hold exactly the matrices the strides describe (checked above).
-        unsafe {
-            matrixmultiply::sgemm(
-                m,
-                k,
-                n,
-                alpha as f32,
-                a32.as_ptr(),
-                rsa,
-                csa,
-                b32.as_ptr(),
-                rsb,
-                csb,
-                0.0,
-                c32.as_mut_ptr(),
-                n as isize,
-                1,
-            );
+        thread_local! {
+            // Reused across calls: the training step calls this three times per group and batch.
+            static SCRATCH: std::cell::RefCell<(Vec<f32>, Vec<f32>, Vec<f32>)> = Default::default();
         }
-        for (dst, v) in c.iter_mut().zip(c32) {
-            *dst = v as f64;
-        }
+        SCRATCH.with(|cell| {
+            let (a32, b32, c32) = &mut *cell.borrow_mut();
+            a32.clear();
+            a32.extend(a[..m * k].iter().map(|&v| v as f32));
+            b32.clear();
+            b32.extend(b[..k * n].iter().map(|&v| v as f32));
+            c32.resize(m * n, 0.0);
+            // SAFETY: the buffers hold exactly the matrices the strides describe (checked above).
+            unsafe {
+                matrixmultiply::sgemm(
+                    m,
+                    k,
+                    n,
+                    alpha as f32,
+                    a32.as_ptr(),
+                    rsa,
+                    csa,
+                    b32.as_ptr(),
+                    rsb,
+                    csb,
+                    0.0,
+                    c32.as_mut_ptr(),
+                    n as isize,
+                    1,
+                );
+            }
+            for (dst, v) in c.iter_mut().zip(c32.iter()) {
+                *dst = *v as f64;
+            }
+        });
         return;
     }
     // SAFETY: the assert above keeps every index of the three matrices inside its buffer.
@@ -439,15 +453,14 @@ impl JointForward {
         } else {
             let (la, lb) = (2 * c1 - 1, 2 * c2 - 1);
             let (mut lv_a, mut lv_b) = (vec![0f64; n * la], vec![0f64; n * lb]);
-            let mut levels = Vec::new();
             for (r, &i) in order.iter().enumerate() {
                 let row = &p[i * m..(i + 1) * m];
-                let off = doubling(&row[..m1], &mut levels);
-                a[r * c1..(r + 1) * c1].copy_from_slice(&levels[off..]);
-                lv_a[r * la..(r + 1) * la].copy_from_slice(&levels);
-                let off = doubling(&row[m1..], &mut levels);
-                b[r * c2..(r + 1) * c2].copy_from_slice(&levels[off..]);
-                lv_b[r * lb..(r + 1) * lb].copy_from_slice(&levels);
+                let la_row = &mut lv_a[r * la..(r + 1) * la];
+                let off = doubling_into(&row[..m1], la_row);
+                a[r * c1..(r + 1) * c1].copy_from_slice(&la_row[off..]);
+                let lb_row = &mut lv_b[r * lb..(r + 1) * lb];
+                let off = doubling_into(&row[m1..], lb_row);
+                b[r * c2..(r + 1) * c2].copy_from_slice(&lb_row[off..]);
             }
             Some((lv_a, lv_b))
         };
