@@ -159,11 +159,42 @@ pub fn per_neuron_mi_host(
     (value, grad)
 }
 
-impl PerNeuronMiOp {
-    fn host(t: &Tensor) -> candle_core::Result<(Vec<f64>, usize)> {
-        let m = t.dim(1)?;
-        Ok((t.to_dtype(DType::F64)?.flatten_all()?.to_vec1()?, m))
+/// The forward pass of the MI custom operations: reads the contiguous `n x m` matrix `p` (`f32` or `f64`),
+/// checks that there is one group per row, and returns `value(p, m)` as a scalar of `p`'s type.
+fn scalar_op_forward(
+    name: &str,
+    s: &[u32],
+    storage: &candle_core::CpuStorage,
+    layout: &candle_core::Layout,
+    value: impl Fn(&[f64], usize) -> f64,
+) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
+    use candle_core::CpuStorage as C;
+    let (n, m) = layout.shape().dims2()?;
+    let (start, end) = layout
+        .contiguous_offsets()
+        .ok_or_else(|| candle_core::Error::Msg(format!("{name} needs a contiguous p")))?;
+    let p: Vec<f64> = match storage {
+        C::F32(v) => v[start..end].iter().map(|&x| x as f64).collect(),
+        C::F64(v) => v[start..end].to_vec(),
+        _ => return Err(candle_core::Error::Msg(format!("{name} needs f32 or f64"))),
+    };
+    if s.len() != n {
+        return Err(candle_core::Error::Msg(format!(
+            "{name}: {} groups for {n} rows",
+            s.len()
+        )));
     }
+    let v = value(&p, m);
+    let out = match storage {
+        C::F32(_) => C::F32(vec![v as f32]),
+        _ => C::F64(vec![v]),
+    };
+    Ok((out, candle_core::Shape::from(())))
+}
+
+/// `p` of a custom operation's backward pass on the host, in `f64`, with its width.
+fn host_p(t: &Tensor) -> candle_core::Result<(Vec<f64>, usize)> {
+    Ok((t.to_dtype(DType::F64)?.flatten_all()?.to_vec1()?, t.dim(1)?))
 }
 
 impl candle_core::CustomOp1 for PerNeuronMiOp {
@@ -176,32 +207,9 @@ impl candle_core::CustomOp1 for PerNeuronMiOp {
         storage: &candle_core::CpuStorage,
         layout: &candle_core::Layout,
     ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
-        use candle_core::CpuStorage as C;
-        let (n, m) = layout.shape().dims2()?;
-        let (start, end) = layout
-            .contiguous_offsets()
-            .ok_or_else(|| candle_core::Error::Msg("per-neuron-mi needs a contiguous p".into()))?;
-        let p: Vec<f64> = match storage {
-            C::F32(v) => v[start..end].iter().map(|&x| x as f64).collect(),
-            C::F64(v) => v[start..end].to_vec(),
-            _ => {
-                return Err(candle_core::Error::Msg(
-                    "per-neuron-mi needs f32 or f64".into(),
-                ))
-            }
-        };
-        if self.s.len() != n {
-            return Err(candle_core::Error::Msg(format!(
-                "per-neuron-mi: {} groups for {n} rows",
-                self.s.len()
-            )));
-        }
-        let (value, _) = per_neuron_mi_host(&p, m, &self.s, self.n_groups, false);
-        let out = match storage {
-            C::F32(_) => C::F32(vec![value as f32]),
-            _ => C::F64(vec![value]),
-        };
-        Ok((out, candle_core::Shape::from(())))
+        scalar_op_forward(self.name(), &self.s, storage, layout, |p, m| {
+            per_neuron_mi_host(p, m, &self.s, self.n_groups, false).0
+        })
     }
 
     fn bwd(
@@ -210,7 +218,7 @@ impl candle_core::CustomOp1 for PerNeuronMiOp {
         _res: &Tensor,
         grad_res: &Tensor,
     ) -> candle_core::Result<Option<Tensor>> {
-        let (p, m) = Self::host(arg)?;
+        let (p, m) = host_p(arg)?;
         let n = self.s.len();
         let (_, grad) = per_neuron_mi_host(&p, m, &self.s, self.n_groups, true);
         let grad = Tensor::from_vec(grad, (n, m), arg.device())?.to_dtype(arg.dtype())?;
@@ -654,28 +662,9 @@ impl candle_core::CustomOp1 for JointMiOp {
         storage: &candle_core::CpuStorage,
         layout: &candle_core::Layout,
     ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
-        use candle_core::CpuStorage as C;
-        let (n, m) = layout.shape().dims2()?;
-        let (start, end) = layout
-            .contiguous_offsets()
-            .ok_or_else(|| candle_core::Error::Msg("joint-mi needs a contiguous p".into()))?;
-        let p: Vec<f64> = match storage {
-            C::F32(v) => v[start..end].iter().map(|&x| x as f64).collect(),
-            C::F64(v) => v[start..end].to_vec(),
-            _ => return Err(candle_core::Error::Msg("joint-mi needs f32 or f64".into())),
-        };
-        if self.s.len() != n {
-            return Err(candle_core::Error::Msg(format!(
-                "joint-mi: {} groups for {n} rows",
-                self.s.len()
-            )));
-        }
-        let value = JointForward::new(&p, m, &self.s, self.n_groups, false).value();
-        let out = match storage {
-            C::F32(_) => C::F32(vec![value as f32]),
-            _ => C::F64(vec![value]),
-        };
-        Ok((out, candle_core::Shape::from(())))
+        scalar_op_forward(self.name(), &self.s, storage, layout, |p, m| {
+            JointForward::new(p, m, &self.s, self.n_groups, false).value()
+        })
     }
 
     fn bwd(
@@ -684,8 +673,7 @@ impl candle_core::CustomOp1 for JointMiOp {
         _res: &Tensor,
         grad_res: &Tensor,
     ) -> candle_core::Result<Option<Tensor>> {
-        let m = arg.dim(1)?;
-        let p: Vec<f64> = arg.to_dtype(DType::F64)?.flatten_all()?.to_vec1()?;
+        let (p, m) = host_p(arg)?;
         let n = self.s.len();
         let (_, grad) = joint_mi_host(&p, m, &self.s, self.n_groups, true, false);
         let grad = Tensor::from_vec(grad, (n, m), arg.device())?.to_dtype(arg.dtype())?;

@@ -194,20 +194,7 @@ fn encode_then_an_independent_probe_matches_the_builtin_probe() {
         s.push(f[4].parse::<u32>().unwrap());
         y.push(f[5].parse::<u8>().unwrap());
     }
-    let spec = fairbits::data::DataSpec {
-        source: fairbits::data::Source::Csv {
-            path: csv.clone(),
-            target: "y".into(),
-            sensitive: "s".into(),
-            positive: None,
-            categorical: vec![],
-            drop: vec![],
-        },
-        test_size: 0.3,
-        val_size: 0.0,
-        seed: 0,
-        include_sensitive: false,
-    };
+    let spec = csv_spec(&csv, 0);
     let (tr, _, te) = fairbits::data::split::stratified(&y, &s, 2, &spec).unwrap();
     let m = rows[0].len();
     let mut w = vec![0f64; m + 1];

@@ -1,40 +1,41 @@
-//! On a synthetic dataset where `x1` carries `s`, the per-neuron penalty lowers the information in the
-//! layer and the probes' s-AUC.
+//! The penalties at work on synthetic data: the per-neuron penalty lowers the information in the layer and
+//! the probes' s-AUC; on an XOR task only the joint penalty removes what the layer carries.
 
 mod common;
-use fairbits::data::{prepare, DataSpec, Source};
+use fairbits::data::prepare;
 use fairbits::model::{ModelConfig, SqNet};
 use fairbits::report::{evaluate, EvalOptions, RunInfo};
-use fairbits::train::{rng, streams, train, TrainConfig};
+use fairbits::train::{rng, streams, train, Penalty, TrainConfig};
 
-fn run(gamma: f64, path: &std::path::Path) -> fairbits::Metrics {
-    let spec = DataSpec {
-        source: Source::Csv {
-            path: path.to_path_buf(),
-            target: "y".into(),
-            sensitive: "s".into(),
-            positive: None,
-            categorical: vec![],
-            drop: vec![],
-        },
-        test_size: 0.3,
-        val_size: 0.0,
-        seed: 1,
-        include_sensitive: false,
-    };
-    let data = prepare(&spec, None).unwrap();
+/// Trains `hidden` (last layer stochastic) on the CSV at `path` and evaluates it.
+fn run(
+    path: &std::path::Path,
+    hidden: Vec<usize>,
+    penalty: Penalty,
+    gamma: f64,
+    epochs: usize,
+    batch_size: usize,
+    seed: u64,
+) -> fairbits::Metrics {
+    let data = prepare(&common::csv_spec(path, seed), None).unwrap();
     let cfg = ModelConfig {
         n_inputs: data.train.d,
-        hidden: vec![16, 8],
-        stochastic: vec![1],
+        stochastic: vec![hidden.len() - 1],
+        hidden,
         ..Default::default()
     };
-    let net = SqNet::new(&cfg, &candle_core::Device::Cpu, &mut rng(1, streams::INIT)).unwrap();
+    let net = SqNet::new(
+        &cfg,
+        &candle_core::Device::Cpu,
+        &mut rng(seed, streams::INIT),
+    )
+    .unwrap();
     let tc = TrainConfig {
-        epochs: 30,
-        batch_size: 128,
+        epochs,
+        batch_size,
         gamma,
-        seed: 1,
+        penalty,
+        seed,
         ..Default::default()
     };
     let rep = train(
@@ -50,14 +51,14 @@ fn run(gamma: f64, path: &std::path::Path) -> fairbits::Metrics {
         sensitive: "s".into(),
         groups: vec![],
         n_dropped: 0,
-        seed: 1,
+        seed,
         gamma,
-        penalty: "per-neuron".into(),
+        penalty: penalty.name().into(),
         train_seconds: rep.train_seconds,
         epochs: rep.epochs,
     };
     let opts = EvalOptions {
-        draws: 3,
+        draws: 2,
         forest_trees: 30,
         ..Default::default()
     };
@@ -69,8 +70,8 @@ fn gamma_lowers_information_and_probe_auc() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("syn.csv");
     common::write_synthetic(&path, 3000, 3);
-    let plain = run(0.0, &path);
-    let fair = run(3.0, &path);
+    let plain = run(&path, vec![16, 8], Penalty::PerNeuron, 0.0, 30, 128, 1);
+    let fair = run(&path, vec![16, 8], Penalty::PerNeuron, 3.0, 30, 128, 1);
     assert!(
         plain.information.mi_per_neuron_bits > 0.05,
         "{:?}",
@@ -113,76 +114,13 @@ fn write_xor(path: &std::path::Path, n: usize) {
     std::fs::write(path, out).unwrap();
 }
 
-fn run_penalty(
-    path: &std::path::Path,
-    penalty: fairbits::train::Penalty,
-    gamma: f64,
-) -> fairbits::Metrics {
-    let spec = DataSpec {
-        source: Source::Csv {
-            path: path.to_path_buf(),
-            target: "y".into(),
-            sensitive: "s".into(),
-            positive: None,
-            categorical: vec![],
-            drop: vec![],
-        },
-        test_size: 0.3,
-        val_size: 0.0,
-        seed: 2,
-        include_sensitive: false,
-    };
-    let data = prepare(&spec, None).unwrap();
-    let cfg = ModelConfig {
-        n_inputs: data.train.d,
-        hidden: vec![32, 4],
-        stochastic: vec![1],
-        ..Default::default()
-    };
-    let net = SqNet::new(&cfg, &candle_core::Device::Cpu, &mut rng(2, streams::INIT)).unwrap();
-    let tc = TrainConfig {
-        epochs: 40,
-        batch_size: 128,
-        gamma,
-        penalty,
-        seed: 2,
-        ..Default::default()
-    };
-    let rep = train(
-        &net,
-        &data.train,
-        None,
-        &tc,
-        &indicatif::ProgressBar::hidden(),
-    )
-    .unwrap();
-    let info = RunInfo {
-        dataset: "xor".into(),
-        sensitive: "s".into(),
-        groups: vec![],
-        n_dropped: 0,
-        seed: 2,
-        gamma,
-        penalty: penalty.name().into(),
-        train_seconds: rep.train_seconds,
-        epochs: rep.epochs,
-    };
-    let opts = EvalOptions {
-        draws: 2,
-        forest_trees: 30,
-        ..Default::default()
-    };
-    evaluate(&net, &data, &opts, &info).unwrap()
-}
-
 #[test]
 fn joint_penalty_removes_information_the_per_neuron_penalty_leaves_in_an_xor() {
-    use fairbits::train::Penalty;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("xor.csv");
     write_xor(&path, 4000);
-    let per_neuron = run_penalty(&path, Penalty::PerNeuron, 3.0);
-    let joint = run_penalty(&path, Penalty::Joint, 3.0);
+    let per_neuron = run(&path, vec![32, 4], Penalty::PerNeuron, 3.0, 40, 128, 2);
+    let joint = run(&path, vec![32, 4], Penalty::Joint, 3.0, 40, 128, 2);
     let (pn, jn) = (&per_neuron.information, &joint.information);
     eprintln!(
         "per-neuron run: {pn:?} forest {:?}\njoint run: {jn:?} forest {:?}",

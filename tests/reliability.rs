@@ -571,26 +571,13 @@ fn resume_after_kill_9_gives_the_metrics_of_an_uninterrupted_run() {
 /// A non-finite loss stops training with a clear error, and the last good checkpoint stays.
 #[test]
 fn divergence_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint() {
-    use fairbits::data::{prepare, DataSpec, Source};
+    use fairbits::data::prepare;
     use fairbits::model::{ModelConfig, SqNet};
     use fairbits::train::{rng, streams, train_checkpointed, Checkpointing, TrainConfig};
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("data.csv");
     write_synthetic(&path, 400, 3);
-    let spec = DataSpec {
-        source: Source::Csv {
-            path,
-            target: "y".into(),
-            sensitive: "s".into(),
-            positive: None,
-            categorical: vec![],
-            drop: vec![],
-        },
-        test_size: 0.3,
-        val_size: 0.0,
-        seed: 0,
-        include_sensitive: false,
-    };
+    let spec = csv_spec(&path, 0);
     let data = prepare(&spec, None).unwrap();
     let cfg = ModelConfig {
         n_inputs: data.train.d,

@@ -74,3 +74,21 @@ pub fn pair_auc(scores: &[f64], labels: &[bool]) -> f64 {
     }
     num / den
 }
+
+/// The data spec of a CSV with target `y` and sensitive `s`, 30% test rows, no validation.
+pub fn csv_spec(path: &Path, seed: u64) -> fairbits::data::DataSpec {
+    fairbits::data::DataSpec {
+        source: fairbits::data::Source::Csv {
+            path: path.to_path_buf(),
+            target: "y".into(),
+            sensitive: "s".into(),
+            positive: None,
+            categorical: vec![],
+            drop: vec![],
+        },
+        test_size: 0.3,
+        val_size: 0.0,
+        seed,
+        include_sensitive: false,
+    }
+}
