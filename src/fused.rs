@@ -24,16 +24,7 @@ fn sgemm(
     c: &mut [f32],
     accumulate: bool,
 ) {
-    let (rsa, csa) = if a_t {
-        (1, m as isize)
-    } else {
-        (k as isize, 1)
-    };
-    let (rsb, csb) = if b_t {
-        (1, k as isize)
-    } else {
-        (n as isize, 1)
-    };
+    let (rsa, csa, rsb, csb) = mi::gemm_strides(m, k, n, a_t, b_t);
     assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
     let beta = if accumulate { 1.0 } else { 0.0 };
     // SAFETY: the assert keeps every index of the three matrices inside its buffer.

@@ -325,6 +325,28 @@ fn doubling_backward(
     }
 }
 
+/// Row and column strides of `op(A)` (`m x k`) and `op(B)` (`k x n`) in their row-major buffers, `op` a
+/// transpose when asked: the layout arguments of `matrixmultiply`'s GEMMs.
+pub(crate) fn gemm_strides(
+    m: usize,
+    k: usize,
+    n: usize,
+    a_t: bool,
+    b_t: bool,
+) -> (isize, isize, isize, isize) {
+    let (rsa, csa) = if a_t {
+        (1, m as isize)
+    } else {
+        (k as isize, 1)
+    };
+    let (rsb, csb) = if b_t {
+        (1, k as isize)
+    } else {
+        (n as isize, 1)
+    };
+    (rsa, csa, rsb, csb)
+}
+
 /// `C = alpha * op(A) * op(B)` for row-major buffers, `op` a transpose when asked. With `single`, the
 /// product runs in `f32` (inputs rounded, result widened): twice as fast, for the `f32` training step.
 #[allow(clippy::too_many_arguments)]
@@ -340,17 +362,7 @@ fn gemm(
     b_t: bool,
     c: &mut [f64],
 ) {
-    // Strides of op(A) (m x k) and op(B) (k x n) in their row-major buffers.
-    let (rsa, csa) = if a_t {
-        (1, m as isize)
-    } else {
-        (k as isize, 1)
-    };
-    let (rsb, csb) = if b_t {
-        (1, k as isize)
-    } else {
-        (n as isize, 1)
-    };
+    let (rsa, csa, rsb, csb) = gemm_strides(m, k, n, a_t, b_t);
     assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
     if single {
         thread_local! {
