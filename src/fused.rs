@@ -11,9 +11,9 @@ use crate::train::{LossForm, Penalty, TrainConfig};
 use candle_core::{Device, Tensor};
 use rand::Rng;
 
-/// `C = op(A) op(B) (+ C when accumulate)` for row-major `f32` buffers.
+/// `C = op(A) op(B) (+ C when accumulate)` for row-major `f32` buffers (`m x k` times `k x n`).
 #[allow(clippy::too_many_arguments)]
-fn sgemm(
+pub(crate) fn sgemm(
     m: usize,
     k: usize,
     n: usize,
@@ -108,6 +108,13 @@ impl FusedNet {
         let cfg = net.config().clone();
         let mut dims = vec![cfg.n_inputs];
         dims.extend(&cfg.hidden);
+        if cfg.n_outputs != 1 {
+            return Err(crate::Error::option(
+                "--backend",
+                "auto",
+                "the fused step implements the binary head only",
+            ));
+        }
         dims.push(1);
         let params = net
             .vars()
@@ -420,6 +427,7 @@ mod tests {
                                 temperature: 3.0,
                                 estimator,
                                 activation,
+                                n_outputs: 1,
                             };
                             let net = SqNet::new(
                                 &cfg,

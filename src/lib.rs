@@ -13,8 +13,10 @@
 // Index loops mirror the formulas of DESIGN.md; iterator chains would hide them.
 #![allow(clippy::needless_range_loop)]
 
+pub mod bank;
 pub mod bench;
 pub mod certificate;
+pub mod conv;
 pub mod data;
 pub mod error;
 pub mod fused;
@@ -28,6 +30,7 @@ pub mod results;
 pub mod store;
 pub mod sweep;
 pub mod train;
+pub mod vision;
 
 pub use error::{Error, Result};
 pub use model::{Inference, ModelConfig, SqNet};

@@ -8,6 +8,7 @@ use fairbits::model::{Activation, Estimator, Inference, ModelConfig, PreActivati
 use fairbits::report::{self, EvalOptions, Metrics, RunInfo};
 use fairbits::store::{self, SavedConfig};
 use fairbits::train::{self, streams, LossForm, Penalty, TrainConfig};
+use fairbits::vision::{self, Estimate, ImageDataset, ImageSpec};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -114,11 +115,80 @@ struct ReportCmd {
     out: PathBuf,
 }
 
+/// `--dataset`: a shipped table or an image dataset.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum DatasetArg {
+    /// UCI Adult: income > 50K; sensitive `sex` (default) or `race`.
+    Adult,
+    /// ProPublica COMPAS: two-year recidivism; sensitive `race` (default) or `sex`.
+    Compas,
+    /// UCI German credit: good credit; sensitive `age` (> 25, default) or `sex`.
+    German,
+    /// Biased-MNIST: the shipped 5,000 digits with colour-biased backgrounds (or --mnist-dir).
+    BiasedMnist,
+    /// Colour-biased Fashion-MNIST (Debian package dataset-fashion-mnist, or --mnist-dir).
+    BiasedFashionMnist,
+}
+
+impl DatasetArg {
+    fn table(self) -> Option<Builtin> {
+        match self {
+            DatasetArg::Adult => Some(Builtin::Adult),
+            DatasetArg::Compas => Some(Builtin::Compas),
+            DatasetArg::German => Some(Builtin::German),
+            _ => None,
+        }
+    }
+
+    fn image(self) -> Option<ImageDataset> {
+        match self {
+            DatasetArg::BiasedMnist => Some(ImageDataset::BiasedMnist),
+            DatasetArg::BiasedFashionMnist => Some(ImageDataset::BiasedFashionMnist),
+            _ => None,
+        }
+    }
+}
+
+/// Options of the image datasets and the convolutional encoder.
+#[derive(Args, Clone)]
+struct ImageArgs {
+    /// Image datasets: probability that a training image has its class's colour (a list for `sweep`).
+    #[arg(long, value_delimiter = ',', default_value = "0.99")]
+    rho: Vec<f64>,
+    /// Image datasets: directory of the four MNIST-format IDX files (train-images-idx3-ubyte[.gz], ...).
+    #[arg(long)]
+    mnist_dir: Option<PathBuf>,
+    /// Image datasets: train on a class-stratified subsample of this many images.
+    #[arg(long)]
+    train_size: Option<usize>,
+    /// Image datasets: output channels of each convolution (each: kernel, ReLU, 2x2 max pooling).
+    #[arg(long, value_delimiter = ',', default_value = "8,16")]
+    channels: Vec<usize>,
+    /// Image datasets: kernel size of the convolutions.
+    #[arg(long, default_value_t = 5)]
+    kernel: usize,
+    /// Image datasets: estimate the penalty over the whole training set (bank) or on each batch.
+    #[arg(long, value_enum, default_value = "bank")]
+    estimate: Estimate,
+}
+
+impl ImageArgs {
+    fn spec(&self, dataset: ImageDataset, rho: f64, seed: u64) -> ImageSpec {
+        ImageSpec {
+            dataset,
+            rho,
+            mnist_dir: self.mnist_dir.clone(),
+            train_size: self.train_size,
+            seed,
+        }
+    }
+}
+
 #[derive(Args, Clone, Default)]
 struct DataArgs {
-    /// A shipped dataset.
+    /// A shipped dataset (tables: adult, compas, german; images: biased-mnist, biased-fashion-mnist).
     #[arg(long, value_enum, conflicts_with = "csv")]
-    dataset: Option<Builtin>,
+    dataset: Option<DatasetArg>,
     /// Any CSV file with a header row (needs --target and --sensitive).
     #[arg(long)]
     csv: Option<PathBuf>,
@@ -155,8 +225,10 @@ impl DataArgs {
     /// The data spec: the flags over `base` (a saved model's spec, or the defaults).
     fn spec(&self, base: Option<&DataSpec>) -> Result<DataSpec> {
         let source = match (&self.dataset, &self.csv) {
-            (Some(name), _) => Source::Builtin {
-                name: *name,
+            (Some(d), _) => Source::Builtin {
+                name: d.table().with_context(|| {
+                    format!("invalid --dataset {d:?}: an image dataset; images work with train, sweep and encode")
+                })?,
                 sensitive: self.sensitive.clone(),
             },
             (None, Some(path)) => Source::Csv {
@@ -242,7 +314,9 @@ struct TrainCmd {
     preset: Option<Preset>,
     #[command(flatten)]
     data: DataArgs,
-    /// Hidden layer widths.
+    #[command(flatten)]
+    images: ImageArgs,
+    /// Hidden layer widths [images: 64,12 unless given].
     #[arg(long, value_delimiter = ',', default_value = "64,32")]
     hidden: Vec<usize>,
     /// 0-based indices of stochastic hidden layers [default: the last]; the MI is taken on the last of them.
@@ -336,9 +410,12 @@ struct EncodeCmd {
     /// A directory written by `train --out`.
     #[arg(long)]
     model: PathBuf,
-    /// CSV with the model's feature columns (in any order; others are ignored).
+    /// CSV with the model's feature columns (in any order; others are ignored). Not for image models.
     #[arg(long)]
-    input: PathBuf,
+    input: Option<PathBuf>,
+    /// Image models: which of the model's image sets to encode.
+    #[arg(long, value_enum, default_value = "test-unbiased")]
+    split: ImageSplit,
     /// Output: .csv (with a `row` column) or .npy (float32, rows x m).
     #[arg(long)]
     output: PathBuf,
@@ -349,6 +426,17 @@ struct EncodeCmd {
     /// Seed of the samples.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+}
+
+/// The image sets of an image model's data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum ImageSplit {
+    /// The biased training set.
+    Train,
+    /// The test images with uniform colours.
+    TestUnbiased,
+    /// The test images coloured like the training set.
+    TestBiased,
 }
 
 #[derive(Args)]
@@ -398,7 +486,10 @@ fn main() {
                 .subcommand_matches("train")
                 .expect("the train subcommand");
             apply_preset(&mut c, given);
-            run_train(c, cli.quiet)
+            match c.data.dataset.and_then(DatasetArg::image) {
+                Some(d) => run_image_train(c, d, given, cli.quiet),
+                None => run_train(c, cli.quiet),
+            }
         }
         Command::Eval(c) => run_eval(c),
         Command::Encode(c) => run_encode(c),
@@ -541,6 +632,7 @@ fn run_train(c: TrainCmd, quiet: bool) -> Result<()> {
                 temperature: c.temperature,
                 estimator: c.estimator,
                 activation: c.activation,
+                n_outputs: 1,
             };
             model_cfg.validate()?;
             let train_cfg = TrainConfig {
@@ -704,9 +796,15 @@ fn run_mi(c: MiCmd) -> Result<()> {
 }
 
 fn run_encode(c: EncodeCmd) -> Result<()> {
+    if vision::is_image_model(&c.model) {
+        return run_image_encode(c);
+    }
+    let input = c.input.clone().context(
+        "invalid --input: a tabular model encodes the rows of a CSV file (--input PATH)",
+    )?;
     let device = fairbits::model::default_device()?;
     let (net, cfg) = store::load(&c.model, &device)?;
-    let mut table = data::RawTable::from_path(&c.input, data::Duplicates::Reject)?;
+    let mut table = data::RawTable::from_path(&input, data::Duplicates::Reject)?;
     if let Source::Builtin { name, .. } = &cfg.data.source {
         data::builtin::derive_columns(*name, &mut table)?;
     }
@@ -714,7 +812,7 @@ fn run_encode(c: EncodeCmd) -> Result<()> {
     if rows.rows.is_empty() {
         bail!(
             "{}: no row has all the model's feature columns filled",
-            c.input.display()
+            input.display()
         );
     }
     let codes = fairbits::report::encode(&net, &rows, c.inference, c.seed)?;
@@ -794,5 +892,123 @@ fn run_report(c: ReportCmd) -> Result<()> {
     let command = format!("fairbits {}", command[1..].join(" "));
     fairbits::results::write_report(&c.from, &c.out, &command)?;
     println!("report written to {}", c.out.display());
+    Ok(())
+}
+
+/// `train --dataset biased-mnist|biased-fashion-mnist`: the convolutional network on coloured images.
+fn run_image_train(
+    c: TrainCmd,
+    dataset: ImageDataset,
+    given: &ArgMatches,
+    quiet: bool,
+) -> Result<()> {
+    if c.resume.is_some() || c.data.csv.is_some() {
+        bail!("invalid --resume/--csv: image training has neither");
+    }
+    if c.images.rho.len() != 1 {
+        bail!("invalid --rho: train takes one value (a list is for sweep)");
+    }
+    let unset = |id: &str| given.value_source(id) != Some(ValueSource::CommandLine);
+    let hidden = if unset("hidden") {
+        vec![64, 12]
+    } else {
+        c.hidden.clone()
+    };
+    let seed = c.data.seed.unwrap_or(0);
+    let job = vision::ImageJob {
+        data: c.images.spec(dataset, c.images.rho[0], seed),
+        channels: c.images.channels.clone(),
+        kernel: c.images.kernel,
+        dense: ModelConfig {
+            n_inputs: 1,
+            stochastic: if c.full_precision {
+                vec![]
+            } else if c.stochastic.is_empty() {
+                vec![hidden.len().saturating_sub(1)]
+            } else {
+                c.stochastic.clone()
+            },
+            hidden,
+            pre_activation: c.pre_activation,
+            temperature: c.temperature,
+            estimator: c.estimator,
+            activation: c.activation,
+            n_outputs: 10,
+        },
+        train: TrainConfig {
+            epochs: if unset("epochs") { 20 } else { c.epochs },
+            batch_size: if unset("batch_size") {
+                128
+            } else {
+                c.batch_size
+            },
+            lr: c.lr,
+            weight_decay: c.weight_decay,
+            gamma: c.gamma,
+            penalty: c.penalty,
+            conditional: c.conditional,
+            loss_form: c.loss_form,
+            patience: c.patience,
+            warmup_epochs: c.warmup_epochs,
+            backend: train::Backend::Candle,
+            seed,
+        },
+        estimate: c.images.estimate,
+        eval: c.eval.options(seed)?,
+        reproducible: c.reproducible,
+    };
+    let bar = progress(job.train.epochs as u64, quiet);
+    let (net, config, metrics) = vision::run_job(&job, |e| {
+        bar.set_message(format!(
+            "loss {:.4} penalty {:.4} bits",
+            e.loss, e.penalty_bits
+        ));
+        bar.inc(1);
+    })?;
+    bar.finish_and_clear();
+    if let Some(out) = &c.out {
+        vision::save(out, &net, &config, &metrics)?;
+        tracing::info!(dir = %out.display(), "saved");
+    }
+    let text = if c.json {
+        serde_json::to_string_pretty(&metrics)? + "\n"
+    } else {
+        vision::table(&metrics)
+    };
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => Ok(r?),
+    }
+}
+
+/// `encode` of an image model: codes of one of its image sets.
+fn run_image_encode(c: EncodeCmd) -> Result<()> {
+    if c.input.is_some() {
+        bail!(
+            "invalid --input: an image model encodes its own image sets (choose one with --split)"
+        );
+    }
+    let device = fairbits::model::default_device()?;
+    let (net, cfg) = vision::load_model(&c.model, &device)?;
+    let data = vision::load(&cfg.data)?;
+    let set = match c.split {
+        ImageSplit::Train => &data.train,
+        ImageSplit::TestUnbiased => &data.test_unbiased,
+        ImageSplit::TestBiased => &data.test_biased,
+    };
+    let codes = vision::encode(&net, set, c.inference, c.seed)?;
+    let m = cfg.model.dense.code_width();
+    let ext = c.output.extension().and_then(|e| e.to_str()).unwrap_or("");
+    let bytes = match ext {
+        "csv" => vision::codes_csv(&codes, m, set, c.inference),
+        "npy" => fairbits::report::codes_npy(&codes, m),
+        _ => bail!(
+            "invalid --output {}: the name must end in .csv or .npy",
+            c.output.display()
+        ),
+    };
+    store::write_atomic(&c.output, &bytes)?;
+    tracing::info!(rows = set.len(), output = %c.output.display(), "encoded");
     Ok(())
 }

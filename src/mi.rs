@@ -228,7 +228,7 @@ impl candle_core::CustomOp1 for PerNeuronMiOp {
 
 /// Code probabilities of a set of neurons per row: the `n x 2^k` matrix whose row `i` is
 /// `kron_j [1 - p_ij, p_ij]`, built by doubling (DESIGN section 3).
-fn code_probabilities(p: &Tensor) -> Result<Tensor> {
+pub(crate) fn code_probabilities(p: &Tensor) -> Result<Tensor> {
     let n = p.dim(0)?;
     let mut v = Tensor::ones((n, 1), p.dtype(), p.device())?;
     for j in 0..p.dim(1)? {

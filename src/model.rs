@@ -92,6 +92,14 @@ pub struct ModelConfig {
     pub estimator: Estimator,
     /// Activation of full-precision layers.
     pub activation: Activation,
+    /// Width of the head: 1 (a binary task: one logit, binary cross-entropy) or the number of classes
+    /// (softmax cross-entropy; the image models).
+    #[serde(default = "one")]
+    pub n_outputs: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 impl Default for ModelConfig {
@@ -104,6 +112,7 @@ impl Default for ModelConfig {
             temperature: 6.0,
             estimator: Estimator::Identity,
             activation: Activation::Tanh,
+            n_outputs: 1,
         }
     }
 }
@@ -134,6 +143,9 @@ impl ModelConfig {
                 self.temperature,
                 "must be > 0",
             ));
+        }
+        if self.n_outputs == 0 {
+            return Err(Error::option("n_outputs", 0, "the head needs an output"));
         }
         if self.n_inputs == 0 {
             return Err(Error::option("n_inputs", 0, "the data has no features"));
@@ -178,7 +190,7 @@ impl Dense {
 /// What one forward pass returns.
 #[derive(Debug)]
 pub struct Forward {
-    /// Head logits, `[n]`.
+    /// Head logits, `[n]` (`[n, classes]` for a multi-class head).
     pub logits: Tensor,
     /// Probabilities `p` of the MI layer, `[n, m]` (a full-precision network: its activations).
     pub probs: Tensor,
@@ -202,7 +214,7 @@ impl SqNet {
         cfg.validate()?;
         let mut dims = vec![cfg.n_inputs];
         dims.extend(&cfg.hidden);
-        dims.push(1);
+        dims.push(cfg.n_outputs);
         let mut dense: Vec<Dense> = Vec::with_capacity(dims.len() - 1);
         for w in dims.windows(2) {
             let (fan_in, fan_out) = (w[0], w[1]);
@@ -324,7 +336,12 @@ impl SqNet {
                 }
             }
         }
-        let logits = self.head.forward(&h)?.squeeze(1)?;
+        let logits = self.head.forward(&h)?;
+        let logits = if self.cfg.n_outputs == 1 {
+            logits.squeeze(1)?
+        } else {
+            logits
+        };
         let (probs, repr) = mi_out.expect("validated: the MI layer is a hidden layer");
         Ok(Forward {
             logits,

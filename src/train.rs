@@ -72,7 +72,7 @@ impl Penalty {
     }
 
     /// The penalty in bits on a batch (`f32` scalar, differentiable through `p`): `p` the MI layer's
-    /// probabilities, `s` each row's group, `y` its label. With `conditional`, `I(T; S | Y)` instead of
+    /// probabilities, `s` each row's group, `y` its label (`< n_labels`). With `conditional`, `I(T; S | Y)` instead of
     /// `I(T; S)`. The unconditional per-neuron penalty on CPU is the fused operation; the rest is the
     /// tensor form in `f64`.
     pub fn value(
@@ -81,6 +81,7 @@ impl Penalty {
         s: &[u32],
         y: &[u8],
         n_groups: usize,
+        n_labels: usize,
         conditional: bool,
     ) -> Result<Tensor> {
         if !conditional && p.device().is_cpu() {
@@ -104,7 +105,7 @@ impl Penalty {
         };
         let value = if conditional {
             let labels: Vec<u32> = y.iter().map(|&v| v as u32).collect();
-            mi::conditional(f, &p, &groups, &labels, 2)?
+            mi::conditional(f, &p, &groups, &labels, n_labels)?
         } else {
             f(&p, &groups)?
         };
@@ -717,9 +718,9 @@ pub fn train_checkpointed(
                     } else {
                         out.probs.detach()
                     };
-                    let pen = cfg
-                        .penalty
-                        .value(&p, &s, &labels, all.n_groups, cfg.conditional)?;
+                    let pen =
+                        cfg.penalty
+                            .value(&p, &s, &labels, all.n_groups, 2, cfg.conditional)?;
                     let loss = cfg.combine(&ce, &pen, gamma)?;
                     (pen, loss)
                 }
@@ -837,6 +838,6 @@ fn validation_loss(net: &SqNet, v: &DeviceData, cfg: &TrainConfig) -> Result<f64
     }
     let pen = cfg
         .penalty
-        .value(&out.probs, &v.s, &v.labels, v.n_groups, cfg.conditional)?;
+        .value(&out.probs, &v.s, &v.labels, v.n_groups, 2, cfg.conditional)?;
     Ok(cfg.combine(&ce, &pen, cfg.gamma)?.to_scalar::<f32>()? as f64)
 }
