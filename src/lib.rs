@@ -20,6 +20,7 @@ pub mod conv;
 pub mod data;
 pub mod error;
 pub mod fused;
+pub mod image_sweep;
 pub mod metrics;
 pub mod mi;
 pub mod model;

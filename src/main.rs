@@ -69,6 +69,15 @@ struct BenchCmd {
 struct SweepCmd {
     #[command(flatten)]
     data: DataArgs,
+    #[command(flatten)]
+    images: ImageArgs,
+    /// Image datasets: penalties, each run at every gamma > 0 (gamma 0 is the shared baseline):
+    /// per-neuron, joint, per-neuron-conditional, joint-conditional.
+    #[arg(long, value_delimiter = ',', default_value = "per-neuron,per-neuron-conditional,joint-conditional")]
+    penalties: Vec<String>,
+    /// Image datasets: hidden layer widths [default 64,12].
+    #[arg(long, value_delimiter = ',')]
+    image_hidden: Option<Vec<usize>>,
     /// Penalty weights (for sqnn, sqnn-joint, adversarial).
     #[arg(long, value_delimiter = ',', default_value = "0,0.1,0.5,1,2,5")]
     gammas: Vec<f64>,
@@ -494,7 +503,13 @@ fn main() {
         Command::Eval(c) => run_eval(c),
         Command::Encode(c) => run_encode(c),
         Command::Mi(c) => run_mi(c),
-        Command::Sweep(c) => run_sweep(c, cli.quiet, threads),
+        Command::Sweep(c) => match c.data.dataset.and_then(DatasetArg::image) {
+            Some(d) => {
+                let given = matches.subcommand_matches("sweep").expect("the sweep subcommand");
+                run_image_sweep(c, d, given, cli.quiet, threads)
+            }
+            None => run_sweep(c, cli.quiet, threads),
+        },
         Command::Report(c) => run_report(c),
         Command::Bench(c) => fairbits::bench::run(c.repeats)
             .map(|rows| print!("{}", fairbits::bench::table(&rows)))
@@ -840,6 +855,80 @@ fn run_encode(c: EncodeCmd) -> Result<()> {
             rows.n_dropped
         );
     }
+    Ok(())
+}
+
+fn sweep_bar(quiet: bool) -> ProgressBar {
+    if quiet || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let b = ProgressBar::new(0);
+    b.set_style(
+        ProgressStyle::with_template("sweep [{bar:30}] {pos}/{len} runs ({elapsed} elapsed, {eta} left)")
+            .unwrap()
+            .progress_chars("=> "),
+    );
+    b
+}
+
+/// `sweep --dataset biased-mnist|biased-fashion-mnist`: rho x penalty x gamma x seed.
+fn run_image_sweep(c: SweepCmd, dataset: ImageDataset, given: &ArgMatches, quiet: bool, threads: usize) -> Result<()> {
+    let unset = |id: &str| given.value_source(id) != Some(ValueSource::CommandLine);
+    let hidden = c.image_hidden.clone().unwrap_or_else(|| vec![64, 12]);
+    let penalties = c
+        .penalties
+        .iter()
+        .map(|p| fairbits::image_sweep::PenaltyChoice::parse(p))
+        .collect::<fairbits::Result<Vec<_>>>()?;
+    let epochs = if unset("epochs") { 20 } else { c.epochs };
+    let batch_size = if unset("batch_size") { 128 } else { c.batch_size };
+    let gammas = if unset("gammas") { vec![0.0, 1.0, 10.0, 30.0] } else { c.gammas.clone() };
+    let base = vision::ImageJob {
+        data: c.images.spec(dataset, c.images.rho[0], 0),
+        channels: c.images.channels.clone(),
+        kernel: c.images.kernel,
+        dense: ModelConfig {
+            n_inputs: 1,
+            stochastic: vec![hidden.len().saturating_sub(1)],
+            hidden: hidden.clone(),
+            n_outputs: 10,
+            ..ModelConfig::default()
+        },
+        train: TrainConfig {
+            epochs,
+            batch_size,
+            lr: c.lr,
+            backend: train::Backend::Candle,
+            ..TrainConfig::default()
+        },
+        estimate: c.images.estimate,
+        eval: c.eval.options(0)?,
+        reproducible: false,
+    };
+    let cfg = fairbits::image_sweep::ImageSweepConfig {
+        rhos: c.images.rho.clone(),
+        penalties,
+        gammas,
+        seeds: c.seeds.clone(),
+        dataset: dataset.name().into(),
+        settings: format!(
+            "{epochs} epochs, batch {batch_size}, lr {}, channels {:?}, kernel {}, hidden {:?}, penalty estimate {:?}{}",
+            c.lr,
+            c.images.channels,
+            c.images.kernel,
+            hidden,
+            c.images.estimate,
+            c.images.train_size.map(|n| format!(", training subsample {n}")).unwrap_or_default()
+        ),
+    };
+    let bar = sweep_bar(quiet);
+    let records = fairbits::image_sweep::run(&cfg, &base, &c.out, c.jobs.unwrap_or(threads), &bar)?;
+    bar.finish_and_clear();
+    println!(
+        "sweep: {} runs finished; results in {}/results.csv, summary.csv and plots",
+        records.len(),
+        c.out.display()
+    );
     Ok(())
 }
 

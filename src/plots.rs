@@ -13,7 +13,7 @@ use std::sync::Once;
 static FONT: Once = Once::new();
 
 /// The bundled DejaVu Sans (assets/), so text renders the same on any machine.
-fn register_font() {
+pub(crate) fn register_font() {
     FONT.call_once(|| {
         let bytes: &'static [u8] = include_bytes!(concat!(
             env!("CARGO_MANIFEST_DIR"),

@@ -26,7 +26,7 @@ fn pm((m, s): (f64, f64)) -> String {
 }
 
 /// `target` relative to the directory `base` (both made absolute first).
-fn relative(target: &Path, base: &Path) -> PathBuf {
+pub(crate) fn relative(target: &Path, base: &Path) -> PathBuf {
     let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
     let (t, b) = (abs(target), abs(base));
     let tc: Vec<Component> = t.components().collect();
@@ -79,6 +79,10 @@ pub fn write_report(from: &[PathBuf], out: &Path, command: &str) -> Result<()> {
         in the plots.\n",
         from.iter().map(|p| format!("`{}`", p.display())).collect::<Vec<_>>().join(", "));
     for dir in from {
+        if dir.join("image_sweep.json").exists() {
+            md.push_str(&crate::image_sweep::report_section(dir, &base)?);
+            continue;
+        }
         let records = read_sweep(dir)?;
         if records.is_empty() {
             return Err(Error::option(
