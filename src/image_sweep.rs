@@ -39,17 +39,16 @@ impl PenaltyChoice {
             Some(b) => (b, true),
             None => (text, false),
         };
-        let penalty = match base {
-            "per-neuron" => Penalty::PerNeuron,
-            "joint" => Penalty::Joint,
-            _ => {
-                return Err(Error::option(
+        let penalty =
+            match base {
+                "per-neuron" => Penalty::PerNeuron,
+                "joint" => Penalty::Joint,
+                _ => return Err(Error::option(
                     "--penalties",
                     text,
                     "each must be per-neuron, joint, per-neuron-conditional or joint-conditional",
-                ))
-            }
-        };
+                )),
+            };
         Ok(PenaltyChoice {
             penalty,
             conditional,
@@ -217,14 +216,20 @@ type Column = (&'static str, fn(&ImageMetrics) -> f64);
 const COLUMNS: &[Column] = &[
     ("accuracy_unbiased", |m| m.task.accuracy_unbiased),
     ("accuracy_biased", |m| m.task.accuracy_biased),
-    ("colour_probe_logistic_accuracy", |m| m.probes.logistic.accuracy),
+    ("colour_probe_logistic_accuracy", |m| {
+        m.probes.logistic.accuracy
+    }),
     ("colour_probe_logistic_auc", |m| m.probes.logistic.auc),
     ("colour_probe_forest_accuracy", |m| m.probes.forest.accuracy),
     ("colour_probe_forest_auc", |m| m.probes.forest.auc),
     ("per_neuron_mi", |m| m.information.per_neuron_mi),
     ("joint_mi", |m| m.information.joint_mi),
-    ("per_neuron_mi_conditional", |m| m.information.per_neuron_mi_conditional),
-    ("joint_mi_conditional", |m| m.information.joint_mi_conditional),
+    ("per_neuron_mi_conditional", |m| {
+        m.information.per_neuron_mi_conditional
+    }),
+    ("joint_mi_conditional", |m| {
+        m.information.joint_mi_conditional
+    }),
     ("train_seconds", |m| m.run.train_seconds),
 ];
 
@@ -297,7 +302,10 @@ pub fn write_results(out: &Path, records: &[ImageMetrics]) -> Result<()> {
             r.run.dataset,
             r.run.rho,
             r.run.penalty,
-            serde_json::to_value(r.run.estimate).unwrap().as_str().unwrap_or(""),
+            serde_json::to_value(r.run.estimate)
+                .unwrap()
+                .as_str()
+                .unwrap_or(""),
             r.run.gamma,
             r.run.seed
         );
@@ -324,6 +332,12 @@ pub fn write_results(out: &Path, records: &[ImageMetrics]) -> Result<()> {
     plot(out, &rows)
 }
 
+/// A plotted point: probe accuracy (mean, std), unbiased accuracy (mean, std), gamma.
+type Point = (f64, f64, f64, f64, f64);
+
+/// One series per penalty.
+type Series = Vec<(String, Vec<Point>)>;
+
 const PALETTE: [RGBColor; 5] = [
     RGBColor(0, 0, 0),
     RGBColor(31, 119, 180),
@@ -335,7 +349,7 @@ const PALETTE: [RGBColor; 5] = [
 fn draw<DB: DrawingBackend>(
     root: DrawingArea<DB, plotters::coord::Shift>,
     rho: f64,
-    series: &[(String, Vec<(f64, f64, f64, f64, f64)>)],
+    series: &Series,
 ) -> std::result::Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
     root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(&root)
@@ -406,7 +420,7 @@ fn plot(out: &Path, rows: &[Summary]) -> Result<()> {
     let mut rhos: Vec<f64> = rows.iter().map(|r| r.rho).collect();
     rhos.dedup();
     for rho in rhos {
-        let mut series: Vec<(String, Vec<(f64, f64, f64, f64, f64)>)> = Vec::new();
+        let mut series: Series = Vec::new();
         for r in rows.iter().filter(|r| r.rho == rho) {
             let (x, xs) = r.get("colour_probe_logistic_accuracy");
             let (y, ys) = r.get("accuracy_unbiased");
@@ -442,9 +456,7 @@ fn plot(out: &Path, rows: &[Summary]) -> Result<()> {
 /// (mean unbiased accuracy above gamma 0 by more than two standard deviations, the larger of the two
 /// cells' sample standard deviations, with at least 3 seeds, and a lower colour-probe accuracy).
 pub fn verdict(rows: &[Summary], rho: f64) -> Option<String> {
-    let base = rows
-        .iter()
-        .find(|r| r.rho == rho && r.penalty == "none")?;
+    let base = rows.iter().find(|r| r.rho == rho && r.penalty == "none")?;
     let best = rows
         .iter()
         .filter(|r| r.rho == rho && r.penalty != "none")
@@ -567,7 +579,12 @@ mod tests {
 
     #[test]
     fn penalty_labels_round_trip() {
-        for text in ["per-neuron", "joint", "per-neuron-conditional", "joint-conditional"] {
+        for text in [
+            "per-neuron",
+            "joint",
+            "per-neuron-conditional",
+            "joint-conditional",
+        ] {
             assert_eq!(PenaltyChoice::parse(text).unwrap().label(), text);
         }
         assert!(PenaltyChoice::parse("adversarial").is_err());

@@ -73,7 +73,11 @@ struct SweepCmd {
     images: ImageArgs,
     /// Image datasets: penalties, each run at every gamma > 0 (gamma 0 is the shared baseline):
     /// per-neuron, joint, per-neuron-conditional, joint-conditional.
-    #[arg(long, value_delimiter = ',', default_value = "per-neuron,per-neuron-conditional,joint-conditional")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "per-neuron,per-neuron-conditional,joint-conditional"
+    )]
     penalties: Vec<String>,
     /// Image datasets: hidden layer widths [default 64,12].
     #[arg(long, value_delimiter = ',')]
@@ -505,7 +509,9 @@ fn main() {
         Command::Mi(c) => run_mi(c),
         Command::Sweep(c) => match c.data.dataset.and_then(DatasetArg::image) {
             Some(d) => {
-                let given = matches.subcommand_matches("sweep").expect("the sweep subcommand");
+                let given = matches
+                    .subcommand_matches("sweep")
+                    .expect("the sweep subcommand");
                 run_image_sweep(c, d, given, cli.quiet, threads)
             }
             None => run_sweep(c, cli.quiet, threads),
@@ -864,15 +870,23 @@ fn sweep_bar(quiet: bool) -> ProgressBar {
     }
     let b = ProgressBar::new(0);
     b.set_style(
-        ProgressStyle::with_template("sweep [{bar:30}] {pos}/{len} runs ({elapsed} elapsed, {eta} left)")
-            .unwrap()
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "sweep [{bar:30}] {pos}/{len} runs ({elapsed} elapsed, {eta} left)",
+        )
+        .unwrap()
+        .progress_chars("=> "),
     );
     b
 }
 
 /// `sweep --dataset biased-mnist|biased-fashion-mnist`: rho x penalty x gamma x seed.
-fn run_image_sweep(c: SweepCmd, dataset: ImageDataset, given: &ArgMatches, quiet: bool, threads: usize) -> Result<()> {
+fn run_image_sweep(
+    c: SweepCmd,
+    dataset: ImageDataset,
+    given: &ArgMatches,
+    quiet: bool,
+    threads: usize,
+) -> Result<()> {
     let unset = |id: &str| given.value_source(id) != Some(ValueSource::CommandLine);
     let hidden = c.image_hidden.clone().unwrap_or_else(|| vec![64, 12]);
     let penalties = c
@@ -881,8 +895,16 @@ fn run_image_sweep(c: SweepCmd, dataset: ImageDataset, given: &ArgMatches, quiet
         .map(|p| fairbits::image_sweep::PenaltyChoice::parse(p))
         .collect::<fairbits::Result<Vec<_>>>()?;
     let epochs = if unset("epochs") { 20 } else { c.epochs };
-    let batch_size = if unset("batch_size") { 128 } else { c.batch_size };
-    let gammas = if unset("gammas") { vec![0.0, 1.0, 10.0, 30.0] } else { c.gammas.clone() };
+    let batch_size = if unset("batch_size") {
+        128
+    } else {
+        c.batch_size
+    };
+    let gammas = if unset("gammas") {
+        vec![0.0, 1.0, 10.0, 30.0]
+    } else {
+        c.gammas.clone()
+    };
     let base = vision::ImageJob {
         data: c.images.spec(dataset, c.images.rho[0], 0),
         channels: c.images.channels.clone(),

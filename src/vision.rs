@@ -1089,3 +1089,59 @@ pub fn table(m: &ImageMetrics) -> String {
         },
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_split_is_stratified_and_colours_follow_rho() {
+        let spec = ImageSpec {
+            dataset: ImageDataset::BiasedMnist,
+            rho: 0.95,
+            mnist_dir: None,
+            train_size: None,
+            seed: 3,
+        };
+        let d = load(&spec).unwrap();
+        assert_eq!((d.train.len(), d.test_unbiased.len()), (4000, 1000));
+        for c in 0..10u8 {
+            assert_eq!(d.train.y.iter().filter(|&&y| y == c).count(), 400);
+            assert_eq!(d.test_biased.y.iter().filter(|&&y| y == c).count(), 100);
+        }
+        // Off-colour share: (1 - rho) * 9/10 = 4.5% in expectation (sd about 0.33% on 4,000 images).
+        let off = d.train.off_colour() as f64 / 4000.0;
+        assert!((off - 0.045).abs() < 0.015, "{off}");
+        let off = d.test_unbiased.off_colour() as f64 / 1000.0;
+        assert!((off - 0.9).abs() < 0.05, "{off}");
+        // The probes' copy of the training images has the same pixels' shapes under other colours.
+        assert_eq!(d.probe_train.y, d.train.y);
+        let sub = load(&ImageSpec {
+            train_size: Some(500),
+            ..spec
+        })
+        .unwrap();
+        assert_eq!(sub.train.len(), 500);
+        assert!((0..10u8).all(|c| sub.train.y.iter().filter(|&&y| y == c).count() == 50));
+    }
+
+    #[test]
+    fn conv_shapes_are_checked() {
+        let dense = ModelConfig {
+            hidden: vec![8, 4],
+            ..ModelConfig::default()
+        };
+        let cfg = ConvConfig::new((28, 28), vec![8, 16], 5, dense.clone()).unwrap();
+        assert_eq!(cfg.feature_shape().unwrap(), (16, 4, 4));
+        assert_eq!((cfg.dense.n_inputs, cfg.dense.n_outputs), (256, 10));
+        assert!(ConvConfig::new((12, 12), vec![8, 16], 5, dense.clone()).is_err());
+        assert!(ConvConfig::new((28, 28), vec![], 5, dense).is_err());
+        let net = ConvNet::new(&cfg, &Device::Cpu, &mut train::rng(0, 2)).unwrap();
+        let x = Tensor::zeros((3, 3, 28, 28), DType::F32, &Device::Cpu).unwrap();
+        let f = net
+            .forward(&x, Mode::Infer(Inference::Sample), &mut train::rng(0, 6))
+            .unwrap();
+        assert_eq!(f.logits.dims(), &[3, 10]);
+        assert_eq!(f.code.dims(), &[3, 4]);
+    }
+}

@@ -34,7 +34,11 @@ fn write_idx_dir(dir: &Path, n: usize) {
             &[count as u32, 12, 12],
             &pixels,
         );
-        write(&format!("{prefix}-labels-idx1-ubyte"), &[count as u32], &labels);
+        write(
+            &format!("{prefix}-labels-idx1-ubyte"),
+            &[count as u32],
+            &labels,
+        );
     }
 }
 
@@ -74,7 +78,10 @@ fn train_on_shipped_digits_saves_and_encodes() {
         assert!((0.0..=1.0).contains(&v), "{key} {v}");
     }
     let joint = m["information"]["joint_mi"].as_f64().unwrap();
-    assert!((0.0..=10f64.log2() + 1e-9).contains(&joint), "joint MI {joint}");
+    assert!(
+        (0.0..=10f64.log2() + 1e-9).contains(&joint),
+        "joint MI {joint}"
+    );
     assert!(m["information"]["joint_mi_conditional"].as_f64().is_some());
     assert!(m["probes"]["forest"]["auc"].as_f64().is_some());
     assert!(m["run"]["train_seconds"].is_null());
@@ -82,7 +89,10 @@ fn train_on_shipped_digits_saves_and_encodes() {
     let first = std::fs::read(dir.path().join("model/metrics.json")).unwrap();
     let o = fairbits(dir.path(), &args);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(first, std::fs::read(dir.path().join("model/metrics.json")).unwrap());
+    assert_eq!(
+        first,
+        std::fs::read(dir.path().join("model/metrics.json")).unwrap()
+    );
     // encode: one sampled code per unbiased test image, with label and colour.
     let o = fairbits(
         dir.path(),
@@ -99,7 +109,9 @@ fn train_on_shipped_digits_saves_and_encodes() {
         .all(|l| l.split(',').skip(3).all(|v| v == "0" || v == "1")));
     let o = fairbits(
         dir.path(),
-        &["encode", "--model", "model", "--input", "x.csv", "--output", "c.csv"],
+        &[
+            "encode", "--model", "model", "--input", "x.csv", "--output", "c.csv",
+        ],
     );
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
 }
@@ -153,7 +165,11 @@ fn missing_or_malformed_image_files_are_clear_errors() {
         ],
     );
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
-    assert!(stderr(&o).contains("dataset-fashion-mnist"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("dataset-fashion-mnist"),
+        "{}",
+        stderr(&o)
+    );
     write_idx_dir(dir.path(), 40);
     let path = dir.path().join("t10k-images-idx3-ubyte");
     let bytes = std::fs::read(&path).unwrap();
@@ -163,7 +179,11 @@ fn missing_or_malformed_image_files_are_clear_errors() {
         &["train", "--dataset", "biased-mnist", "--mnist-dir", "."],
     );
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
-    assert!(stderr(&o).contains("t10k-images-idx3-ubyte"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("t10k-images-idx3-ubyte"),
+        "{}",
+        stderr(&o)
+    );
     assert!(stderr(&o).contains("truncated"), "{}", stderr(&o));
     let o = fairbits(
         dir.path(),
