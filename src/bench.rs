@@ -257,7 +257,49 @@ pub fn run(repeats: usize) -> Result<Vec<BenchRow>> {
         value: data.test.n as f64 / secs,
         unit: "rows/s",
     });
+    rows.extend(conv_rows(repeats)?);
     Ok(rows)
+}
+
+/// The image encoder's convolutions (channels 8, 16; kernel 5) on a batch of 128 coloured 28 x 28 images:
+/// forward and backward with candle's `conv2d` and with the im2col op of `conv`.
+fn conv_rows(repeats: usize) -> Result<Vec<BenchRow>> {
+    let device = Device::Cpu;
+    let x = Tensor::rand(0f32, 1., (128, 3, 28, 28), &device)?;
+    let w1 = candle_core::Var::from_tensor(&Tensor::randn(0f32, 0.1, (8, 3, 5, 5), &device)?)?;
+    let w2 = candle_core::Var::from_tensor(&Tensor::randn(0f32, 0.1, (16, 8, 5, 5), &device)?)?;
+    let step = |ours: bool| -> Result<()> {
+        let conv = |x: &Tensor, w: &Tensor| -> Result<Tensor> {
+            if ours {
+                crate::conv::conv2d(x, w)
+            } else {
+                Ok(x.conv2d(w, 0, 1, 1, 1)?)
+            }
+        };
+        let h = conv(&x, w1.as_tensor())?.relu()?.max_pool2d(2)?;
+        let h = conv(&h, w2.as_tensor())?.relu()?.max_pool2d(2)?;
+        h.sqr()?.mean_all()?.backward()?;
+        Ok(())
+    };
+    let candle = time(repeats, || step(false))?;
+    let ours = time(repeats, || step(true))?;
+    Ok(vec![
+        BenchRow {
+            what: "conv encoder step, batch 128, candle conv2d".into(),
+            value: candle * 1e3,
+            unit: "ms",
+        },
+        BenchRow {
+            what: "conv encoder step, batch 128, im2col op (conv.rs)".into(),
+            value: ours * 1e3,
+            unit: "ms",
+        },
+        BenchRow {
+            what: "conv encoder step: candle / im2col".into(),
+            value: candle / ours,
+            unit: "x",
+        },
+    ])
 }
 
 /// The table as text.
