@@ -97,6 +97,20 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     write_atomic(path, s.as_bytes())
 }
 
+/// Writes `dir/model.safetensors` through a temporary file and a rename (`dir` must exist).
+pub fn write_weights(
+    dir: &Path,
+    tensors: &std::collections::HashMap<String, candle_core::Tensor>,
+) -> Result<()> {
+    let weights = dir.join("model.safetensors");
+    let tmp = tmp_path(&weights);
+    candle_core::safetensors::save(tensors, &tmp)?;
+    std::fs::rename(&tmp, &weights).map_err(|source| Error::Io {
+        path: weights.clone(),
+        source,
+    })
+}
+
 /// Saves weights, config and metrics into `dir` (created if needed).
 pub fn save<M: Serialize>(
     dir: &Path,
@@ -108,13 +122,7 @@ pub fn save<M: Serialize>(
         path: dir.to_path_buf(),
         source,
     })?;
-    let weights = dir.join("model.safetensors");
-    let tmp = tmp_path(&weights);
-    candle_core::safetensors::save(&net.tensors(), &tmp)?;
-    std::fs::rename(&tmp, &weights).map_err(|source| Error::Io {
-        path: weights.clone(),
-        source,
-    })?;
+    write_weights(dir, &net.tensors())?;
     write_json(&dir.join("config.json"), config)?;
     write_json(&dir.join("metrics.json"), metrics)
 }

@@ -922,13 +922,7 @@ pub fn save(
         path: dir.to_path_buf(),
         source,
     })?;
-    let weights = dir.join("model.safetensors");
-    let tmp = crate::store::tmp_path(&weights);
-    candle_core::safetensors::save(&net.tensors(), &tmp)?;
-    std::fs::rename(&tmp, &weights).map_err(|source| Error::Io {
-        path: weights.clone(),
-        source,
-    })?;
+    crate::store::write_weights(dir, &net.tensors())?;
     crate::store::write_json(&dir.join("config.json"), config)?;
     crate::store::write_json(&dir.join("metrics.json"), metrics)
 }
