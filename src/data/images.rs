@@ -3,7 +3,7 @@
 //! Every digit's background is painted with one of 10 fixed colours; in training the colour is the digit's
 //! own with probability `rho` and uniform over the 10 otherwise, in the unbiased test it is uniform.
 //!
-//! This is the data layer only: the convolutional encoder and its training are not built yet.
+//! This is the data layer; the convolutional network and its training are in `crate::vision`.
 
 use crate::error::{Error, Result};
 use rand::Rng;
