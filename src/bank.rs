@@ -14,6 +14,19 @@
 use crate::error::{Error, Result};
 use crate::mi;
 use candle_core::{DType, Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+/// How the information penalty is estimated.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Estimate {
+    /// Over the whole training set: the batch's rows live, the others from a bank of their latest `p`
+    /// (module `bank`); rare `(y, s)` cells count at their true weight.
+    #[default]
+    Bank,
+    /// On each batch alone (the tabular default).
+    Batch,
+}
 
 /// Which MI the bank estimates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -100,6 +100,7 @@ impl FusedNet {
     pub fn supports(tc: &TrainConfig, device: &Device) -> bool {
         device.is_cpu()
             && !tc.conditional
+            && tc.estimate == crate::bank::Estimate::Batch
             && matches!(tc.penalty, Penalty::PerNeuron | Penalty::Joint)
     }
 

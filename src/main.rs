@@ -180,9 +180,10 @@ struct ImageArgs {
     /// Image datasets: kernel size of the convolutions.
     #[arg(long, default_value_t = 5)]
     kernel: usize,
-    /// Image datasets: estimate the penalty over the whole training set (bank) or on each batch.
-    #[arg(long, value_enum, default_value = "bank")]
-    estimate: Estimate,
+    /// Estimate the penalty over the whole training set (bank) or on each batch [default: bank for
+    /// images, batch for tables].
+    #[arg(long, value_enum)]
+    estimate: Option<Estimate>,
 }
 
 impl ImageArgs {
@@ -668,6 +669,7 @@ fn run_train(c: TrainCmd, quiet: bool) -> Result<()> {
                 patience: c.patience,
                 warmup_epochs: c.warmup_epochs,
                 backend: c.backend,
+                estimate: c.images.estimate.unwrap_or(train::Estimate::Batch),
                 seed: spec.seed,
             };
             train_cfg.validate()?;
@@ -921,9 +923,9 @@ fn run_image_sweep(
             batch_size,
             lr: c.lr,
             backend: train::Backend::Candle,
+            estimate: c.images.estimate.unwrap_or(Estimate::Bank),
             ..TrainConfig::default()
         },
-        estimate: c.images.estimate,
         eval: c.eval.options(0)?,
         reproducible: false,
     };
@@ -939,7 +941,7 @@ fn run_image_sweep(
             c.images.channels,
             c.images.kernel,
             hidden,
-            c.images.estimate,
+            c.images.estimate.unwrap_or(Estimate::Bank),
             c.images.train_size.map(|n| format!(", training subsample {n}")).unwrap_or_default()
         ),
     };
@@ -970,6 +972,7 @@ fn run_sweep(c: SweepCmd, quiet: bool, threads: usize) -> Result<()> {
             epochs: c.epochs,
             batch_size: c.batch_size,
             lr: c.lr,
+            estimate: c.images.estimate.unwrap_or(train::Estimate::Batch),
             ..TrainConfig::default()
         },
         eval: c.eval.options(0)?,
@@ -1062,9 +1065,9 @@ fn run_image_train(
             patience: c.patience,
             warmup_epochs: c.warmup_epochs,
             backend: train::Backend::Candle,
+            estimate: c.images.estimate.unwrap_or(Estimate::Bank),
             seed,
         },
-        estimate: c.images.estimate,
         eval: c.eval.options(seed)?,
         reproducible: c.reproducible,
     };

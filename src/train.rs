@@ -3,6 +3,8 @@
 //! Optional validation split with early stopping. Every random choice (initialisation, batch order,
 //! binary samples) comes from a seeded stream, so the same seed and thread count give the same model.
 
+pub use crate::bank::Estimate;
+use crate::bank::{CellBank, Form};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::fused::FusedNet;
@@ -162,8 +164,16 @@ pub struct TrainConfig {
     /// Which implementation trains: the fused CPU step where it applies, or always candle.
     #[serde(default)]
     pub backend: Backend,
+    /// How the penalty is estimated: on each batch, or over the whole training set (a bank of every row's
+    /// latest `p`, module `bank`; per-neuron and joint penalties, candle path).
+    #[serde(default = "batch_estimate")]
+    pub estimate: Estimate,
     /// Seed of initialisation, batch order and samples.
     pub seed: u64,
+}
+
+fn batch_estimate() -> Estimate {
+    Estimate::Batch
 }
 
 impl Default for TrainConfig {
@@ -180,6 +190,7 @@ impl Default for TrainConfig {
             patience: 10,
             warmup_epochs: 0,
             backend: Backend::Auto,
+            estimate: Estimate::Batch,
             seed: 0,
         }
     }
@@ -648,6 +659,41 @@ pub fn train_checkpointed(
         }
         _ => None,
     };
+    // The whole-training-set estimate (module `bank`), built from the network as it is now (so a resumed
+    // run rebuilds it from the checkpoint's weights rather than restoring the stale rows).
+    let mut bank = if cfg.estimate == Estimate::Bank
+        && cfg.gamma > 0.0
+        && net.config().is_stochastic()
+        && adversary.is_none()
+    {
+        let form = match cfg.penalty {
+            Penalty::PerNeuron => Form::PerNeuron,
+            Penalty::Joint => Form::Joint,
+            other => {
+                return Err(Error::option(
+                    "--estimate",
+                    "bank",
+                    format!(
+                        "the bank estimates the per-neuron and joint penalties, not {}",
+                        other.name()
+                    ),
+                ))
+            }
+        };
+        let p = net
+            .forward(
+                &all.x,
+                Mode::Infer(Inference::Prob),
+                &mut rng(cfg.seed, streams::EVAL),
+            )?
+            .probs
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+        let labels: Vec<u32> = all.labels.iter().map(|&v| v as u32).collect();
+        Some(CellBank::new(form, p, m, &labels, &all.s, 2, all.n_groups)?)
+    } else {
+        None
+    };
     let d = data.d;
     let mut xb: Vec<f32> = Vec::with_capacity(cfg.batch_size * d);
     let mut yb: Vec<f32> = Vec::with_capacity(cfg.batch_size);
@@ -714,13 +760,20 @@ pub fn train_checkpointed(
                 None => {
                     // Without a penalty its value is still reported, computed outside the graph.
                     let p = if cfg.gamma > 0.0 {
-                        out.probs
+                        out.probs.clone()
                     } else {
                         out.probs.detach()
                     };
-                    let pen =
-                        cfg.penalty
-                            .value(&p, &s, &labels, all.n_groups, 2, cfg.conditional)?;
+                    let pen = match &bank {
+                        Some(b) => {
+                            let rows: Vec<usize> = chunk.iter().map(|&i| i as usize).collect();
+                            b.penalty(&p, &rows, cfg.conditional)?
+                        }
+                        None => {
+                            cfg.penalty
+                                .value(&p, &s, &labels, all.n_groups, 2, cfg.conditional)?
+                        }
+                    };
                     let loss = cfg.combine(&ce, &pen, gamma)?;
                     (pen, loss)
                 }
@@ -734,6 +787,10 @@ pub fn train_checkpointed(
                 });
             }
             opt.backward_step(&loss)?;
+            if let Some(b) = bank.as_mut() {
+                let rows: Vec<usize> = chunk.iter().map(|&i| i as usize).collect();
+                b.update(&out.probs.flatten_all()?.to_vec1::<f32>()?, &rows)?;
+            }
             sum_loss += loss_value;
             sum_ce += ce.to_scalar::<f32>()? as f64;
             sum_pen += pen.to_scalar::<f32>()? as f64;

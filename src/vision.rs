@@ -7,6 +7,7 @@
 //! that targets the bias is the conditional `I(T; S | Y)`, estimated over the whole training set with a
 //! [`CellBank`] so that the rare off-colour images count (module `bank`).
 
+pub use crate::bank::Estimate;
 use crate::bank::{CellBank, Form};
 use crate::conv;
 use crate::data::images::{self, Images};
@@ -440,18 +441,6 @@ impl ConvNet {
     }
 }
 
-/// How the image penalty is estimated.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Estimate {
-    /// Over the whole training set: the batch's rows live, the others from a bank of their latest `p`
-    /// (module `bank`); rare `(y, s)` cells count at their true weight.
-    #[default]
-    Bank,
-    /// On each batch alone (as the tabular penalty).
-    Batch,
-}
-
 /// One epoch's averages.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct ImageEpoch {
@@ -496,16 +485,16 @@ pub fn layer_probs(net: &ConvNet, set: &ImageSet, device: &Device) -> Result<Vec
 
 /// Trains `net` on the biased training set: Adam on `CE + gamma I` (or the convex form), the penalty on
 /// the colour (`I(T; S)`, or `I(T; S | Y)` with `tc.conditional`), per-neuron or joint, estimated by
-/// `estimate`. Fixed epochs (no validation split: any held-out biased data would reward the bias).
+/// `tc.estimate`. Fixed epochs (no validation split: any held-out biased data would reward the bias).
 /// `on_epoch` sees each epoch's averages.
 pub fn train_images(
     net: &ConvNet,
     train: &ImageSet,
     tc: &TrainConfig,
-    estimate: Estimate,
     mut on_epoch: impl FnMut(&ImageEpoch),
 ) -> Result<Vec<ImageEpoch>> {
     tc.validate()?;
+    let estimate = tc.estimate;
     let device = net.dense().device().clone();
     let dense = &net.config().dense;
     let penalised = tc.gamma > 0.0 && dense.is_stochastic();
@@ -870,10 +859,8 @@ pub struct ImageSavedConfig {
     pub git_commit: String,
     /// Architecture.
     pub model: ConvConfig,
-    /// Training options.
+    /// Training options (the penalty's estimate among them).
     pub train: TrainConfig,
-    /// Penalty estimate.
-    pub estimate: Estimate,
     /// Images and colouring.
     pub data: ImageSpec,
     /// Evaluation options.
@@ -882,13 +869,7 @@ pub struct ImageSavedConfig {
 
 impl ImageSavedConfig {
     /// A config stamped with this build.
-    pub fn new(
-        model: ConvConfig,
-        train: TrainConfig,
-        estimate: Estimate,
-        data: ImageSpec,
-        eval: EvalOptions,
-    ) -> Self {
+    pub fn new(model: ConvConfig, train: TrainConfig, data: ImageSpec, eval: EvalOptions) -> Self {
         ImageSavedConfig {
             kind: "image".into(),
             format_version: FORMAT_VERSION,
@@ -896,7 +877,6 @@ impl ImageSavedConfig {
             git_commit: crate::store::GIT_COMMIT.into(),
             model,
             train,
-            estimate,
             data,
             eval,
         }
@@ -965,10 +945,8 @@ pub struct ImageJob {
     pub kernel: usize,
     /// Dense layers (`n_inputs`, `n_outputs` filled in).
     pub dense: ModelConfig,
-    /// Training.
+    /// Training (the penalty's estimate among them).
     pub train: TrainConfig,
-    /// Penalty estimate.
-    pub estimate: Estimate,
     /// Evaluation.
     pub eval: EvalOptions,
     /// Leave the wall-clock time out (null) for byte-identical metrics.
@@ -1003,7 +981,7 @@ pub fn run_job_on(
         &mut train::rng(job.train.seed, streams::INIT),
     )?;
     let start = Instant::now();
-    let history = train_images(&net, &data.train, &job.train, job.estimate, on_epoch)?;
+    let history = train_images(&net, &data.train, &job.train, on_epoch)?;
     let seconds = start.elapsed().as_secs_f64();
     let run = ImageRun {
         dataset: job.data.dataset.name().into(),
@@ -1011,7 +989,7 @@ pub fn run_job_on(
         penalty: job
             .train
             .penalty_label(cfg.dense.is_stochastic() && job.train.gamma > 0.0),
-        estimate: job.estimate,
+        estimate: job.train.estimate,
         gamma: job.train.gamma,
         seed: job.train.seed,
         epochs: job.train.epochs,
@@ -1022,13 +1000,7 @@ pub fn run_job_on(
         train_seconds: if job.reproducible { f64::NAN } else { seconds },
     };
     let metrics = evaluate(&net, data, &job.eval, run, history)?;
-    let config = ImageSavedConfig::new(
-        cfg,
-        job.train.clone(),
-        job.estimate,
-        job.data.clone(),
-        job.eval.clone(),
-    );
+    let config = ImageSavedConfig::new(cfg, job.train.clone(), job.data.clone(), job.eval.clone());
     Ok((net, config, metrics))
 }
 

@@ -5,9 +5,10 @@ mod common;
 use fairbits::data::prepare;
 use fairbits::model::{ModelConfig, SqNet};
 use fairbits::report::{evaluate, EvalOptions, RunInfo};
-use fairbits::train::{rng, streams, train, Penalty, TrainConfig};
+use fairbits::train::{rng, streams, train, Estimate, Penalty, TrainConfig};
 
 /// Trains `hidden` (last layer stochastic) on the CSV at `path` and evaluates it.
+#[allow(clippy::too_many_arguments)]
 fn run(
     path: &std::path::Path,
     hidden: Vec<usize>,
@@ -16,6 +17,7 @@ fn run(
     epochs: usize,
     batch_size: usize,
     seed: u64,
+    estimate: Estimate,
 ) -> fairbits::Metrics {
     let data = prepare(&common::csv_spec(path, seed), None).unwrap();
     let cfg = ModelConfig {
@@ -36,6 +38,7 @@ fn run(
         gamma,
         penalty,
         seed,
+        estimate,
         ..Default::default()
     };
     let rep = train(
@@ -70,8 +73,26 @@ fn gamma_lowers_information_and_probe_auc() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("syn.csv");
     common::write_synthetic(&path, 3000, 3);
-    let plain = run(&path, vec![16, 8], Penalty::PerNeuron, 0.0, 30, 128, 1);
-    let fair = run(&path, vec![16, 8], Penalty::PerNeuron, 3.0, 30, 128, 1);
+    let plain = run(
+        &path,
+        vec![16, 8],
+        Penalty::PerNeuron,
+        0.0,
+        30,
+        128,
+        1,
+        Estimate::Batch,
+    );
+    let fair = run(
+        &path,
+        vec![16, 8],
+        Penalty::PerNeuron,
+        3.0,
+        30,
+        128,
+        1,
+        Estimate::Batch,
+    );
     assert!(
         plain.information.mi_per_neuron_bits > 0.05,
         "{:?}",
@@ -119,8 +140,26 @@ fn joint_penalty_removes_information_the_per_neuron_penalty_leaves_in_an_xor() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("xor.csv");
     write_xor(&path, 4000);
-    let per_neuron = run(&path, vec![32, 4], Penalty::PerNeuron, 3.0, 40, 128, 2);
-    let joint = run(&path, vec![32, 4], Penalty::Joint, 3.0, 40, 128, 2);
+    let per_neuron = run(
+        &path,
+        vec![32, 4],
+        Penalty::PerNeuron,
+        3.0,
+        40,
+        128,
+        2,
+        Estimate::Batch,
+    );
+    let joint = run(
+        &path,
+        vec![32, 4],
+        Penalty::Joint,
+        3.0,
+        40,
+        128,
+        2,
+        Estimate::Batch,
+    );
     let (pn, jn) = (&per_neuron.information, &joint.information);
     eprintln!(
         "per-neuron run: {pn:?} forest {:?}\njoint run: {jn:?} forest {:?}",
@@ -136,4 +175,66 @@ fn joint_penalty_removes_information_the_per_neuron_penalty_leaves_in_an_xor() {
         "{jn:?} vs {pn:?}"
     );
     assert!(joint.probes.forest.sample < per_neuron.probes.forest.sample - 0.1);
+}
+
+/// The joint penalty estimated over the whole training set (module `bank`) removes the XOR as well; the
+/// bank refuses penalties it cannot estimate.
+#[test]
+fn bank_estimated_joint_penalty_removes_the_xor() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("xor.csv");
+    write_xor(&path, 4000);
+    let per_neuron = run(
+        &path,
+        vec![32, 4],
+        Penalty::PerNeuron,
+        3.0,
+        40,
+        128,
+        2,
+        Estimate::Bank,
+    );
+    let joint = run(
+        &path,
+        vec![32, 4],
+        Penalty::Joint,
+        3.0,
+        40,
+        128,
+        2,
+        Estimate::Bank,
+    );
+    let (pn, jn) = (&per_neuron.information, &joint.information);
+    assert!(pn.mi_joint_bits > 0.2, "{pn:?}");
+    assert!(
+        jn.mi_joint_bits < 0.25 * pn.mi_joint_bits,
+        "{jn:?} vs {pn:?}"
+    );
+    let (d, _) = common::workdir();
+    let o = common::fairbits(
+        d.path(),
+        &[
+            "train",
+            "--csv",
+            "data.csv",
+            "--target",
+            "y",
+            "--sensitive",
+            "s",
+            "--penalty",
+            "pairwise",
+            "--gamma",
+            "1",
+            "--estimate",
+            "bank",
+            "--epochs",
+            "1",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", common::stderr(&o));
+    assert!(
+        common::stderr(&o).contains("--estimate"),
+        "{}",
+        common::stderr(&o)
+    );
 }
