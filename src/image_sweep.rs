@@ -12,7 +12,7 @@ use plotters::prelude::*;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// A penalty of the sweep: which MI and whether conditional on the class.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -109,26 +109,7 @@ pub fn run(
         path: runs.clone(),
         source,
     })?;
-    let cfg_path = out.join("image_sweep.json");
-    if cfg_path.exists() {
-        let text = std::fs::read_to_string(&cfg_path).map_err(|source| Error::Io {
-            path: cfg_path.clone(),
-            source,
-        })?;
-        let old: ImageSweepConfig = serde_json::from_str(&text).map_err(|source| Error::Json {
-            path: cfg_path.clone(),
-            source,
-        })?;
-        if old != *cfg {
-            return Err(Error::option(
-                "--out",
-                out.display(),
-                "the directory holds a sweep with other settings; use another directory",
-            ));
-        }
-    } else {
-        write_json(&cfg_path, cfg)?;
-    }
+    crate::sweep::claim_directory(out, "image_sweep.json", cfg)?;
     let mut keys = Vec::new();
     for &rho in &cfg.rhos {
         for &seed in &cfg.seeds {
@@ -185,29 +166,7 @@ pub fn run(
 
 /// The finished runs of a sweep directory, in name order.
 pub fn read(dir: &Path) -> Result<Vec<ImageMetrics>> {
-    let runs = dir.join("runs");
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(&runs)
-        .map_err(|source| Error::Io {
-            path: runs.clone(),
-            source,
-        })?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
-    paths.sort();
-    paths
-        .iter()
-        .map(|p| {
-            let text = std::fs::read_to_string(p).map_err(|source| Error::Io {
-                path: p.clone(),
-                source,
-            })?;
-            serde_json::from_str(&text).map_err(|source| Error::Json {
-                path: p.clone(),
-                source,
-            })
-        })
-        .collect()
+    crate::sweep::read_runs(dir)
 }
 
 /// The summarised columns: name and how to read it from a run.
@@ -496,14 +455,7 @@ pub fn report_section(dir: &Path, base: &Path) -> Result<String> {
             "no finished runs in this directory",
         ));
     }
-    let cfg: ImageSweepConfig = {
-        let p = dir.join("image_sweep.json");
-        let text = std::fs::read_to_string(&p).map_err(|source| Error::Io {
-            path: p.clone(),
-            source,
-        })?;
-        serde_json::from_str(&text).map_err(|source| Error::Json { path: p, source })?
-    };
+    let cfg: ImageSweepConfig = crate::sweep::read_json(&dir.join("image_sweep.json"))?;
     let rows = summarize(&records);
     let r0 = &records[0].run;
     let mut md = String::new();

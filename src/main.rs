@@ -405,6 +405,35 @@ struct TrainCmd {
     json: bool,
 }
 
+impl TrainCmd {
+    /// The training options of the flags; epochs, batch size, backend and estimate are passed in because
+    /// their defaults differ between tables and images.
+    fn train_config(
+        &self,
+        epochs: usize,
+        batch_size: usize,
+        backend: train::Backend,
+        estimate: train::Estimate,
+        seed: u64,
+    ) -> TrainConfig {
+        TrainConfig {
+            epochs,
+            batch_size,
+            lr: self.lr,
+            weight_decay: self.weight_decay,
+            gamma: self.gamma,
+            penalty: self.penalty,
+            conditional: self.conditional,
+            loss_form: self.loss_form,
+            patience: self.patience,
+            warmup_epochs: self.warmup_epochs,
+            backend,
+            estimate,
+            seed,
+        }
+    }
+}
+
 #[derive(Args)]
 struct EvalCmd {
     /// A directory written by `train --out`.
@@ -657,21 +686,13 @@ fn run_train(c: TrainCmd, quiet: bool) -> Result<()> {
                 n_outputs: 1,
             };
             model_cfg.validate()?;
-            let train_cfg = TrainConfig {
-                epochs: c.epochs,
-                batch_size: c.batch_size,
-                lr: c.lr,
-                weight_decay: c.weight_decay,
-                gamma: c.gamma,
-                penalty: c.penalty,
-                conditional: c.conditional,
-                loss_form: c.loss_form,
-                patience: c.patience,
-                warmup_epochs: c.warmup_epochs,
-                backend: c.backend,
-                estimate: c.images.estimate.unwrap_or(train::Estimate::Batch),
-                seed: spec.seed,
-            };
+            let train_cfg = c.train_config(
+                c.epochs,
+                c.batch_size,
+                c.backend,
+                c.images.estimate.unwrap_or(train::Estimate::Batch),
+                spec.seed,
+            );
             train_cfg.validate()?;
             let eval_opts = c.eval.options(spec.seed)?;
             let encoding = prepared.encoding.clone();
@@ -1049,25 +1070,17 @@ fn run_image_train(
             activation: c.activation,
             n_outputs: 10,
         },
-        train: TrainConfig {
-            epochs: if unset("epochs") { 20 } else { c.epochs },
-            batch_size: if unset("batch_size") {
+        train: c.train_config(
+            if unset("epochs") { 20 } else { c.epochs },
+            if unset("batch_size") {
                 128
             } else {
                 c.batch_size
             },
-            lr: c.lr,
-            weight_decay: c.weight_decay,
-            gamma: c.gamma,
-            penalty: c.penalty,
-            conditional: c.conditional,
-            loss_form: c.loss_form,
-            patience: c.patience,
-            warmup_epochs: c.warmup_epochs,
-            backend: train::Backend::Candle,
-            estimate: c.images.estimate.unwrap_or(Estimate::Bank),
+            train::Backend::Candle,
+            c.images.estimate.unwrap_or(Estimate::Bank),
             seed,
-        },
+        ),
         eval: c.eval.options(seed)?,
         reproducible: c.reproducible,
     };

@@ -277,21 +277,7 @@ impl SqNet {
     /// Overwrites the weights from named tensors, checking that every one is present with its shape.
     pub fn set_tensors(&self, tensors: &HashMap<String, Tensor>, origin: &Path) -> Result<()> {
         for (name, var) in self.named() {
-            let t = tensors.get(&name).ok_or_else(|| Error::ModelDir {
-                dir: origin.to_path_buf(),
-                reason: format!("the weights file has no tensor '{name}'"),
-            })?;
-            if t.dims() != var.dims() {
-                return Err(Error::ModelDir {
-                    dir: origin.to_path_buf(),
-                    reason: format!(
-                        "tensor '{name}' has shape {:?} but config.json implies {:?}",
-                        t.dims(),
-                        var.dims()
-                    ),
-                });
-            }
-            var.set(&t.to_dtype(DType::F32)?.to_device(&self.device)?)?;
+            set_var(var, tensors, &name, origin)?;
         }
         Ok(())
     }
@@ -357,6 +343,32 @@ impl SqNet {
         let u = Tensor::from_vec(u, p.shape(), &self.device)?;
         Ok(p.gt(&u)?.to_dtype(DType::F32)?)
     }
+}
+
+/// Sets `var` from `tensors[name]`, which must exist with the variable's shape (a model directory's
+/// weights file, `origin`, is named in the error).
+pub(crate) fn set_var(
+    var: &Var,
+    tensors: &HashMap<String, Tensor>,
+    name: &str,
+    origin: &Path,
+) -> Result<()> {
+    let t = tensors.get(name).ok_or_else(|| Error::ModelDir {
+        dir: origin.to_path_buf(),
+        reason: format!("the weights file has no tensor '{name}'"),
+    })?;
+    if t.dims() != var.dims() {
+        return Err(Error::ModelDir {
+            dir: origin.to_path_buf(),
+            reason: format!(
+                "tensor '{name}' has shape {:?} but config.json implies {:?}",
+                t.dims(),
+                var.dims()
+            ),
+        });
+    }
+    var.set(&t.to_dtype(DType::F32)?.to_device(var.device())?)?;
+    Ok(())
 }
 
 /// The device networks run on: CPU, or the first CUDA GPU when built with `--features cuda` and one is

@@ -143,6 +143,34 @@ pub struct SweepOutcome {
 }
 
 /// Runs (or resumes) a sweep into `out`: `runs/*.json`, then `results.csv`, `summary.csv` and the plots.
+/// Records a sweep's settings in `out/name`, or checks that the settings already there are the same (a
+/// resumed sweep must run the same grid; another sweep in the same directory is refused).
+pub(crate) fn claim_directory<T>(out: &Path, name: &str, cfg: &T) -> Result<()>
+where
+    T: Serialize + serde::de::DeserializeOwned + PartialEq,
+{
+    let path = out.join(name);
+    if !path.exists() {
+        return write_json(&path, cfg);
+    }
+    let text = std::fs::read_to_string(&path).map_err(|source| Error::Io {
+        path: path.clone(),
+        source,
+    })?;
+    let old: T = serde_json::from_str(&text).map_err(|source| Error::Json {
+        path: path.clone(),
+        source,
+    })?;
+    if old != *cfg {
+        return Err(Error::option(
+            "--out",
+            out.display(),
+            "the directory holds a sweep with other settings; use another directory to start a new sweep",
+        ));
+    }
+    Ok(())
+}
+
 pub fn run_sweep(
     cfg: &SweepConfig,
     out: &Path,
@@ -169,23 +197,7 @@ pub fn run_sweep(
     };
     let runs_dir = out.join("runs");
     std::fs::create_dir_all(&runs_dir).map_err(io(&runs_dir))?;
-    let cfg_path = out.join("sweep.json");
-    if cfg_path.exists() {
-        let text = std::fs::read_to_string(&cfg_path).map_err(io(&cfg_path))?;
-        let old: SweepConfig = serde_json::from_str(&text).map_err(|source| Error::Json {
-            path: cfg_path.clone(),
-            source,
-        })?;
-        if old != *cfg {
-            return Err(Error::option(
-                "--out",
-                out.display(),
-                "the directory holds a sweep with other settings; use another directory to start a new sweep",
-            ));
-        }
-    } else {
-        write_json(&cfg_path, cfg)?;
-    }
+    claim_directory(out, "sweep.json", cfg)?;
     let mut keys = Vec::new();
     for &method in &cfg.methods {
         for gamma in method.gammas(&cfg.gammas) {
@@ -304,6 +316,11 @@ fn run_one(cfg: &SweepConfig, key: &RunKey, data: &Prepared) -> Result<RunRecord
 
 /// Reads one run's record.
 pub fn read_record(path: &Path) -> Result<RunRecord> {
+    read_json(path)
+}
+
+/// Reads one JSON file.
+pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
         path: path.to_path_buf(),
         source,
@@ -314,8 +331,8 @@ pub fn read_record(path: &Path) -> Result<RunRecord> {
     })
 }
 
-/// Reads every run of a sweep directory.
-pub fn read_sweep(dir: &Path) -> Result<Vec<RunRecord>> {
+/// The finished runs of a sweep directory (`dir/runs/*.json`), in file-name order.
+pub(crate) fn read_runs<T: serde::de::DeserializeOwned>(dir: &Path) -> Result<Vec<T>> {
     let runs = dir.join("runs");
     let mut paths: Vec<PathBuf> = std::fs::read_dir(&runs)
         .map_err(|source| Error::Io {
@@ -326,10 +343,12 @@ pub fn read_sweep(dir: &Path) -> Result<Vec<RunRecord>> {
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
         .collect();
     paths.sort();
-    let mut records = paths
-        .iter()
-        .map(|p| read_record(p))
-        .collect::<Result<Vec<_>>>()?;
+    paths.iter().map(|p| read_json(p)).collect()
+}
+
+/// Reads every run of a sweep directory.
+pub fn read_sweep(dir: &Path) -> Result<Vec<RunRecord>> {
+    let mut records: Vec<RunRecord> = read_runs(dir)?;
     records.sort_by(|a, b| {
         (a.method, a.seed)
             .cmp(&(b.method, b.seed))

@@ -398,26 +398,8 @@ impl ConvNet {
     /// Overwrites the weights from named tensors (shapes checked).
     pub fn set_tensors(&self, tensors: &HashMap<String, Tensor>, origin: &Path) -> Result<()> {
         for (i, (w, b)) in self.convs.iter().enumerate() {
-            for (name, var) in [
-                (format!("conv.{i}.weight"), w),
-                (format!("conv.{i}.bias"), b),
-            ] {
-                let t = tensors.get(&name).ok_or_else(|| Error::ModelDir {
-                    dir: origin.to_path_buf(),
-                    reason: format!("the weights file has no tensor '{name}'"),
-                })?;
-                if t.dims() != var.dims() {
-                    return Err(Error::ModelDir {
-                        dir: origin.to_path_buf(),
-                        reason: format!(
-                            "tensor '{name}' has shape {:?} but config.json implies {:?}",
-                            t.dims(),
-                            var.dims()
-                        ),
-                    });
-                }
-                var.set(&t.to_dtype(DType::F32)?.to_device(var.device())?)?;
-            }
+            crate::model::set_var(w, tensors, &format!("conv.{i}.weight"), origin)?;
+            crate::model::set_var(b, tensors, &format!("conv.{i}.bias"), origin)?;
         }
         self.dense.set_tensors(tensors, origin)
     }
