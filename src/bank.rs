@@ -156,8 +156,9 @@ impl CellBank {
     }
 
     /// The penalty in bits (`f32` scalar): the MI of the whole bank with `rows` replaced by their live
-    /// `p` (`[b, m]`, differentiable), `I(T; S | Y)` when `conditional`, else `I(T; S)`.
-    pub fn penalty(&self, p: &Tensor, rows: &[usize], conditional: bool) -> Result<Tensor> {
+    /// `p` (`[b, m]`, differentiable), `I(T; S | Y)` when `conditional`, else `I(T; S)`. Also returns the
+    /// swap it computed, for [`CellBank::commit`] once the step is taken.
+    pub fn penalty(&self, p: &Tensor, rows: &[usize], conditional: bool) -> Result<(Tensor, Swap)> {
         let dev = p.device();
         let p = p.to_dtype(DType::F64)?;
         let d = self.d();
@@ -169,6 +170,13 @@ impl CellBank {
             dev,
         )?;
         let base = Tensor::from_vec(self.sums.clone(), (self.counts.len(), d), dev)?;
+        let swap = Swap {
+            rows: rows.to_vec(),
+            p: p.detach().to_dtype(DType::F32)?.flatten_all()?.to_vec1()?,
+            cells: cells.clone(),
+            old: old.to_vec2()?,
+            new: live.detach().to_vec2()?,
+        };
         let sums = base.index_add(&idx, &(live - old)?, 0)?;
         let (l, k) = (self.n_labels, self.n_groups);
         let counts = Tensor::from_vec(self.counts.clone(), (l, k), dev)?;
@@ -189,7 +197,7 @@ impl CellBank {
         } else {
             self.mi_from_sums(&sums.sum(0)?, &counts.sum(0)?)?
         };
-        Ok(value.to_dtype(DType::F32)?)
+        Ok((value.to_dtype(DType::F32)?, swap))
     }
 
     /// MI from per-group sums `[K, d]` and group sizes `[K]`.
@@ -207,17 +215,27 @@ impl CellBank {
         }
     }
 
-    /// Stores the new `p` of `rows` (row-major `b x m`) and updates the cell sums.
-    pub fn update(&mut self, p: &[f32], rows: &[usize]) -> Result<()> {
-        let (cells, old) = self.cell_stats(&self.stored(rows)?, rows)?;
-        for (i, &r) in rows.iter().enumerate() {
-            self.p[r * self.m..(r + 1) * self.m].copy_from_slice(&p[i * self.m..(i + 1) * self.m]);
+    /// Makes a step's swap permanent: the rows' new `p` and the cell sums' change, both computed by
+    /// [`CellBank::penalty`] (no statistics are computed again).
+    pub fn commit(&mut self, swap: Swap) {
+        for (i, &r) in swap.rows.iter().enumerate() {
+            self.p[r * self.m..(r + 1) * self.m]
+                .copy_from_slice(&swap.p[i * self.m..(i + 1) * self.m]);
         }
-        let (_, new) = self.cell_stats(&self.stored(rows)?, rows)?;
-        self.add(&cells, &old.to_vec2::<f64>()?, -1.0);
-        self.add(&cells, &new.to_vec2::<f64>()?, 1.0);
-        Ok(())
+        // Old out, new in, as two sums: the same arithmetic as rebuilding the rows' statistics.
+        self.add(&swap.cells, &swap.old, -1.0);
+        self.add(&swap.cells, &swap.new, 1.0);
     }
+}
+
+/// What one step changes in a bank: the batch rows' new `p`, and their cells' statistics summed over
+/// the rows' stored and new `p`.
+pub struct Swap {
+    rows: Vec<usize>,
+    p: Vec<f32>,
+    cells: Vec<usize>,
+    old: Vec<Vec<f64>>,
+    new: Vec<Vec<f64>>,
 }
 
 #[cfg(test)]
@@ -265,7 +283,7 @@ mod tests {
                         .unwrap(),
                     )
                     .unwrap();
-                    let ours = bank.penalty(var.as_tensor(), &rows, conditional).unwrap();
+                    let (ours, swap) = bank.penalty(var.as_tensor(), &rows, conditional).unwrap();
                     // Direct: the whole set with the batch rows replaced, as one differentiable tensor.
                     let mut parts = Vec::new();
                     for r in 0..n {
@@ -321,7 +339,7 @@ mod tests {
                             "{form:?}: gradient {u} vs {v}"
                         );
                     }
-                    bank.update(&live, &rows).unwrap();
+                    bank.commit(swap);
                     for (i, &r) in rows.iter().enumerate() {
                         current[r * m..(r + 1) * m].copy_from_slice(&live[i * m..(i + 1) * m]);
                     }

@@ -746,6 +746,7 @@ pub fn train_checkpointed(
             let labels: Vec<u8> = chunk.iter().map(|&i| all.labels[i as usize]).collect();
             let out = net.forward(&x, Mode::Train, &mut noise_rng)?;
             let ce = bce_with_logits(&out.logits, &y)?;
+            let mut swap = None;
             let gamma = cfg.gamma_at(epoch);
             let (pen, loss) = match &adversary {
                 // The reversal layer carries gamma, so the adversary's loss enters with weight 1.
@@ -767,7 +768,9 @@ pub fn train_checkpointed(
                     let pen = match &bank {
                         Some(b) => {
                             let rows: Vec<usize> = chunk.iter().map(|&i| i as usize).collect();
-                            b.penalty(&p, &rows, cfg.conditional)?
+                            let (pen, s) = b.penalty(&p, &rows, cfg.conditional)?;
+                            swap = Some(s);
+                            pen
                         }
                         None => {
                             cfg.penalty
@@ -787,9 +790,8 @@ pub fn train_checkpointed(
                 });
             }
             opt.backward_step(&loss)?;
-            if let Some(b) = bank.as_mut() {
-                let rows: Vec<usize> = chunk.iter().map(|&i| i as usize).collect();
-                b.update(&out.probs.flatten_all()?.to_vec1::<f32>()?, &rows)?;
+            if let (Some(b), Some(s)) = (bank.as_mut(), swap) {
+                b.commit(s);
             }
             sum_loss += loss_value;
             sum_ce += ce.to_scalar::<f32>()? as f64;

@@ -520,9 +520,14 @@ pub fn train_images(
             let f = net.forward(&x, Mode::Train, &mut noise)?;
             let y: Vec<u8> = rows.iter().map(|&r| train.y[r]).collect();
             let ce = cross_entropy(&f.logits, &y, &device)?;
+            let mut swap = None;
             let pen = if penalised && gamma > 0.0 {
                 match &bank {
-                    Some(b) => b.penalty(&f.probs, rows, tc.conditional)?,
+                    Some(b) => {
+                        let (pen, s) = b.penalty(&f.probs, rows, tc.conditional)?;
+                        swap = Some(s);
+                        pen
+                    }
                     None => {
                         let s: Vec<u32> = rows.iter().map(|&r| train.s[r]).collect();
                         tc.penalty.value(&f.probs, &s, &y, 10, 10, tc.conditional)?
@@ -544,8 +549,8 @@ pub fn train_images(
                 });
             }
             adam.backward_step(&loss)?;
-            if let Some(b) = bank.as_mut() {
-                b.update(&f.probs.detach().flatten_all()?.to_vec1::<f32>()?, rows)?;
+            if let (Some(b), Some(s)) = (bank.as_mut(), swap) {
+                b.commit(s);
             }
             loss_sum += value;
             ce_sum += ce.to_scalar::<f32>()? as f64;
