@@ -141,22 +141,37 @@ pub fn run(
         .num_threads(jobs.max(1))
         .build()
         .map_err(|e| Error::option("--jobs", jobs, e.to_string()))?;
+    // Runs of one (rho, seed) share their images and colours: load them once per group.
+    let mut groups: Vec<Vec<&Key>> = Vec::new();
+    for k in todo {
+        match groups
+            .iter_mut()
+            .find(|g| g[0].rho == k.rho && g[0].seed == k.seed)
+        {
+            Some(g) => g.push(k),
+            None => groups.push(vec![k]),
+        }
+    }
     pool.install(|| {
-        todo.par_iter().try_for_each(|k| -> Result<()> {
-            let mut job = base.clone();
-            job.data.rho = k.rho;
-            job.data.seed = k.seed;
-            job.train.seed = k.seed;
-            job.eval.seed = k.seed;
-            job.train.gamma = k.gamma;
-            if let Some(p) = k.penalty {
-                job.train.penalty = p.penalty;
-                job.train.conditional = p.conditional;
-            }
-            let (_, _, metrics) = vision::run_job(&job, |_| {})?;
-            write_json(&runs.join(format!("{}.json", k.id())), &metrics)?;
-            progress.inc(1);
-            Ok(())
+        groups.par_iter().try_for_each(|group| -> Result<()> {
+            let mut spec = base.data.clone();
+            (spec.rho, spec.seed) = (group[0].rho, group[0].seed);
+            let data = vision::load(&spec)?;
+            group.par_iter().try_for_each(|k| -> Result<()> {
+                let mut job = base.clone();
+                job.data = spec.clone();
+                job.train.seed = k.seed;
+                job.eval.seed = k.seed;
+                job.train.gamma = k.gamma;
+                if let Some(p) = k.penalty {
+                    job.train.penalty = p.penalty;
+                    job.train.conditional = p.conditional;
+                }
+                let (_, _, metrics) = vision::run_job_on(&job, &data, |_| {})?;
+                write_json(&runs.join(format!("{}.json", k.id())), &metrics)?;
+                progress.inc(1);
+                Ok(())
+            })
         })
     })?;
     let records = read(out)?;
