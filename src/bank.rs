@@ -37,6 +37,25 @@ pub enum Form {
     Joint,
 }
 
+impl Form {
+    /// The bank's form of a training penalty (the pairwise and adversarial penalties have none).
+    pub fn of(penalty: crate::train::Penalty) -> Result<Form> {
+        use crate::train::Penalty;
+        match penalty {
+            Penalty::PerNeuron => Ok(Form::PerNeuron),
+            Penalty::Joint => Ok(Form::Joint),
+            other => Err(Error::option(
+                "--estimate",
+                "bank",
+                format!(
+                    "the bank estimates the per-neuron and joint penalties, not {}",
+                    other.name()
+                ),
+            )),
+        }
+    }
+}
+
 /// Per-(label, group) sums of the rows' code statistics, and each row's latest `p`.
 pub struct CellBank {
     form: Form,

@@ -389,6 +389,20 @@ fn draw<DB: DrawingBackend>(
     Ok(())
 }
 
+struct RhoFigure<'a> {
+    rho: f64,
+    series: &'a Series,
+}
+
+impl crate::plots::Figure for RhoFigure<'_> {
+    fn draw<DB: DrawingBackend>(
+        &self,
+        root: DrawingArea<DB, plotters::coord::Shift>,
+    ) -> std::result::Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+        draw(root, self.rho, self.series)
+    }
+}
+
 fn plot(out: &Path, rows: &[Summary]) -> Result<()> {
     crate::plots::register_font();
     let mut rhos: Vec<f64> = rows.iter().map(|r| r.rho).collect();
@@ -404,24 +418,11 @@ fn plot(out: &Path, rows: &[Summary]) -> Result<()> {
                 None => series.push((r.penalty.clone(), vec![point])),
             }
         }
-        let stem = format!("unbiased_accuracy_rho{rho}");
-        let err = |e: String| Error::Plot(e);
-        let mut svg = String::new();
-        {
-            let root = SVGBackend::with_string(&mut svg, (900, 600)).into_drawing_area();
-            draw(root, rho, &series).map_err(|e| err(e.to_string()))?;
-        }
-        write_atomic(&out.join(format!("{stem}.svg")), svg.as_bytes())?;
-        let png = out.join(format!("{stem}.png"));
-        let tmp = out.join(format!(".{stem}.tmp.png"));
-        {
-            let root = BitMapBackend::new(&tmp, (900, 600)).into_drawing_area();
-            draw(root, rho, &series).map_err(|e| err(e.to_string()))?;
-        }
-        std::fs::rename(&tmp, &png).map_err(|source| Error::Io {
-            path: png.clone(),
-            source,
-        })?;
+        let figure = RhoFigure {
+            rho,
+            series: &series,
+        };
+        crate::plots::write_svg_png(out, &format!("unbiased_accuracy_rho{rho}"), &figure)?;
     }
     Ok(())
 }

@@ -188,13 +188,53 @@ fn draw<DB: DrawingBackend>(
     Ok(())
 }
 
+/// A figure drawable on any plotters backend, so that one drawing serves the SVG and the PNG file.
+pub(crate) trait Figure {
+    /// Draws onto `root`.
+    fn draw<DB: DrawingBackend>(
+        &self,
+        root: DrawingArea<DB, Shift>,
+    ) -> std::result::Result<(), DrawingAreaErrorKind<DB::ErrorType>>;
+}
+
+/// Writes `out/<stem>.svg` and `out/<stem>.png` (900 x 600), each complete or not at all.
+pub(crate) fn write_svg_png(out: &Path, stem: &str, figure: &impl Figure) -> Result<()> {
+    let err = |e: String| Error::Plot(e);
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (900, 600)).into_drawing_area();
+        figure.draw(root).map_err(|e| err(e.to_string()))?;
+    }
+    write_atomic(&out.join(format!("{stem}.svg")), svg.as_bytes())?;
+    let png = out.join(format!("{stem}.png"));
+    let tmp = out.join(format!(".{stem}.tmp.png"));
+    {
+        let root = BitMapBackend::new(&tmp, (900, 600)).into_drawing_area();
+        figure.draw(root).map_err(|e| err(e.to_string()))?;
+    }
+    std::fs::rename(&tmp, &png).map_err(|source| Error::Io { path: png, source })
+}
+
+struct SweepFigure<'a> {
+    spec: &'a Spec,
+    series: &'a [(Method, Vec<Point>)],
+}
+
+impl Figure for SweepFigure<'_> {
+    fn draw<DB: DrawingBackend>(
+        &self,
+        root: DrawingArea<DB, Shift>,
+    ) -> std::result::Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+        draw(root, self.spec, self.series)
+    }
+}
+
 /// Writes the sweep's plots into `out` as `<name>.svg` and `<name>.png`; returns the file stems.
 pub fn plot_sweep(out: &Path, records: &[RunRecord]) -> Result<Vec<&'static str>> {
     register_font();
     let rows = summarize(records);
     let col = |name: &str| SUMMARY_COLUMNS.iter().position(|c| *c == name).unwrap();
     let auc = col("task.auc");
-    let plot_err = |e: String| Error::Plot(e);
     let mut stems = Vec::new();
     for spec in SPECS {
         let xc = col(spec.x_column);
@@ -220,22 +260,14 @@ pub fn plot_sweep(out: &Path, records: &[RunRecord]) -> Result<Vec<&'static str>
         if series.is_empty() {
             continue;
         }
-        let mut svg = String::new();
-        {
-            let root = SVGBackend::with_string(&mut svg, (900, 600)).into_drawing_area();
-            draw(root, spec, &series).map_err(|e| plot_err(e.to_string()))?;
-        }
-        write_atomic(&out.join(format!("{}.svg", spec.stem)), svg.as_bytes())?;
-        let png = out.join(format!("{}.png", spec.stem));
-        let tmp = out.join(format!(".{}.tmp.png", spec.stem));
-        {
-            let root = BitMapBackend::new(&tmp, (900, 600)).into_drawing_area();
-            draw(root, spec, &series).map_err(|e| plot_err(e.to_string()))?;
-        }
-        std::fs::rename(&tmp, &png).map_err(|source| Error::Io {
-            path: png.clone(),
-            source,
-        })?;
+        write_svg_png(
+            out,
+            spec.stem,
+            &SweepFigure {
+                spec,
+                series: &series,
+            },
+        )?;
         stems.push(spec.stem);
     }
     Ok(stems)

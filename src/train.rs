@@ -666,20 +666,7 @@ pub fn train_checkpointed(
         && net.config().is_stochastic()
         && adversary.is_none()
     {
-        let form = match cfg.penalty {
-            Penalty::PerNeuron => Form::PerNeuron,
-            Penalty::Joint => Form::Joint,
-            other => {
-                return Err(Error::option(
-                    "--estimate",
-                    "bank",
-                    format!(
-                        "the bank estimates the per-neuron and joint penalties, not {}",
-                        other.name()
-                    ),
-                ))
-            }
-        };
+        let form = Form::of(cfg.penalty)?;
         let p = net
             .forward(
                 &all.x,

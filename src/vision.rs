@@ -480,22 +480,17 @@ pub fn train_images(
     let device = net.dense().device().clone();
     let dense = &net.config().dense;
     let penalised = tc.gamma > 0.0 && dense.is_stochastic();
-    let form = match tc.penalty {
-        Penalty::PerNeuron => Form::PerNeuron,
-        Penalty::Joint => Form::Joint,
-        Penalty::Pairwise if estimate == Estimate::Batch => Form::PerNeuron,
-        other => {
-            return Err(Error::option(
-                "--penalty",
-                other.name(),
-                "images take per-neuron or joint (any estimate) or pairwise (--estimate batch)",
-            ))
-        }
-    };
+    if tc.penalty == Penalty::Adversarial {
+        return Err(Error::option(
+            "--penalty",
+            "adversarial",
+            "images take the per-neuron, joint or pairwise (--estimate batch) penalty",
+        ));
+    }
     let mut bank = if penalised && estimate == Estimate::Bank {
         let y: Vec<u32> = train.y.iter().map(|&v| v as u32).collect();
         Some(CellBank::new(
-            form,
+            Form::of(tc.penalty)?,
             layer_probs(net, train, &device)?,
             dense.code_width(),
             &y,
@@ -686,13 +681,17 @@ fn accuracy_and_codes<R: Rng>(
             .collect();
         acc += accuracy(&pred, y);
     }
-    let codes = net
+    Ok((acc / draws as f64, sampled_codes(net, features, rng)?))
+}
+
+/// One sampled code per row, row-major.
+fn sampled_codes<R: Rng>(net: &ConvNet, features: &Tensor, rng: &mut R) -> Result<Vec<f32>> {
+    Ok(net
         .dense()
         .forward(features, Mode::Infer(Inference::Sample), rng)?
         .code
         .flatten_all()?
-        .to_vec1::<f32>()?;
-    Ok((acc / draws as f64, codes))
+        .to_vec1::<f32>()?)
 }
 
 /// Evaluates a trained network: accuracies, information about the colour, colour probes.
@@ -725,8 +724,8 @@ pub fn evaluate(
         opts.draws,
         &mut rng,
     )?;
-    let (_, codes_p) =
-        accuracy_and_codes(net, &fp, &data.probe_train.y, Inference::Prob, 1, &mut rng)?;
+    // Only the probe set's codes are needed.
+    let codes_p = sampled_codes(net, &fp, &mut rng)?;
     // Information on the unbiased test set, from p.
     let t = &data.test_unbiased;
     let p = net
