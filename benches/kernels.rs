@@ -19,15 +19,9 @@ fn batch(n: usize, d: usize, seed: u64) -> (Vec<f32>, Vec<f32>, Vec<u32>) {
 
 fn step(c: &mut Criterion) {
     let (x, y, s) = batch(256, 102, 0);
-    let cfg = ModelConfig {
-        n_inputs: 102,
-        ..ModelConfig::default()
-    };
+    let cfg = ModelConfig { n_inputs: 102, ..ModelConfig::default() };
     let net = SqNet::new(&cfg, &Device::Cpu, &mut ChaCha8Rng::seed_from_u64(1)).unwrap();
-    let tc = TrainConfig {
-        gamma: 1.0,
-        ..TrainConfig::default()
-    };
+    let tc = TrainConfig { gamma: 1.0, ..TrainConfig::default() };
     let mut rng = ChaCha8Rng::seed_from_u64(2);
     let mut fused = FusedNet::from_net(&net).unwrap();
     c.bench_function("step 102-64-32-1, batch 256, per-neuron, fused", |b| {
@@ -35,39 +29,30 @@ fn step(c: &mut Criterion) {
     });
     let xt = Tensor::from_slice(&x, (256, 102), &Device::Cpu).unwrap();
     let yt = Tensor::from_slice(&y, 256, &Device::Cpu).unwrap();
-    c.bench_function(
-        "step 102-64-32-1, batch 256, per-neuron, candle (forward + backward)",
-        |b| {
-            b.iter(|| {
-                let out = net.forward(&xt, Mode::Train, &mut rng).unwrap();
-                let ce = bce_with_logits(&out.logits, &yt).unwrap();
-                let pen = mi::per_neuron_mi_fused(&out.probs, &s, 2).unwrap();
-                (ce + pen).unwrap().backward().unwrap()
-            })
-        },
-    );
+    c.bench_function("step 102-64-32-1, batch 256, per-neuron, candle (forward + backward)", |b| {
+        b.iter(|| {
+            let out = net.forward(&xt, Mode::Train, &mut rng).unwrap();
+            let ce = bce_with_logits(&out.logits, &yt).unwrap();
+            let pen = mi::per_neuron_mi_fused(&out.probs, &s, 2).unwrap();
+            (ce + pen).unwrap().backward().unwrap()
+        })
+    });
 }
 
 fn penalties(c: &mut Criterion) {
     let mut r = ChaCha8Rng::seed_from_u64(3);
     let s: Vec<u32> = (0..256).map(|_| r.random_range(0..2u32)).collect();
     for m in [12usize, 32] {
-        let p: Vec<f64> = (0..256 * m)
-            .map(|_| 0.0025 + 0.995 * r.random::<f64>())
-            .collect();
-        c.bench_function(
-            &format!("per-neuron MI + gradient, batch 256, m = {m}"),
-            |b| b.iter(|| mi::per_neuron_mi_host(&p, m, &s, 2, true)),
-        );
+        let p: Vec<f64> = (0..256 * m).map(|_| 0.0025 + 0.995 * r.random::<f64>()).collect();
+        c.bench_function(&format!("per-neuron MI + gradient, batch 256, m = {m}"), |b| {
+            b.iter(|| mi::per_neuron_mi_host(&p, m, &s, 2, true))
+        });
     }
     for m in [8usize, 12, 16] {
-        let p: Vec<f64> = (0..256 * m)
-            .map(|_| 0.0025 + 0.995 * r.random::<f64>())
-            .collect();
-        c.bench_function(
-            &format!("exact joint MI + gradient, batch 256, m = {m}"),
-            |b| b.iter(|| mi::joint_mi_host(&p, m, &s, 2, true, true)),
-        );
+        let p: Vec<f64> = (0..256 * m).map(|_| 0.0025 + 0.995 * r.random::<f64>()).collect();
+        c.bench_function(&format!("exact joint MI + gradient, batch 256, m = {m}"), |b| {
+            b.iter(|| mi::joint_mi_host(&p, m, &s, 2, true, true))
+        });
     }
 }
 
@@ -76,9 +61,7 @@ fn evaluation(c: &mut Criterion) {
     let n = 9000;
     let s: Vec<u32> = (0..n).map(|_| r.random_range(0..2u32)).collect();
     for m in [12usize, 16] {
-        let p: Vec<f64> = (0..n * m)
-            .map(|_| 0.0025 + 0.995 * r.random::<f64>())
-            .collect();
+        let p: Vec<f64> = (0..n * m).map(|_| 0.0025 + 0.995 * r.random::<f64>()).collect();
         c.bench_function(&format!("exact joint MI, 9,000 rows, m = {m}"), |b| {
             b.iter(|| mi::joint_mi_host_distributions(&p, m, &s, 2))
         });

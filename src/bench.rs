@@ -1,13 +1,13 @@
 //! `fairbits bench`: wall-clock measurements printed as a table (medians of repeated runs, measured in one
 //! process so that ratios between rows are meaningful on a noisy machine). Nothing here is asserted.
 
-use crate::data::{self, Builtin, DataSpec, Source};
+use crate::data::{tabular, Builtin, TableSpec};
 use crate::error::Result;
-use crate::mi;
-use crate::model::{Inference, Mode, ModelConfig, SqNet};
-use crate::train::{self, streams, Backend, Penalty, TrainConfig};
+use crate::model::{Inference, Mode, ModelConfig, Net};
+use crate::penalty::{mi, PenaltyKind, PenaltySpec, Target};
+use crate::rng::{rng, Stream};
+use crate::train::{self, Backend, TrainConfig};
 use candle_core::{Device, Tensor};
-use indicatif::ProgressBar;
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 use std::time::Instant;
@@ -41,87 +41,21 @@ fn time<F: FnMut() -> Result<()>>(repeats: usize, mut f: F) -> Result<f64> {
 /// Runs the benchmarks on the shipped Adult data; `repeats` runs of each, median reported.
 pub fn run(repeats: usize) -> Result<Vec<BenchRow>> {
     let repeats = repeats.max(1);
-    let spec = DataSpec {
-        source: Source::Builtin {
-            name: Builtin::Adult,
-            sensitive: None,
-        },
-        test_size: 0.3,
-        val_size: 0.0,
-        seed: 0,
-        include_sensitive: false,
-    };
-    let data = data::prepare(&spec, None)?;
+    let data = tabular::prepare(&TableSpec::builtin(Builtin::Adult, 0), None)?;
     let device = Device::Cpu;
     let mut rows = Vec::new();
     let steps = data.train.n.div_ceil(256) as f64;
     // (name, hidden, stochastic, penalty, gamma, backend)
-    type Config<'a> = (&'a str, Vec<usize>, bool, Penalty, f64, Backend);
+    type Config<'a> = (&'a str, Vec<usize>, bool, PenaltyKind, f64, Backend);
     let configs: [Config; 8] = [
-        (
-            "per-neuron penalty, m = 32, candle",
-            vec![64, 32],
-            true,
-            Penalty::PerNeuron,
-            1.0,
-            Backend::Candle,
-        ),
-        (
-            "per-neuron penalty, m = 32, fused",
-            vec![64, 32],
-            true,
-            Penalty::PerNeuron,
-            1.0,
-            Backend::Auto,
-        ),
-        (
-            "full precision (mlp), no penalty, fused",
-            vec![64, 32],
-            false,
-            Penalty::PerNeuron,
-            0.0,
-            Backend::Auto,
-        ),
-        (
-            "per-neuron penalty, m = 12, fused",
-            vec![64, 12],
-            true,
-            Penalty::PerNeuron,
-            1.0,
-            Backend::Auto,
-        ),
-        (
-            "joint penalty (exact), m = 12, fused",
-            vec![64, 12],
-            true,
-            Penalty::Joint,
-            1.0,
-            Backend::Auto,
-        ),
-        (
-            "per-neuron penalty, m = 12, candle",
-            vec![64, 12],
-            true,
-            Penalty::PerNeuron,
-            1.0,
-            Backend::Candle,
-        ),
-        (
-            "joint penalty (exact), m = 12, candle",
-            vec![64, 12],
-            true,
-            Penalty::Joint,
-            1.0,
-            Backend::Candle,
-        ),
-        (
-            "pairwise penalty, m = 32, candle",
-            vec![64, 32],
-            true,
-            Penalty::Pairwise,
-            1.0,
-            Backend::Candle,
-        ),
+        ("per-neuron penalty, m = 32, candle", vec![64, 32], true, PenaltyKind::PerNeuron, 1.0, Backend::Candle),
+        ("per-neuron penalty, m = 32, fused", vec![64, 32], true, PenaltyKind::PerNeuron, 1.0, Backend::Auto),
+        ("full precision (mlp), no penalty, fused", vec![64, 32], false, PenaltyKind::PerNeuron, 0.0, Backend::Auto),
+        ("per-neuron penalty, m = 12, fused", vec![64, 12], true, PenaltyKind::PerNeuron, 1.0, Backend::Auto),
+        ("joint penalty (exact), m = 12, fused", vec![64, 12], true, PenaltyKind::Joint, 1.0, Backend::Auto),
+        ("per-neuron penalty, m = 12, candle", vec![64, 12], true, PenaltyKind::PerNeuron, 1.0, Backend::Candle),
+        ("joint penalty (exact), m = 12, candle", vec![64, 12], true, PenaltyKind::Joint, 1.0, Backend::Candle),
+        ("pairwise penalty, m = 32, candle", vec![64, 32], true, PenaltyKind::Pairwise, 1.0, Backend::Candle),
     ];
     let mut epoch_seconds = Vec::new();
     for (name, hidden, stochastic, penalty, gamma, backend) in configs {
@@ -134,25 +68,15 @@ pub fn run(repeats: usize) -> Result<Vec<BenchRow>> {
         let tc = TrainConfig {
             epochs: 1,
             gamma,
-            penalty,
+            penalty: PenaltySpec::new(penalty, Target::Parity),
             backend,
             ..TrainConfig::default()
         };
-        let net = SqNet::new(&model, &device, &mut train::rng(0, streams::INIT))?;
-        let secs = time(repeats, || {
-            train::train(&net, &data.train, None, &tc, &ProgressBar::hidden()).map(|_| ())
-        })?;
+        let net = Net::new(&model, &device, &mut rng(0, Stream::Init))?;
+        let secs = time(repeats, || train::fit(&net, &data.train, None, &tc, None, &()).map(|_| ()))?;
         epoch_seconds.push(secs);
-        rows.push(BenchRow {
-            what: format!("Adult epoch, {name}"),
-            value: secs,
-            unit: "s",
-        });
-        rows.push(BenchRow {
-            what: format!("Adult step (batch 256), {name}"),
-            value: secs / steps * 1e3,
-            unit: "ms",
-        });
+        rows.push(BenchRow { what: format!("Adult epoch, {name}"), value: secs, unit: "s" });
+        rows.push(BenchRow { what: format!("Adult step (batch 256), {name}"), value: secs / steps * 1e3, unit: "ms" });
     }
     rows.push(BenchRow {
         what: "epoch ratio: candle / fused (per-neuron, m = 32)".into(),
@@ -175,23 +99,13 @@ pub fn run(repeats: usize) -> Result<Vec<BenchRow>> {
     for models in [1usize, 6, 18] {
         let epochs = 3;
         let t = Instant::now();
-        (0..models)
-            .into_par_iter()
-            .try_for_each(|k| -> Result<()> {
-                let model = ModelConfig {
-                    n_inputs: data.train.d,
-                    ..ModelConfig::default()
-                };
-                let seed = (k / gammas.len()) as u64;
-                let net = SqNet::new(&model, &Device::Cpu, &mut train::rng(seed, streams::INIT))?;
-                let tc = TrainConfig {
-                    epochs,
-                    gamma: gammas[k % gammas.len()],
-                    seed,
-                    ..TrainConfig::default()
-                };
-                train::train(&net, &data.train, None, &tc, &ProgressBar::hidden()).map(|_| ())
-            })?;
+        (0..models).into_par_iter().try_for_each(|k| -> Result<()> {
+            let model = ModelConfig { n_inputs: data.train.d, ..ModelConfig::default() };
+            let seed = (k / gammas.len()) as u64;
+            let net = Net::new(&model, &Device::Cpu, &mut rng(seed, Stream::Init))?;
+            let tc = TrainConfig { epochs, gamma: gammas[k % gammas.len()], seed, ..TrainConfig::default() };
+            train::fit(&net, &data.train, None, &tc, None, &()).map(|_| ())
+        })?;
         let secs = t.elapsed().as_secs_f64();
         rows.push(BenchRow {
             what: format!(
@@ -208,33 +122,17 @@ pub fn run(repeats: usize) -> Result<Vec<BenchRow>> {
     let n = 9000;
     let s: Vec<u32> = (0..n).map(|_| r.random_range(0..2u32)).collect();
     for m in [8usize, 12, 16, 20] {
-        let p: Vec<f64> = (0..n * m)
-            .map(|_| 0.0025 + 0.995 * r.random::<f64>())
-            .collect();
+        let p: Vec<f64> = (0..n * m).map(|_| 0.0025 + 0.995 * r.random::<f64>()).collect();
         let secs = time(repeats.min(3), || {
             mi::joint_mi_host_distributions(&p, m, &s, 2);
             Ok(())
         })?;
-        rows.push(BenchRow {
-            what: format!("exact joint MI, m = {m}, 9,000 rows"),
-            value: secs,
-            unit: "s",
-        });
+        rows.push(BenchRow { what: format!("exact joint MI, m = {m}, 9,000 rows"), value: secs, unit: "s" });
     }
     let m = 32;
-    let p: Vec<f64> = (0..n * m)
-        .map(|_| 0.0025 + 0.995 * r.random::<f64>())
-        .collect();
+    let p: Vec<f64> = (0..n * m).map(|_| 0.0025 + 0.995 * r.random::<f64>()).collect();
     let secs = time(repeats.min(3), || {
-        mi::joint_mi_monte_carlo(
-            &p,
-            m,
-            &s,
-            2,
-            2000,
-            &mut rand_chacha::ChaCha8Rng::seed_from_u64(1),
-        )
-        .map(|_| ())
+        mi::joint_mi_monte_carlo(&p, m, &s, 2, 2000, &mut rand_chacha::ChaCha8Rng::seed_from_u64(1)).map(|_| ())
     })?;
     rows.push(BenchRow {
         what: "Monte-Carlo joint MI, m = 32, 9,000 rows, 2,000 draws".into(),
@@ -242,16 +140,10 @@ pub fn run(repeats: usize) -> Result<Vec<BenchRow>> {
         unit: "s",
     });
     // Encoding throughput: one forward pass in sample mode over the test split.
-    let model = ModelConfig {
-        n_inputs: data.test.d,
-        ..ModelConfig::default()
-    };
-    let net = SqNet::new(&model, &device, &mut train::rng(0, streams::INIT))?;
+    let model = ModelConfig { n_inputs: data.test.d, ..ModelConfig::default() };
+    let net = Net::new(&model, &device, &mut rng(0, Stream::Init))?;
     let x = Tensor::from_slice(&data.test.x, (data.test.n, data.test.d), &device)?;
-    let secs = time(repeats, || {
-        net.forward(&x, Mode::Infer(Inference::Sample), &mut r)
-            .map(|_| ())
-    })?;
+    let secs = time(repeats, || net.forward(&x, Mode::Infer(Inference::Sample), &mut r).map(|_| ()))?;
     rows.push(BenchRow {
         what: "encode (sample mode), rows per second".into(),
         value: data.test.n as f64 / secs,
@@ -271,7 +163,7 @@ fn conv_rows(repeats: usize) -> Result<Vec<BenchRow>> {
     let step = |ours: bool| -> Result<()> {
         let conv = |x: &Tensor, w: &Tensor| -> Result<Tensor> {
             if ours {
-                crate::conv::conv2d(x, w)
+                crate::model::conv::conv2d(x, w)
             } else {
                 Ok(x.conv2d(w, 0, 1, 1, 1)?)
             }
@@ -284,21 +176,9 @@ fn conv_rows(repeats: usize) -> Result<Vec<BenchRow>> {
     let candle = time(repeats, || step(false))?;
     let ours = time(repeats, || step(true))?;
     Ok(vec![
-        BenchRow {
-            what: "conv encoder step, batch 128, candle conv2d".into(),
-            value: candle * 1e3,
-            unit: "ms",
-        },
-        BenchRow {
-            what: "conv encoder step, batch 128, im2col op (conv.rs)".into(),
-            value: ours * 1e3,
-            unit: "ms",
-        },
-        BenchRow {
-            what: "conv encoder step: candle / im2col".into(),
-            value: candle / ours,
-            unit: "x",
-        },
+        BenchRow { what: "conv encoder step, batch 128, candle conv2d".into(), value: candle * 1e3, unit: "ms" },
+        BenchRow { what: "conv encoder step, batch 128, im2col op (conv.rs)".into(), value: ours * 1e3, unit: "ms" },
+        BenchRow { what: "conv encoder step: candle / im2col".into(), value: candle / ours, unit: "x" },
     ])
 }
 

@@ -170,11 +170,12 @@ pub enum Error {
         /// The groups the model knows.
         known: String,
     },
-    /// An option value is out of range or inconsistent.
-    #[error("invalid {name} = {value}: {reason}")]
-    InvalidOption {
-        /// The option.
-        name: String,
+    /// A parameter is out of range or inconsistent with the others or with the data. `param` is the
+    /// library's name for it (`gamma`, `batch_size`, `hidden`, ...); the command line names the flag.
+    #[error("invalid {param} = {value}: {reason}")]
+    InvalidParam {
+        /// The parameter.
+        param: String,
         /// Its value.
         value: String,
         /// Why it is invalid.
@@ -186,6 +187,14 @@ pub enum Error {
         /// The directory.
         dir: PathBuf,
         /// What is wrong.
+        reason: String,
+    },
+    /// The file a model was trained on is gone or changed, so its own split cannot be rebuilt.
+    #[error("{path}: {reason}")]
+    DataMoved {
+        /// The file as recorded at training.
+        path: PathBuf,
+        /// What happened and what to do.
         reason: String,
     },
     /// Training produced a non-finite loss.
@@ -226,12 +235,20 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    /// Shorthand for [`Error::InvalidOption`].
-    pub fn option(name: &str, value: impl ToString, reason: impl Into<String>) -> Self {
-        Error::InvalidOption {
-            name: name.to_string(),
-            value: value.to_string(),
-            reason: reason.into(),
+    /// The documented exit code of the command line for this error: 1 runtime (I/O, tensors, JSON,
+    /// plots), 2 an invalid parameter, 3 bad input data, 4 a bad model directory, 5 training diverged.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::InvalidParam { .. } => 2,
+            Error::ModelDir { .. } => 4,
+            Error::Diverged { .. } => 5,
+            Error::Io { .. } | Error::Candle(_) | Error::Json { .. } | Error::Plot(_) => 1,
+            _ => 3,
         }
+    }
+
+    /// Shorthand for [`Error::InvalidParam`].
+    pub fn param(param: &str, value: impl ToString, reason: impl Into<String>) -> Self {
+        Error::InvalidParam { param: param.to_string(), value: value.to_string(), reason: reason.into() }
     }
 }

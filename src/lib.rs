@@ -4,36 +4,75 @@
 //! stochastically quantized neural networks (Cerrato, Köppel, Esposito, Kramer, AAAI 2023). A hidden layer
 //! of stochastic binary neurons makes the network a random variable, so the mutual information between
 //! that layer and the sensitive attribute can be computed exactly and used as a training penalty; the
-//! same number certifies how unfair any consumer of the codes can be.
+//! same number certifies how unfair any consumer of the codes can be. The method and every formula are in
+//! `docs/design.md`; code comments cite its sections.
 //!
-//! Modules follow the data's path: [`data`] -> [`model`] -> [`mi`] -> [`train`] -> [`metrics`] /
-//! [`probes`] / [`certificate`] -> [`report`], with [`store`] for saved models. `DESIGN.md` sections are
-//! cited where formulas live.
+//! ```no_run
+//! use fairbits::data::{Builtin, DataSpec, Source, TableSpec};
+//! use fairbits::{EvalOptions, FairParams};
+//!
+//! # fn main() -> fairbits::Result<()> {
+//! // Adult, sex as the sensitive attribute, the project's 70/30 stratified split.
+//! let spec = DataSpec::Table(TableSpec::builtin(Builtin::Adult, 0));
+//! let data = spec.prepare()?;
+//! // The exact joint MI penalty on a 12-neuron stochastic layer, a few epochs.
+//! let model = FairParams::new()
+//!     .hidden(vec![64, 12])
+//!     .penalty("joint".parse()?)
+//!     .gamma(5.0)
+//!     .warmup_epochs(2)
+//!     .epochs(4)
+//!     .check()?
+//!     .fit(&data, &spec)?;
+//! let opts = EvalOptions { draws: 2, forest_trees: 10, ..EvalOptions::default() };
+//! let metrics = model.evaluate(&data, &opts, &model.run_info(f64::NAN, 4), &())?;
+//! let m = metrics.binary().unwrap();
+//! println!(
+//!     "AUC {:.3}, dp_gap {:.3}, certified dp_gap <= {:.3}",
+//!     m.task.auc, m.fairness.dp_gap, m.certificate.dp_gap_bound
+//! );
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ## Modules, in the order the data flows
+//!
+//! | module | what it holds |
+//! | --- | --- |
+//! | [`data`] | tables (CSV reading, shipped datasets, encoders, stratified split) and colour-biased images, as [`data::Prepared`] splits |
+//! | [`model`] | the architecture ([`ModelConfig`]), the network with stochastic binary layers ([`model::Net`]), its convolution and initialiser |
+//! | [`penalty`] | what is penalised ([`penalty::PenaltySpec`]), the MI ([`penalty::mi`]), the whole-set estimate ([`penalty::bank`]), the adversary, and the one dispatch ([`penalty::Regulariser`]) |
+//! | [`train`] | the one training loop, Adam, checkpoints, the fused CPU step |
+//! | [`eval`] | evaluation (binary and multi-class heads), metrics, probes, the certificate |
+//! | [`estimator`] | the library API: [`FairParams`] -> [`estimator::ValidParams`] -> [`FairModel`] (fit, encode, predict, evaluate, save, load) |
+//! | [`store`] | saved model directories |
+//! | [`output`] | per-row outputs (codes, predictions) as CSV or NPY |
+//! | [`experiments`] | grids of trainings (tables and images), their summaries, plots and the results report |
+//! | [`bench`] | the `fairbits bench` timing table |
+//! | [`error`], [`rng`], [`files`], [`linalg`], [`progress`] | the error type, seeded streams, atomic files, GEMMs, progress events |
 
-// Index loops mirror the formulas of DESIGN.md; iterator chains would hide them.
+// Index loops mirror the formulas of docs/design.md; iterator chains would hide them.
 #![allow(clippy::needless_range_loop)]
 
-pub mod bank;
 pub mod bench;
-pub mod certificate;
-pub mod conv;
 pub mod data;
 pub mod error;
-pub mod fused;
-pub mod image_sweep;
-pub mod metrics;
-pub mod mi;
+pub mod estimator;
+pub mod eval;
+pub mod experiments;
+pub mod files;
+pub mod linalg;
 pub mod model;
-pub mod plots;
-pub mod probes;
-pub mod report;
-pub mod results;
+pub mod output;
+pub mod penalty;
+pub mod progress;
+pub mod rng;
 pub mod store;
-pub mod sweep;
 pub mod train;
-pub mod vision;
 
 pub use error::{Error, Result};
-pub use model::{Inference, ModelConfig, SqNet};
-pub use report::{EvalOptions, Metrics};
+pub use estimator::{FairModel, FairParams, Preset};
+pub use eval::{EvalOptions, Metrics};
+pub use model::{Inference, ModelConfig};
+pub use penalty::PenaltySpec;
 pub use train::TrainConfig;

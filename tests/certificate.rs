@@ -14,9 +14,8 @@ fn layer(seed: u64, n: usize, m: usize, k: usize, shift: f64) -> (Vec<f64>, Vec<
         .iter()
         .flat_map(|&g| {
             let base: Vec<f64> = (0..m).map(|_| rng.random::<f64>()).collect();
-            base.into_iter().map(move |b| {
-                (b * (1.0 - shift) + shift * (g as f64 / (k - 1) as f64)).clamp(0.0025, 0.9975)
-            })
+            base.into_iter()
+                .map(move |b| (b * (1.0 - shift) + shift * (g as f64 / (k - 1) as f64)).clamp(0.0025, 0.9975))
         })
         .collect::<Vec<_>>();
     (p, s)
@@ -25,10 +24,7 @@ fn layer(seed: u64, n: usize, m: usize, k: usize, shift: f64) -> (Vec<f64>, Vec<
 fn exact(p: &[f64], m: usize, s: &[u32], k: usize) -> (f64, Vec<Vec<f64>>, Vec<f64>) {
     let pt = mi::to_tensor(p, m, &Device::Cpu).unwrap();
     let g = mi::group_onehot(s, k, &Device::Cpu).unwrap();
-    let info = mi::joint_mi_exact(&pt, &g)
-        .unwrap()
-        .to_scalar::<f64>()
-        .unwrap();
+    let info = mi::joint_mi_exact(&pt, &g).unwrap().to_scalar::<f64>().unwrap();
     let dists: Vec<Vec<f64>> = mi::code_distributions(&pt, &g).unwrap().to_vec2().unwrap();
     let mut shares = vec![0.0; k];
     for &v in s {
@@ -40,12 +36,7 @@ fn exact(p: &[f64], m: usize, s: &[u32], k: usize) -> (f64, Vec<Vec<f64>>, Vec<f
 /// Sample one code per row, as a consumer of the layer would see it.
 fn sample_codes(p: &[f64], m: usize, rng: &mut ChaCha8Rng) -> Vec<usize> {
     p.chunks(m)
-        .map(|row| {
-            row.iter()
-                .enumerate()
-                .map(|(j, &q)| ((rng.random::<f64>() < q) as usize) << j)
-                .sum()
-        })
+        .map(|row| row.iter().enumerate().map(|(j, &q)| ((rng.random::<f64>() < q) as usize) << j).sum())
         .collect()
 }
 
@@ -57,11 +48,7 @@ fn random_classifiers_on_sampled_codes_respect_the_dp_bound() {
         let (info, dists, shares) = exact(&p, m, &s, k);
         let b = certificate::bounds(info, &shares);
         let (tv, lr_auc) = certificate::exact_worst_case(&dists, &shares);
-        assert!(
-            tv <= b.dp_gap_bound + 1e-12,
-            "TV {tv} above bound {}",
-            b.dp_gap_bound
-        );
+        assert!(tv <= b.dp_gap_bound + 1e-12, "TV {tv} above bound {}", b.dp_gap_bound);
         assert!(lr_auc <= b.probe_auc_bound + 1e-12);
         // The code index of the distributions differs from our bit order: compare through TV only, and
         // test the classifiers against the bound on freshly sampled codes.
@@ -69,13 +56,7 @@ fn random_classifiers_on_sampled_codes_respect_the_dp_bound() {
         for _ in 0..200 {
             // A random, possibly randomised classifier: each code maps to P(yhat = 1).
             let c: Vec<f64> = (0..1 << m)
-                .map(|_| {
-                    if rng.random_bool(0.5) {
-                        rng.random()
-                    } else {
-                        rng.random_bool(0.5) as u8 as f64
-                    }
-                })
+                .map(|_| if rng.random_bool(0.5) { rng.random() } else { rng.random_bool(0.5) as u8 as f64 })
                 .collect();
             // Its exact DP gap over the distribution of one sampled code per row.
             let rate = |g: u32| {
@@ -86,13 +67,7 @@ fn random_classifiers_on_sampled_codes_respect_the_dp_bound() {
                         (0..1usize << m)
                             .map(|t| {
                                 c[t] * (0..m)
-                                    .map(|j| {
-                                        if t >> j & 1 == 1 {
-                                            row[j]
-                                        } else {
-                                            1.0 - row[j]
-                                        }
-                                    })
+                                    .map(|j| if t >> j & 1 == 1 { row[j] } else { 1.0 - row[j] })
                                     .product::<f64>()
                             })
                             .sum::<f64>()
@@ -111,11 +86,7 @@ fn random_classifiers_on_sampled_codes_respect_the_dp_bound() {
             let pred: Vec<bool> = codes.iter().map(|&t| c[t]).collect();
             let gap = metrics::dp_gap(&pred, &s, 2);
             let se = (0.25 / (shares[0] * 4000.0) + 0.25 / (shares[1] * 4000.0)).sqrt();
-            assert!(
-                gap <= b.dp_gap_bound + 4.0 * se,
-                "sampled gap {gap} bound {}",
-                b.dp_gap_bound
-            );
+            assert!(gap <= b.dp_gap_bound + 4.0 * se, "sampled gap {gap} bound {}", b.dp_gap_bound);
         }
     }
 }
@@ -135,27 +106,14 @@ fn random_probes_on_sampled_codes_respect_the_auc_bound() {
     for (t, &g) in codes.iter().zip(&s) {
         counts[*t][g as usize] += 1.0;
     }
-    let lr_scores: Vec<f64> = codes
-        .iter()
-        .map(|&t| (counts[t][1] + 1e-9) / (counts[t][0] + 1e-9))
-        .collect();
+    let lr_scores: Vec<f64> = codes.iter().map(|&t| (counts[t][1] + 1e-9) / (counts[t][0] + 1e-9)).collect();
     let empirical_best = metrics::roc_auc(&lr_scores, &labels);
     let se = 0.5 / (6000f64 * shares[0] * shares[1]).sqrt();
-    assert!(
-        empirical_best <= b.probe_auc_bound + 3.0 * se,
-        "{empirical_best} vs bound {}",
-        b.probe_auc_bound
-    );
-    assert!(
-        (empirical_best - lr_auc).abs() < 4.0 * se,
-        "empirical LR AUC {empirical_best} vs exact {lr_auc}"
-    );
+    assert!(empirical_best <= b.probe_auc_bound + 3.0 * se, "{empirical_best} vs bound {}", b.probe_auc_bound);
+    assert!((empirical_best - lr_auc).abs() < 4.0 * se, "empirical LR AUC {empirical_best} vs exact {lr_auc}");
     for _ in 0..100 {
         let score: Vec<f64> = (0..1 << m).map(|_| rng.random()).collect();
-        let auc = metrics::roc_auc(
-            &codes.iter().map(|&t| score[t]).collect::<Vec<_>>(),
-            &labels,
-        );
+        let auc = metrics::roc_auc(&codes.iter().map(|&t| score[t]).collect::<Vec<_>>(), &labels);
         assert!(auc.max(1.0 - auc) <= b.probe_auc_bound + 3.0 * se);
     }
 }

@@ -4,29 +4,10 @@ mod common;
 use common::*;
 use serde_json::Value;
 
-const FAST: &[&str] = &[
-    "--epochs",
-    "4",
-    "--draws",
-    "2",
-    "--forest-trees",
-    "10",
-    "--mc-samples",
-    "200",
-];
+const FAST: &[&str] = &["--epochs", "4", "--draws", "2", "--forest-trees", "10", "--mc-samples", "200"];
 
 fn train_args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
-    let mut a = vec![
-        "train",
-        "--csv",
-        "data.csv",
-        "--target",
-        "y",
-        "--sensitive",
-        "s",
-        "--hidden",
-        "16,8",
-    ];
+    let mut a = vec!["train", "--csv", "data.csv", "--target", "y", "--sensitive", "s", "--hidden", "16,8"];
     a.extend_from_slice(FAST);
     a.extend_from_slice(extra);
     a
@@ -76,15 +57,11 @@ fn train_writes_model_dir_with_documented_metric_keys() {
     ] {
         assert!(m.pointer(key).is_some(), "missing {key}");
     }
-    assert_eq!(
-        m["n_train"].as_u64().unwrap() + m["n_test"].as_u64().unwrap(),
-        600
-    );
+    assert_eq!(m["n_train"].as_u64().unwrap() + m["n_test"].as_u64().unwrap(), 600);
     // m = 8 <= 20: the joint MI is exact, and so is the worst case.
     assert_eq!(m["information"]["mi_joint_method"], "exact");
     assert!(
-        m["certificate"]["tv_exact"].as_f64().unwrap()
-            <= m["certificate"]["dp_gap_bound"].as_f64().unwrap() + 1e-12
+        m["certificate"]["tv_exact"].as_f64().unwrap() <= m["certificate"]["dp_gap_bound"].as_f64().unwrap() + 1e-12
     );
     let cfg = json(&std::fs::read_to_string(dir.path().join("model/config.json")).unwrap());
     assert_eq!(cfg["fairbits_version"], env!("CARGO_PKG_VERSION"));
@@ -100,18 +77,7 @@ fn eval_on_a_saved_model_reproduces_train_metrics() {
     let trained = json(&stdout(&out));
     let ev = fairbits(
         dir.path(),
-        &[
-            "eval",
-            "--model",
-            "model",
-            "--json",
-            "--draws",
-            "2",
-            "--forest-trees",
-            "10",
-            "--mc-samples",
-            "200",
-        ],
+        &["eval", "--model", "model", "--json", "--draws", "2", "--forest-trees", "10", "--mc-samples", "200"],
     );
     assert!(ev.status.success(), "{}", stderr(&ev));
     assert_eq!(json(&stdout(&ev)), trained);
@@ -121,10 +87,7 @@ fn eval_on_a_saved_model_reproduces_train_metrics() {
 fn same_seed_same_metrics_other_seed_other_metrics() {
     let (dir, _) = workdir();
     let run = |seed: &str| {
-        let o = fairbits(
-            dir.path(),
-            &train_args(&["--json", "--seed", seed, "--gamma", "0.5"]),
-        );
+        let o = fairbits(dir.path(), &train_args(&["--json", "--seed", seed, "--gamma", "0.5"]));
         assert!(o.status.success(), "{}", stderr(&o));
         let mut m = json(&stdout(&o));
         m["timing"]["train_seconds"] = Value::Null;
@@ -162,31 +125,16 @@ fn encode_then_an_independent_probe_matches_the_builtin_probe() {
     ];
     let out = fairbits(dir.path(), &args);
     assert!(out.status.success(), "{}", stderr(&out));
-    let builtin_auc = json(&stdout(&out))["probes"]["logreg"]["prob"]
-        .as_f64()
-        .unwrap();
+    let builtin_auc = json(&stdout(&out))["probes"]["logreg"]["prob"].as_f64().unwrap();
     let enc = fairbits(
         dir.path(),
-        &[
-            "encode",
-            "--model",
-            "model",
-            "--input",
-            "data.csv",
-            "--output",
-            "p.csv",
-            "--inference",
-            "prob",
-        ],
+        &["encode", "--model", "model", "--input", "data.csv", "--output", "p.csv", "--inference", "prob"],
     );
     assert!(enc.status.success(), "{}", stderr(&enc));
     // Rebuild the split (same seed) and fit a logistic regression by plain gradient descent.
     let text = std::fs::read_to_string(dir.path().join("p.csv")).unwrap();
-    let rows: Vec<Vec<f64>> = text
-        .lines()
-        .skip(1)
-        .map(|l| l.split(',').skip(1).map(|v| v.parse().unwrap()).collect())
-        .collect();
+    let rows: Vec<Vec<f64>> =
+        text.lines().skip(1).map(|l| l.split(',').skip(1).map(|v| v.parse().unwrap()).collect()).collect();
     let raw = std::fs::read_to_string(&csv).unwrap();
     let (mut y, mut s) = (Vec::new(), Vec::new());
     for l in raw.lines().skip(1) {
@@ -212,45 +160,25 @@ fn encode_then_an_independent_probe_matches_the_builtin_probe() {
             w[j] -= 0.5 * g[j] / tr.len() as f64;
         }
     }
-    let scores: Vec<f64> = te
-        .iter()
-        .map(|&i| w[m] + (0..m).map(|j| w[j] * rows[i][j]).sum::<f64>())
-        .collect();
+    let scores: Vec<f64> = te.iter().map(|&i| w[m] + (0..m).map(|j| w[j] * rows[i][j]).sum::<f64>()).collect();
     let labels: Vec<bool> = te.iter().map(|&i| s[i] == 1).collect();
     let own = pair_auc(&scores, &labels);
-    assert!(
-        (own - builtin_auc).abs() < 0.03,
-        "own probe {own} vs built-in {builtin_auc}"
-    );
+    assert!((own - builtin_auc).abs() < 0.03, "own probe {own} vs built-in {builtin_auc}");
 }
 
 #[test]
 fn encode_writes_binary_codes_and_npy() {
     let (dir, _) = workdir();
-    assert!(fairbits(dir.path(), &train_args(&["--out", "model"]))
-        .status
-        .success());
-    let o = fairbits(
-        dir.path(),
-        &[
-            "encode", "--model", "model", "--input", "data.csv", "--output", "t.csv",
-        ],
-    );
+    assert!(fairbits(dir.path(), &train_args(&["--out", "model"])).status.success());
+    let o = fairbits(dir.path(), &["encode", "--model", "model", "--input", "data.csv", "--output", "t.csv"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let text = std::fs::read_to_string(dir.path().join("t.csv")).unwrap();
     let mut lines = text.lines();
     assert_eq!(lines.next().unwrap(), "row,t0,t1,t2,t3,t4,t5,t6,t7");
     let body: Vec<&str> = lines.collect();
     assert_eq!(body.len(), 600);
-    assert!(body
-        .iter()
-        .all(|l| l.split(',').skip(1).all(|v| v == "0" || v == "1")));
-    let o = fairbits(
-        dir.path(),
-        &[
-            "encode", "--model", "model", "--input", "data.csv", "--output", "t.npy",
-        ],
-    );
+    assert!(body.iter().all(|l| l.split(',').skip(1).all(|v| v == "0" || v == "1")));
+    let o = fairbits(dir.path(), &["encode", "--model", "model", "--input", "data.csv", "--output", "t.npy"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let bytes = std::fs::read(dir.path().join("t.npy")).unwrap();
     assert_eq!(&bytes[..6], b"\x93NUMPY");
@@ -262,13 +190,8 @@ fn encode_writes_binary_codes_and_npy() {
 #[test]
 fn mi_reports_per_neuron_joint_and_certificate() {
     let (dir, _) = workdir();
-    assert!(fairbits(dir.path(), &train_args(&["--out", "model"]))
-        .status
-        .success());
-    let o = fairbits(
-        dir.path(),
-        &["mi", "--model", "model", "--mc-samples", "500"],
-    );
+    assert!(fairbits(dir.path(), &train_args(&["--out", "model"])).status.success());
+    let o = fairbits(dir.path(), &["mi", "--model", "model", "--mc-samples", "500"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let text = stdout(&o);
     for needle in [
@@ -281,18 +204,12 @@ fn mi_reports_per_neuron_joint_and_certificate() {
     ] {
         assert!(text.contains(needle), "missing '{needle}' in\n{text}");
     }
-    let o = fairbits(
-        dir.path(),
-        &["mi", "--model", "model", "--mc-samples", "2000", "--json"],
-    );
+    let o = fairbits(dir.path(), &["mi", "--model", "model", "--mc-samples", "2000", "--json"]);
     let r = json(&stdout(&o));
     let exact = r["information"]["mi_joint_bits"].as_f64().unwrap();
     let mc = r["mi_joint_monte_carlo_bits"].as_f64().unwrap();
     let se = r["mi_joint_monte_carlo_stderr"].as_f64().unwrap();
-    assert!(
-        (exact - mc).abs() < 4.0 * se + 1e-9,
-        "exact {exact} mc {mc} se {se}"
-    );
+    assert!((exact - mc).abs() < 4.0 * se + 1e-9, "exact {exact} mc {mc} se {se}");
     assert_eq!(r["certificate_holds"], true);
 }
 
@@ -302,34 +219,17 @@ fn bad_input_names_file_column_and_row() {
     let (dir, _) = workdir();
     let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
     let run = |file: &str, extra: &[&str]| {
-        let mut a = vec![
-            "train",
-            "--csv",
-            file,
-            "--target",
-            "y",
-            "--sensitive",
-            "s",
-            "--out",
-            "never",
-        ];
+        let mut a = vec!["train", "--csv", file, "--target", "y", "--sensitive", "s", "--out", "never"];
         a.extend_from_slice(FAST);
         a.extend_from_slice(extra);
         let o = fairbits(dir.path(), &a);
-        assert!(
-            !dir.path().join("never").exists(),
-            "no output directory may be left"
-        );
+        assert!(!dir.path().join("never").exists(), "no output directory may be left");
         o
     };
     // Missing column.
     let o = run("data.csv", &["--drop", "nope"]);
     assert_eq!(o.status.code(), Some(3));
-    assert!(
-        stderr(&o).contains("data.csv: column 'nope' not found"),
-        "{}",
-        stderr(&o)
-    );
+    assert!(stderr(&o).contains("data.csv: column 'nope' not found"), "{}", stderr(&o));
     // Text in a numeric column.
     let mut text = std::fs::read_to_string(dir.path().join("data.csv")).unwrap();
     text = text.replacen("\n", "\nabc,1.0,0.5,red,1,0\n", 1);
@@ -337,28 +237,17 @@ fn bad_input_names_file_column_and_row() {
     let o = run("text.csv", &[]);
     assert_eq!(o.status.code(), Some(3));
     let e = stderr(&o);
-    assert!(
-        e.contains("text.csv: line 2, column 'x1': 'abc' is not a number"),
-        "{e}"
-    );
+    assert!(e.contains("text.csv: line 2, column 'x1': 'abc' is not a number"), "{e}");
     // A target with one value.
     write("one.csv", "x1,s,y\n1,0,1\n2,1,1\n3,0,1\n");
     let o = run("one.csv", &[]);
     assert_eq!(o.status.code(), Some(3));
-    assert!(
-        stderr(&o).contains("one.csv: target column 'y' has 1 distinct value(s) ('1')"),
-        "{}",
-        stderr(&o)
-    );
+    assert!(stderr(&o).contains("one.csv: target column 'y' has 1 distinct value(s) ('1')"), "{}", stderr(&o));
     // An empty file.
     write("empty.csv", "");
     let o = run("empty.csv", &[]);
     assert_eq!(o.status.code(), Some(3));
-    assert!(
-        stderr(&o).contains("empty.csv: the file is empty"),
-        "{}",
-        stderr(&o)
-    );
+    assert!(stderr(&o).contains("empty.csv: the file is empty"), "{}", stderr(&o));
     // A ragged row.
     write("ragged.csv", "x1,s,y\n1,0,1\n2,1\n");
     let o = run("ragged.csv", &[]);
@@ -386,22 +275,12 @@ fn model_dir_errors_are_clear() {
     let (dir, _) = workdir();
     let o = fairbits(dir.path(), &["eval", "--model", "nowhere"]);
     assert_eq!(o.status.code(), Some(4));
-    assert!(
-        stderr(&o).contains("model directory nowhere"),
-        "{}",
-        stderr(&o)
-    );
-    assert!(fairbits(dir.path(), &train_args(&["--out", "model"]))
-        .status
-        .success());
+    assert!(stderr(&o).contains("model directory nowhere"), "{}", stderr(&o));
+    assert!(fairbits(dir.path(), &train_args(&["--out", "model"])).status.success());
     std::fs::write(dir.path().join("model/model.safetensors"), b"garbage").unwrap();
     let o = fairbits(dir.path(), &["eval", "--model", "model"]);
     assert_eq!(o.status.code(), Some(4));
-    assert!(
-        stderr(&o).contains("model.safetensors cannot be read"),
-        "{}",
-        stderr(&o)
-    );
+    assert!(stderr(&o).contains("model.safetensors cannot be read"), "{}", stderr(&o));
 }
 
 #[test]
@@ -435,19 +314,13 @@ fn preset_invariant_sets_joint_penalty_and_flags_override_it() {
     assert_eq!(cfg["train"]["penalty"], "joint");
     assert_eq!(cfg["train"]["gamma"], 5.0);
     assert_eq!(cfg["train"]["warmup_epochs"], 20);
-    assert_eq!(
-        cfg["train"]["epochs"], 2,
-        "an explicit flag overrides the preset"
-    );
+    assert_eq!(cfg["train"]["epochs"], 2, "an explicit flag overrides the preset");
 }
 
 #[test]
 fn joint_penalty_refuses_layers_it_cannot_enumerate() {
     let (dir, _) = workdir();
-    let o = fairbits(
-        dir.path(),
-        &train_args(&["--penalty", "joint", "--hidden", "8,24"]),
-    );
+    let o = fairbits(dir.path(), &train_args(&["--penalty", "joint", "--hidden", "8,24"]));
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("m = 24"), "{}", stderr(&o));
 }
@@ -458,10 +331,7 @@ fn joint_penalty_refuses_layers_it_cannot_enumerate() {
 fn fused_and_candle_backends_give_the_same_metrics() {
     let (dir, _) = workdir();
     let run = |backend: &str| {
-        let o = fairbits(
-            dir.path(),
-            &train_args(&["--json", "--gamma", "1", "--backend", backend]),
-        );
+        let o = fairbits(dir.path(), &train_args(&["--json", "--gamma", "1", "--backend", backend]));
         assert!(o.status.success(), "{}", stderr(&o));
         json(&stdout(&o))
     };
@@ -474,10 +344,7 @@ fn fused_and_candle_backends_give_the_same_metrics() {
         "/information/mi_joint_bits",
         "/probes/logreg/prob",
     ] {
-        let (x, y) = (
-            a.pointer(key).unwrap().as_f64().unwrap(),
-            b.pointer(key).unwrap().as_f64().unwrap(),
-        );
+        let (x, y) = (a.pointer(key).unwrap().as_f64().unwrap(), b.pointer(key).unwrap().as_f64().unwrap());
         assert!((x - y).abs() < 1e-3, "{key}: fused {x} vs candle {y}");
     }
 }

@@ -4,10 +4,7 @@ use fairbits::data::{prepare, Builtin, DataSpec, Source};
 
 fn spec(name: Builtin, sensitive: Option<&str>) -> DataSpec {
     DataSpec {
-        source: Source::Builtin {
-            name,
-            sensitive: sensitive.map(String::from),
-        },
+        source: Source::Builtin { name, sensitive: sensitive.map(String::from) },
         test_size: 0.3,
         val_size: 0.0,
         seed: 0,
@@ -25,11 +22,7 @@ fn adult_has_30162_rows_and_sex_as_sensitive() {
     // 6 numeric + 96 one-hot columns; a category can be missing from the training split only if rare.
     let d = p.train.d;
     assert!((101..=102).contains(&d), "{d} features");
-    assert!(!p
-        .encoding
-        .feature_names()
-        .iter()
-        .any(|f| f.starts_with("sex")));
+    assert!(!p.encoding.feature_names().iter().any(|f| f.starts_with("sex")));
     let race = prepare(&spec(Builtin::Adult, Some("race")), None).unwrap();
     assert_eq!(race.train.n_groups, 5);
 }
@@ -38,22 +31,10 @@ fn adult_has_30162_rows_and_sex_as_sensitive() {
 fn compas_has_5278_rows_african_american_zero() {
     let p = prepare(&spec(Builtin::Compas, None), None).unwrap();
     assert_eq!(p.train.n + p.test.n, 5278);
-    assert_eq!(
-        p.encoding.sensitive.groups,
-        vec!["African-American", "Caucasian"]
-    );
+    assert_eq!(p.encoding.sensitive.groups, vec!["African-American", "Caucasian"]);
     let names = p.encoding.feature_names();
-    for leak in [
-        "decile_score",
-        "score_text",
-        "is_recid",
-        "c_charge_desc",
-        "race",
-    ] {
-        assert!(
-            !names.iter().any(|f| f.starts_with(leak)),
-            "{leak} must not be a feature"
-        );
+    for leak in ["decile_score", "score_text", "is_recid", "c_charge_desc", "race"] {
+        assert!(!names.iter().any(|f| f.starts_with(leak)), "{leak} must not be a feature");
     }
     assert!(names.contains(&"length_of_stay".to_string()));
 }
@@ -67,10 +48,6 @@ fn german_age_and_sex_variants() {
     assert!(!p.encoding.feature_names().iter().any(|f| f == "age"));
     let sex = prepare(&spec(Builtin::German, Some("sex")), None).unwrap();
     assert_eq!(sex.encoding.sensitive.groups, vec!["female", "male"]);
-    assert!(!sex
-        .encoding
-        .feature_names()
-        .iter()
-        .any(|f| f.starts_with("personal_status")));
+    assert!(!sex.encoding.feature_names().iter().any(|f| f.starts_with("personal_status")));
     assert!(prepare(&spec(Builtin::German, Some("height")), None).is_err());
 }

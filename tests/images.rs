@@ -29,16 +29,8 @@ fn write_idx_dir(dir: &Path, n: usize) {
                 }
             }
         }
-        write(
-            &format!("{prefix}-images-idx3-ubyte"),
-            &[count as u32, 12, 12],
-            &pixels,
-        );
-        write(
-            &format!("{prefix}-labels-idx1-ubyte"),
-            &[count as u32],
-            &labels,
-        );
+        write(&format!("{prefix}-images-idx3-ubyte"), &[count as u32, 12, 12], &pixels);
+        write(&format!("{prefix}-labels-idx1-ubyte"), &[count as u32], &labels);
     }
 }
 
@@ -78,10 +70,7 @@ fn train_on_shipped_digits_saves_and_encodes() {
         assert!((0.0..=1.0).contains(&v), "{key} {v}");
     }
     let joint = m["information"]["joint_mi"].as_f64().unwrap();
-    assert!(
-        (0.0..=10f64.log2() + 1e-9).contains(&joint),
-        "joint MI {joint}"
-    );
+    assert!((0.0..=10f64.log2() + 1e-9).contains(&joint), "joint MI {joint}");
     assert!(m["information"]["joint_mi_conditional"].as_f64().is_some());
     assert!(m["probes"]["forest"]["auc"].as_f64().is_some());
     assert!(m["run"]["train_seconds"].is_null());
@@ -89,30 +78,17 @@ fn train_on_shipped_digits_saves_and_encodes() {
     let first = std::fs::read(dir.path().join("model/metrics.json")).unwrap();
     let o = fairbits(dir.path(), &args);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(
-        first,
-        std::fs::read(dir.path().join("model/metrics.json")).unwrap()
-    );
+    assert_eq!(first, std::fs::read(dir.path().join("model/metrics.json")).unwrap());
     // encode: one sampled code per unbiased test image, with label and colour.
-    let o = fairbits(
-        dir.path(),
-        &["encode", "--model", "model", "--output", "codes.csv"],
-    );
+    let o = fairbits(dir.path(), &["encode", "--model", "model", "--output", "codes.csv"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let text = std::fs::read_to_string(dir.path().join("codes.csv")).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 1 + 1000);
     assert!(lines[0].starts_with("row,label,colour,t0,"));
     assert_eq!(lines[1].split(',').count(), 3 + 12);
-    assert!(lines[1..]
-        .iter()
-        .all(|l| l.split(',').skip(3).all(|v| v == "0" || v == "1")));
-    let o = fairbits(
-        dir.path(),
-        &[
-            "encode", "--model", "model", "--input", "x.csv", "--output", "c.csv",
-        ],
-    );
+    assert!(lines[1..].iter().all(|l| l.split(',').skip(3).all(|v| v == "0" || v == "1")));
+    let o = fairbits(dir.path(), &["encode", "--model", "model", "--input", "x.csv", "--output", "c.csv"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
 }
 
@@ -154,41 +130,18 @@ fn idx_directory_trains_and_the_colour_bias_is_learned() {
 #[test]
 fn missing_or_malformed_image_files_are_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
-    let o = fairbits(
-        dir.path(),
-        &[
-            "train",
-            "--dataset",
-            "biased-fashion-mnist",
-            "--mnist-dir",
-            "nowhere",
-        ],
-    );
+    let o = fairbits(dir.path(), &["train", "--dataset", "biased-fashion-mnist", "--mnist-dir", "nowhere"]);
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("dataset-fashion-mnist"),
-        "{}",
-        stderr(&o)
-    );
+    assert!(stderr(&o).contains("dataset-fashion-mnist"), "{}", stderr(&o));
     write_idx_dir(dir.path(), 40);
     let path = dir.path().join("t10k-images-idx3-ubyte");
     let bytes = std::fs::read(&path).unwrap();
     std::fs::write(&path, &bytes[..bytes.len() - 5]).unwrap();
-    let o = fairbits(
-        dir.path(),
-        &["train", "--dataset", "biased-mnist", "--mnist-dir", "."],
-    );
+    let o = fairbits(dir.path(), &["train", "--dataset", "biased-mnist", "--mnist-dir", "."]);
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("t10k-images-idx3-ubyte"),
-        "{}",
-        stderr(&o)
-    );
+    assert!(stderr(&o).contains("t10k-images-idx3-ubyte"), "{}", stderr(&o));
     assert!(stderr(&o).contains("truncated"), "{}", stderr(&o));
-    let o = fairbits(
-        dir.path(),
-        &["train", "--dataset", "biased-mnist", "--rho", "1.5"],
-    );
+    let o = fairbits(dir.path(), &["train", "--dataset", "biased-mnist", "--rho", "1.5"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("--rho"), "{}", stderr(&o));
 }
@@ -229,10 +182,7 @@ fn image_sweep_resumes_and_reports() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(before, std::fs::read(&run).unwrap());
     assert!(dir.path().join("sw/unbiased_accuracy_rho0.9.svg").exists());
-    let o = fairbits(
-        dir.path(),
-        &["report", "--from", "sw", "--out", "RESULTS.md"],
-    );
+    let o = fairbits(dir.path(), &["report", "--from", "sw", "--out", "RESULTS.md"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let md = std::fs::read_to_string(dir.path().join("RESULTS.md")).unwrap();
     assert!(md.contains("## biased-mnist"), "{md}");

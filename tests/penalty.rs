@@ -20,35 +20,10 @@ fn run(
     estimate: Estimate,
 ) -> fairbits::Metrics {
     let data = prepare(&common::csv_spec(path, seed), None).unwrap();
-    let cfg = ModelConfig {
-        n_inputs: data.train.d,
-        stochastic: vec![hidden.len() - 1],
-        hidden,
-        ..Default::default()
-    };
-    let net = SqNet::new(
-        &cfg,
-        &candle_core::Device::Cpu,
-        &mut rng(seed, streams::INIT),
-    )
-    .unwrap();
-    let tc = TrainConfig {
-        epochs,
-        batch_size,
-        gamma,
-        penalty,
-        seed,
-        estimate,
-        ..Default::default()
-    };
-    let rep = train(
-        &net,
-        &data.train,
-        None,
-        &tc,
-        &indicatif::ProgressBar::hidden(),
-    )
-    .unwrap();
+    let cfg = ModelConfig { n_inputs: data.train.d, stochastic: vec![hidden.len() - 1], hidden, ..Default::default() };
+    let net = SqNet::new(&cfg, &candle_core::Device::Cpu, &mut rng(seed, streams::INIT)).unwrap();
+    let tc = TrainConfig { epochs, batch_size, gamma, penalty, seed, estimate, ..Default::default() };
+    let rep = train(&net, &data.train, None, &tc, &indicatif::ProgressBar::hidden()).unwrap();
     let info = RunInfo {
         dataset: "synthetic".into(),
         sensitive: "s".into(),
@@ -60,11 +35,7 @@ fn run(
         train_seconds: rep.train_seconds,
         epochs: rep.epochs,
     };
-    let opts = EvalOptions {
-        draws: 2,
-        forest_trees: 30,
-        ..Default::default()
-    };
+    let opts = EvalOptions { draws: 2, forest_trees: 30, ..Default::default() };
     evaluate(&net, &data, &opts, &info).unwrap()
 }
 
@@ -73,39 +44,12 @@ fn gamma_lowers_information_and_probe_auc() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("syn.csv");
     common::write_synthetic(&path, 3000, 3);
-    let plain = run(
-        &path,
-        vec![16, 8],
-        Penalty::PerNeuron,
-        0.0,
-        30,
-        128,
-        1,
-        Estimate::Batch,
-    );
-    let fair = run(
-        &path,
-        vec![16, 8],
-        Penalty::PerNeuron,
-        3.0,
-        30,
-        128,
-        1,
-        Estimate::Batch,
-    );
-    assert!(
-        plain.information.mi_per_neuron_bits > 0.05,
-        "{:?}",
-        plain.information
-    );
+    let plain = run(&path, vec![16, 8], Penalty::PerNeuron, 0.0, 30, 128, 1, Estimate::Batch);
+    let fair = run(&path, vec![16, 8], Penalty::PerNeuron, 3.0, 30, 128, 1, Estimate::Batch);
+    assert!(plain.information.mi_per_neuron_bits > 0.05, "{:?}", plain.information);
     assert!(fair.information.mi_per_neuron_bits < 0.5 * plain.information.mi_per_neuron_bits);
     assert!(fair.information.mi_joint_bits < plain.information.mi_joint_bits);
-    assert!(
-        fair.probes.logreg.prob < plain.probes.logreg.prob - 0.05,
-        "{:?} vs {:?}",
-        fair.probes,
-        plain.probes
-    );
+    assert!(fair.probes.logreg.prob < plain.probes.logreg.prob - 0.05, "{:?} vs {:?}", fair.probes, plain.probes);
     assert!(fair.probes.logreg.sample < plain.probes.logreg.sample);
     assert!(fair.fairness.dp_gap < plain.fairness.dp_gap);
     // Still learns the task.
@@ -123,14 +67,7 @@ fn write_xor(path: &std::path::Path, n: usize) {
         let x: Vec<f64> = (0..3).map(|_| rng.random::<f64>() * 2.0 - 1.0).collect();
         let (b1, b2) = (x[0] > 0.0, x[1] > 0.0);
         let y = if x[2] > 0.0 { b1 } else { b2 };
-        out += &format!(
-            "{:.4},{:.4},{:.4},{},{}\n",
-            x[0],
-            x[1],
-            x[2],
-            (b1 ^ b2) as u8,
-            y as u8
-        );
+        out += &format!("{:.4},{:.4},{:.4},{},{}\n", x[0], x[1], x[2], (b1 ^ b2) as u8, y as u8);
     }
     std::fs::write(path, out).unwrap();
 }
@@ -150,14 +87,8 @@ fn joint_penalty_removes_information_the_per_neuron_penalty_leaves_in_an_xor() {
             "{estimate:?}: per-neuron run: {pn:?} forest {:?}\njoint run: {jn:?} forest {:?}",
             per_neuron.probes.forest, joint.probes.forest
         );
-        assert!(
-            pn.mi_joint_bits > 0.2,
-            "the per-neuron penalty should leave the XOR in the layer: {pn:?}"
-        );
-        assert!(
-            jn.mi_joint_bits < 0.25 * pn.mi_joint_bits,
-            "{jn:?} vs {pn:?}"
-        );
+        assert!(pn.mi_joint_bits > 0.2, "the per-neuron penalty should leave the XOR in the layer: {pn:?}");
+        assert!(jn.mi_joint_bits < 0.25 * pn.mi_joint_bits, "{jn:?} vs {pn:?}");
         if estimate == Estimate::Batch {
             assert!(pn.mi_per_neuron_bits < 0.05, "{pn:?}");
             assert!(joint.probes.forest.sample < per_neuron.probes.forest.sample - 0.1);
@@ -190,9 +121,5 @@ fn bank_estimate_of_the_pairwise_penalty_is_refused() {
         ],
     );
     assert_eq!(o.status.code(), Some(2), "{}", common::stderr(&o));
-    assert!(
-        common::stderr(&o).contains("--estimate"),
-        "{}",
-        common::stderr(&o)
-    );
+    assert!(common::stderr(&o).contains("--estimate"), "{}", common::stderr(&o));
 }

@@ -7,30 +7,19 @@ use proptest::prelude::*;
 fn joint(p: &[f64], m: usize, s: &[u32], k: usize) -> f64 {
     let pt = mi::to_tensor(p, m, &Device::Cpu).unwrap();
     let g = mi::group_onehot(s, k, &Device::Cpu).unwrap();
-    mi::joint_mi_exact(&pt, &g)
-        .unwrap()
-        .to_scalar::<f64>()
-        .unwrap()
+    mi::joint_mi_exact(&pt, &g).unwrap().to_scalar::<f64>().unwrap()
 }
 
 fn per_neuron(p: &[f64], m: usize, s: &[u32], k: usize) -> f64 {
     let pt = mi::to_tensor(p, m, &Device::Cpu).unwrap();
     let g = mi::group_onehot(s, k, &Device::Cpu).unwrap();
-    mi::per_neuron_mi(&pt, &g)
-        .unwrap()
-        .to_scalar::<f64>()
-        .unwrap()
+    mi::per_neuron_mi(&pt, &g).unwrap().to_scalar::<f64>().unwrap()
 }
 
 /// A layer: `n` rows of `m` probabilities and a group per row (at most `k` groups).
 fn layer() -> impl Strategy<Value = (usize, usize, Vec<f64>, Vec<u32>)> {
     (2usize..30, 1usize..6, 2usize..4).prop_flat_map(|(n, m, k)| {
-        (
-            Just(m),
-            Just(k),
-            proptest::collection::vec(0.0f64..=1.0, n * m),
-            proptest::collection::vec(0u32..k as u32, n),
-        )
+        (Just(m), Just(k), proptest::collection::vec(0.0f64..=1.0, n * m), proptest::collection::vec(0u32..k as u32, n))
     })
 }
 

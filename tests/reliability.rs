@@ -37,27 +37,14 @@ fn train_on(content: &[u8], extra: &[&str]) -> (Option<i32>, String, String) {
     args.extend_from_slice(extra);
     let o = fairbits(dir.path(), &args);
     if !o.status.success() {
-        assert!(
-            !dir.path().join("never").exists(),
-            "a failed run left its output directory"
-        );
+        assert!(!dir.path().join("never").exists(), "a failed run left its output directory");
     }
     (o.status.code(), stderr(&o), stdout(&o))
 }
 
 /// `n` good rows `a,colour,s,y` for building cases.
 fn rows(n: usize) -> String {
-    (0..n)
-        .map(|i| {
-            format!(
-                "{}.5,{},{},{}\n",
-                i % 7,
-                ["red", "blue"][i % 2],
-                (i / 2) % 2,
-                (i / 3) % 2
-            )
-        })
-        .collect()
+    (0..n).map(|i| format!("{}.5,{},{},{}\n", i % 7, ["red", "blue"][i % 2], (i / 2) % 2, (i / 3) % 2)).collect()
 }
 
 fn good(extra_rows: &str) -> Vec<u8> {
@@ -78,11 +65,7 @@ fn empty_file() {
 
 #[test]
 fn header_only() {
-    assert_fails(
-        train_on(b"a,colour,s,y\n", &[]),
-        3,
-        &["in.csv: no data rows"],
-    );
+    assert_fails(train_on(b"a,colour,s,y\n", &[]), 3, &["in.csv: no data rows"]);
 }
 
 #[test]
@@ -98,11 +81,7 @@ fn ragged_rows() {
 fn non_utf8_bytes() {
     let mut bytes = good("");
     bytes.extend_from_slice(b"2.0,r\xffd,1,0\n");
-    assert_fails(
-        train_on(&bytes, &[]),
-        3,
-        &["in.csv: line 42: field 2 is not valid UTF-8"],
-    );
+    assert_fails(train_on(&bytes, &[]), 3, &["in.csv: line 42: field 2 is not valid UTF-8"]);
 }
 
 #[test]
@@ -121,14 +100,8 @@ fn quoted_fields_with_commas_and_newlines() {
     let (code, err, _) = train_on(text.as_bytes(), &[]);
     // "1,5" is text in the numeric column a, on line 42 (the record spans lines 42-43).
     assert_eq!(code, Some(3), "{err}");
-    assert!(
-        err.contains("in.csv: line 42, column 'a': '1,5' is not a number"),
-        "{err}"
-    );
-    let text = format!(
-        "a,colour,s,y\n{}1.5,\"dark,\nred\",1,0\nx,red,0,1\n",
-        rows(40)
-    );
+    assert!(err.contains("in.csv: line 42, column 'a': '1,5' is not a number"), "{err}");
+    let text = format!("a,colour,s,y\n{}1.5,\"dark,\nred\",1,0\nx,red,0,1\n", rows(40));
     let (code, err, _) = train_on(text.as_bytes(), &[]);
     assert_eq!(code, Some(3));
     assert!(err.contains("line 44, column 'a': 'x'"), "{err}");
@@ -141,41 +114,29 @@ fn nan_and_empty_cells_are_dropped_and_counted_inf_is_an_error() {
     let (code, err, out) = train_on(&good("NaN,red,1,0\n,blue,0,1\n"), &[]);
     assert_eq!(code, Some(0), "{err}");
     assert!(out.contains("\"n_dropped\": 2"), "{out}");
-    assert_fails(
-        train_on(&good("inf,red,1,0\n"), &[]),
-        3,
-        &["in.csv: line 42, column 'a': value 'inf' is not finite"],
-    );
+    assert_fails(train_on(&good("inf,red,1,0\n"), &[]), 3, &["in.csv: line 42, column 'a': value 'inf' is not finite"]);
 }
 
 /// Found by the fuzzer: a value finite as f64 but beyond f32's range once standardised became `inf`.
 #[test]
 fn regression_value_out_of_f32_range_after_standardisation() {
-    let (code, err, _) = train_on(
-        &good("77777777777777777777777777777777777777773,red,1,0\n"),
-        &[],
-    );
+    let (code, err, _) = train_on(&good("77777777777777777777777777777777777777773,red,1,0\n"), &[]);
     assert_eq!(code, Some(3), "{err}");
-    assert!(err.contains("in.csv: line 42, column 'a': value '77777777777777777777777777777777777777773' is out of range"), "{err}");
+    assert!(
+        err.contains("in.csv: line 42, column 'a': value '77777777777777777777777777777777777777773' is out of range"),
+        "{err}"
+    );
 }
 
 #[test]
 fn numeric_column_with_text() {
-    assert_fails(
-        train_on(&good("abc,red,1,0\n"), &[]),
-        3,
-        &["in.csv: line 42, column 'a': 'abc' is not a number"],
-    );
+    assert_fails(train_on(&good("abc,red,1,0\n"), &[]), 3, &["in.csv: line 42, column 'a': 'abc' is not a number"]);
 }
 
 #[test]
 fn duplicate_column_names() {
     let text = format!("a,a,s,y\n{}", "1,2,0,1\n".repeat(5));
-    assert_fails(
-        train_on(text.as_bytes(), &[]),
-        3,
-        &["in.csv: duplicate column name 'a'"],
-    );
+    assert_fails(train_on(text.as_bytes(), &[]), 3, &["in.csv: duplicate column name 'a'"]);
 }
 
 #[test]
@@ -183,52 +144,18 @@ fn target_or_sensitive_naming_a_missing_column() {
     assert_fails(train_on(&good(""), &["--target", "nope"]), 2, &["--target"]); // given twice: clap refuses
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("in.csv"), good("")).unwrap();
-    let o = fairbits(
-        dir.path(),
-        &[
-            "train",
-            "--csv",
-            "in.csv",
-            "--target",
-            "nope",
-            "--sensitive",
-            "s",
-        ],
-    );
+    let o = fairbits(dir.path(), &["train", "--csv", "in.csv", "--target", "nope", "--sensitive", "s"]);
     assert_eq!(o.status.code(), Some(3));
-    assert!(
-        stderr(&o).contains("in.csv: column 'nope' not found; the columns are: a, colour, s, y"),
-        "{}",
-        stderr(&o)
-    );
-    let o = fairbits(
-        dir.path(),
-        &[
-            "train",
-            "--csv",
-            "in.csv",
-            "--target",
-            "y",
-            "--sensitive",
-            "sex",
-        ],
-    );
+    assert!(stderr(&o).contains("in.csv: column 'nope' not found; the columns are: a, colour, s, y"), "{}", stderr(&o));
+    let o = fairbits(dir.path(), &["train", "--csv", "in.csv", "--target", "y", "--sensitive", "sex"]);
     assert_eq!(o.status.code(), Some(3));
-    assert!(
-        stderr(&o).contains("column 'sex' not found"),
-        "{}",
-        stderr(&o)
-    );
+    assert!(stderr(&o).contains("column 'sex' not found"), "{}", stderr(&o));
 }
 
 #[test]
 fn target_with_one_value_or_more_than_two() {
     let one = format!("a,colour,s,y\n{}", "1,red,0,1\n1,red,1,1\n".repeat(5));
-    assert_fails(
-        train_on(one.as_bytes(), &[]),
-        3,
-        &["in.csv: target column 'y' has 1 distinct value(s) ('1')"],
-    );
+    assert_fails(train_on(one.as_bytes(), &[]), 3, &["in.csv: target column 'y' has 1 distinct value(s) ('1')"]);
     assert_fails(
         train_on(&good("1,red,0,7\n"), &[]),
         3,
@@ -239,20 +166,12 @@ fn target_with_one_value_or_more_than_two() {
 #[test]
 fn sensitive_attribute_with_one_group() {
     let text = format!("a,colour,s,y\n{}", "1,red,0,1\n2,red,0,0\n".repeat(5));
-    assert_fails(
-        train_on(text.as_bytes(), &[]),
-        3,
-        &["in.csv: sensitive column 's' has a single group ('0')"],
-    );
+    assert_fails(train_on(text.as_bytes(), &[]), 3, &["in.csv: sensitive column 's' has a single group ('0')"]);
 }
 
 #[test]
 fn group_with_fewer_than_two_rows_in_a_split() {
-    assert_fails(
-        train_on(&good("1,red,9,1\n"), &[]),
-        3,
-        &["in.csv: group '9' of sensitive column 's' has", "split"],
-    );
+    assert_fails(train_on(&good("1,red,9,1\n"), &[]), 3, &["in.csv: group '9' of sensitive column 's' has", "split"]);
 }
 
 /// Trains a small model in `dir` on `data.csv` (600 synthetic rows), saved in `dir/model`.
@@ -286,23 +205,15 @@ fn trained(dir: &Path) {
 fn unseen_categories_at_encode_time_encode_as_zeros_with_a_warning() {
     let (dir, _) = workdir();
     trained(dir.path());
-    let text = std::fs::read_to_string(dir.path().join("data.csv"))
-        .unwrap()
-        .replacen(",red,", ",purple,", 1);
+    let text = std::fs::read_to_string(dir.path().join("data.csv")).unwrap().replacen(",red,", ",purple,", 1);
     std::fs::write(dir.path().join("new.csv"), text).unwrap();
     let o = Command::new(env!("CARGO_BIN_EXE_fairbits"))
         .current_dir(dir.path())
-        .args([
-            "encode", "--model", "model", "--input", "new.csv", "--output", "c.csv",
-        ])
+        .args(["encode", "--model", "model", "--input", "new.csv", "--output", "c.csv"])
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("new.csv: 1 cell(s) hold categories not seen in training"),
-        "{}",
-        stderr(&o)
-    );
+    assert!(stderr(&o).contains("new.csv: 1 cell(s) hold categories not seen in training"), "{}", stderr(&o));
 }
 
 #[test]
@@ -312,17 +223,7 @@ fn encode_input_with_columns_missing_extra_or_reordered() {
     let encode = |input: &str, output: &str| {
         fairbits(
             dir.path(),
-            &[
-                "encode",
-                "--model",
-                "model",
-                "--input",
-                input,
-                "--output",
-                output,
-                "--inference",
-                "prob",
-            ],
+            &["encode", "--model", "model", "--input", input, "--output", output, "--inference", "prob"],
         )
     };
     let original = std::fs::read_to_string(dir.path().join("data.csv")).unwrap();
@@ -344,23 +245,13 @@ fn encode_input_with_columns_missing_extra_or_reordered() {
     std::fs::write(dir.path().join("reordered.csv"), reordered).unwrap();
     assert!(encode("data.csv", "a.csv").status.success());
     assert!(encode("reordered.csv", "b.csv").status.success());
-    assert_eq!(
-        std::fs::read(dir.path().join("a.csv")).unwrap(),
-        std::fs::read(dir.path().join("b.csv")).unwrap()
-    );
+    assert_eq!(std::fs::read(dir.path().join("a.csv")).unwrap(), std::fs::read(dir.path().join("b.csv")).unwrap());
     // A missing feature column: an error naming it, and no output file.
-    let missing: String = original
-        .lines()
-        .map(|l| l.split(',').skip(1).collect::<Vec<_>>().join(",") + "\n")
-        .collect();
+    let missing: String = original.lines().map(|l| l.split(',').skip(1).collect::<Vec<_>>().join(",") + "\n").collect();
     std::fs::write(dir.path().join("missing.csv"), missing).unwrap();
     let o = encode("missing.csv", "m.csv");
     assert_eq!(o.status.code(), Some(3));
-    assert!(
-        stderr(&o).contains("missing.csv: column 'x1' not found"),
-        "{}",
-        stderr(&o)
-    );
+    assert!(stderr(&o).contains("missing.csv: column 'x1' not found"), "{}", stderr(&o));
     assert!(!dir.path().join("m.csv").exists());
 }
 
@@ -371,73 +262,33 @@ fn model_directory_missing_files_corrupt_or_from_another_version() {
     let eval = || fairbits(dir.path(), &["eval", "--model", "model"]);
     let cfg = dir.path().join("model/config.json");
     let text = std::fs::read_to_string(&cfg).unwrap();
-    std::fs::write(
-        &cfg,
-        text.replace("\"format_version\": 1", "\"format_version\": 999"),
-    )
-    .unwrap();
+    std::fs::write(&cfg, text.replace("\"format_version\": 1", "\"format_version\": 999")).unwrap();
     let o = eval();
     assert_eq!(o.status.code(), Some(4));
-    assert!(
-        stderr(&o).contains("config.json has format_version Some(999)"),
-        "{}",
-        stderr(&o)
-    );
+    assert!(stderr(&o).contains("config.json has format_version Some(999)"), "{}", stderr(&o));
     std::fs::write(&cfg, "{ not json").unwrap();
     assert_eq!(eval().status.code(), Some(4));
     std::fs::remove_file(&cfg).unwrap();
     let o = eval();
     assert_eq!(o.status.code(), Some(4));
-    assert!(
-        stderr(&o).contains("cannot read config.json"),
-        "{}",
-        stderr(&o)
-    );
+    assert!(stderr(&o).contains("cannot read config.json"), "{}", stderr(&o));
     std::fs::write(&cfg, text).unwrap();
     std::fs::remove_file(dir.path().join("model/model.safetensors")).unwrap();
     let o = eval();
     assert_eq!(o.status.code(), Some(4));
-    assert!(
-        stderr(&o).contains("model.safetensors is missing"),
-        "{}",
-        stderr(&o)
-    );
+    assert!(stderr(&o).contains("model.safetensors is missing"), "{}", stderr(&o));
 }
 
 #[test]
 fn flags_out_of_range() {
     let data = good("");
-    assert_fails(
-        train_on(&data, &["--gamma=-1"]),
-        2,
-        &["invalid --gamma = -1: must be >= 0"],
-    );
-    assert_fails(
-        train_on(&data, &["--temperature", "0"]),
-        2,
-        &["invalid --temperature = 0: must be > 0"],
-    );
+    assert_fails(train_on(&data, &["--gamma=-1"]), 2, &["invalid --gamma = -1: must be >= 0"]);
+    assert_fails(train_on(&data, &["--temperature", "0"]), 2, &["invalid --temperature = 0: must be > 0"]);
     assert_fails(train_on(&data, &["--hidden", ""]), 2, &["--hidden"]);
-    assert_fails(
-        train_on(&data, &["--test-size", "1.5"]),
-        2,
-        &["invalid --test-size = 1.5"],
-    );
-    assert_fails(
-        train_on(&data, &["--lr", "0"]),
-        2,
-        &["invalid --lr = 0: must be > 0"],
-    );
-    assert_fails(
-        train_on(&data, &["--batch-size", "0"]),
-        2,
-        &["invalid --batch-size = 0"],
-    );
-    assert_fails(
-        train_on(&data, &["--stochastic", "5"]),
-        2,
-        &["invalid --stochastic"],
-    );
+    assert_fails(train_on(&data, &["--test-size", "1.5"]), 2, &["invalid --test-size = 1.5"]);
+    assert_fails(train_on(&data, &["--lr", "0"]), 2, &["invalid --lr = 0: must be > 0"]);
+    assert_fails(train_on(&data, &["--batch-size", "0"]), 2, &["invalid --batch-size = 0"]);
+    assert_fails(train_on(&data, &["--stochastic", "5"]), 2, &["invalid --stochastic"]);
 }
 
 #[test]
@@ -540,19 +391,13 @@ fn resume_after_kill_9_gives_the_metrics_of_an_uninterrupted_run() {
                 break;
             }
         }
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "training ended before it could be killed"
-        );
+        assert!(child.try_wait().unwrap().is_none(), "training ended before it could be killed");
         assert!(start.elapsed() < Duration::from_secs(120));
         std::thread::sleep(Duration::from_millis(5));
     }
     child.kill().unwrap();
     child.wait().unwrap();
-    assert!(
-        !dir.path().join("model/metrics.json").exists(),
-        "killed before the end"
-    );
+    assert!(!dir.path().join("model/metrics.json").exists(), "killed before the end");
     let resumed = fairbits(dir.path(), &["train", "--resume", "model"]);
     assert!(resumed.status.success(), "{}", stderr(&resumed));
     let reference: Vec<String> = args("reference");
@@ -562,10 +407,7 @@ fn resume_after_kill_9_gives_the_metrics_of_an_uninterrupted_run() {
     let a = std::fs::read_to_string(dir.path().join("model/metrics.json")).unwrap();
     let b = std::fs::read_to_string(dir.path().join("reference/metrics.json")).unwrap();
     assert_eq!(a, b);
-    assert!(
-        !dir.path().join("model/checkpoint").exists(),
-        "the checkpoint is removed once the model is saved"
-    );
+    assert!(!dir.path().join("model/checkpoint").exists(), "the checkpoint is removed once the model is saved");
 }
 
 /// A non-finite loss stops training with a clear error, and the last good checkpoint stays.
@@ -579,46 +421,23 @@ fn divergence_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint() {
     write_synthetic(&path, 400, 3);
     let spec = csv_spec(&path, 0);
     let data = prepare(&spec, None).unwrap();
-    let cfg = ModelConfig {
-        n_inputs: data.train.d,
-        hidden: vec![8, 4],
-        ..Default::default()
-    };
-    let ck = Checkpointing {
-        dir: dir.path().join("checkpoint"),
-        every: 1,
-        resume: false,
-    };
-    for backend in [
-        fairbits::train::Backend::Auto,
-        fairbits::train::Backend::Candle,
-    ] {
+    let cfg = ModelConfig { n_inputs: data.train.d, hidden: vec![8, 4], ..Default::default() };
+    let ck = Checkpointing { dir: dir.path().join("checkpoint"), every: 1, resume: false };
+    for backend in [fairbits::train::Backend::Auto, fairbits::train::Backend::Candle] {
         let net = SqNet::new(&cfg, &candle_core::Device::Cpu, &mut rng(0, streams::INIT)).unwrap();
         let bar = indicatif::ProgressBar::hidden();
-        let two = TrainConfig {
-            epochs: 2,
-            backend,
-            ..TrainConfig::default()
-        };
+        let two = TrainConfig { epochs: 2, backend, ..TrainConfig::default() };
         train_checkpointed(&net, &data.train, None, &two, &bar, Some(&ck)).unwrap();
         // Poison a feature and continue from the checkpoint: the first step of epoch 3 is NaN.
         let mut poisoned = data.train.clone();
         poisoned.x[0] = f32::NAN;
         let five = TrainConfig { epochs: 5, ..two };
-        let resume = Checkpointing {
-            resume: true,
-            ..ck.clone()
-        };
-        let err =
-            train_checkpointed(&net, &poisoned, None, &five, &bar, Some(&resume)).unwrap_err();
+        let resume = Checkpointing { resume: true, ..ck.clone() };
+        let err = train_checkpointed(&net, &poisoned, None, &five, &bar, Some(&resume)).unwrap_err();
         let text = err.to_string();
-        assert!(
-            text.contains("training diverged: the loss became NaN at epoch 3"),
-            "{text}"
-        );
+        assert!(text.contains("training diverged: the loss became NaN at epoch 3"), "{text}");
         let state: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(ck.dir.join("checkpoint.json")).unwrap())
-                .unwrap();
+            serde_json::from_str(&std::fs::read_to_string(ck.dir.join("checkpoint.json")).unwrap()).unwrap();
         assert_eq!(state["epoch"], 2, "the last good checkpoint is kept");
     }
 }

@@ -53,18 +53,11 @@ fn sweep_killed_midway_resumes_without_redoing_finished_runs() {
     let start = Instant::now();
     let count = || {
         std::fs::read_dir(&runs)
-            .map(|d| {
-                d.filter_map(|e| e.ok())
-                    .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
-                    .count()
-            })
+            .map(|d| d.filter_map(|e| e.ok()).filter(|e| e.path().extension().is_some_and(|x| x == "json")).count())
             .unwrap_or(0)
     };
     while count() < 3 {
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "no run finished"
-        );
+        assert!(start.elapsed() < Duration::from_secs(120), "no run finished");
         if let Some(status) = child.try_wait().unwrap() {
             panic!("the sweep ended before it could be killed: {status}");
         }
@@ -77,36 +70,16 @@ fn sweep_killed_midway_resumes_without_redoing_finished_runs() {
         .filter_map(|e| e.ok())
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .map(|p| {
-            (
-                p.clone(),
-                std::fs::metadata(&p).unwrap().modified().unwrap(),
-                std::fs::read(&p).unwrap(),
-            )
-        })
+        .map(|p| (p.clone(), std::fs::metadata(&p).unwrap().modified().unwrap(), std::fs::read(&p).unwrap()))
         .collect();
     let total = 3 * 2 * 3 + 2; // sqnn, adversarial, sqnn-joint at 3 gammas, mlp once, 2 seeds
-    assert!(
-        finished.len() < total,
-        "the kill came too late to test anything"
-    );
+    assert!(finished.len() < total, "the kill came too late to test anything");
     let out = fairbits(dir.path(), &sweep_args());
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
-    assert!(
-        text.contains(&format!(
-            "{total} runs ({} already finished and skipped)",
-            finished.len()
-        )),
-        "{text}"
-    );
+    assert!(text.contains(&format!("{total} runs ({} already finished and skipped)", finished.len())), "{text}");
     for (p, mtime, bytes) in &finished {
-        assert_eq!(
-            std::fs::metadata(p).unwrap().modified().unwrap(),
-            *mtime,
-            "{} was redone",
-            p.display()
-        );
+        assert_eq!(std::fs::metadata(p).unwrap().modified().unwrap(), *mtime, "{} was redone", p.display());
         assert_eq!(&std::fs::read(p).unwrap(), bytes);
     }
     assert_eq!(count(), total);
@@ -124,11 +97,7 @@ fn sweep_killed_midway_resumes_without_redoing_finished_runs() {
     assert_eq!(csv.lines().count(), total + 1);
     assert!(csv.lines().next().unwrap().contains("task.auc"));
     // No temporary file is left behind.
-    assert!(std::fs::read_dir(&runs).unwrap().all(|e| !e
-        .unwrap()
-        .file_name()
-        .to_string_lossy()
-        .ends_with(".tmp")));
+    assert!(std::fs::read_dir(&runs).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().ends_with(".tmp")));
     // A different sweep in the same directory is refused.
     let mut other = sweep_args();
     assert_eq!(other[9], "--seeds");
@@ -136,19 +105,10 @@ fn sweep_killed_midway_resumes_without_redoing_finished_runs() {
     let o = fairbits(dir.path(), &other);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     // The report reads the sweep and answers both questions.
-    let o = fairbits(
-        dir.path(),
-        &["report", "--from", "sweep", "--out", "RESULTS.md"],
-    );
+    let o = fairbits(dir.path(), &["report", "--from", "sweep", "--out", "RESULTS.md"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let md = std::fs::read_to_string(dir.path().join("RESULTS.md")).unwrap();
-    for needle in [
-        "| sqnn | 1 | 2 |",
-        "| mlp | 0 | 2 |",
-        "**Q1",
-        "**Q2",
-        "](sweep/auc_vs_dp_gap.svg)",
-    ] {
+    for needle in ["| sqnn | 1 | 2 |", "| mlp | 0 | 2 |", "**Q1", "**Q2", "](sweep/auc_vs_dp_gap.svg)"] {
         assert!(md.contains(needle), "missing {needle} in\n{md}");
     }
 }

@@ -2,19 +2,16 @@
 //! The raw files are compiled into the binary, so `--dataset adult` works from any directory.
 
 use super::table::{is_missing, parse_number, Column, Duplicates, RawTable};
-use super::TableSpec;
+use super::Roles;
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 
 const ADULT: &[u8] = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/data/adult.csv"));
-const COMPAS: &[u8] = include_bytes!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/data/compas-scores-two-years.csv"
-));
+const COMPAS: &[u8] = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/data/compas-scores-two-years.csv"));
 const GERMAN: &[u8] = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/data/german.csv"));
 
 /// A shipped dataset.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Builtin {
     /// UCI Adult: income > 50K; sensitive `sex` (default) or `race`.
@@ -25,16 +22,9 @@ pub enum Builtin {
     German,
 }
 
-impl Builtin {
-    /// The dataset's name as used on the command line.
-    pub fn name(self) -> &'static str {
-        match self {
-            Builtin::Adult => "adult",
-            Builtin::Compas => "compas",
-            Builtin::German => "german",
-        }
-    }
+crate::model::named_choices!(Builtin, "dataset", { Adult => "adult", Compas => "compas", German => "german" });
 
+impl Builtin {
     /// The sensitive attributes this dataset offers; the first is the default.
     pub fn sensitive_choices(self) -> &'static [&'static str] {
         match self {
@@ -57,19 +47,15 @@ impl Builtin {
     }
 
     /// The table after the dataset's row filters, and which columns play which role.
-    pub fn load(self, sensitive: Option<&str>) -> Result<(RawTable, TableSpec)> {
+    pub fn load(self, sensitive: Option<&str>) -> Result<(RawTable, Roles)> {
         let sensitive = match sensitive {
             None => self.sensitive_choices()[0],
             Some(s) if self.sensitive_choices().contains(&s) => s,
             Some(s) => {
-                return Err(Error::option(
-                    "--sensitive",
+                return Err(Error::param(
+                    "sensitive",
                     s,
-                    format!(
-                        "dataset {} offers: {}",
-                        self.name(),
-                        self.sensitive_choices().join(", ")
-                    ),
+                    format!("dataset {} offers: {}", self.name(), self.sensitive_choices().join(", ")),
                 ))
             }
         };
@@ -77,13 +63,8 @@ impl Builtin {
         let spec = match self {
             Builtin::Adult => {
                 let target = "income-per-year";
-                let features = t
-                    .header
-                    .iter()
-                    .filter(|h| *h != target && *h != sensitive)
-                    .cloned()
-                    .collect();
-                TableSpec {
+                let features = t.header.iter().filter(|h| *h != target && *h != sensitive).cloned().collect();
+                Roles {
                     target: target.into(),
                     positive: Some(">50K".into()),
                     sensitive: sensitive.into(),
@@ -108,7 +89,7 @@ impl Builtin {
                 .map(|s| s.to_string())
                 .collect();
                 features.push(other.into());
-                TableSpec {
+                Roles {
                     target: "two_year_recid".into(),
                     positive: Some("1".into()),
                     sensitive: sensitive.into(),
@@ -118,18 +99,15 @@ impl Builtin {
             }
             Builtin::German => {
                 // `age_over_25` and `sex` are derived; the column they come from is not a feature.
-                let (sens_col, source_col) = if sensitive == "age" {
-                    ("age_over_25", "age")
-                } else {
-                    ("sex", "personal_status")
-                };
+                let (sens_col, source_col) =
+                    if sensitive == "age" { ("age_over_25", "age") } else { ("sex", "personal_status") };
                 let features = t
                     .header
                     .iter()
                     .filter(|h| !["credit", "age_over_25", "sex", source_col].contains(&h.as_str()))
                     .cloned()
                     .collect();
-                TableSpec {
+                Roles {
                     target: "credit".into(),
                     positive: Some("1".into()),
                     sensitive: sens_col.into(),
@@ -224,11 +202,7 @@ fn parse_datetime_days(s: &str) -> Option<f64> {
     let mut d = date.split('-').map(|x| x.parse::<i64>().ok());
     let (y, m, day) = (d.next()??, d.next()??, d.next()??);
     let mut tm = time.split(':').map(|x| x.parse::<f64>().ok());
-    let (hh, mm, ss) = (
-        tm.next()??,
-        tm.next().flatten()?,
-        tm.next().flatten().unwrap_or(0.0),
-    );
+    let (hh, mm, ss) = (tm.next()??, tm.next().flatten()?, tm.next().flatten().unwrap_or(0.0));
     if !(1..=12).contains(&m) || !(1..=31).contains(&day) {
         return None;
     }

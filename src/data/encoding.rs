@@ -3,7 +3,7 @@
 //! in `config.json`, so a saved model encodes new rows exactly as it was trained.
 
 use super::table::{parse_number, sort_values, RawTable};
-use super::TableSpec;
+use super::Roles;
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 
@@ -60,7 +60,7 @@ pub struct TargetEncoding {
 impl TargetEncoding {
     /// Finds the two values; the positive one is `--positive` or the larger of the two (numerically
     /// when both are numbers).
-    pub fn fit(table: &RawTable, spec: &TableSpec) -> Result<Self> {
+    pub fn fit(table: &RawTable, spec: &Roles) -> Result<Self> {
         let cells = table.column(&spec.target)?;
         let mut values: Vec<String> = distinct(cells.iter());
         sort_values(&mut values);
@@ -87,11 +87,7 @@ impl TargetEncoding {
             None => values[1].clone(),
         };
         let negative = values.iter().find(|v| **v != positive).unwrap().clone();
-        Ok(TargetEncoding {
-            column: spec.target.clone(),
-            positive,
-            negative,
-        })
+        Ok(TargetEncoding { column: spec.target.clone(), positive, negative })
     }
 
     /// Maps every row's target to {0, 1}; a third value is an error naming the row.
@@ -131,7 +127,7 @@ pub struct SensitiveEncoding {
 
 impl SensitiveEncoding {
     /// Collects the groups; fewer than two is an error.
-    pub fn fit(table: &RawTable, spec: &TableSpec) -> Result<Self> {
+    pub fn fit(table: &RawTable, spec: &Roles) -> Result<Self> {
         let cells = table.column(&spec.sensitive)?;
         let mut groups = distinct(cells.iter());
         sort_values(&mut groups);
@@ -142,10 +138,7 @@ impl SensitiveEncoding {
                 value: groups.first().cloned().unwrap_or_default(),
             });
         }
-        Ok(SensitiveEncoding {
-            column: spec.sensitive.clone(),
-            groups,
-        })
+        Ok(SensitiveEncoding { column: spec.sensitive.clone(), groups })
     }
 
     /// Maps every row to its group index.
@@ -155,17 +148,13 @@ impl SensitiveEncoding {
             .iter()
             .enumerate()
             .map(|(r, v)| {
-                self.groups
-                    .iter()
-                    .position(|g| g == v)
-                    .map(|i| i as u32)
-                    .ok_or_else(|| Error::UnknownGroup {
-                        path: table.source.clone(),
-                        line: table.lines[r],
-                        column: self.column.clone(),
-                        value: v.to_string(),
-                        known: self.groups.join(", "),
-                    })
+                self.groups.iter().position(|g| g == v).map(|i| i as u32).ok_or_else(|| Error::UnknownGroup {
+                    path: table.source.clone(),
+                    line: table.lines[r],
+                    column: self.column.clone(),
+                    value: v.to_string(),
+                    known: self.groups.join(", "),
+                })
             })
             .collect()
     }
@@ -188,7 +177,7 @@ impl Encoding {
     /// the categories of a text column.
     pub fn fit(
         table: &RawTable,
-        spec: &TableSpec,
+        spec: &Roles,
         train_rows: &[usize],
         target: TargetEncoding,
         sensitive: SensitiveEncoding,
@@ -202,32 +191,16 @@ impl Encoding {
                 let values = parse_column(table, name)?;
                 let n = train_rows.len().max(1) as f64;
                 let mean = train_rows.iter().map(|&r| values[r]).sum::<f64>() / n;
-                let var = train_rows
-                    .iter()
-                    .map(|&r| (values[r] - mean).powi(2))
-                    .sum::<f64>()
-                    / n;
+                let var = train_rows.iter().map(|&r| (values[r] - mean).powi(2)).sum::<f64>() / n;
                 let std = if var > 0.0 { var.sqrt() } else { 1.0 };
-                columns.push(ColumnEncoder::Numeric {
-                    name: name.clone(),
-                    mean,
-                    std,
-                });
+                columns.push(ColumnEncoder::Numeric { name: name.clone(), mean, std });
             } else {
-                let mut categories: Vec<String> =
-                    distinct(train_rows.iter().map(|&r| cells.get(r)));
+                let mut categories: Vec<String> = distinct(train_rows.iter().map(|&r| cells.get(r)));
                 categories.sort();
-                columns.push(ColumnEncoder::Categorical {
-                    name: name.clone(),
-                    categories,
-                });
+                columns.push(ColumnEncoder::Categorical { name: name.clone(), categories });
             }
         }
-        Ok(Encoding {
-            columns,
-            target,
-            sensitive,
-        })
+        Ok(Encoding { columns, target, sensitive })
     }
 
     /// Total input width.

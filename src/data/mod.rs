@@ -1,171 +1,100 @@
-//! Data: from a CSV file (or a shipped dataset) to standardised, one-hot encoded tensors of features `x`,
-//! a binary task label `y` and a sensitive group index `s` (DESIGN section 6).
+//! Data: from a CSV file, a shipped table or an image set to model-ready arrays of inputs `x`, a task
+//! label `y` and a sensitive group `s` (docs/design.md, section 6).
 //!
-//! The path is: read ([`table`]) -> dataset-specific filters and derived columns ([`builtin`]) -> drop rows
-//! with a missing used cell -> stratified split on `(y, s)` ([`split`]) -> fit the encoders on the training
-//! split ([`encoding`]) -> transform every split.
+//! Tables ([`tabular`]): read ([`table`]) -> dataset-specific filters and derived columns ([`builtin`]) ->
+//! drop rows with a missing used cell -> stratified split on `(y, s)` ([`split`]) -> fit the encoders on
+//! the training split ([`encoding`]) -> transform every split. Images ([`images`]): the shipped digits or
+//! IDX files -> class-stratified split -> coloured backgrounds that bias the training set.
+//!
+//! Both end as a [`Prepared`]: [`Dataset`]s that the model, the training loop and the evaluation read the
+//! same way whatever the input kind.
 
 pub mod builtin;
 pub mod encoding;
 pub mod images;
 pub mod split;
 pub mod table;
+pub mod tabular;
 
 pub use builtin::Builtin;
 pub use encoding::{ColumnEncoder, Encoding};
+pub use images::{ImageDataset, ImageSpec};
 pub use table::{Duplicates, RawTable};
+pub use tabular::{
+    encode_features, load_table, prepare_held_out, prepare_table, EncodedRows, HeldOut, Roles, Source, TableSpec,
+};
 
 use crate::error::{Error, Result};
+use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-/// Where the rows come from.
+/// Everything that determines the rows and splits of a run, saved in `config.json` so that a saved model
+/// can rebuild them.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "kind", rename_all = "lowercase")]
-pub enum Source {
-    /// A shipped dataset; `sensitive` picks one of [`Builtin::sensitive_choices`].
-    Builtin {
-        /// Which dataset.
-        name: Builtin,
-        /// Which sensitive attribute (default: the dataset's first).
-        sensitive: Option<String>,
-    },
-    /// Any CSV file with a header row.
-    Csv {
-        /// The file.
-        path: PathBuf,
-        /// Target column (two distinct values).
-        target: String,
-        /// Sensitive column (any number of values).
-        sensitive: String,
-        /// The target value that counts as positive (default: the larger of the two).
-        positive: Option<String>,
-        /// Columns to one-hot even though they hold numbers.
-        categorical: Vec<String>,
-        /// Columns to ignore.
-        drop: Vec<String>,
-    },
-}
-
-/// Everything that determines the rows and splits: stored in `config.json` so that `eval` can rebuild them.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct DataSpec {
-    /// Where the rows come from.
-    pub source: Source,
-    /// Fraction of rows held out for testing.
-    pub test_size: f64,
-    /// Fraction of the remaining rows held out for validation (early stopping); 0 = none.
-    pub val_size: f64,
-    /// Seed of the split.
-    pub seed: u64,
-    /// Use the sensitive attribute as an input feature too.
-    pub include_sensitive: bool,
+pub enum DataSpec {
+    /// A table: a shipped dataset or a CSV file, with its split options.
+    Table(TableSpec),
+    /// Colour-biased images.
+    Images(ImageSpec),
 }
 
 impl DataSpec {
     /// A short name for reports: the dataset's name or the CSV file's stem.
     pub fn name(&self) -> String {
-        match &self.source {
-            Source::Builtin { name, .. } => name.name().to_string(),
-            Source::Csv { path, .. } => path
-                .file_stem()
-                .map(|s| s.to_string_lossy().to_string())
-                .unwrap_or_else(|| path.display().to_string()),
+        match self {
+            DataSpec::Table(t) => t.name(),
+            DataSpec::Images(i) => i.dataset.name().to_string(),
         }
     }
 
-    /// Checks the option ranges.
-    pub fn validate(&self) -> Result<()> {
-        if !(self.test_size > 0.0 && self.test_size < 1.0) {
-            return Err(Error::option(
-                "--test-size",
-                self.test_size,
-                "must be in (0, 1)",
-            ));
+    /// The seed of split (and, for images, colouring).
+    pub fn seed(&self) -> u64 {
+        match self {
+            DataSpec::Table(t) => t.seed,
+            DataSpec::Images(i) => i.seed,
         }
-        if !(0.0..1.0).contains(&self.val_size) {
-            return Err(Error::option(
-                "--val-size",
-                self.val_size,
-                "must be in [0, 1)",
-            ));
-        }
-        Ok(())
     }
-}
 
-/// Which columns play which role in a table.
-#[derive(Clone, Debug, PartialEq)]
-pub struct TableSpec {
-    /// Target column.
-    pub target: String,
-    /// Positive target value (`None`: the larger of the two).
-    pub positive: Option<String>,
-    /// Sensitive column.
-    pub sensitive: String,
-    /// Feature columns, in order.
-    pub features: Vec<String>,
-    /// Feature columns forced to be categorical.
-    pub categorical: Vec<String>,
-}
-
-/// Reads the rows a spec names and says which column is which.
-pub fn load_table(spec: &DataSpec) -> Result<(RawTable, TableSpec)> {
-    let (table, mut tspec) = match &spec.source {
-        Source::Builtin { name, sensitive } => name.load(sensitive.as_deref())?,
-        Source::Csv {
-            path,
-            target,
-            sensitive,
-            positive,
-            categorical,
-            drop,
-        } => {
-            let t = RawTable::from_path(path, Duplicates::Reject)?;
-            for c in [target, sensitive]
-                .into_iter()
-                .chain(drop)
-                .chain(categorical)
-            {
-                t.col(c)?;
-            }
-            let features = t
-                .header
-                .iter()
-                .filter(|h| *h != target && *h != sensitive && !drop.contains(h))
-                .cloned()
-                .collect();
-            let tspec = TableSpec {
-                target: target.clone(),
-                positive: positive.clone(),
-                sensitive: sensitive.clone(),
-                features,
-                categorical: categorical.clone(),
-            };
-            (t, tspec)
+    /// The same data with another seed.
+    pub fn with_seed(&self, seed: u64) -> DataSpec {
+        let mut d = self.clone();
+        match &mut d {
+            DataSpec::Table(t) => t.seed = seed,
+            DataSpec::Images(i) => i.seed = seed,
         }
-    };
-    if spec.include_sensitive {
-        tspec.features.push(tspec.sensitive.clone());
+        d
     }
-    Ok((table, tspec))
+
+    /// Loads, splits and encodes (tables: fitting the encoders on the training split).
+    pub fn prepare(&self) -> Result<Prepared> {
+        match self {
+            DataSpec::Table(t) => tabular::prepare(t, None),
+            DataSpec::Images(i) => images::prepare(i),
+        }
+    }
 }
 
 /// One split's model-ready arrays.
 #[derive(Clone, Debug)]
 pub struct Dataset {
-    /// Features, row-major `n x d`.
+    /// Inputs, row-major `n x d`.
     pub x: Vec<f32>,
     /// Rows.
     pub n: usize,
-    /// Features per row.
+    /// Inputs per row (the product of `shape`).
     pub d: usize,
-    /// Task labels in {0, 1}.
+    /// The shape of one row's input: `[d]` for a table, `[3, height, width]` for an image.
+    pub shape: Vec<usize>,
+    /// Task labels in `0..n_classes`.
     pub y: Vec<u8>,
     /// Sensitive group index in `0..n_groups`.
     pub s: Vec<u32>,
     /// Number of sensitive groups.
     pub n_groups: usize,
+    /// Number of task classes (2 for a binary task).
+    pub n_classes: usize,
 }
 
 impl Dataset {
@@ -188,161 +117,126 @@ impl Dataset {
             x,
             n: idx.len(),
             d: self.d,
+            shape: self.shape.clone(),
             y: idx.iter().map(|&i| self.y[i]).collect(),
             s: idx.iter().map(|&i| self.s[i]).collect(),
             n_groups: self.n_groups,
+            n_classes: self.n_classes,
         }
+    }
+
+    /// The inputs of `rows` as a `[b, shape..]` tensor.
+    pub fn batch(&self, rows: &[usize], device: &Device) -> Result<Tensor> {
+        let mut v = Vec::with_capacity(rows.len() * self.d);
+        for &r in rows {
+            v.extend_from_slice(&self.x[r * self.d..(r + 1) * self.d]);
+        }
+        let mut dims = vec![rows.len()];
+        dims.extend(&self.shape);
+        Ok(Tensor::from_vec(v, dims, device)?)
+    }
+
+    /// Every input as a `[n, shape..]` tensor.
+    pub fn inputs(&self, device: &Device) -> Result<Tensor> {
+        let mut dims = vec![self.n];
+        dims.extend(&self.shape);
+        Ok(Tensor::from_slice(&self.x, dims, device)?)
     }
 }
 
-/// The prepared splits, the fitted encoding and what was dropped.
+/// What the rows are, for reports.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Description {
+    /// Dataset name.
+    pub dataset: String,
+    /// Sensitive column (`colour` for images).
+    pub sensitive: String,
+    /// Group values (index = `s`).
+    pub groups: Vec<String>,
+}
+
+/// The prepared splits of a run.
 #[derive(Clone, Debug)]
 pub struct Prepared {
     /// Training split.
     pub train: Dataset,
-    /// Validation split (empty when `val_size` is 0).
+    /// Validation split, when asked for.
     pub val: Option<Dataset>,
-    /// Test split.
+    /// Test split (images: uniform colours, the unbiased test).
     pub test: Dataset,
-    /// The fitted encoders (from the training split) and label mappings.
-    pub encoding: Encoding,
+    /// Where the probes for `s` learn, when not on the training split (images: the training images
+    /// recoloured uniformly; probes trained on biased images would learn the class).
+    pub probe_train: Option<Dataset>,
+    /// Where the probes are scored, when not on the test split (held-out evaluation: the half of the rows
+    /// the probes did not learn on).
+    pub probe_test: Option<Dataset>,
+    /// A second test set drawn like the training set (images: coloured with the training bias).
+    pub test_biased: Option<Dataset>,
+    /// The fitted encoders of a table (absent for images).
+    pub encoding: Option<Encoding>,
     /// Rows dropped for a missing value in a used column.
     pub n_dropped: usize,
+    /// Names for reports.
+    pub description: Description,
 }
 
-/// Loads, filters, splits and encodes. With `encoding = Some(..)` (a saved model), the saved encoders and
-/// label mappings are applied instead of fitted, so the model sees inputs exactly as in training.
-pub fn prepare(spec: &DataSpec, encoding: Option<&Encoding>) -> Result<Prepared> {
-    spec.validate()?;
-    let (table, tspec) = load_table(spec)?;
-    prepare_table(table, &tspec, spec, encoding)
+impl Prepared {
+    /// The set probes learn on.
+    pub fn probe_train(&self) -> &Dataset {
+        self.probe_train.as_ref().unwrap_or(&self.train)
+    }
 }
 
-/// [`prepare`] on a table already read (the split and options from `spec`, the roles from `tspec`).
-pub fn prepare_table(
-    mut table: RawTable,
-    tspec: &TableSpec,
-    spec: &DataSpec,
-    encoding: Option<&Encoding>,
-) -> Result<Prepared> {
-    spec.validate()?;
-    let tspec = tspec.clone();
-    if table.n_rows() == 0 {
-        return Err(Error::NoRows {
-            path: table.source.clone(),
-            detail: String::new(),
+/// A training CSV's absolute path and checksum, saved with a model so that it can be found from any
+/// directory and a changed file is noticed.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct DataFile {
+    /// Absolute path.
+    pub path: PathBuf,
+    /// SHA-256 of the file's bytes, hex.
+    pub sha256: String,
+}
+
+fn sha256_of(path: &Path) -> Result<String> {
+    use sha2::Digest;
+    let mut file = std::fs::File::open(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+    let mut hasher = sha2::Sha256::new();
+    std::io::copy(&mut file, &mut hasher).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// The absolute path and checksum of a training file.
+pub fn file_fingerprint(path: &Path) -> Result<DataFile> {
+    Ok(DataFile { path: std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()), sha256: sha256_of(path)? })
+}
+
+/// Checks that a saved model's training file is still where it was and unchanged: a missing file is an
+/// error that says what to do; a changed one a warning (its split and metrics will differ).
+pub fn check_fingerprint(spec: &DataSpec, saved: Option<&DataFile>) -> Result<()> {
+    let DataSpec::Table(TableSpec { source: Source::Csv { path, .. }, .. }) = spec else {
+        return Ok(());
+    };
+    if !path.exists() {
+        return Err(Error::DataMoved {
+            path: path.clone(),
+            reason: format!(
+                "the model was trained on this file{}, which is no longer there: restore it to rebuild the \
+                 model's own split, or evaluate on held-out rows with --csv FILE --target COL --sensitive COL",
+                saved.map_or(String::new(), |f| format!(" (sha256 {})", &f.sha256[..12]))
+            ),
         });
     }
-    let n_dropped = drop_missing(&mut table, &tspec)?;
-    if table.n_rows() == 0 {
-        return Err(Error::NoRows {
-            path: table.source.clone(),
-            detail: format!(" left: all {n_dropped} rows have a missing value in a used column"),
-        });
-    }
-    let (target, sensitive) = match encoding {
-        Some(e) => (e.target.clone(), e.sensitive.clone()),
-        None => (
-            encoding::TargetEncoding::fit(&table, &tspec)?,
-            encoding::SensitiveEncoding::fit(&table, &tspec)?,
-        ),
-    };
-    let y = target.apply(&table)?;
-    let s = sensitive.apply(&table)?;
-    let n_groups = sensitive.groups.len();
-    let (train_idx, val_idx, test_idx) = split::stratified(&y, &s, n_groups, spec)?;
-    for (split_name, idx) in [("training", &train_idx), ("test", &test_idx)] {
-        let mut counts = vec![0usize; n_groups];
-        for &i in idx {
-            counts[s[i] as usize] += 1;
-        }
-        let present = |g: usize| s.iter().any(|&v| v as usize == g);
-        if let Some(g) = (0..n_groups).find(|&g| present(g) && counts[g] < 2) {
-            return Err(Error::SmallGroup {
-                path: table.source.clone(),
-                column: sensitive.column.clone(),
-                group: sensitive.groups[g].clone(),
-                split: split_name.into(),
-                count: counts[g],
-            });
+    if let Some(f) = saved {
+        let now = sha256_of(path)?;
+        if now != f.sha256 {
+            tracing::warn!(
+                "{}: the file changed since the model was trained (sha256 {} then, {} now): its split, and \
+                 the metrics, differ from training's",
+                path.display(),
+                &f.sha256[..12],
+                &now[..12]
+            );
         }
     }
-    let encoding = match encoding {
-        Some(e) => e.clone(),
-        None => Encoding::fit(&table, &tspec, &train_idx, target, sensitive)?,
-    };
-    let x = encoding.transform(&table)?;
-    // The text cells are no longer needed: free them before the splits are copied out.
-    drop(table);
-    let all = Dataset {
-        n: y.len(),
-        d: encoding.n_features(),
-        x,
-        y,
-        s,
-        n_groups,
-    };
-    Ok(Prepared {
-        train: all.subset(&train_idx),
-        val: (!val_idx.is_empty()).then(|| all.subset(&val_idx)),
-        test: all.subset(&test_idx),
-        encoding,
-        n_dropped,
-    })
-}
-
-/// Drops rows with a missing cell in a used column (features, target, sensitive); returns how many.
-fn drop_missing(table: &mut RawTable, tspec: &TableSpec) -> Result<usize> {
-    let mut used = vec![table.col(&tspec.target)?, table.col(&tspec.sensitive)?];
-    for f in &tspec.features {
-        used.push(table.col(f)?);
-    }
-    let keep: Vec<bool> = (0..table.n_rows())
-        .map(|r| {
-            used.iter()
-                .all(|&c| !table::is_missing(table.columns[c].get(r)))
-        })
-        .collect();
-    let dropped = keep.iter().filter(|k| !**k).count();
-    table.retain_rows(&keep);
-    Ok(dropped)
-}
-
-/// Rows of a new table encoded with a saved encoding, for `encode`: the features of the kept rows and the
-/// 0-based data-row index of each kept row in the input.
-#[derive(Clone, Debug)]
-pub struct EncodedRows {
-    /// Features, row-major `n x d`.
-    pub x: Vec<f32>,
-    /// Feature width.
-    pub d: usize,
-    /// 0-based index (among the input's data rows) of each kept row.
-    pub rows: Vec<usize>,
-    /// Rows dropped for a missing feature value.
-    pub n_dropped: usize,
-}
-
-/// Encodes the feature columns of a new table (target and sensitive columns are not needed).
-pub fn encode_features(mut table: RawTable, encoding: &Encoding) -> Result<EncodedRows> {
-    let cols: Vec<usize> = encoding
-        .columns
-        .iter()
-        .map(|c| table.col(c.name()))
-        .collect::<Result<_>>()?;
-    let keep: Vec<bool> = (0..table.n_rows())
-        .map(|r| {
-            cols.iter()
-                .all(|&c| !table::is_missing(table.columns[c].get(r)))
-        })
-        .collect();
-    let rows: Vec<usize> = (0..keep.len()).filter(|&r| keep[r]).collect();
-    let n_dropped = keep.len() - rows.len();
-    table.retain_rows(&keep);
-    let x = encoding.transform(&table)?;
-    Ok(EncodedRows {
-        x,
-        d: encoding.n_features(),
-        rows,
-        n_dropped,
-    })
+    Ok(())
 }

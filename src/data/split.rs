@@ -1,24 +1,21 @@
-//! The stratified split of DESIGN section 6: within every `(y, s)` cell, a seeded shuffle, then
-//! `round(n_cell * test_size)` rows to the test split and, of the rest, `round(n * val_size)` to validation.
+//! The stratified splits of docs/design.md, section 6. Tables: within every `(y, s)` cell, a seeded
+//! shuffle, then `round(n_cell * test_size)` rows to the test split and, of the rest, `round(n * val_size)`
+//! to validation. Images: within every class, a seeded shuffle and a fixed number of images taken.
 
-use super::DataSpec;
+use super::TableSpec;
 use crate::error::{Error, Result};
+use crate::rng::{rng, Stream};
 use rand::seq::SliceRandom;
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
-
-/// Stream of the split's RNG (the other streams seed initialisation, batches and noise).
-const SPLIT_STREAM: u64 = 1;
+use rand::Rng;
 
 /// Returns sorted row indices of (train, validation, test).
 pub fn stratified(
     y: &[u8],
     s: &[u32],
     n_groups: usize,
-    spec: &DataSpec,
+    spec: &TableSpec,
 ) -> Result<(Vec<usize>, Vec<usize>, Vec<usize>)> {
-    let mut rng = ChaCha8Rng::seed_from_u64(spec.seed);
-    rng.set_stream(SPLIT_STREAM);
+    let mut rng = rng(spec.seed, Stream::Split);
     let mut cells: Vec<Vec<usize>> = vec![Vec::new(); 2 * n_groups];
     for i in 0..y.len() {
         cells[y[i] as usize * n_groups + s[i] as usize].push(i);
@@ -34,13 +31,10 @@ pub fn stratified(
         train.extend_from_slice(&cell[n_test + n_val..]);
     }
     if train.is_empty() || test.is_empty() {
-        return Err(Error::option(
-            "--test-size",
+        return Err(Error::param(
+            "test_size",
             spec.test_size,
-            format!(
-                "with {} rows this leaves an empty train or test split",
-                y.len()
-            ),
+            format!("with {} rows this leaves an empty train or test split", y.len()),
         ));
     }
     train.sort_unstable();
@@ -49,17 +43,33 @@ pub fn stratified(
     Ok((train, val, test))
 }
 
+/// A class-stratified sample: `take(class_size)` rows of each class, in a seeded random order; returns the
+/// chosen rows and the rest, each sorted.
+pub fn by_class<R: Rng>(labels: &[u8], take: impl Fn(usize) -> usize, rng: &mut R) -> (Vec<usize>, Vec<usize>) {
+    let (mut chosen, mut rest) = (Vec::new(), Vec::new());
+    for c in 0..=255u8 {
+        let mut idx: Vec<usize> = (0..labels.len()).filter(|&i| labels[i] == c).collect();
+        if idx.is_empty() {
+            continue;
+        }
+        idx.shuffle(rng);
+        let k = take(idx.len()).min(idx.len());
+        chosen.extend_from_slice(&idx[..k]);
+        rest.extend_from_slice(&idx[k..]);
+    }
+    chosen.sort_unstable();
+    rest.sort_unstable();
+    (chosen, rest)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::data::{Builtin, Source};
 
-    fn spec(seed: u64) -> DataSpec {
-        DataSpec {
-            source: Source::Builtin {
-                name: Builtin::Adult,
-                sensitive: None,
-            },
+    fn spec(seed: u64) -> TableSpec {
+        TableSpec {
+            source: Source::Builtin { name: Builtin::Adult, sensitive: None },
             test_size: 0.3,
             val_size: 0.0,
             seed,
@@ -81,8 +91,7 @@ mod tests {
         // Every (y, s) cell keeps its share within one row of rounding.
         for yy in 0..2u8 {
             for ss in 0..2u32 {
-                let cell =
-                    |idx: &[usize]| idx.iter().filter(|&&i| y[i] == yy && s[i] == ss).count();
+                let cell = |idx: &[usize]| idx.iter().filter(|&&i| y[i] == yy && s[i] == ss).count();
                 let total = cell(&tr) + cell(&te);
                 assert!((cell(&te) as f64 - 0.3 * total as f64).abs() <= 0.5 + 1e-9);
             }

@@ -145,40 +145,27 @@ impl RawTable {
     /// way (the CSV reader's own count skips blank lines).
     pub fn read_from<R: Read>(reader: R, source: &str, duplicates: Duplicates) -> Result<Self> {
         let breaks = Rc::new(RefCell::new(LineBreaks::default()));
-        let counting = CountingReader {
-            inner: reader,
-            offset: 0,
-            breaks: Rc::clone(&breaks),
-        };
+        let counting = CountingReader { inner: reader, offset: 0, breaks: Rc::clone(&breaks) };
         // A record's recorded start can precede the blank lines the reader skipped: step over them.
         let line_of = |byte: u64| breaks.borrow().line_of(byte);
-        let mut rdr = csv::ReaderBuilder::new()
-            .has_headers(true)
-            .flexible(false)
-            .trim(csv::Trim::All)
-            .from_reader(counting);
+        let mut rdr =
+            csv::ReaderBuilder::new().has_headers(true).flexible(false).trim(csv::Trim::All).from_reader(counting);
         let csv_err = |e: csv::Error| {
             let line = e.position().map(|p| line_of(p.byte())).unwrap_or(0);
             let message = match e.kind() {
-                csv::ErrorKind::UnequalLengths {
-                    expected_len, len, ..
-                } => format!("the row has {len} fields but the header has {expected_len}"),
+                csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
+                    format!("the row has {len} fields but the header has {expected_len}")
+                }
                 csv::ErrorKind::Utf8 { err, .. } => {
                     format!("field {} is not valid UTF-8", err.field() + 1)
                 }
                 _ => e.to_string(),
             };
-            Error::Csv {
-                path: source.to_string(),
-                line,
-                message,
-            }
+            Error::Csv { path: source.to_string(), line, message }
         };
         let header_rec = rdr.headers().map_err(csv_err)?.clone();
         if header_rec.is_empty() || (header_rec.len() == 1 && header_rec[0].is_empty()) {
-            return Err(Error::EmptyFile {
-                path: source.to_string(),
-            });
+            return Err(Error::EmptyFile { path: source.to_string() });
         }
         let mut header: Vec<String> = Vec::with_capacity(header_rec.len());
         for name in header_rec.iter() {
@@ -186,10 +173,7 @@ impl RawTable {
             if header.contains(&name) {
                 match duplicates {
                     Duplicates::Reject => {
-                        return Err(Error::DuplicateColumn {
-                            path: source.to_string(),
-                            column: name,
-                        })
+                        return Err(Error::DuplicateColumn { path: source.to_string(), column: name })
                     }
                     Duplicates::Rename => {
                         let mut k = 1;
@@ -221,10 +205,7 @@ impl RawTable {
                             return Err(Error::Csv {
                                 path: source.to_string(),
                                 line,
-                                message: format!(
-                                    "column '{}' holds more than 4 GiB of text",
-                                    header[c]
-                                ),
+                                message: format!("column '{}' holds more than 4 GiB of text", header[c]),
                             });
                         }
                     }
@@ -232,25 +213,13 @@ impl RawTable {
                 Err(e) => return Err(csv_err(e)),
             }
         }
-        Ok(RawTable {
-            source: source.to_string(),
-            header,
-            columns,
-            lines,
-        })
+        Ok(RawTable { source: source.to_string(), header, columns, lines })
     }
 
     /// Reads a CSV file from disk.
     pub fn from_path(path: &std::path::Path, duplicates: Duplicates) -> Result<Self> {
-        let file = std::fs::File::open(path).map_err(|source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Self::read_from(
-            std::io::BufReader::with_capacity(1 << 20, file),
-            &path.display().to_string(),
-            duplicates,
-        )
+        let file = std::fs::File::open(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+        Self::read_from(std::io::BufReader::with_capacity(1 << 20, file), &path.display().to_string(), duplicates)
     }
 
     /// Number of data rows.
@@ -260,14 +229,11 @@ impl RawTable {
 
     /// Index of a column, or an error listing the header.
     pub fn col(&self, name: &str) -> Result<usize> {
-        self.header
-            .iter()
-            .position(|h| h == name)
-            .ok_or_else(|| Error::MissingColumn {
-                path: self.source.clone(),
-                column: name.to_string(),
-                available: self.header.join(", "),
-            })
+        self.header.iter().position(|h| h == name).ok_or_else(|| Error::MissingColumn {
+            path: self.source.clone(),
+            column: name.to_string(),
+            available: self.header.join(", "),
+        })
     }
 
     /// The cells of a column.
@@ -307,10 +273,7 @@ pub fn parse_number(cell: &str) -> Option<f64> {
 pub fn sort_values(values: &mut [String]) {
     if values.iter().all(|v| parse_number(v).is_some()) {
         values.sort_by(|a, b| {
-            parse_number(a)
-                .unwrap()
-                .partial_cmp(&parse_number(b).unwrap())
-                .unwrap_or(std::cmp::Ordering::Equal)
+            parse_number(a).unwrap().partial_cmp(&parse_number(b).unwrap()).unwrap_or(std::cmp::Ordering::Equal)
         });
     } else {
         values.sort();
@@ -348,10 +311,7 @@ mod tests {
     #[test]
     fn empty_file_and_duplicates_are_errors() {
         assert!(matches!(read(""), Err(Error::EmptyFile { .. })));
-        assert!(matches!(
-            read("a,a\n1,2\n"),
-            Err(Error::DuplicateColumn { .. })
-        ));
+        assert!(matches!(read("a,a\n1,2\n"), Err(Error::DuplicateColumn { .. })));
         let t = RawTable::read("a,a\n1,2\n".as_bytes(), "t", Duplicates::Rename).unwrap();
         assert_eq!(t.header, vec!["a", "a.1"]);
     }

@@ -41,16 +41,10 @@ pub fn bounds(mi_bits: f64, pi: &[f64]) -> Bounds {
     let i = mi_bits.max(0.0);
     if present.len() == 2 {
         let j = pinsker_j(i, present[0], present[1]);
-        return Bounds {
-            dp_gap_bound: j,
-            probe_auc_bound: auc_bound_from_j(j),
-        };
+        return Bounds { dp_gap_bound: j, probe_auc_bound: auc_bound_from_j(j) };
     }
     if present.len() < 2 {
-        return Bounds {
-            dp_gap_bound: 0.0,
-            probe_auc_bound: 0.5,
-        };
+        return Bounds { dp_gap_bound: 0.0, probe_auc_bound: 0.5 };
     }
     let side = |a: f64| (i * LN_2 / (2.0 * a)).sqrt();
     let mut dp: f64 = 0.0;
@@ -59,15 +53,8 @@ pub fn bounds(mi_bits: f64, pi: &[f64]) -> Bounds {
             dp = dp.max((side(a) + side(b)).min(1.0));
         }
     }
-    let auc = present
-        .iter()
-        .map(|&a| auc_bound_from_j(pinsker_j(i, a, 1.0 - a)))
-        .sum::<f64>()
-        / present.len() as f64;
-    Bounds {
-        dp_gap_bound: dp,
-        probe_auc_bound: auc,
-    }
+    let auc = present.iter().map(|&a| auc_bound_from_j(pinsker_j(i, a, 1.0 - a))).sum::<f64>() / present.len() as f64;
+    Bounds { dp_gap_bound: dp, probe_auc_bound: auc }
 }
 
 /// Total-variation distance `sum_t max(0, P(t) - Q(t))`: the largest DP gap any classifier of one sampled
@@ -127,14 +114,7 @@ pub fn exact_worst_case(dists: &[Vec<f64>], pi: &[f64]) -> (f64, f64) {
         .iter()
         .map(|&a| {
             let rest: Vec<f64> = (0..codes)
-                .map(|t| {
-                    present
-                        .iter()
-                        .filter(|&&b| b != a)
-                        .map(|&b| pi[b] * dists[b][t])
-                        .sum::<f64>()
-                        / (1.0 - pi[a])
-                })
+                .map(|t| present.iter().filter(|&&b| b != a).map(|&b| pi[b] * dists[b][t]).sum::<f64>() / (1.0 - pi[a]))
                 .collect();
             likelihood_ratio_auc(&rest, &dists[a])
         })

@@ -5,7 +5,7 @@
 //! `conv2d` (the op's CPU result is tested against it, value and gradients).
 
 use crate::error::Result;
-use crate::fused::sgemm;
+use crate::linalg::sgemm;
 use candle_core::{CpuStorage, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
@@ -56,14 +56,7 @@ fn dims(x: &Shape, w: &Shape) -> candle_core::Result<Dims> {
             "conv2d: input {x:?} and kernel {w:?} do not fit (square kernel, same channels, no larger than the image)"
         )));
     }
-    Ok(Dims {
-        b,
-        c,
-        h,
-        w: wd,
-        o,
-        k,
-    })
+    Ok(Dims { b, c, h, w: wd, o, k })
 }
 
 /// `cols[(ci k + ky) k + kx, oy ow + ox] = x[ci, oy + ky, ox + kx]` for one image.
@@ -103,14 +96,11 @@ fn col2im(cols: &[f32], d: Dims, x: &mut [f32]) {
 }
 
 fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> candle_core::Result<&'a [f32]> {
-    let (start, end) = l
-        .contiguous_offsets()
-        .ok_or_else(|| candle_core::Error::Msg(format!("conv2d: {what} must be contiguous")))?;
+    let (start, end) =
+        l.contiguous_offsets().ok_or_else(|| candle_core::Error::Msg(format!("conv2d: {what} must be contiguous")))?;
     match s {
         CpuStorage::F32(v) => Ok(&v[start..end]),
-        _ => Err(candle_core::Error::Msg(format!(
-            "conv2d: {what} must be f32"
-        ))),
+        _ => Err(candle_core::Error::Msg(format!("conv2d: {what} must be f32"))),
     }
 }
 
@@ -132,15 +122,13 @@ impl candle_core::CustomOp2 for Conv2dOp {
         let (p, ckk) = (d.positions(), d.ckk());
         let (in_size, out_size) = (d.c * d.h * d.w, d.o * p);
         let mut out = vec![0f32; d.b * out_size];
-        out.par_chunks_mut(out_size * CHUNK)
-            .zip(x.par_chunks(in_size * CHUNK))
-            .for_each(|(out, x)| {
-                let mut cols = vec![0f32; ckk * p];
-                for (o, x) in out.chunks_mut(out_size).zip(x.chunks(in_size)) {
-                    im2col(x, d, &mut cols);
-                    sgemm(d.o, ckk, p, w, false, &cols, false, o, false);
-                }
-            });
+        out.par_chunks_mut(out_size * CHUNK).zip(x.par_chunks(in_size * CHUNK)).for_each(|(out, x)| {
+            let mut cols = vec![0f32; ckk * p];
+            for (o, x) in out.chunks_mut(out_size).zip(x.chunks(in_size)) {
+                im2col(x, d, &mut cols);
+                sgemm(d.o, ckk, p, w, false, &cols, false, o, false);
+            }
+        });
         Ok((CpuStorage::F32(out), Shape::from((d.b, d.o, oh, ow))))
     }
 
@@ -190,11 +178,7 @@ impl candle_core::CustomOp2 for Conv2dOp {
             dw.iter_mut().zip(part).for_each(|(a, b)| *a += b);
         }
         let dw = Tensor::from_vec(dw, w.shape(), w.device())?;
-        let dx = if want_dx {
-            Some(Tensor::from_vec(dx, x.shape(), x.device())?)
-        } else {
-            None
-        };
+        let dx = if want_dx { Some(Tensor::from_vec(dx, x.shape(), x.device())?) } else { None };
         Ok((dx, Some(dw)))
     }
 }
@@ -208,47 +192,22 @@ mod tests {
     #[test]
     fn matches_candle_conv2d_value_and_gradients() {
         let dev = Device::Cpu;
-        for (b, c, h, w, o, k) in [
-            (3, 2, 7, 6, 4, 3),
-            (17, 3, 12, 12, 5, 5),
-            (1, 1, 4, 4, 1, 4),
-        ] {
-            let x =
-                Var::from_tensor(&Tensor::randn(0f32, 1., (b, c, h, w), &dev).unwrap()).unwrap();
-            let kern =
-                Var::from_tensor(&Tensor::randn(0f32, 1., (o, c, k, k), &dev).unwrap()).unwrap();
+        for (b, c, h, w, o, k) in [(3, 2, 7, 6, 4, 3), (17, 3, 12, 12, 5, 5), (1, 1, 4, 4, 1, 4)] {
+            let x = Var::from_tensor(&Tensor::randn(0f32, 1., (b, c, h, w), &dev).unwrap()).unwrap();
+            let kern = Var::from_tensor(&Tensor::randn(0f32, 1., (o, c, k, k), &dev).unwrap()).unwrap();
             let weights = Tensor::randn(0f32, 1., (b, o, h + 1 - k, w + 1 - k), &dev).unwrap();
             let ours = conv2d(x.as_tensor(), kern.as_tensor()).unwrap();
             let theirs = x.as_tensor().conv2d(kern.as_tensor(), 0, 1, 1, 1).unwrap();
             let diff = (&ours - &theirs).unwrap().abs().unwrap().max_all().unwrap();
             assert!(diff.to_scalar::<f32>().unwrap() < 1e-4);
-            let g1 = (ours * &weights)
-                .unwrap()
-                .sum_all()
-                .unwrap()
-                .backward()
-                .unwrap();
-            let g2 = (theirs * &weights)
-                .unwrap()
-                .sum_all()
-                .unwrap()
-                .backward()
-                .unwrap();
+            let g1 = (ours * &weights).unwrap().sum_all().unwrap().backward().unwrap();
+            let g2 = (theirs * &weights).unwrap().sum_all().unwrap().backward().unwrap();
             for v in [&x, &kern] {
                 let d = (g1.get(v).unwrap() - g2.get(v).unwrap()).unwrap();
                 let scale = g2.get(v).unwrap().abs().unwrap().max_all().unwrap();
-                let rel = d
-                    .abs()
-                    .unwrap()
-                    .max_all()
-                    .unwrap()
-                    .to_scalar::<f32>()
-                    .unwrap()
-                    / scale.to_scalar::<f32>().unwrap();
-                assert!(
-                    rel < 1e-5,
-                    "({b},{c},{h},{w},{o},{k}): relative gradient error {rel}"
-                );
+                let rel =
+                    d.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap() / scale.to_scalar::<f32>().unwrap();
+                assert!(rel < 1e-5, "({b},{c},{h},{w},{o},{k}): relative gradient error {rel}");
             }
         }
     }
@@ -258,12 +217,7 @@ mod tests {
         let dev = Device::Cpu;
         let x = Tensor::randn(0f32, 1., (2, 1, 5, 5), &dev).unwrap();
         let kern = Var::from_tensor(&Tensor::randn(0f32, 1., (3, 1, 3, 3), &dev).unwrap()).unwrap();
-        let g = conv2d(&x, kern.as_tensor())
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
+        let g = conv2d(&x, kern.as_tensor()).unwrap().sum_all().unwrap().backward().unwrap();
         assert!(g.get(&x).is_none() && g.get(&kern).is_some());
         let bad = Tensor::zeros((3, 2, 3, 3), candle_core::DType::F32, &dev).unwrap();
         assert!(conv2d(&x, &bad).is_err());

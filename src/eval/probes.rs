@@ -2,7 +2,7 @@
 //! L2-regularised logistic regression and a random forest of 100 trees, both giving class probabilities so
 //! that AUC is defined. Trained on the training split's representations, scored on the test split.
 
-use crate::metrics::{accuracy, macro_auc};
+use super::metrics::{accuracy, macro_auc};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -41,17 +41,9 @@ impl Repr<'_> {
 /// Scores class probabilities: AUC and accuracy.
 fn score(probs: &[Vec<f64>], s: &[u32]) -> ProbeScore {
     let k = probs.len();
-    let pred: Vec<u32> = (0..s.len())
-        .map(|i| {
-            (0..k)
-                .max_by(|&a, &b| probs[a][i].total_cmp(&probs[b][i]))
-                .unwrap() as u32
-        })
-        .collect();
-    ProbeScore {
-        auc: macro_auc(probs, s),
-        accuracy: accuracy(&pred, s),
-    }
+    let pred: Vec<u32> =
+        (0..s.len()).map(|i| (0..k).max_by(|&a, &b| probs[a][i].total_cmp(&probs[b][i])).unwrap() as u32).collect();
+    ProbeScore { auc: macro_auc(probs, s), accuracy: accuracy(&pred, s) }
 }
 
 /// Fits a logistic-regression probe on `train` and scores it on `test`.
@@ -73,13 +65,7 @@ pub fn logreg_probe(train: Repr, test: Repr, n_groups: usize) -> ProbeScore {
 }
 
 /// Fits a random-forest probe (100 trees unless told otherwise) and scores it on `test`.
-pub fn forest_probe(
-    train: Repr,
-    test: Repr,
-    n_groups: usize,
-    n_trees: usize,
-    seed: u64,
-) -> ProbeScore {
+pub fn forest_probe(train: Repr, test: Repr, n_groups: usize, n_trees: usize, seed: u64) -> ProbeScore {
     let forest = RandomForest::fit(train, n_groups, n_trees, seed);
     score(&forest.predict_proba(test), test.s)
 }
@@ -221,8 +207,7 @@ impl RandomForest {
                 if v.len() <= MAX_BINS {
                     v.windows(2).map(|w| 0.5 * (w[0] + w[1])).collect()
                 } else {
-                    let mut t: Vec<f64> =
-                        (1..MAX_BINS).map(|q| v[q * v.len() / MAX_BINS]).collect();
+                    let mut t: Vec<f64> = (1..MAX_BINS).map(|q| v[q * v.len() / MAX_BINS]).collect();
                     t.dedup();
                     t
                 }
@@ -244,11 +229,7 @@ impl RandomForest {
                 grow_tree(&bins, n, d, &n_bins, data.s, n_classes, &mut rng)
             })
             .collect();
-        RandomForest {
-            thresholds,
-            trees,
-            n_classes,
-        }
+        RandomForest { thresholds, trees, n_classes }
     }
 
     /// Class probabilities, `[class][row]`.
@@ -257,9 +238,7 @@ impl RandomForest {
         let rows: Vec<Vec<f64>> = (0..n)
             .into_par_iter()
             .map(|i| {
-                let b: Vec<u8> = (0..d)
-                    .map(|f| bin_of(&self.thresholds[f], data.x[i * d + f]))
-                    .collect();
+                let b: Vec<u8> = (0..d).map(|f| bin_of(&self.thresholds[f], data.x[i * d + f])).collect();
                 let mut acc = vec![0f64; self.n_classes];
                 for tree in &self.trees {
                     let mut node = 0usize;
@@ -278,9 +257,7 @@ impl RandomForest {
                 acc.iter().map(|a| a / self.trees.len() as f64).collect()
             })
             .collect();
-        (0..self.n_classes)
-            .map(|c| rows.iter().map(|r| r[c]).collect())
-            .collect()
+        (0..self.n_classes).map(|c| rows.iter().map(|r| r[c]).collect()).collect()
     }
 }
 
@@ -288,21 +265,10 @@ fn bin_of(thresholds: &[f64], v: f64) -> u8 {
     thresholds.partition_point(|&t| t < v) as u8
 }
 
-fn grow_tree(
-    bins: &[u8],
-    n: usize,
-    d: usize,
-    n_bins: &[usize],
-    y: &[u32],
-    k: usize,
-    rng: &mut ChaCha8Rng,
-) -> Tree {
+fn grow_tree(bins: &[u8], n: usize, d: usize, n_bins: &[usize], y: &[u32], k: usize, rng: &mut ChaCha8Rng) -> Tree {
     let mut rows: Vec<u32> = (0..n).map(|_| rng.random_range(0..n as u32)).collect();
     let mtry = ((d as f64).sqrt().floor() as usize).max(1);
-    let mut tree = Tree {
-        nodes: Vec::new(),
-        leaf_probs: Vec::new(),
-    };
+    let mut tree = Tree { nodes: Vec::new(), leaf_probs: Vec::new() };
     let mut features: Vec<usize> = (0..d).collect();
     let mut hist = vec![0u32; MAX_BINS * k];
     // Work stack: (node index, start, end, depth).
@@ -372,8 +338,7 @@ fn grow_tree(
             }
             None => {
                 let off = tree.leaf_probs.len();
-                tree.leaf_probs
-                    .extend(counts.iter().map(|&c| c as f64 / total));
+                tree.leaf_probs.extend(counts.iter().map(|&c| c as f64 / total));
                 tree.nodes[node] = (0, off as u32, u32::MAX, u32::MAX);
             }
         }
@@ -407,16 +372,8 @@ mod tests {
     fn forest_finds_xor_that_logistic_regression_cannot() {
         let (xtr, str_) = xor_data(600, 0);
         let (xte, ste) = xor_data(300, 1);
-        let tr = Repr {
-            x: &xtr,
-            d: 3,
-            s: &str_,
-        };
-        let te = Repr {
-            x: &xte,
-            d: 3,
-            s: &ste,
-        };
+        let tr = Repr { x: &xtr, d: 3, s: &str_ };
+        let te = Repr { x: &xte, d: 3, s: &ste };
         let forest = forest_probe(tr, te, 2, 50, 7);
         let logreg = logreg_probe(tr, te, 2);
         assert!(forest.auc > 0.95, "{forest:?}");
@@ -435,10 +392,7 @@ mod tests {
         assert!(m.coef.iter().all(|c| c.is_finite()));
         // The penalised optimum has zero gradient: sum (p - y) x + lambda w = 0 and sum (p - y) = 0.
         let g0: f64 = (0..6).map(|i| m.prob(&x[i..i + 1]) - s[i] as f64).sum();
-        let g1: f64 = (0..6)
-            .map(|i| (m.prob(&x[i..i + 1]) - s[i] as f64) * x[i])
-            .sum::<f64>()
-            + m.coef[0];
+        let g1: f64 = (0..6).map(|i| (m.prob(&x[i..i + 1]) - s[i] as f64) * x[i]).sum::<f64>() + m.coef[0];
         assert!(g0.abs() < 1e-8 && g1.abs() < 1e-8);
         assert_eq!(logreg_probe(r, r, 2).auc, 1.0);
     }
@@ -447,10 +401,7 @@ mod tests {
     fn multiclass_probes_give_macro_auc() {
         let mut rng = ChaCha8Rng::seed_from_u64(3);
         let s: Vec<u32> = (0..300).map(|i| i % 3).collect();
-        let x: Vec<f64> = s
-            .iter()
-            .map(|&g| g as f64 + rng.random::<f64>() * 0.5)
-            .collect();
+        let x: Vec<f64> = s.iter().map(|&g| g as f64 + rng.random::<f64>() * 0.5).collect();
         let r = Repr { x: &x, d: 1, s: &s };
         assert!(forest_probe(r, r, 3, 20, 0).auc > 0.99);
         // One-vs-rest logistic regression cannot isolate the middle group on one feature, but the

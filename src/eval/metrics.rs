@@ -69,9 +69,7 @@ pub fn positive_rate_by_group(
             pos[s[i] as usize] += pred[i] as usize;
         }
     }
-    (0..n_groups)
-        .map(|g| (tot[g] > 0).then(|| pos[g] as f64 / tot[g] as f64))
-        .collect()
+    (0..n_groups).map(|g| (tot[g] > 0).then(|| pos[g] as f64 / tot[g] as f64)).collect()
 }
 
 /// Largest `|r_a - r_b|` over pairs of groups with a rate.
@@ -93,21 +91,14 @@ pub fn dp_gap(pred: &[bool], s: &[u32], n_groups: usize) -> f64 {
 /// Equalised-odds gap: `max_{y in {0,1}}` of the DP gap among rows with label `y`.
 pub fn eo_gap(pred: &[bool], y: &[u8], s: &[u32], n_groups: usize) -> f64 {
     (0..2u8)
-        .map(|label| {
-            max_pairwise_gap(&positive_rate_by_group(pred, s, n_groups, |i| {
-                y[i] == label
-            }))
-        })
+        .map(|label| max_pairwise_gap(&positive_rate_by_group(pred, s, n_groups, |i| y[i] == label)))
         .fold(f64::NAN, f64::max)
 }
 
 /// Disparate-impact ratio `min(r, 1/r)` with `r = P(yhat=1|S=0) / P(yhat=1|S=1)`; the min over pairs for
 /// more groups. Two zero rates give 1; one zero rate gives 0.
 pub fn di_ratio(pred: &[bool], s: &[u32], n_groups: usize) -> f64 {
-    let r: Vec<f64> = positive_rate_by_group(pred, s, n_groups, |_| true)
-        .into_iter()
-        .flatten()
-        .collect();
+    let r: Vec<f64> = positive_rate_by_group(pred, s, n_groups, |_| true).into_iter().flatten().collect();
     if r.len() < 2 {
         return f64::NAN;
     }
@@ -138,10 +129,7 @@ mod tests {
     #[test]
     fn auc_hand_computed() {
         // Positives 0.8, 0.4; negatives 0.6, 0.2. Pairs: (0.8>0.6) (0.8>0.2) (0.4<0.6) (0.4>0.2): 3/4.
-        assert_eq!(
-            roc_auc(&[0.8, 0.6, 0.4, 0.2], &[true, false, true, false]),
-            0.75
-        );
+        assert_eq!(roc_auc(&[0.8, 0.6, 0.4, 0.2], &[true, false, true, false]), 0.75);
         // A tie between a positive and a negative counts half: (0.5=0.5) half, (0.5>0.1) one: 0.75.
         assert_eq!(roc_auc(&[0.5, 0.5, 0.1], &[true, false, false]), 0.75);
         // All tied: 0.5. Perfect and reversed.

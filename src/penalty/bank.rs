@@ -1,9 +1,8 @@
-//! The information penalty estimated over the whole training set rather than one batch (images issue).
+//! The information penalty estimated over the whole training set rather than one batch (docs/design.md,
+//! section 3b).
 //!
 //! `I(T; S)` and `I(T; S | Y)` are functions of the per-cell averages of each row's code statistics, the
-//! cells being the `(y, s)` pairs: `theta_{ys} = mean_{i in (y,s)} p_i` for the per-neuron form (DESIGN
-//! section 2) and `P(t | y, s) = mean_{i in (y,s)} prod_j Bernoulli(t_j; p_ij)` for the joint form (section
-//! 3). A batch alone estimates them badly when a cell is rare: at rho 0.99 a batch of 128 biased digits holds
+//! cells being the `(y, s)` pairs: `theta_{ys} = mean_{i in (y,s)} p_i` for the per-neuron form (design section 2) and `P(t | y, s) = mean_{i in (y,s)} prod_j Bernoulli(t_j; p_ij)` for the joint form (section 3). A batch alone estimates them badly when a cell is rare: at rho 0.99 a batch of 128 biased digits holds
 //! one off-colour image or none, so `I(T; S | Y)` on the batch is close to 0 whatever the network does. The
 //! bank keeps every training row's latest `p` (detached) and the per-cell sums of its statistics; on each
 //! step the batch's rows are swapped out for their live, differentiable values. The estimate is the MI of
@@ -11,22 +10,9 @@
 //! of contrastive learning. Cost per step: one pass over the batch's cells, independent of the training-set
 //! size.
 
+use super::{mi, PenaltyKind, JOINT_PENALTY_M_MAX};
 use crate::error::{Error, Result};
-use crate::mi;
 use candle_core::{DType, Device, Tensor};
-use serde::{Deserialize, Serialize};
-
-/// How the information penalty is estimated.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Estimate {
-    /// Over the whole training set: the batch's rows live, the others from a bank of their latest `p`
-    /// (module `bank`); rare `(y, s)` cells count at their true weight.
-    #[default]
-    Bank,
-    /// On each batch alone (the tabular default).
-    Batch,
-}
 
 /// Which MI the bank estimates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,18 +25,14 @@ pub enum Form {
 
 impl Form {
     /// The bank's form of a training penalty (the pairwise and adversarial penalties have none).
-    pub fn of(penalty: crate::train::Penalty) -> Result<Form> {
-        use crate::train::Penalty;
-        match penalty {
-            Penalty::PerNeuron => Ok(Form::PerNeuron),
-            Penalty::Joint => Ok(Form::Joint),
-            other => Err(Error::option(
-                "--estimate",
-                "bank",
-                format!(
-                    "the bank estimates the per-neuron and joint penalties, not {}",
-                    other.name()
-                ),
+    pub fn of(kind: PenaltyKind) -> Result<Form> {
+        match kind {
+            PenaltyKind::PerNeuron => Ok(Form::PerNeuron),
+            PenaltyKind::Joint => Ok(Form::Joint),
+            other => Err(Error::param(
+                "penalty",
+                format!("{other}@bank"),
+                format!("the bank estimates the per-neuron and joint penalties, not {other}"),
             )),
         }
     }
@@ -84,38 +66,23 @@ impl CellBank {
         n_labels: usize,
         n_groups: usize,
     ) -> Result<Self> {
-        if form == Form::Joint && m > crate::train::JOINT_PENALTY_M_MAX {
-            return Err(Error::option(
-                "--hidden",
+        if form == Form::Joint && m > JOINT_PENALTY_M_MAX {
+            return Err(Error::param(
+                "hidden",
                 m,
-                format!(
-                    "the joint penalty enumerates 2^m codes: m must be at most {}",
-                    crate::train::JOINT_PENALTY_M_MAX
-                ),
+                format!("the joint penalty enumerates 2^m codes: m must be at most {JOINT_PENALTY_M_MAX}"),
             ));
         }
         let n = y.len();
         assert!(p.len() == n * m && s.len() == n);
-        let cell: Vec<usize> = y
-            .iter()
-            .zip(s)
-            .map(|(&y, &s)| y as usize * n_groups + s as usize)
-            .collect();
+        let cell: Vec<usize> = y.iter().zip(s).map(|(&y, &s)| y as usize * n_groups + s as usize).collect();
         let mut counts = vec![0f64; n_labels * n_groups];
         for &c in &cell {
             counts[c] += 1.0;
         }
         let d = if form == Form::Joint { 1 << m } else { m };
-        let mut bank = CellBank {
-            form,
-            m,
-            n_labels,
-            n_groups,
-            p,
-            cell,
-            sums: vec![0f64; n_labels * n_groups * d],
-            counts,
-        };
+        let mut bank =
+            CellBank { form, m, n_labels, n_groups, p, cell, sums: vec![0f64; n_labels * n_groups * d], counts };
         // Fill the sums in slices, so that the joint form never holds more than a slice of 2^m columns.
         for start in (0..n).step_by(1024) {
             let rows: Vec<usize> = (start..(start + 1024).min(n)).collect();
@@ -135,14 +102,8 @@ impl CellBank {
 
     /// The stored `p` of some rows, as an `f64` tensor.
     fn stored(&self, rows: &[usize]) -> Result<Tensor> {
-        let v: Vec<f64> = rows
-            .iter()
-            .flat_map(|&r| {
-                self.p[r * self.m..(r + 1) * self.m]
-                    .iter()
-                    .map(|&x| x as f64)
-            })
-            .collect();
+        let v: Vec<f64> =
+            rows.iter().flat_map(|&r| self.p[r * self.m..(r + 1) * self.m].iter().map(|&x| x as f64)).collect();
         Ok(Tensor::from_vec(v, (rows.len(), self.m), &Device::Cpu)?)
     }
 
@@ -183,11 +144,7 @@ impl CellBank {
         let d = self.d();
         let (cells, live) = self.cell_stats(&p, rows)?;
         let (_, old) = self.cell_stats(&self.stored(rows)?.to_device(dev)?, rows)?;
-        let idx = Tensor::from_vec(
-            cells.iter().map(|&c| c as u32).collect::<Vec<_>>(),
-            cells.len(),
-            dev,
-        )?;
+        let idx = Tensor::from_vec(cells.iter().map(|&c| c as u32).collect::<Vec<_>>(), cells.len(), dev)?;
         let base = Tensor::from_vec(self.sums.clone(), (self.counts.len(), d), dev)?;
         let swap = Swap {
             rows: rows.to_vec(),
@@ -238,8 +195,7 @@ impl CellBank {
     /// [`CellBank::penalty`] (no statistics are computed again).
     pub fn commit(&mut self, swap: Swap) {
         for (i, &r) in swap.rows.iter().enumerate() {
-            self.p[r * self.m..(r + 1) * self.m]
-                .copy_from_slice(&swap.p[i * self.m..(i + 1) * self.m]);
+            self.p[r * self.m..(r + 1) * self.m].copy_from_slice(&swap.p[i * self.m..(i + 1) * self.m]);
         }
         // Old out, new in, as two sums: the same arithmetic as rebuilding the rows' statistics.
         self.add(&swap.cells, &swap.old, -1.0);
@@ -290,16 +246,10 @@ mod tests {
                 for step in 0..3 {
                     let rows: Vec<usize> = (step * 7..step * 7 + 12).collect();
                     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(step as u64);
-                    let live: Vec<f32> = (0..rows.len() * m)
-                        .map(|_| rng.random_range(0.05..0.95))
-                        .collect();
+                    let live: Vec<f32> = (0..rows.len() * m).map(|_| rng.random_range(0.05..0.95)).collect();
                     let var = Var::from_tensor(
-                        &Tensor::from_vec(
-                            live.iter().map(|&v| v as f64).collect::<Vec<_>>(),
-                            (rows.len(), m),
-                            &dev,
-                        )
-                        .unwrap(),
+                        &Tensor::from_vec(live.iter().map(|&v| v as f64).collect::<Vec<_>>(), (rows.len(), m), &dev)
+                            .unwrap(),
                     )
                     .unwrap();
                     let (ours, swap) = bank.penalty(var.as_tensor(), &rows, conditional).unwrap();
@@ -309,10 +259,7 @@ mod tests {
                         if let Some(i) = rows.iter().position(|&x| x == r) {
                             parts.push(var.as_tensor().get(i).unwrap());
                         } else {
-                            let v: Vec<f64> = current[r * m..(r + 1) * m]
-                                .iter()
-                                .map(|&x| x as f64)
-                                .collect();
+                            let v: Vec<f64> = current[r * m..(r + 1) * m].iter().map(|&x| x as f64).collect();
                             parts.push(Tensor::from_vec(v, m, &dev).unwrap());
                         }
                     }
@@ -324,39 +271,16 @@ mod tests {
                         direct_f(&all, &groups).unwrap()
                     };
                     let (a, b) = (
-                        ours.to_dtype(DType::F64)
-                            .unwrap()
-                            .to_scalar::<f64>()
-                            .unwrap(),
+                        ours.to_dtype(DType::F64).unwrap().to_scalar::<f64>().unwrap(),
                         direct.to_scalar::<f64>().unwrap(),
                     );
-                    assert!(
-                        (a - b).abs() < 1e-5,
-                        "{form:?} conditional {conditional}: {a} vs {b}"
-                    );
-                    let g1 = ours
-                        .backward()
-                        .unwrap()
-                        .get(&var)
-                        .unwrap()
-                        .flatten_all()
-                        .unwrap()
-                        .to_vec1::<f64>()
-                        .unwrap();
-                    let g2 = direct
-                        .backward()
-                        .unwrap()
-                        .get(&var)
-                        .unwrap()
-                        .flatten_all()
-                        .unwrap()
-                        .to_vec1::<f64>()
-                        .unwrap();
+                    assert!((a - b).abs() < 1e-5, "{form:?} conditional {conditional}: {a} vs {b}");
+                    let g1 =
+                        ours.backward().unwrap().get(&var).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap();
+                    let g2 =
+                        direct.backward().unwrap().get(&var).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap();
                     for (u, v) in g1.iter().zip(&g2) {
-                        assert!(
-                            (u - v).abs() < 1e-6 * (1.0 + v.abs()),
-                            "{form:?}: gradient {u} vs {v}"
-                        );
+                        assert!((u - v).abs() < 1e-6 * (1.0 + v.abs()), "{form:?}: gradient {u} vs {v}");
                     }
                     bank.commit(swap);
                     for (i, &r) in rows.iter().enumerate() {

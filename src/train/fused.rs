@@ -1,52 +1,16 @@
 //! A fused CPU training step for tabular networks: forward, stable BCE, the per-neuron or exact joint
 //! penalty, and backward written out over `matrixmultiply` GEMMs and loops over contiguous buffers, with no
-//! graph and no per-operation allocation. Behind the same model ([`SqNet`] weights, the same RNG draws as
-//! [`SqNet::forward`] in training mode), chosen automatically on CPU; candle stays the general path and the
+//! graph and no per-operation allocation. Behind the same model ([`Net`] weights, the same RNG draws as
+//! [`Net::forward`] in training mode), chosen automatically on CPU; candle stays the general path and the
 //! reference: tests check that loss and gradients equal candle's for every option.
 
+use super::{LossForm, TrainConfig};
 use crate::error::Result;
-use crate::mi;
-use crate::model::{Activation, Estimator, ModelConfig, PreActivation, SqNet};
-use crate::train::{LossForm, Penalty, TrainConfig};
-use candle_core::{Device, Tensor};
+use crate::linalg::sgemm;
+use crate::model::{Activation, Estimator, ModelConfig, Net, PreActivation};
+use crate::penalty::{mi, Estimate, PenaltyKind, Target};
+use candle_core::Tensor;
 use rand::Rng;
-
-/// `C = op(A) op(B) (+ C when accumulate)` for row-major `f32` buffers (`m x k` times `k x n`).
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn sgemm(
-    m: usize,
-    k: usize,
-    n: usize,
-    a: &[f32],
-    a_t: bool,
-    b: &[f32],
-    b_t: bool,
-    c: &mut [f32],
-    accumulate: bool,
-) {
-    let (rsa, csa, rsb, csb) = mi::gemm_strides(m, k, n, a_t, b_t);
-    assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
-    let beta = if accumulate { 1.0 } else { 0.0 };
-    // SAFETY: the assert keeps every index of the three matrices inside its buffer.
-    unsafe {
-        matrixmultiply::sgemm(
-            m,
-            k,
-            n,
-            1.0,
-            a.as_ptr(),
-            rsa,
-            csa,
-            b.as_ptr(),
-            rsb,
-            csb,
-            beta,
-            c.as_mut_ptr(),
-            n as isize,
-            1,
-        );
-    }
-}
 
 /// `tanh` as a rational minimax approximation on `[-7.9, 7.9]` (the coefficients Eigen uses for `float`),
 /// relative error below 5e-7 against `f32::tanh` everywhere (tested), and 4x cheaper: libm's `tanhf` was a
@@ -60,9 +24,7 @@ pub fn tanh_fast(x: f32) -> f32 {
         * (4.893_524_6e-3
             + x2 * (6.372_619_3e-4
                 + x2 * (1.485_722_4e-5
-                    + x2 * (5.122_297e-8
-                        + x2 * (-8.604_671_5e-11
-                            + x2 * (2.000_187_9e-13 + x2 * -2.760_768_5e-16))))));
+                    + x2 * (5.122_297e-8 + x2 * (-8.604_671_5e-11 + x2 * (2.000_187_9e-13 + x2 * -2.760_768_5e-16))))));
     let q = 4.893_525_2e-3 + x2 * (2.268_434_6e-3 + x2 * (1.185_347_1e-4 + x2 * 1.198_258_4e-6));
     p / q
 }
@@ -83,7 +45,7 @@ pub struct FusedNet {
     cfg: ModelConfig,
     /// Widths: inputs, hidden layers, 1.
     dims: Vec<usize>,
-    /// Parameters in [`SqNet::vars`] order: `w0, b0, w1, b1, .., head_w, head_b` (`w` as `[in, out]`).
+    /// Parameters in [`Net::vars`] order: `w0, b0, w1, b1, .., head_w, head_b` (`w` as `[in, out]`).
     pub params: Vec<Vec<f32>>,
     /// Gradients, same layout, filled by [`FusedNet::step`].
     pub grads: Vec<Vec<f32>>,
@@ -95,26 +57,25 @@ pub struct FusedNet {
 }
 
 impl FusedNet {
-    /// True when the fused step implements this configuration: CPU, and no penalty other than the
-    /// unconditional per-neuron or joint MI.
-    pub fn supports(tc: &TrainConfig, device: &Device) -> bool {
-        device.is_cpu()
-            && !tc.conditional
-            && tc.estimate == crate::bank::Estimate::Batch
-            && matches!(tc.penalty, Penalty::PerNeuron | Penalty::Joint)
+    /// True when the fused step implements this configuration: a dense network with the binary head on
+    /// CPU, and no penalty other than the batch estimate of the per-neuron or joint MI for parity.
+    pub fn supports(tc: &TrainConfig, net: &Net) -> bool {
+        let p = &tc.penalty;
+        net.device().is_cpu()
+            && net.config().conv.is_none()
+            && net.config().n_outputs == 1
+            && p.target == Target::Parity
+            && p.estimate == Estimate::Batch
+            && matches!(p.kind, PenaltyKind::PerNeuron | PenaltyKind::Joint)
     }
 
     /// Copies the weights of `net`.
-    pub fn from_net(net: &SqNet) -> Result<Self> {
+    pub fn from_net(net: &Net) -> Result<Self> {
         let cfg = net.config().clone();
         let mut dims = vec![cfg.n_inputs];
         dims.extend(&cfg.hidden);
         if cfg.n_outputs != 1 {
-            return Err(crate::Error::option(
-                "--backend",
-                "auto",
-                "the fused step implements the binary head only",
-            ));
+            return Err(crate::Error::param("backend", "auto", "the fused step implements the binary head only"));
         }
         dims.push(1);
         let params = net
@@ -138,7 +99,7 @@ impl FusedNet {
     }
 
     /// Writes the weights back into `net`.
-    pub fn write_to(&self, net: &SqNet) -> Result<()> {
+    pub fn write_to(&self, net: &Net) -> Result<()> {
         for (var, p) in net.vars().iter().zip(&self.params) {
             var.set(&Tensor::from_slice(p, var.shape(), var.device())?)?;
         }
@@ -147,7 +108,7 @@ impl FusedNet {
 
     /// One training step's loss and gradients (into [`FusedNet::grads`]) on a batch: `x` row-major
     /// `n x d`, labels `y`, groups `s`. The uniforms of the binary samples are drawn from `rng` in the same
-    /// order as [`SqNet::forward`] draws them, so both paths see the same samples.
+    /// order as [`Net::forward`] draws them, so both paths see the same samples.
     #[allow(clippy::too_many_arguments)]
     pub fn step<R: Rng>(
         &mut self,
@@ -208,12 +169,7 @@ impl FusedNet {
         let mut ce = 0f64;
         let mut g_logit = vec![0f32; n];
         for i in 0..n {
-            let xl: f32 = hb
-                + h[i * last..(i + 1) * last]
-                    .iter()
-                    .zip(hw)
-                    .map(|(a, b)| a * b)
-                    .sum::<f32>();
+            let xl: f32 = hb + h[i * last..(i + 1) * last].iter().zip(hw).map(|(a, b)| a * b).sum::<f32>();
             let (xl64, yi) = (xl as f64, y[i] as f64);
             ce += xl64.max(0.0) - xl64 * yi + (-xl64.abs()).exp().ln_1p();
             let sig = 1.0 / (1.0 + (-xl64).exp());
@@ -226,8 +182,8 @@ impl FusedNet {
             let m = self.dims[mi_layer + 1];
             let p64: Vec<f64> = self.probs[mi_layer].iter().map(|&v| v as f64).collect();
             let want = gamma > 0.0;
-            match tc.penalty {
-                Penalty::Joint => mi::joint_mi_host(&p64, m, s, n_groups, want, true),
+            match tc.penalty.kind {
+                PenaltyKind::Joint => mi::joint_mi_host(&p64, m, s, n_groups, want, true),
                 _ => mi::per_neuron_mi_host(&p64, m, s, n_groups, want),
             }
         } else {
@@ -285,17 +241,7 @@ impl FusedNet {
                 }
             }
             let input: &[f32] = if l == 0 { x } else { &self.outs[l - 1] };
-            sgemm(
-                din,
-                n,
-                dout,
-                input,
-                true,
-                &self.g_z,
-                false,
-                &mut self.grads[2 * l],
-                false,
-            );
+            sgemm(din, n, dout, input, true, &self.g_z, false, &mut self.grads[2 * l], false);
             let gb = &mut self.grads[2 * l + 1];
             gb.iter_mut().for_each(|g| *g = 0.0);
             for i in 0..n {
@@ -306,17 +252,7 @@ impl FusedNet {
             if l > 0 {
                 self.g_h.clear();
                 self.g_h.resize(n * din, 0.0);
-                sgemm(
-                    n,
-                    dout,
-                    din,
-                    &self.g_z,
-                    false,
-                    &self.params[2 * l],
-                    true,
-                    &mut self.g_h,
-                    false,
-                );
+                sgemm(n, dout, din, &self.g_z, false, &self.params[2 * l], true, &mut self.g_h, false);
             }
         }
         Ok(StepLoss { loss, ce, penalty })
@@ -327,13 +263,15 @@ impl FusedNet {
 mod tests {
     use super::*;
     use crate::model::{bce_with_logits, Mode};
+    use crate::penalty::PenaltySpec;
+    use candle_core::Device;
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
 
     /// Candle's loss and gradients on the same weights and samples.
     #[allow(clippy::too_many_arguments)]
     fn candle_reference(
-        net: &SqNet,
+        net: &Net,
         x: &[f32],
         y: &[f32],
         s: &[u32],
@@ -352,34 +290,19 @@ mod tests {
         // The tensor form (not the fused op) is the reference.
         let groups = mi::group_onehot(s, k, &dev).unwrap();
         let p = out.probs.to_dtype(candle_core::DType::F64).unwrap();
-        let pen = match tc.penalty {
-            Penalty::Joint => mi::joint_mi_exact(&p, &groups),
+        let pen = match tc.penalty.kind {
+            PenaltyKind::Joint => mi::joint_mi_exact(&p, &groups),
             _ => mi::per_neuron_mi(&p, &groups),
         }
         .unwrap()
         .to_dtype(candle_core::DType::F32)
         .unwrap();
         let _ = labels;
-        let w_ce = if tc.loss_form == LossForm::Convex {
-            1.0 - gamma
-        } else {
-            1.0
-        };
+        let w_ce = if tc.loss_form == LossForm::Convex { 1.0 - gamma } else { 1.0 };
         let loss = ((ce * w_ce).unwrap() + (pen * gamma).unwrap()).unwrap();
         let grads = loss.backward().unwrap();
-        let g = net
-            .vars()
-            .iter()
-            .map(|v| {
-                grads
-                    .get(v)
-                    .unwrap()
-                    .flatten_all()
-                    .unwrap()
-                    .to_vec1::<f32>()
-                    .unwrap()
-            })
-            .collect();
+        let g =
+            net.vars().iter().map(|v| grads.get(v).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap()).collect();
         (loss.to_scalar::<f32>().unwrap() as f64, g)
     }
 
@@ -404,9 +327,7 @@ mod tests {
     fn fused_loss_and_gradients_equal_candle_for_every_option() {
         let mut data_rng = ChaCha8Rng::seed_from_u64(9);
         let (n, d, k) = (48, 5, 3);
-        let x: Vec<f32> = (0..n * d)
-            .map(|_| data_rng.random::<f32>() * 2.0 - 1.0)
-            .collect();
+        let x: Vec<f32> = (0..n * d).map(|_| data_rng.random::<f32>() * 2.0 - 1.0).collect();
         let y: Vec<f32> = (0..n).map(|i| (i % 3 == 0) as u8 as f32).collect();
         let s: Vec<u32> = (0..n).map(|i| (i % k) as u32).collect();
         let mut cases = 0;
@@ -414,10 +335,10 @@ mod tests {
             for pre_activation in [PreActivation::Tanh, PreActivation::Linear] {
                 for activation in [Activation::Tanh, Activation::Relu] {
                     for (penalty, stochastic) in [
-                        (Penalty::PerNeuron, vec![1]),
-                        (Penalty::Joint, vec![1]),
-                        (Penalty::PerNeuron, vec![0, 1]),
-                        (Penalty::PerNeuron, vec![]),
+                        (PenaltyKind::PerNeuron, vec![1]),
+                        (PenaltyKind::Joint, vec![1]),
+                        (PenaltyKind::PerNeuron, vec![0, 1]),
+                        (PenaltyKind::PerNeuron, vec![]),
                     ] {
                         for loss_form in [LossForm::Sum, LossForm::Convex] {
                             let cfg = ModelConfig {
@@ -429,16 +350,12 @@ mod tests {
                                 estimator,
                                 activation,
                                 n_outputs: 1,
+                                conv: None,
                             };
-                            let net = SqNet::new(
-                                &cfg,
-                                &Device::Cpu,
-                                &mut ChaCha8Rng::seed_from_u64(cases),
-                            )
-                            .unwrap();
+                            let net = Net::new(&cfg, &Device::Cpu, &mut ChaCha8Rng::seed_from_u64(cases)).unwrap();
                             let gamma = 0.7;
                             let tc = TrainConfig {
-                                penalty,
+                                penalty: PenaltySpec::new(penalty, Target::Parity),
                                 loss_form,
                                 gamma,
                                 ..TrainConfig::default()

@@ -18,6 +18,7 @@
 //! ```
 
 use crate::error::{Error, Result};
+use crate::linalg::gemm;
 use candle_core::{DType, Device, Tensor, D};
 use rand::Rng;
 use rayon::prelude::*;
@@ -61,10 +62,7 @@ pub fn per_neuron_mi(p: &Tensor, groups: &Tensor) -> Result<Tensor> {
     let (counts, weights) = group_weights(groups)?;
     let theta = p.mean(0)?;
     // [K, m]: group sums of p divided by group sizes (absent groups: 0 / 1, weighted by 0 below).
-    let theta_s = groups
-        .t()?
-        .matmul(p)?
-        .broadcast_div(&counts.clamp(1.0, f64::MAX)?.unsqueeze(1)?)?;
+    let theta_s = groups.t()?.matmul(p)?.broadcast_div(&counts.clamp(1.0, f64::MAX)?.unsqueeze(1)?)?;
     let h = binary_entropy_bits(&theta)?.sum_all()?;
     let h_s = binary_entropy_bits(&theta_s)?.sum(1)?;
     Ok((h - (weights * h_s)?.sum_all()?)?)
@@ -75,10 +73,7 @@ pub fn per_neuron_mi(p: &Tensor, groups: &Tensor) -> Result<Tensor> {
 /// `f64`. Equal to [`per_neuron_mi`] in value and gradient (tested); used as the training penalty on CPU,
 /// where it replaces about sixty small tensor operations per step.
 pub fn per_neuron_mi_fused(p: &Tensor, s: &[u32], n_groups: usize) -> Result<Tensor> {
-    Ok(p.apply_op1(PerNeuronMiOp {
-        s: s.to_vec(),
-        n_groups,
-    })?)
+    Ok(p.apply_op1(PerNeuronMiOp { s: s.to_vec(), n_groups })?)
 }
 
 struct PerNeuronMiOp {
@@ -125,23 +120,14 @@ fn h_prime_bits(q: f64) -> f64 {
 /// The per-neuron MI of a row-major `n x m` host matrix `p` and, with `want_grad`, its gradient
 /// `dI/dp_ij = (h'(theta_j) - h'(theta_j^{s_i})) / n` (DESIGN section 2). Shared by the fused tensor
 /// operation and the fused tabular trainer.
-pub fn per_neuron_mi_host(
-    p: &[f64],
-    m: usize,
-    s: &[u32],
-    k: usize,
-    want_grad: bool,
-) -> (f64, Vec<f64>) {
+pub fn per_neuron_mi_host(p: &[f64], m: usize, s: &[u32], k: usize, want_grad: bool) -> (f64, Vec<f64>) {
     let n = s.len();
     let (theta, theta_s, counts) = neuron_means(p, m, s, k);
     let mut value: f64 = theta.iter().map(|&t| h_bits(t)).sum();
     for g in 0..k {
         let w = counts[g] / n as f64;
         if w > 0.0 {
-            value -= w * theta_s[g * m..(g + 1) * m]
-                .iter()
-                .map(|&t| h_bits(t))
-                .sum::<f64>();
+            value -= w * theta_s[g * m..(g + 1) * m].iter().map(|&t| h_bits(t)).sum::<f64>();
         }
     }
     if !want_grad {
@@ -170,19 +156,15 @@ fn scalar_op_forward(
 ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
     use candle_core::CpuStorage as C;
     let (n, m) = layout.shape().dims2()?;
-    let (start, end) = layout
-        .contiguous_offsets()
-        .ok_or_else(|| candle_core::Error::Msg(format!("{name} needs a contiguous p")))?;
+    let (start, end) =
+        layout.contiguous_offsets().ok_or_else(|| candle_core::Error::Msg(format!("{name} needs a contiguous p")))?;
     let p: Vec<f64> = match storage {
         C::F32(v) => v[start..end].iter().map(|&x| x as f64).collect(),
         C::F64(v) => v[start..end].to_vec(),
         _ => return Err(candle_core::Error::Msg(format!("{name} needs f32 or f64"))),
     };
     if s.len() != n {
-        return Err(candle_core::Error::Msg(format!(
-            "{name}: {} groups for {n} rows",
-            s.len()
-        )));
+        return Err(candle_core::Error::Msg(format!("{name}: {} groups for {n} rows", s.len())));
     }
     let v = value(&p, m);
     let out = match storage {
@@ -212,12 +194,7 @@ impl candle_core::CustomOp1 for PerNeuronMiOp {
         })
     }
 
-    fn bwd(
-        &self,
-        arg: &Tensor,
-        _res: &Tensor,
-        grad_res: &Tensor,
-    ) -> candle_core::Result<Option<Tensor>> {
+    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> candle_core::Result<Option<Tensor>> {
         let (p, m) = host_p(arg)?;
         let n = self.s.len();
         let (_, grad) = per_neuron_mi_host(&p, m, &self.s, self.n_groups, true);
@@ -265,10 +242,7 @@ pub fn code_distributions(p: &Tensor, groups: &Tensor) -> Result<Tensor> {
 /// `A`, and a reverse pass through each row's doubling gives the derivative of the Kronecker products.
 /// Equal to [`joint_mi_exact`] in value and gradient (tested).
 pub fn joint_mi_fused(p: &Tensor, s: &[u32], n_groups: usize) -> Result<Tensor> {
-    Ok(p.apply_op1(JointMiOp {
-        s: s.to_vec(),
-        n_groups,
-    })?)
+    Ok(p.apply_op1(JointMiOp { s: s.to_vec(), n_groups })?)
 }
 
 struct JointMiOp {
@@ -303,13 +277,7 @@ fn doubling_into(p: &[f64], levels: &mut [f64]) -> usize {
 }
 
 /// Reverse of [`doubling`]: from the gradient `g` of the last level, the gradient of each `p_j`.
-fn doubling_backward(
-    p: &[f64],
-    levels: &[f64],
-    g: &[f64],
-    out: &mut [f64],
-    scratch: &mut (Vec<f64>, Vec<f64>),
-) {
+fn doubling_backward(p: &[f64], levels: &[f64], g: &[f64], out: &mut [f64], scratch: &mut (Vec<f64>, Vec<f64>)) {
     let (grad, next) = scratch;
     grad.clear();
     grad.extend_from_slice(g);
@@ -322,103 +290,6 @@ fn doubling_backward(
         next.clear();
         next.extend((0..h).map(|c| lo[c] * (1.0 - p[j]) + hi[c] * p[j]));
         std::mem::swap(grad, next);
-    }
-}
-
-/// Row and column strides of `op(A)` (`m x k`) and `op(B)` (`k x n`) in their row-major buffers, `op` a
-/// transpose when asked: the layout arguments of `matrixmultiply`'s GEMMs.
-pub(crate) fn gemm_strides(
-    m: usize,
-    k: usize,
-    n: usize,
-    a_t: bool,
-    b_t: bool,
-) -> (isize, isize, isize, isize) {
-    let (rsa, csa) = if a_t {
-        (1, m as isize)
-    } else {
-        (k as isize, 1)
-    };
-    let (rsb, csb) = if b_t {
-        (1, k as isize)
-    } else {
-        (n as isize, 1)
-    };
-    (rsa, csa, rsb, csb)
-}
-
-/// `C = alpha * op(A) * op(B)` for row-major buffers, `op` a transpose when asked. With `single`, the
-/// product runs in `f32` (inputs rounded, result widened): twice as fast, for the `f32` training step.
-#[allow(clippy::too_many_arguments)]
-fn gemm(
-    single: bool,
-    m: usize,
-    k: usize,
-    n: usize,
-    alpha: f64,
-    a: &[f64],
-    a_t: bool,
-    b: &[f64],
-    b_t: bool,
-    c: &mut [f64],
-) {
-    let (rsa, csa, rsb, csb) = gemm_strides(m, k, n, a_t, b_t);
-    assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
-    if single {
-        thread_local! {
-            // Reused across calls: the training step calls this three times per group and batch.
-            static SCRATCH: std::cell::RefCell<(Vec<f32>, Vec<f32>, Vec<f32>)> = Default::default();
-        }
-        SCRATCH.with(|cell| {
-            let (a32, b32, c32) = &mut *cell.borrow_mut();
-            a32.clear();
-            a32.extend(a[..m * k].iter().map(|&v| v as f32));
-            b32.clear();
-            b32.extend(b[..k * n].iter().map(|&v| v as f32));
-            c32.resize(m * n, 0.0);
-            // SAFETY: the buffers hold exactly the matrices the strides describe (checked above).
-            unsafe {
-                matrixmultiply::sgemm(
-                    m,
-                    k,
-                    n,
-                    alpha as f32,
-                    a32.as_ptr(),
-                    rsa,
-                    csa,
-                    b32.as_ptr(),
-                    rsb,
-                    csb,
-                    0.0,
-                    c32.as_mut_ptr(),
-                    n as isize,
-                    1,
-                );
-            }
-            for (dst, v) in c.iter_mut().zip(c32.iter()) {
-                *dst = *v as f64;
-            }
-        });
-        return;
-    }
-    // SAFETY: the assert above keeps every index of the three matrices inside its buffer.
-    unsafe {
-        matrixmultiply::dgemm(
-            m,
-            k,
-            n,
-            alpha,
-            a.as_ptr(),
-            rsa,
-            csa,
-            b.as_ptr(),
-            rsb,
-            csb,
-            0.0,
-            c.as_mut_ptr(),
-            n as isize,
-            1,
-        );
     }
 }
 
@@ -459,12 +330,13 @@ impl JointForward {
         let (mut a, mut b) = (vec![0f64; n * c1], vec![0f64; n * c2]);
         // Rows are independent: double them in parallel (large batches, whole test splits).
         let fill = |out: &mut [f64], width: usize, lo: usize, hi: usize| {
-            out.par_chunks_mut(width)
-                .zip(order.par_iter())
-                .for_each_init(Vec::new, |levels: &mut Vec<f64>, (dst, &i)| {
+            out.par_chunks_mut(width).zip(order.par_iter()).for_each_init(
+                Vec::new,
+                |levels: &mut Vec<f64>, (dst, &i)| {
                     let off = doubling(&p[i * m + lo..i * m + hi], levels);
                     dst.copy_from_slice(&levels[off..]);
-                });
+                },
+            );
         };
         let levels = if n >= 1024 {
             fill(&mut a, c1, 0, m1);
@@ -510,18 +382,7 @@ impl JointForward {
                 *mv += weights[g] * dv;
             }
         }
-        JointForward {
-            m1,
-            m2,
-            order,
-            bounds,
-            a,
-            b,
-            dists,
-            marginal,
-            weights,
-            levels,
-        }
+        JointForward { m1, m2, order, bounds, a, b, dists, marginal, weights, levels }
     }
 
     fn value(&self) -> f64 {
@@ -532,8 +393,7 @@ impl JointForward {
     /// 1e-300), computed once for both the value and the gradient.
     fn value_and_logs(&self, keep: bool) -> (f64, Vec<Vec<f64>>, Vec<f64>) {
         let logs = |d: &[f64]| -> Vec<f64> { d.iter().map(|&v| v.max(1e-300).log2()).collect() };
-        let h =
-            |d: &[f64], l: &[f64]| -> f64 { -d.iter().zip(l).map(|(v, lv)| v * lv).sum::<f64>() };
+        let h = |d: &[f64], l: &[f64]| -> f64 { -d.iter().zip(l).map(|(v, lv)| v * lv).sum::<f64>() };
         let log_m = logs(&self.marginal);
         let mut i = h(&self.marginal, &log_m);
         let mut log_d = Vec::with_capacity(self.dists.len());
@@ -554,12 +414,7 @@ impl JointForward {
 /// shares and the joint MI of a row-major `n x m` host matrix `p`: the same numbers as
 /// [`code_distributions`] and [`joint_mi_exact`], computed on the host with rows doubled in parallel and one
 /// `f64` GEMM per group (the evaluation path; a test compares the two).
-pub fn joint_mi_host_distributions(
-    p: &[f64],
-    m: usize,
-    s: &[u32],
-    k: usize,
-) -> (f64, Vec<Vec<f64>>, Vec<f64>) {
+pub fn joint_mi_host_distributions(p: &[f64], m: usize, s: &[u32], k: usize) -> (f64, Vec<Vec<f64>>, Vec<f64>) {
     let f = JointForward::new(p, m, s, k, false);
     let value = f.value();
     (value, f.dists, f.weights)
@@ -568,14 +423,7 @@ pub fn joint_mi_host_distributions(
 /// The exact joint MI of a row-major `n x m` host matrix `p` and, with `want_grad`, its gradient (the
 /// closed form of [`joint_mi_fused`]). Shared by the fused tensor operation (in `f64`) and the fused
 /// tabular trainer (with `single`: its GEMMs in `f32`, like the rest of that step; entropies stay `f64`).
-pub fn joint_mi_host(
-    p: &[f64],
-    m: usize,
-    s: &[u32],
-    k: usize,
-    want_grad: bool,
-    single: bool,
-) -> (f64, Vec<f64>) {
+pub fn joint_mi_host(p: &[f64], m: usize, s: &[u32], k: usize, want_grad: bool, single: bool) -> (f64, Vec<f64>) {
     let n = s.len();
     let f = JointForward::new(p, m, s, k, single);
     let (value, log_d, log_m) = f.value_and_logs(want_grad);
@@ -594,38 +442,12 @@ pub fn joint_mi_host(
             continue;
         }
         // L_s(t) = log2(P(t | s) / P(t)), scaled by 1/n.
-        let l: Vec<f64> = log_d[g]
-            .iter()
-            .zip(&log_m)
-            .map(|(ls, lm)| (ls - lm) / n as f64)
-            .collect();
+        let l: Vec<f64> = log_d[g].iter().zip(&log_m).map(|(ls, lm)| (ls - lm) / n as f64).collect();
         u.resize(n_s * c1, 0.0);
         v.resize(n_s * c2, 0.0);
         // U = B_s L^T (n_s x c1), V = A_s L (n_s x c2).
-        gemm(
-            single,
-            n_s,
-            c2,
-            c1,
-            1.0,
-            &f.b[lo * c2..hi * c2],
-            false,
-            &l,
-            true,
-            &mut u,
-        );
-        gemm(
-            single,
-            n_s,
-            c1,
-            c2,
-            1.0,
-            &f.a[lo * c1..hi * c1],
-            false,
-            &l,
-            false,
-            &mut v,
-        );
+        gemm(single, n_s, c2, c1, 1.0, &f.b[lo * c2..hi * c2], false, &l, true, &mut u);
+        gemm(single, n_s, c1, c2, 1.0, &f.a[lo * c1..hi * c1], false, &l, false, &mut v);
         let (la, lb) = (2 * c1 - 1, 2 * c2 - 1);
         for r in 0..n_s {
             let i = f.order[lo + r];
@@ -638,13 +460,7 @@ pub fn joint_mi_host(
                     &levels
                 }
             };
-            doubling_backward(
-                &row[..f.m1],
-                level_a,
-                &u[r * c1..(r + 1) * c1],
-                &mut out[..f.m1],
-                &mut scratch,
-            );
+            doubling_backward(&row[..f.m1], level_a, &u[r * c1..(r + 1) * c1], &mut out[..f.m1], &mut scratch);
             let level_b: &[f64] = match &f.levels {
                 Some((_, lv_b)) => &lv_b[(lo + r) * lb..(lo + r + 1) * lb],
                 None => {
@@ -652,13 +468,7 @@ pub fn joint_mi_host(
                     &levels
                 }
             };
-            doubling_backward(
-                &row[f.m1..],
-                level_b,
-                &v[r * c2..(r + 1) * c2],
-                &mut out[f.m1..],
-                &mut scratch,
-            );
+            doubling_backward(&row[f.m1..], level_b, &v[r * c2..(r + 1) * c2], &mut out[f.m1..], &mut scratch);
         }
     }
     (value, grad)
@@ -679,12 +489,7 @@ impl candle_core::CustomOp1 for JointMiOp {
         })
     }
 
-    fn bwd(
-        &self,
-        arg: &Tensor,
-        _res: &Tensor,
-        grad_res: &Tensor,
-    ) -> candle_core::Result<Option<Tensor>> {
+    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> candle_core::Result<Option<Tensor>> {
         let (p, m) = host_p(arg)?;
         let n = self.s.len();
         let (_, grad) = joint_mi_host(&p, m, &self.s, self.n_groups, true, false);
@@ -749,22 +554,14 @@ pub fn pairwise_kl_mi(p: &Tensor, groups: &Tensor) -> Result<Tensor> {
 
 /// `I(T; S | Y) = sum_y P(y) I(T; S | Y = y)` for any of the MI functions above: the rows of each label
 /// (labels `y` in `0..n_labels`) are taken apart, labels absent from the rows contribute nothing.
-pub fn conditional<F>(
-    f: F,
-    p: &Tensor,
-    groups: &Tensor,
-    y: &[u32],
-    n_labels: usize,
-) -> Result<Tensor>
+pub fn conditional<F>(f: F, p: &Tensor, groups: &Tensor, y: &[u32], n_labels: usize) -> Result<Tensor>
 where
     F: Fn(&Tensor, &Tensor) -> Result<Tensor>,
 {
     let n = y.len() as f64;
     let mut total = Tensor::zeros((), p.dtype(), p.device())?;
     for label in 0..n_labels as u32 {
-        let rows: Vec<u32> = (0..y.len() as u32)
-            .filter(|&i| y[i as usize] == label)
-            .collect();
+        let rows: Vec<u32> = (0..y.len() as u32).filter(|&i| y[i as usize] == label).collect();
         if rows.is_empty() {
             continue;
         }
@@ -777,7 +574,7 @@ where
 
 /// A Monte-Carlo estimate and its standard error.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Estimate {
+pub struct McEstimate {
     /// The mean.
     pub mean: f64,
     /// Its standard error.
@@ -794,14 +591,10 @@ pub fn joint_mi_monte_carlo<R: Rng>(
     n_groups: usize,
     draws: usize,
     rng: &mut R,
-) -> Result<Estimate> {
+) -> Result<McEstimate> {
     let n = s.len();
     if n == 0 || p.len() != n * m || draws < 2 {
-        return Err(Error::option(
-            "--mc-samples",
-            draws,
-            "needs at least 2 draws and a non-empty p of shape n x m",
-        ));
+        return Err(Error::param("mc_samples", draws, "needs at least 2 draws and a non-empty p of shape n x m"));
     }
     let lp: Vec<f64> = p.iter().map(|v| v.ln()).collect();
     let l1p: Vec<f64> = p.iter().map(|v| (1.0 - v).ln()).collect();
@@ -823,26 +616,20 @@ pub fn joint_mi_monte_carlo<R: Rng>(
             let ll: Vec<f64> = (0..n)
                 .map(|k| {
                     let (a, b) = (&lp[k * m..(k + 1) * m], &l1p[k * m..(k + 1) * m]);
-                    t.iter()
-                        .enumerate()
-                        .map(|(j, &tj)| if tj { a[j] } else { b[j] })
-                        .sum()
+                    t.iter().enumerate().map(|(j, &tj)| if tj { a[j] } else { b[j] }).sum()
                 })
                 .collect();
             let g = s[*i];
             let all = log_sum_exp(ll.iter().copied()) - (n as f64).ln();
-            let own = log_sum_exp(ll.iter().zip(s).filter(|(_, &sk)| sk == g).map(|(v, _)| *v))
-                - counts[g as usize].ln();
+            let own =
+                log_sum_exp(ll.iter().zip(s).filter(|(_, &sk)| sk == g).map(|(v, _)| *v)) - counts[g as usize].ln();
             (own - all) / std::f64::consts::LN_2
         })
         .collect();
     let d = terms.len() as f64;
     let mean = terms.iter().sum::<f64>() / d;
     let var = terms.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (d - 1.0);
-    Ok(Estimate {
-        mean,
-        stderr: (var / d).sqrt(),
-    })
+    Ok(McEstimate { mean, stderr: (var / d).sqrt() })
 }
 
 fn log_sum_exp(values: impl Iterator<Item = f64> + Clone) -> f64 {
@@ -871,12 +658,7 @@ mod tests {
         let mut h_cond = 0.0;
         let mut marginal = vec![0.0; 1 << m];
         for g in 0..k as u32 {
-            let rows: Vec<&Vec<f64>> = p
-                .iter()
-                .zip(s)
-                .filter(|(_, &sg)| sg == g)
-                .map(|(r, _)| r)
-                .collect();
+            let rows: Vec<&Vec<f64>> = p.iter().zip(s).filter(|(_, &sg)| sg == g).map(|(r, _)| r).collect();
             if rows.is_empty() {
                 continue;
             }
@@ -884,11 +666,7 @@ mod tests {
             for (code, slot) in marginal.iter_mut().enumerate() {
                 let prob: f64 = rows
                     .iter()
-                    .map(|r| {
-                        (0..m)
-                            .map(|j| if code >> j & 1 == 1 { r[j] } else { 1.0 - r[j] })
-                            .product::<f64>()
-                    })
+                    .map(|r| (0..m).map(|j| if code >> j & 1 == 1 { r[j] } else { 1.0 - r[j] }).product::<f64>())
                     .sum::<f64>()
                     / rows.len() as f64;
                 *slot += prob * rows.len() as f64 / n;
@@ -898,11 +676,7 @@ mod tests {
             }
             h_cond += rows.len() as f64 / n * h;
         }
-        let h: f64 = marginal
-            .iter()
-            .filter(|&&q| q > 0.0)
-            .map(|q| -q * q.log2())
-            .sum();
+        let h: f64 = marginal.iter().filter(|&&q| q > 0.0).map(|q| -q * q.log2()).sum();
         h - h_cond
     }
 
@@ -911,21 +685,14 @@ mod tests {
         let s: Vec<u32> = (0..n).map(|_| rng.random_range(0..k as u32)).collect();
         let p = s
             .iter()
-            .map(|&g| {
-                (0..m)
-                    .map(|_| (rng.random::<f64>() * 0.6 + 0.1 * g as f64).min(0.999))
-                    .collect()
-            })
+            .map(|&g| (0..m).map(|_| (rng.random::<f64>() * 0.6 + 0.1 * g as f64).min(0.999)).collect())
             .collect();
         (p, s)
     }
 
     fn tensors(p: &[Vec<f64>], s: &[u32], k: usize) -> (Tensor, Tensor) {
         let flat: Vec<f64> = p.iter().flatten().copied().collect();
-        (
-            to_tensor(&flat, p[0].len(), &Device::Cpu).unwrap(),
-            group_onehot(s, k, &Device::Cpu).unwrap(),
-        )
+        (to_tensor(&flat, p[0].len(), &Device::Cpu).unwrap(), group_onehot(s, k, &Device::Cpu).unwrap())
     }
 
     fn scalar(t: Tensor) -> f64 {
@@ -937,9 +704,8 @@ mod tests {
         for (seed, k) in [(1, 2), (2, 3), (3, 5)] {
             let (p, s) = random_case(seed, 40, 4, k);
             let (pt, g) = tensors(&p, &s, k);
-            let expected: f64 = (0..4)
-                .map(|j| brute_joint(&p.iter().map(|r| vec![r[j]]).collect::<Vec<_>>(), &s, k))
-                .sum();
+            let expected: f64 =
+                (0..4).map(|j| brute_joint(&p.iter().map(|r| vec![r[j]]).collect::<Vec<_>>(), &s, k)).sum();
             assert!((scalar(per_neuron_mi(&pt, &g).unwrap()) - expected).abs() < 1e-10);
         }
     }
@@ -962,8 +728,7 @@ mod tests {
         assert!(scalar(per_neuron_mi(&pt, &g).unwrap()).abs() < 1e-9);
         assert!((scalar(joint_mi_exact(&pt, &g).unwrap()) - 1.0).abs() < 1e-9);
         let flat: Vec<f64> = p.iter().flatten().copied().collect();
-        let mc =
-            joint_mi_monte_carlo(&flat, 2, &s, 2, 200, &mut ChaCha8Rng::seed_from_u64(0)).unwrap();
+        let mc = joint_mi_monte_carlo(&flat, 2, &s, 2, 200, &mut ChaCha8Rng::seed_from_u64(0)).unwrap();
         assert!((mc.mean - 1.0).abs() < 1e-9 && mc.stderr < 1e-9);
     }
 
@@ -977,8 +742,7 @@ mod tests {
         assert!(scalar(per_neuron_mi(&pt, &g).unwrap()).abs() < 1e-10);
         assert!(scalar(joint_mi_exact(&pt, &g).unwrap()).abs() < 1e-10);
         let flat: Vec<f64> = p.iter().flatten().copied().collect();
-        let mc =
-            joint_mi_monte_carlo(&flat, 5, &s, 3, 300, &mut ChaCha8Rng::seed_from_u64(1)).unwrap();
+        let mc = joint_mi_monte_carlo(&flat, 5, &s, 3, 300, &mut ChaCha8Rng::seed_from_u64(1)).unwrap();
         assert!(mc.mean.abs() < 1e-10);
     }
 
@@ -989,14 +753,9 @@ mod tests {
             let (pt, g) = tensors(&p, &s, k);
             let exact = scalar(joint_mi_exact(&pt, &g).unwrap());
             let flat: Vec<f64> = p.iter().flatten().copied().collect();
-            let mc =
-                joint_mi_monte_carlo(&flat, m, &s, k, 4000, &mut ChaCha8Rng::seed_from_u64(seed))
-                    .unwrap();
+            let mc = joint_mi_monte_carlo(&flat, m, &s, k, 4000, &mut ChaCha8Rng::seed_from_u64(seed)).unwrap();
             assert!(exact > 0.01, "the case must carry information: {exact}");
-            assert!(
-                (mc.mean - exact).abs() < 3.0 * mc.stderr,
-                "exact {exact} mc {mc:?}"
-            );
+            assert!((mc.mean - exact).abs() < 3.0 * mc.stderr, "exact {exact} mc {mc:?}");
         }
     }
 
@@ -1020,24 +779,13 @@ mod tests {
             let flat: Vec<f64> = p.iter().flatten().copied().collect();
             let g = group_onehot(&s, k + 1, &Device::Cpu).unwrap(); // one absent group
             for dtype in [DType::F64, DType::F32] {
-                let var = candle_core::Var::from_tensor(
-                    &to_tensor(&flat, 6, &Device::Cpu)
-                        .unwrap()
-                        .to_dtype(dtype)
-                        .unwrap(),
-                )
-                .unwrap();
+                let var =
+                    candle_core::Var::from_tensor(&to_tensor(&flat, 6, &Device::Cpu).unwrap().to_dtype(dtype).unwrap())
+                        .unwrap();
                 let fused = per_neuron_mi_fused(var.as_tensor(), &s, k + 1).unwrap();
-                let reference =
-                    per_neuron_mi(&var.as_tensor().to_dtype(DType::F64).unwrap(), &g).unwrap();
-                let (a, b) = (
-                    fused
-                        .to_dtype(DType::F64)
-                        .unwrap()
-                        .to_scalar::<f64>()
-                        .unwrap(),
-                    scalar(reference.clone()),
-                );
+                let reference = per_neuron_mi(&var.as_tensor().to_dtype(DType::F64).unwrap(), &g).unwrap();
+                let (a, b) =
+                    (fused.to_dtype(DType::F64).unwrap().to_scalar::<f64>().unwrap(), scalar(reference.clone()));
                 let tol = if dtype == DType::F64 { 1e-12 } else { 1e-6 };
                 assert!((a - b).abs() < tol * (1.0 + b.abs()), "{a} vs {b}");
                 let ga: Vec<f64> = (fused * 3.0)
@@ -1079,12 +827,7 @@ mod tests {
         let s: Vec<u32> = (0..20).map(|i| (i / 10) as u32).collect();
         let (pt, g) = tensors(&p, &s, 2);
         assert!(scalar(pairwise_kl_mi(&pt, &g).unwrap()).abs() < 1e-9);
-        let xor = vec![
-            vec![1e-9, 1e-9],
-            vec![1.0 - 1e-9, 1.0 - 1e-9],
-            vec![1e-9, 1.0 - 1e-9],
-            vec![1.0 - 1e-9, 1e-9],
-        ];
+        let xor = vec![vec![1e-9, 1e-9], vec![1.0 - 1e-9, 1.0 - 1e-9], vec![1e-9, 1.0 - 1e-9], vec![1.0 - 1e-9, 1e-9]];
         let (pt, g) = tensors(&xor, &[0, 0, 1, 1], 2);
         // The 1e-6 clamp leaves e^-KL ~ 1e-6 between codes one bit apart: about 3e-6 bits below 1.
         assert!((scalar(pairwise_kl_mi(&pt, &g).unwrap()) - 1.0).abs() < 1e-5);
@@ -1094,23 +837,13 @@ mod tests {
             let shifted: Vec<Vec<f64>> = p
                 .iter()
                 .zip(&s)
-                .map(|(r, &g)| {
-                    r.iter()
-                        .map(|v| (v + 0.05 * seed as f64 * g as f64).min(0.99))
-                        .collect()
-                })
+                .map(|(r, &g)| r.iter().map(|v| (v + 0.05 * seed as f64 * g as f64).min(0.99)).collect())
                 .collect();
             let (pt, g) = tensors(&shifted, &s, 2);
-            pairs.push((
-                scalar(joint_mi_exact(&pt, &g).unwrap()),
-                scalar(pairwise_kl_mi(&pt, &g).unwrap()),
-            ));
+            pairs.push((scalar(joint_mi_exact(&pt, &g).unwrap()), scalar(pairwise_kl_mi(&pt, &g).unwrap())));
         }
         pairs.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap());
-        assert!(
-            pairs.windows(2).filter(|w| w[1].1 > w[0].1).count() >= 4,
-            "{pairs:?}"
-        );
+        assert!(pairs.windows(2).filter(|w| w[1].1 > w[0].1).count() >= 4, "{pairs:?}");
     }
 
     #[test]
@@ -1135,23 +868,13 @@ mod tests {
             let (p, s) = random_case(seed, 37, m, k);
             let flat: Vec<f64> = p.iter().flatten().copied().collect();
             let g = group_onehot(&s, k + 1, &Device::Cpu).unwrap(); // one absent group
-            let var =
-                candle_core::Var::from_tensor(&to_tensor(&flat, m, &Device::Cpu).unwrap()).unwrap();
+            let var = candle_core::Var::from_tensor(&to_tensor(&flat, m, &Device::Cpu).unwrap()).unwrap();
             let fused = joint_mi_fused(var.as_tensor(), &s, k + 1).unwrap();
             let reference = joint_mi_exact(var.as_tensor(), &g).unwrap();
             let (a, b) = (scalar(fused.clone()), scalar(reference.clone()));
             assert!((a - b).abs() < 1e-12, "m={m}: {a} vs {b}");
             let grad = |t: Tensor| -> Vec<f64> {
-                (t * 2.0)
-                    .unwrap()
-                    .backward()
-                    .unwrap()
-                    .get(&var)
-                    .unwrap()
-                    .flatten_all()
-                    .unwrap()
-                    .to_vec1()
-                    .unwrap()
+                (t * 2.0).unwrap().backward().unwrap().get(&var).unwrap().flatten_all().unwrap().to_vec1().unwrap()
             };
             for (x, y) in grad(fused).iter().zip(&grad(reference)) {
                 assert!((x - y).abs() < 1e-10 * (1.0 + y.abs()), "m={m}: {x} vs {y}");
@@ -1182,20 +905,13 @@ mod tests {
         let (p, s) = random_case(12, 12, 3, 3);
         let flat: Vec<f64> = p.iter().flatten().copied().collect();
         let g = group_onehot(&s, 3, &Device::Cpu).unwrap();
-        let var =
-            candle_core::Var::from_tensor(&to_tensor(&flat, 3, &Device::Cpu).unwrap()).unwrap();
+        let var = candle_core::Var::from_tensor(&to_tensor(&flat, 3, &Device::Cpu).unwrap()).unwrap();
         let fused = |p: &Tensor, _: &Tensor| joint_mi_fused(p, &s, 3);
         type MiFn<'a> = &'a dyn Fn(&Tensor, &Tensor) -> Result<Tensor>;
         let fs: [MiFn; 4] = [&per_neuron_mi, &joint_mi_exact, &pairwise_kl_mi, &fused];
         for f in fs {
             let grads = f(var.as_tensor(), &g).unwrap().backward().unwrap();
-            let grad: Vec<f64> = grads
-                .get(&var)
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .to_vec1()
-                .unwrap();
+            let grad: Vec<f64> = grads.get(&var).unwrap().flatten_all().unwrap().to_vec1().unwrap();
             let h = 1e-6;
             for idx in 0..flat.len() {
                 let eval = |delta: f64| {
@@ -1204,11 +920,7 @@ mod tests {
                     scalar(f(&to_tensor(&q, 3, &Device::Cpu).unwrap(), &g).unwrap())
                 };
                 let fd = (eval(h) - eval(-h)) / (2.0 * h);
-                assert!(
-                    (fd - grad[idx]).abs() < 1e-6 * (1.0 + fd.abs()),
-                    "idx {idx}: fd {fd} vs {}",
-                    grad[idx]
-                );
+                assert!((fd - grad[idx]).abs() < 1e-6 * (1.0 + fd.abs()), "idx {idx}: fd {fd} vs {}", grad[idx]);
             }
         }
     }

@@ -1,90 +1,21 @@
-//! Evaluation of a trained network on the held-out split (DESIGN section 5) and its presentation: the
-//! metrics JSON and a readable table.
+//! Evaluation of a binary task (tables; docs/design.md, section 5): task metrics, fairness gaps, probes,
+//! information and certificate on the test split, the metrics JSON and a readable table; and the `mi`
+//! report.
 
-use crate::certificate::{self, CAVEAT};
+use super::certificate::{self, CAVEAT};
+use super::metrics::{self, mean_std};
+use super::probes::{self, ProbeScore, Repr};
+use super::{nullable, EvalOptions, RunInfo};
 use crate::data::{Dataset, Prepared};
 use crate::error::Result;
-use crate::metrics::{self, mean_std};
-use crate::mi::{self, DEFAULT_M_MAX};
-use crate::model::{Inference, Mode, SqNet};
-use crate::probes::{self, ProbeScore, Repr};
-use crate::train::{rng, streams};
+use crate::model::{Inference, Mode, Net};
+use crate::penalty::mi;
+use crate::progress::{Event, Observer};
+use crate::rng::{rng, Stream};
 use candle_core::{DType, Tensor};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
-
-/// `f64` fields that may be undefined: `NaN` is written as `null` and `null` read back as `NaN`.
-pub mod nullable {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    /// Writes `NaN` as `null`.
-    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
-        if v.is_nan() {
-            s.serialize_none()
-        } else {
-            s.serialize_f64(*v)
-        }
-    }
-
-    /// Reads `null` as `NaN`.
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
-        Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
-    }
-}
-
-/// Evaluation options.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct EvalOptions {
-    /// What the stochastic layers emit for the task and fairness metrics.
-    pub inference: Inference,
-    /// Independent draws of one code per row in `sample` mode (and for the probes on sampled codes).
-    pub draws: usize,
-    /// Monte-Carlo draws of the joint MI when the layer is too wide to enumerate.
-    pub mc_samples: usize,
-    /// Widest layer whose joint MI is enumerated exactly.
-    pub m_max: usize,
-    /// Trees of the forest probe.
-    pub forest_trees: usize,
-    /// Seed of the evaluation's samples and probes.
-    pub seed: u64,
-}
-
-impl Default for EvalOptions {
-    fn default() -> Self {
-        EvalOptions {
-            inference: Inference::Sample,
-            draws: 10,
-            mc_samples: 2000,
-            m_max: DEFAULT_M_MAX,
-            forest_trees: 100,
-            seed: 0,
-        }
-    }
-}
-
-/// Facts about the run that the metrics JSON records.
-#[derive(Clone, Debug)]
-pub struct RunInfo {
-    /// Dataset name.
-    pub dataset: String,
-    /// Sensitive column.
-    pub sensitive: String,
-    /// Group values.
-    pub groups: Vec<String>,
-    /// Rows dropped for missing values.
-    pub n_dropped: usize,
-    /// The run's seed.
-    pub seed: u64,
-    /// Penalty weight.
-    pub gamma: f64,
-    /// Penalty name.
-    pub penalty: String,
-    /// Training seconds.
-    pub train_seconds: f64,
-    /// Epochs run.
-    pub epochs: usize,
-}
 
 /// Task metrics (mean over draws in `sample` mode, with their standard deviations).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -206,9 +137,9 @@ pub struct Timing {
     pub epochs: usize,
 }
 
-/// The metrics JSON (`metrics.json`, `--json`).
+/// The metrics JSON of a binary task (`metrics.json`, `--json`).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct Metrics {
+pub struct BinaryMetrics {
     /// fairbits version that produced the numbers.
     pub fairbits_version: String,
     /// Dataset name.
@@ -250,23 +181,15 @@ pub struct Metrics {
 
 /// The MI layer's representation of a split: `p`, and codes for a given mode.
 fn represent(
-    net: &SqNet,
+    net: &Net,
     x: &Tensor,
     inference: Inference,
     rng: &mut ChaCha8Rng,
 ) -> Result<(Vec<f64>, Vec<f64>, Vec<f64>)> {
     let out = net.forward(x, Mode::Infer(inference), rng)?;
-    let flat = |t: &Tensor| -> Result<Vec<f64>> {
-        Ok(t.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?)
-    };
-    let scores: Vec<f64> = candle_nn::ops::sigmoid(&out.logits)?
-        .to_dtype(DType::F64)?
-        .to_vec1()?;
+    let flat = |t: &Tensor| -> Result<Vec<f64>> { Ok(t.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?) };
+    let scores: Vec<f64> = candle_nn::ops::sigmoid(&out.logits)?.to_dtype(DType::F64)?.to_vec1()?;
     Ok((scores, flat(&out.probs)?, flat(&out.code)?))
-}
-
-fn x_tensor(d: &Dataset, net: &SqNet) -> Result<Tensor> {
-    Ok(Tensor::from_slice(&d.x, (d.n, d.d), net.device())?)
 }
 
 /// Task and fairness metrics of one set of head scores.
@@ -292,11 +215,7 @@ pub fn information(
     rng: &mut ChaCha8Rng,
 ) -> Result<(Information, Certificate)> {
     let per_neuron = mi::per_neuron_mi_host(p, m, &data.s, data.n_groups, false).0;
-    let shares: Vec<f64> = data
-        .group_counts()
-        .iter()
-        .map(|&c| c as f64 / data.n as f64)
-        .collect();
+    let shares: Vec<f64> = data.group_counts().iter().map(|&c| c as f64 / data.n as f64).collect();
     let (joint, stderr, method, used, exact) = if m <= opts.m_max {
         let (joint, dists, _) = mi::joint_mi_host_distributions(p, m, &data.s, data.n_groups);
         let exact = certificate::exact_worst_case(&dists, &shares);
@@ -342,24 +261,28 @@ fn undefined_information(m: usize) -> (Information, Certificate) {
             probe_auc_bound: f64::NAN,
             tv_exact: None,
             probe_auc_exact: None,
-            caveat: "a full-precision representation has no sampled codes: nothing is certified"
-                .into(),
+            caveat: "a full-precision representation has no sampled codes: nothing is certified".into(),
         },
     )
 }
 
-/// Evaluates `net` on `prepared.test`, with probes trained on `prepared.train` (DESIGN section 5).
-pub fn evaluate(
-    net: &SqNet,
+/// Evaluates `net` on `prepared.test`, with probes trained on the probe set (the training split).
+pub(crate) fn evaluate(
+    net: &Net,
     prepared: &Prepared,
     opts: &EvalOptions,
     info: &RunInfo,
-) -> Result<Metrics> {
-    let (train, test) = (&prepared.train, &prepared.test);
+    observer: &dyn Observer,
+) -> Result<BinaryMetrics> {
+    let (train, test) = (prepared.probe_train(), &prepared.test);
     let m = net.config().code_width();
     let k = test.n_groups;
-    let mut rng = rng(opts.seed, streams::EVAL);
-    let (xtr, xte) = (x_tensor(train, net)?, x_tensor(test, net)?);
+    let mut rng = rng(opts.seed, Stream::Eval);
+    let (xtr, xte) = (net.features_of(train)?, net.features_of(test)?);
+    // Held-out evaluation scores the probes on rows they did not learn on, not on the whole test split.
+    let scored = prepared.probe_test.as_ref();
+    let xsc = scored.map(|d| net.features_of(d)).transpose()?;
+    let probe_s = scored.map_or(&test.s, |d| &d.s);
     // A full-precision representation is deterministic: one draw says everything.
     let stochastic = net.config().is_stochastic();
     let draws = if stochastic { opts.draws.max(1) } else { 1 };
@@ -368,35 +291,31 @@ pub fn evaluate(
     // Representations on p (deterministic).
     let (prob_scores, p_test, _) = represent(net, &xte, Inference::Prob, &mut rng)?;
     let (_, p_train, _) = represent(net, &xtr, Inference::Prob, &mut rng)?;
+    let p_scored = match &xsc {
+        Some(x) => represent(net, x, Inference::Prob, &mut rng)?.1,
+        None => p_test.clone(),
+    };
 
     // Sampled draws: task metrics (sample mode) and the probe inputs.
     let mut task_rows: Vec<[f64; 5]> = Vec::new();
     let mut lr_rows: Vec<ProbeScore> = Vec::new();
     let mut rf_rows: Vec<ProbeScore> = Vec::new();
+    let steps = draws + 1;
     for draw in 0..draws {
+        observer.event(Event::Evaluation { done: draw, of: steps, what: "probes on sampled codes" });
         let (scores, _, code_test) = represent(net, &xte, Inference::Sample, &mut rng)?;
         let (_, _, code_train) = represent(net, &xtr, Inference::Sample, &mut rng)?;
+        let code_scored = match &xsc {
+            Some(x) => represent(net, x, Inference::Sample, &mut rng)?.2,
+            None => code_test,
+        };
         if opts.inference == Inference::Sample {
             task_rows.push(task_and_fairness(&scores, test));
         }
-        let tr = Repr {
-            x: &code_train,
-            d: m,
-            s: &train.s,
-        };
-        let te = Repr {
-            x: &code_test,
-            d: m,
-            s: &test.s,
-        };
+        let tr = Repr { x: &code_train, d: m, s: &train.s };
+        let te = Repr { x: &code_scored, d: m, s: probe_s };
         lr_rows.push(probes::logreg_probe(tr, te, k));
-        rf_rows.push(probes::forest_probe(
-            tr,
-            te,
-            k,
-            opts.forest_trees,
-            opts.seed.wrapping_add(draw as u64),
-        ));
+        rf_rows.push(probes::forest_probe(tr, te, k, opts.forest_trees, opts.seed.wrapping_add(draw as u64)));
     }
     match opts.inference {
         Inference::Sample => {}
@@ -413,79 +332,42 @@ pub fn evaluate(
     let (eo_gap, eo_gap_std) = col(3);
     let (di_ratio, di_ratio_std) = col(4);
 
-    let ptr = Repr {
-        x: &p_train,
-        d: m,
-        s: &train.s,
-    };
-    let pte = Repr {
-        x: &p_test,
-        d: m,
-        s: &test.s,
-    };
+    let ptr = Repr { x: &p_train, d: m, s: &train.s };
+    let pte = Repr { x: &p_scored, d: m, s: probe_s };
+    observer.event(Event::Evaluation { done: draws, of: steps, what: "probes on p" });
     let lr_prob = probes::logreg_probe(ptr, pte, k);
     let rf_prob = probes::forest_probe(ptr, pte, k, opts.forest_trees, opts.seed);
     let summarise = |rows: &[ProbeScore], prob: ProbeScore| {
         let (sample, sample_std) = mean_std(&rows.iter().map(|r| r.auc).collect::<Vec<_>>());
         let (sample_accuracy, _) = mean_std(&rows.iter().map(|r| r.accuracy).collect::<Vec<_>>());
-        ProbeResult {
-            sample,
-            prob: prob.auc,
-            sample_std,
-            sample_accuracy,
-            prob_accuracy: prob.accuracy,
-        }
+        ProbeResult { sample, prob: prob.auc, sample_std, sample_accuracy, prob_accuracy: prob.accuracy }
     };
-    let counts = test.group_counts();
-    let majority_rate = *counts.iter().max().unwrap() as f64 / test.n as f64;
-    let (information, certificate) = if stochastic {
-        information(&p_test, m, test, opts, &mut rng)?
-    } else {
-        undefined_information(m)
-    };
+    let counts = scored.unwrap_or(test).group_counts();
+    let majority_rate = *counts.iter().max().unwrap() as f64 / probe_s.len() as f64;
+    let (information, certificate) =
+        if stochastic { information(&p_test, m, test, opts, &mut rng)? } else { undefined_information(m) };
+    observer.event(Event::Evaluation { done: steps, of: steps, what: "done" });
     tracing::debug!(seconds = started.elapsed().as_secs_f64(), "evaluation");
-    Ok(Metrics {
+    let about = &prepared.description;
+    Ok(BinaryMetrics {
         fairbits_version: env!("CARGO_PKG_VERSION").to_string(),
-        dataset: info.dataset.clone(),
-        sensitive: info.sensitive.clone(),
-        groups: info.groups.clone(),
+        dataset: about.dataset.clone(),
+        sensitive: about.sensitive.clone(),
+        groups: about.groups.clone(),
         n_train: train.n,
         n_test: test.n,
-        n_dropped: info.n_dropped,
+        n_dropped: prepared.n_dropped,
         seed: info.seed,
         gamma: info.gamma,
-        penalty: info.penalty.clone(),
+        penalty: info.penalty_label.clone(),
         inference: opts.inference.name().to_string(),
-        draws: if opts.inference == Inference::Sample {
-            draws
-        } else {
-            1
-        },
-        task: Task {
-            auc,
-            accuracy,
-            auc_std,
-            accuracy_std,
-        },
-        fairness: Fairness {
-            dp_gap,
-            eo_gap,
-            di_ratio,
-            dp_gap_std,
-            eo_gap_std,
-            di_ratio_std,
-        },
-        probes: Probes {
-            logreg: summarise(&lr_rows, lr_prob),
-            forest: summarise(&rf_rows, rf_prob),
-            majority_rate,
-        },
+        draws: if opts.inference == Inference::Sample { draws } else { 1 },
+        task: Task { auc, accuracy, auc_std, accuracy_std },
+        fairness: Fairness { dp_gap, eo_gap, di_ratio, dp_gap_std, eo_gap_std, di_ratio_std },
+        probes: Probes { logreg: summarise(&lr_rows, lr_prob), forest: summarise(&rf_rows, rf_prob), majority_rate },
         information,
         certificate,
-        timing: Timing {
-            train_seconds: info.train_seconds,
-            epochs: info.epochs,
-        },
+        timing: Timing { train_seconds: info.train_seconds, epochs: info.epochs },
     })
 }
 
@@ -498,25 +380,11 @@ fn pm(mean: f64, std: f64) -> String {
 }
 
 /// A readable table of the metrics.
-pub fn table(m: &Metrics) -> String {
+pub fn table(m: &BinaryMetrics) -> String {
     let mut out = String::new();
     let mut line = |k: &str, v: String| out.push_str(&format!("  {k:<34} {v}\n"));
-    line(
-        "dataset",
-        format!(
-            "{} (sensitive: {}; groups: {})",
-            m.dataset,
-            m.sensitive,
-            m.groups.join(", ")
-        ),
-    );
-    line(
-        "rows",
-        format!(
-            "train {}, test {}, dropped (missing values) {}",
-            m.n_train, m.n_test, m.n_dropped
-        ),
-    );
+    line("dataset", format!("{} (sensitive: {}; groups: {})", m.dataset, m.sensitive, m.groups.join(", ")));
+    line("rows", format!("train {}, test {}, dropped (missing values) {}", m.n_train, m.n_test, m.n_dropped));
     line(
         "run",
         format!(
@@ -536,21 +404,12 @@ pub fn table(m: &Metrics) -> String {
     line("eo_gap", pm(m.fairness.eo_gap, m.fairness.eo_gap_std));
     line("di_ratio", pm(m.fairness.di_ratio, m.fairness.di_ratio_std));
     for (name, p) in [("logreg", &m.probes.logreg), ("forest", &m.probes.forest)] {
-        line(
-            &format!("{name} probe s-AUC, sampled codes"),
-            pm(p.sample, p.sample_std),
-        );
+        line(&format!("{name} probe s-AUC, sampled codes"), pm(p.sample, p.sample_std));
         line(&format!("{name} probe s-AUC, p"), format!("{:.4}", p.prob));
     }
-    line(
-        "per-neuron MI (bits)",
-        format!("{:.5}", m.information.mi_per_neuron_bits),
-    );
+    line("per-neuron MI (bits)", format!("{:.5}", m.information.mi_per_neuron_bits));
     let joint = if m.information.mi_joint_method == "exact" {
-        format!(
-            "{:.5} (exact, m = {})",
-            m.information.mi_joint_bits, m.information.code_width
-        )
+        format!("{:.5} (exact, m = {})", m.information.mi_joint_bits, m.information.code_width)
     } else {
         format!(
             "{:.5} ± {:.5} (Monte Carlo, m = {})",
@@ -558,14 +417,8 @@ pub fn table(m: &Metrics) -> String {
         )
     };
     line("joint MI (bits)", joint);
-    line(
-        "certified dp_gap bound",
-        format!("{:.4}", m.certificate.dp_gap_bound),
-    );
-    line(
-        "certified probe AUC bound",
-        format!("{:.4}", m.certificate.probe_auc_bound),
-    );
+    line("certified dp_gap bound", format!("{:.4}", m.certificate.dp_gap_bound));
+    line("certified probe AUC bound", format!("{:.4}", m.certificate.probe_auc_bound));
     if let (Some(tv), Some(auc)) = (m.certificate.tv_exact, m.certificate.probe_auc_exact) {
         line("exact worst-case dp_gap (TV)", format!("{tv:.4}"));
         line("exact worst-case probe AUC", format!("{auc:.4}"));
@@ -600,28 +453,35 @@ pub struct MiReport {
 
 /// Builds the [`MiReport`] on the test split.
 pub fn mi_report(
-    net: &SqNet,
+    net: &Net,
     prepared: &Prepared,
     opts: &EvalOptions,
     info: &RunInfo,
+    observer: &dyn Observer,
 ) -> Result<MiReport> {
     if !net.config().is_stochastic() {
-        return Err(crate::Error::option(
-            "--model",
+        return Err(crate::Error::param(
+            "model",
             "a full-precision network",
             "it has no stochastic layer, so its information about s is not computable",
         ));
     }
-    let metrics = evaluate(net, prepared, opts, info)?;
+    if net.config().n_outputs != 1 {
+        return Err(crate::Error::param(
+            "model",
+            "an image model",
+            "the mi report covers binary tasks; an image model's information is in its metrics",
+        ));
+    }
+    let metrics = evaluate(net, prepared, opts, info, observer)?;
     let test = &prepared.test;
     let m = net.config().code_width();
-    let mut r = rng(opts.seed, streams::EVAL + 1);
-    let (_, p_test, _) = represent(net, &x_tensor(test, net)?, Inference::Prob, &mut r)?;
+    let mut r = rng(opts.seed, Stream::MonteCarloCheck);
+    let (_, p_test, _) = represent(net, &net.features_of(test)?, Inference::Prob, &mut r)?;
     let mc = mi::joint_mi_monte_carlo(&p_test, m, &test.s, test.n_groups, opts.mc_samples, &mut r)?;
     let bound = metrics.certificate.probe_auc_bound;
-    let holds = [&metrics.probes.logreg, &metrics.probes.forest]
-        .iter()
-        .all(|p| p.sample <= bound + 2.0 * p.sample_std + 1e-9);
+    let holds =
+        [&metrics.probes.logreg, &metrics.probes.forest].iter().all(|p| p.sample <= bound + 2.0 * p.sample_std + 1e-9);
     Ok(MiReport {
         dataset: metrics.dataset,
         n_test: test.n,
@@ -642,123 +502,36 @@ pub fn mi_table(r: &MiReport) -> String {
         "information about s in the stochastic layer (m = {}), test split of {} ({} rows)\n",
         i.code_width, r.dataset, r.n_test
     );
-    s += &format!(
-        "  per-neuron MI  sum_j I(T_j; S)      {:.5} bits\n",
-        i.mi_per_neuron_bits
-    );
+    s += &format!("  per-neuron MI  sum_j I(T_j; S)      {:.5} bits\n", i.mi_per_neuron_bits);
     if i.mi_joint_method == "exact" {
-        s += &format!(
-            "  joint MI  I(T; S), exact             {:.5} bits\n",
-            i.mi_joint_bits
-        );
+        s += &format!("  joint MI  I(T; S), exact             {:.5} bits\n", i.mi_joint_bits);
     }
     s += &format!(
         "  joint MI  I(T; S), Monte Carlo       {:.5} ± {:.5} bits\n",
         r.mi_joint_monte_carlo_bits, r.mi_joint_monte_carlo_stderr
     );
     if i.mi_per_neuron_bits > 0.0 {
-        s += &format!(
-            "  joint / per-neuron                   {:.2}x\n",
-            i.mi_joint_bits / i.mi_per_neuron_bits
-        );
+        s += &format!("  joint / per-neuron                   {:.2}x\n", i.mi_joint_bits / i.mi_per_neuron_bits);
     }
     s += "certificate (consumers of ONE sampled code per row)\n";
-    s += &format!(
-        "  MI used                              {:.5} bits\n",
-        c.mi_bits_used
-    );
-    s += &format!(
-        "  dp_gap bound                         {:.4}\n",
-        c.dp_gap_bound
-    );
-    s += &format!(
-        "  probe AUC bound                      {:.4}\n",
-        c.probe_auc_bound
-    );
+    s += &format!("  MI used                              {:.5} bits\n", c.mi_bits_used);
+    s += &format!("  dp_gap bound                         {:.4}\n", c.dp_gap_bound);
+    s += &format!("  probe AUC bound                      {:.4}\n", c.probe_auc_bound);
     match (c.tv_exact, c.probe_auc_exact) {
         (Some(tv), Some(auc)) => {
             s += &format!("  exact worst-case dp_gap (TV)         {tv:.4}\n");
             s += &format!("  exact worst-case probe AUC (LR)      {auc:.4}\n");
         }
-        _ => {
-            s += "  exact worst case                     not computed (layer wider than --m-max)\n"
-        }
+        _ => s += "  exact worst case                     not computed (layer wider than --m-max)\n",
     }
     s += "measured probes for s (AUC)\n";
-    for (name, p) in [
-        ("logistic regression", &r.probes.logreg),
-        ("random forest", &r.probes.forest),
-    ] {
-        s += &format!(
-            "  {name:<20} sampled codes {:.4} ± {:.4}   p {:.4}\n",
-            p.sample, p.sample_std, p.prob
-        );
+    for (name, p) in [("logistic regression", &r.probes.logreg), ("random forest", &r.probes.forest)] {
+        s += &format!("  {name:<20} sampled codes {:.4} ± {:.4}   p {:.4}\n", p.sample, p.sample_std, p.prob);
     }
     s += &format!(
         "certificate {} for the probes on sampled codes; p is not covered\n",
-        if r.certificate_holds {
-            "holds"
-        } else {
-            "VIOLATED (a bug: please report)"
-        }
+        if r.certificate_holds { "holds" } else { "VIOLATED (a bug: please report)" }
     );
     s += &format!("note: {}\n", c.caveat);
     s
-}
-
-/// Codes of new rows: `[n, m]` row-major `f32`, from one forward pass in the chosen mode.
-pub fn encode(
-    net: &SqNet,
-    rows: &crate::data::EncodedRows,
-    inference: Inference,
-    seed: u64,
-) -> Result<Vec<f32>> {
-    let x = Tensor::from_slice(&rows.x, (rows.rows.len(), rows.d), net.device())?;
-    let mut r = rng(seed, streams::EVAL);
-    let out = net.forward(&x, Mode::Infer(inference), &mut r)?;
-    Ok(out.code.flatten_all()?.to_vec1::<f32>()?)
-}
-
-/// CSV bytes: `row,t0..t{m-1}` (or `p0..` for probabilities), `row` the 0-based data row of the input.
-pub fn codes_csv(codes: &[f32], m: usize, rows: &[usize], inference: Inference) -> Vec<u8> {
-    let prefix = if inference == Inference::Prob {
-        "p"
-    } else {
-        "t"
-    };
-    let mut out = String::from("row");
-    for j in 0..m {
-        out += &format!(",{prefix}{j}");
-    }
-    out.push('\n');
-    for (k, r) in rows.iter().enumerate() {
-        out += &r.to_string();
-        for v in &codes[k * m..(k + 1) * m] {
-            if inference == Inference::Prob {
-                out += &format!(",{v}");
-            } else {
-                out += if *v > 0.5 { ",1" } else { ",0" };
-            }
-        }
-        out.push('\n');
-    }
-    out.into_bytes()
-}
-
-/// NPY (version 1.0) bytes of a `float32` array `[n, m]`.
-pub fn codes_npy(codes: &[f32], m: usize) -> Vec<u8> {
-    let n = codes.len() / m.max(1);
-    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({n}, {m}), }}");
-    // Magic (6) + version (2) + length (2) + header + newline, padded to a multiple of 64.
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut out = b"\x93NUMPY\x01\x00".to_vec();
-    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    out.extend_from_slice(header.as_bytes());
-    for v in codes {
-        out.extend_from_slice(&v.to_le_bytes());
-    }
-    out
 }

@@ -1,0 +1,331 @@
+//! Tables: a shipped dataset or a CSV file -> dropped missing rows -> stratified split -> encoders fitted on
+//! the training split -> [`Prepared`] (docs/design.md, section 6).
+
+use super::builtin::Builtin;
+use super::encoding::{self, Encoding};
+use super::table::{self, Duplicates, RawTable};
+use super::{split, Dataset, Description, Prepared};
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// Where the rows come from.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Source {
+    /// A shipped dataset; `sensitive` picks one of [`Builtin::sensitive_choices`].
+    Builtin {
+        /// Which dataset.
+        name: Builtin,
+        /// Which sensitive attribute (default: the dataset's first).
+        sensitive: Option<String>,
+    },
+    /// Any CSV file with a header row.
+    Csv {
+        /// The file.
+        path: PathBuf,
+        /// Target column (two distinct values).
+        target: String,
+        /// Sensitive column (any number of values).
+        sensitive: String,
+        /// The target value that counts as positive (default: the larger of the two).
+        positive: Option<String>,
+        /// Columns to one-hot even though they hold numbers.
+        categorical: Vec<String>,
+        /// Columns to ignore.
+        drop: Vec<String>,
+    },
+}
+
+/// Where a table comes from and how it is split: stored in `config.json` so that `eval` can rebuild it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct TableSpec {
+    /// Where the rows come from.
+    pub source: Source,
+    /// Fraction of rows held out for testing.
+    pub test_size: f64,
+    /// Fraction of the remaining rows held out for validation (early stopping); 0 = none.
+    pub val_size: f64,
+    /// Seed of the split.
+    pub seed: u64,
+    /// Use the sensitive attribute as an input feature too.
+    pub include_sensitive: bool,
+}
+
+impl TableSpec {
+    /// A shipped dataset with its default sensitive attribute and the default split (30% test, no
+    /// validation).
+    pub fn builtin(name: Builtin, seed: u64) -> Self {
+        TableSpec {
+            source: Source::Builtin { name, sensitive: None },
+            test_size: 0.3,
+            val_size: 0.0,
+            seed,
+            include_sensitive: false,
+        }
+    }
+
+    /// A short name for reports: the dataset's name or the CSV file's stem.
+    pub fn name(&self) -> String {
+        match &self.source {
+            Source::Builtin { name, .. } => name.name().to_string(),
+            Source::Csv { path, .. } => {
+                path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| path.display().to_string())
+            }
+        }
+    }
+
+    /// Checks the option ranges.
+    pub fn validate(&self) -> Result<()> {
+        if !(self.test_size > 0.0 && self.test_size < 1.0) {
+            return Err(Error::param("test_size", self.test_size, "must be in (0, 1)"));
+        }
+        if !(0.0..1.0).contains(&self.val_size) {
+            return Err(Error::param("val_size", self.val_size, "must be in [0, 1)"));
+        }
+        Ok(())
+    }
+}
+
+/// Which columns play which role in a table.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Roles {
+    /// Target column.
+    pub target: String,
+    /// Positive target value (`None`: the larger of the two).
+    pub positive: Option<String>,
+    /// Sensitive column.
+    pub sensitive: String,
+    /// Feature columns, in order.
+    pub features: Vec<String>,
+    /// Feature columns forced to be categorical.
+    pub categorical: Vec<String>,
+}
+
+/// Reads the rows a spec names and says which column is which.
+pub fn load_table(spec: &TableSpec) -> Result<(RawTable, Roles)> {
+    let (table, mut tspec) = match &spec.source {
+        Source::Builtin { name, sensitive } => name.load(sensitive.as_deref())?,
+        Source::Csv { path, target, sensitive, positive, categorical, drop } => {
+            let t = RawTable::from_path(path, Duplicates::Reject)?;
+            for c in [target, sensitive].into_iter().chain(drop).chain(categorical) {
+                t.col(c)?;
+            }
+            let features =
+                t.header.iter().filter(|h| *h != target && *h != sensitive && !drop.contains(h)).cloned().collect();
+            let tspec = Roles {
+                target: target.clone(),
+                positive: positive.clone(),
+                sensitive: sensitive.clone(),
+                features,
+                categorical: categorical.clone(),
+            };
+            (t, tspec)
+        }
+    };
+    if spec.include_sensitive {
+        tspec.features.push(tspec.sensitive.clone());
+    }
+    Ok((table, tspec))
+}
+
+/// Loads, filters, splits and encodes. With `encoding = Some(..)` (a saved model), the saved encoders and
+/// label mappings are applied instead of fitted, so the model sees inputs exactly as in training.
+pub fn prepare(spec: &TableSpec, encoding: Option<&Encoding>) -> Result<Prepared> {
+    spec.validate()?;
+    let (table, tspec) = load_table(spec)?;
+    prepare_table(table, &tspec, spec, encoding)
+}
+
+/// [`prepare`] on a table already read (the split and options from `spec`, the roles from `tspec`).
+pub fn prepare_table(
+    mut table: RawTable,
+    tspec: &Roles,
+    spec: &TableSpec,
+    encoding: Option<&Encoding>,
+) -> Result<Prepared> {
+    spec.validate()?;
+    let tspec = tspec.clone();
+    if table.n_rows() == 0 {
+        return Err(Error::NoRows { path: table.source.clone(), detail: String::new() });
+    }
+    let n_dropped = drop_missing(&mut table, &tspec)?;
+    if table.n_rows() == 0 {
+        return Err(Error::NoRows {
+            path: table.source.clone(),
+            detail: format!(" left: all {n_dropped} rows have a missing value in a used column"),
+        });
+    }
+    let (target, sensitive) = match encoding {
+        Some(e) => (e.target.clone(), e.sensitive.clone()),
+        None => (encoding::TargetEncoding::fit(&table, &tspec)?, encoding::SensitiveEncoding::fit(&table, &tspec)?),
+    };
+    let y = target.apply(&table)?;
+    let s = sensitive.apply(&table)?;
+    let n_groups = sensitive.groups.len();
+    let (train_idx, val_idx, test_idx) = split::stratified(&y, &s, n_groups, spec)?;
+    for (split_name, idx) in [("training", &train_idx), ("test", &test_idx)] {
+        let mut counts = vec![0usize; n_groups];
+        for &i in idx {
+            counts[s[i] as usize] += 1;
+        }
+        let present = |g: usize| s.iter().any(|&v| v as usize == g);
+        if let Some(g) = (0..n_groups).find(|&g| present(g) && counts[g] < 2) {
+            return Err(Error::SmallGroup {
+                path: table.source.clone(),
+                column: sensitive.column.clone(),
+                group: sensitive.groups[g].clone(),
+                split: split_name.into(),
+                count: counts[g],
+            });
+        }
+    }
+    let encoding = match encoding {
+        Some(e) => e.clone(),
+        None => Encoding::fit(&table, &tspec, &train_idx, target, sensitive)?,
+    };
+    let x = encoding.transform(&table)?;
+    // The text cells are no longer needed: free them before the splits are copied out.
+    drop(table);
+    let d = encoding.n_features();
+    let all = Dataset { n: y.len(), d, shape: vec![d], x, y, s, n_groups, n_classes: 2 };
+    Ok(Prepared {
+        train: all.subset(&train_idx),
+        val: (!val_idx.is_empty()).then(|| all.subset(&val_idx)),
+        test: all.subset(&test_idx),
+        probe_train: None,
+        probe_test: None,
+        test_biased: None,
+        description: Description {
+            dataset: spec.name(),
+            sensitive: encoding.sensitive.column.clone(),
+            groups: encoding.sensitive.groups.clone(),
+        },
+        encoding: Some(encoding),
+        n_dropped,
+    })
+}
+
+/// Drops rows with a missing cell in a used column (features, target, sensitive); returns how many.
+fn drop_missing(table: &mut RawTable, tspec: &Roles) -> Result<usize> {
+    let mut used = vec![table.col(&tspec.target)?, table.col(&tspec.sensitive)?];
+    for f in &tspec.features {
+        used.push(table.col(f)?);
+    }
+    let keep: Vec<bool> =
+        (0..table.n_rows()).map(|r| used.iter().all(|&c| !table::is_missing(table.columns[c].get(r)))).collect();
+    let dropped = keep.iter().filter(|k| !**k).count();
+    table.retain_rows(&keep);
+    Ok(dropped)
+}
+
+/// Rows of a new table encoded with a saved encoding (for `encode` and `predict`): the features of the
+/// kept rows, the 0-based data-row index of each kept row in the input, and the values of an identifier
+/// column when asked for.
+#[derive(Clone, Debug)]
+pub struct EncodedRows {
+    /// Features, row-major `n x d`.
+    pub x: Vec<f32>,
+    /// Feature width.
+    pub d: usize,
+    /// 0-based index (among the input's data rows) of each kept row.
+    pub rows: Vec<usize>,
+    /// The identifier column's cells of the kept rows (with its name), when asked for.
+    pub ids: Option<(String, Vec<String>)>,
+    /// Rows dropped for a missing feature value.
+    pub n_dropped: usize,
+}
+
+/// Encodes the feature columns of a new table (target and sensitive columns are not needed); `id` names a
+/// column carried through to the outputs.
+pub fn encode_features(mut table: RawTable, encoding: &Encoding, id: Option<&str>) -> Result<EncodedRows> {
+    let cols: Vec<usize> = encoding.columns.iter().map(|c| table.col(c.name())).collect::<Result<_>>()?;
+    let id_col = id.map(|name| table.col(name)).transpose()?;
+    let keep: Vec<bool> =
+        (0..table.n_rows()).map(|r| cols.iter().all(|&c| !table::is_missing(table.columns[c].get(r)))).collect();
+    let rows: Vec<usize> = (0..keep.len()).filter(|&r| keep[r]).collect();
+    let n_dropped = keep.len() - rows.len();
+    table.retain_rows(&keep);
+    let ids = id_col.map(|c| (table.header[c].clone(), table.columns[c].iter().map(String::from).collect()));
+    let x = encoding.transform(&table)?;
+    Ok(EncodedRows { x, d: encoding.n_features(), rows, ids, n_dropped })
+}
+
+/// Held-out rows for a saved model: which columns hold the target and the groups in the new file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HeldOut {
+    /// Target column.
+    pub target: String,
+    /// Sensitive column (its groups are read from the new rows, in sorted order).
+    pub sensitive: String,
+    /// Positive target value (default: the saved positive value when the column has it, else the larger).
+    pub positive: Option<String>,
+    /// Seed of the halves the probes learn and are scored on.
+    pub seed: u64,
+}
+
+/// Every row of a held-out table through a saved model's encoders: `test` holds all of them (task
+/// metrics, fairness, information, certificate); the probes for `s` learn on one stratified half
+/// (`train`) and are scored on the other (`probe_test`). Rows with a missing used cell are dropped and
+/// counted.
+pub fn prepare_held_out(mut table: RawTable, encoding: &Encoding, held: &HeldOut) -> Result<Prepared> {
+    let mut features: Vec<String> = encoding.columns.iter().map(|c| c.name().to_string()).collect();
+    features.retain(|f| *f != held.target && *f != held.sensitive);
+    let roles = Roles {
+        target: held.target.clone(),
+        positive: held.positive.clone(),
+        sensitive: held.sensitive.clone(),
+        features,
+        categorical: vec![],
+    };
+    if table.n_rows() == 0 {
+        return Err(Error::NoRows { path: table.source.clone(), detail: String::new() });
+    }
+    let mut roles_all = roles.clone();
+    roles_all.features = encoding.columns.iter().map(|c| c.name().to_string()).collect();
+    let n_dropped = drop_missing(&mut table, &roles_all)?;
+    if table.n_rows() < 4 {
+        return Err(Error::NoRows {
+            path: table.source.clone(),
+            detail: format!(
+                ": {} usable row(s) left ({n_dropped} dropped for a missing value); held-out evaluation needs at least 4",
+                table.n_rows()
+            ),
+        });
+    }
+    let mut target = encoding::TargetEncoding::fit(&table, &roles)?;
+    if held.positive.is_none() {
+        // Keep the model's own positive value when the new column has it (renamed columns, same values).
+        let saved = &encoding.target.positive;
+        if *saved == target.negative {
+            std::mem::swap(&mut target.positive, &mut target.negative);
+        }
+    }
+    let sensitive = encoding::SensitiveEncoding::fit(&table, &roles)?;
+    let y = target.apply(&table)?;
+    let s = sensitive.apply(&table)?;
+    let n_groups = sensitive.groups.len();
+    let halves = TableSpec { test_size: 0.5, ..TableSpec::builtin(Builtin::Adult, held.seed) };
+    let (probe_idx, _, score_idx) = split::stratified(&y, &s, n_groups, &halves)?;
+    let x = encoding.transform(&table)?;
+    let d = encoding.n_features();
+    let source = table.source.clone();
+    drop(table);
+    let all = Dataset { n: y.len(), d, shape: vec![d], x, y, s, n_groups, n_classes: 2 };
+    let name = std::path::Path::new(&source).file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or(source);
+    Ok(Prepared {
+        train: all.subset(&probe_idx),
+        val: None,
+        probe_train: None,
+        probe_test: Some(all.subset(&score_idx)),
+        test_biased: None,
+        description: Description {
+            dataset: name,
+            sensitive: sensitive.column.clone(),
+            groups: sensitive.groups.clone(),
+        },
+        test: all,
+        encoding: Some(Encoding { target, sensitive, ..encoding.clone() }),
+        n_dropped,
+    })
+}

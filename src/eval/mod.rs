@@ -1,0 +1,173 @@
+//! Evaluation of a trained network on held-out data (docs/design.md, section 5): one entry point,
+//! [`evaluate`], for every model. The head decides what the task metrics are: a binary head gets AUC,
+//! accuracy and the fairness gaps of its decisions ([`binary`]); a multi-class head (the images) gets
+//! accuracy on the unbiased and the biased test set ([`multiclass`]). Both measure the information the
+//! representation carries about `s`, probe it, and certify it, with the tools of [`metrics`], [`probes`]
+//! and [`certificate`]. Assessment never trains the model.
+
+pub mod binary;
+pub mod certificate;
+pub mod metrics;
+pub mod multiclass;
+pub mod probes;
+
+pub use binary::{mi_report, BinaryMetrics, MiReport};
+pub use multiclass::ImageMetrics;
+
+use crate::data::Prepared;
+use crate::error::{Error, Result};
+use crate::model::{Inference, Net};
+use crate::penalty::mi::DEFAULT_M_MAX;
+use crate::penalty::PenaltySpec;
+use crate::progress::Observer;
+use crate::train::EpochStats;
+use serde::{Deserialize, Serialize};
+
+/// `f64` fields that may be undefined: `NaN` is written as `null` and `null` read back as `NaN`.
+pub mod nullable {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Writes `NaN` as `null`.
+    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+        if v.is_nan() {
+            s.serialize_none()
+        } else {
+            s.serialize_f64(*v)
+        }
+    }
+
+    /// Reads `null` as `NaN`.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+    }
+}
+
+/// Evaluation options.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct EvalOptions {
+    /// What the stochastic layers emit for the task and fairness metrics.
+    pub inference: Inference,
+    /// Independent draws of one code per row in `sample` mode (and for the probes on sampled codes).
+    pub draws: usize,
+    /// Monte-Carlo draws of the joint MI when the layer is too wide to enumerate.
+    pub mc_samples: usize,
+    /// Widest layer whose joint MI is enumerated exactly.
+    pub m_max: usize,
+    /// Trees of the forest probe.
+    pub forest_trees: usize,
+    /// Seed of the evaluation's samples and probes.
+    pub seed: u64,
+}
+
+impl Default for EvalOptions {
+    fn default() -> Self {
+        EvalOptions {
+            inference: Inference::Sample,
+            draws: 10,
+            mc_samples: 2000,
+            m_max: DEFAULT_M_MAX,
+            forest_trees: 100,
+            seed: 0,
+        }
+    }
+}
+
+impl EvalOptions {
+    /// Checks ranges.
+    pub fn validate(&self) -> Result<()> {
+        if self.draws == 0 {
+            return Err(Error::param("draws", 0, "must be >= 1"));
+        }
+        if self.forest_trees == 0 {
+            return Err(Error::param("forest_trees", 0, "must be >= 1"));
+        }
+        if self.mc_samples < 2 {
+            return Err(Error::param("mc_samples", self.mc_samples, "must be >= 2"));
+        }
+        if self.m_max > 24 {
+            return Err(Error::param("m_max", self.m_max, "at most 24 (2^24 codes)"));
+        }
+        Ok(())
+    }
+}
+
+/// Facts about the run that the metrics record.
+#[derive(Clone, Debug)]
+pub struct RunInfo {
+    /// The run's seed.
+    pub seed: u64,
+    /// Penalty weight.
+    pub gamma: f64,
+    /// The penalty.
+    pub penalty: PenaltySpec,
+    /// Its name in reports (`none` when nothing was penalised).
+    pub penalty_label: String,
+    /// Training seconds (`NaN`: not recorded).
+    pub train_seconds: f64,
+    /// Epochs run.
+    pub epochs: usize,
+    /// Per-epoch statistics (recorded in image metrics).
+    pub history: Vec<EpochStats>,
+    /// Images: the colour bias of the training set.
+    pub rho: Option<f64>,
+}
+
+/// The metrics of a run (`metrics.json`, `--json`): by the kind of head.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum Metrics {
+    /// A binary task.
+    Binary(Box<BinaryMetrics>),
+    /// A multi-class task with coloured inputs (the images).
+    Multiclass(Box<ImageMetrics>),
+}
+
+impl Metrics {
+    /// A readable table.
+    pub fn table(&self) -> String {
+        match self {
+            Metrics::Binary(m) => binary::table(m),
+            Metrics::Multiclass(m) => multiclass::table(m),
+        }
+    }
+
+    /// The binary metrics, when the task is binary.
+    pub fn binary(&self) -> Option<&BinaryMetrics> {
+        match self {
+            Metrics::Binary(m) => Some(m),
+            Metrics::Multiclass(_) => None,
+        }
+    }
+
+    /// The image metrics, when the task is multi-class.
+    pub fn multiclass(&self) -> Option<&ImageMetrics> {
+        match self {
+            Metrics::Binary(_) => None,
+            Metrics::Multiclass(m) => Some(m),
+        }
+    }
+
+    /// Leaves the wall-clock time out (`null`), so that the same run gives byte-identical metrics.
+    pub fn forget_time(&mut self) {
+        match self {
+            Metrics::Binary(m) => m.timing.train_seconds = f64::NAN,
+            Metrics::Multiclass(m) => m.run.train_seconds = f64::NAN,
+        }
+    }
+}
+
+/// Evaluates `net` on `data` (test split; probes learn on [`Prepared::probe_train`]).
+pub fn evaluate(
+    net: &Net,
+    data: &Prepared,
+    opts: &EvalOptions,
+    run: &RunInfo,
+    observer: &dyn Observer,
+) -> Result<Metrics> {
+    opts.validate()?;
+    if net.config().n_outputs == 1 {
+        Ok(Metrics::Binary(Box::new(binary::evaluate(net, data, opts, run, observer)?)))
+    } else {
+        Ok(Metrics::Multiclass(Box::new(multiclass::evaluate(net, data, opts, run, observer)?)))
+    }
+}

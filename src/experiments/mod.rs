@@ -1,0 +1,391 @@
+//! Experiments: grids of trainings (methods or penalties x gammas x seeds, and colour biases for images)
+//! run by one runner ([`run_grid`]): in parallel, one model per worker, resumable (each finished run is one
+//! JSON file under `runs/`, written atomically), and safe when several processes share the directory
+//! (each run is claimed by the process that trains it). Then one summary (mean and std over seeds per
+//! cell), `results.csv`, `summary.csv`, plots ([`plots`]) and the Markdown report ([`report`]).
+//! [`tabular`] and [`images`] are the two grids: the same runner over different axes.
+
+pub mod images;
+pub mod plots;
+pub mod report;
+pub mod tabular;
+
+use crate::data::{DataSpec, Prepared};
+use crate::error::{Error, Result};
+use crate::eval::metrics::mean_std;
+use crate::files;
+use crate::progress::{Event, Observer};
+use rayon::prelude::*;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// One run of a grid: its file name under `runs/` (without `.json`), its data, and what to train.
+#[derive(Clone, Debug)]
+pub struct Run<T> {
+    /// Identifier and file stem.
+    pub id: String,
+    /// The data (runs with equal data share one preparation).
+    pub data: DataSpec,
+    /// The grid's description of the run.
+    pub job: T,
+}
+
+/// What a grid run did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GridOutcome {
+    /// Runs in the grid.
+    pub total: usize,
+    /// Runs found finished and skipped.
+    pub skipped: usize,
+    /// Runs trained by another process sharing the directory (waited for).
+    pub by_others: usize,
+}
+
+/// A `f64` ordered by `total_cmp`, for grid keys.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Key(pub f64);
+
+impl Eq for Key {}
+
+impl PartialOrd for Key {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Key {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&other.0)
+    }
+}
+
+/// Records a grid's settings in `out/name`, or checks that the settings already there are the same (a
+/// resumed grid must run the same runs; another grid in the same directory is refused).
+pub fn claim_directory<T>(out: &Path, name: &str, cfg: &T) -> Result<()>
+where
+    T: Serialize + serde::de::DeserializeOwned + PartialEq,
+{
+    let path = out.join(name);
+    if !path.exists() {
+        return files::write_json(&path, cfg);
+    }
+    let different = || {
+        Error::param(
+            "out",
+            out.display(),
+            "the directory holds a sweep with other settings; use another directory to start a new sweep",
+        )
+    };
+    let old: T = files::read_json(&path).map_err(|_| different())?;
+    if old != *cfg {
+        return Err(different());
+    }
+    Ok(())
+}
+
+/// A claim on a run: `runs/ID.claim` holding the claiming process's id, created exclusively. A claim whose
+/// process has died (a killed sweep) is taken over.
+struct Claim(PathBuf);
+
+fn process_alive(pid: u32) -> bool {
+    pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists()
+}
+
+impl Claim {
+    fn path(runs: &Path, id: &str) -> PathBuf {
+        runs.join(format!("{id}.claim"))
+    }
+
+    /// Claims `id`, or returns `None` when a live process holds it.
+    fn take(runs: &Path, id: &str) -> Result<Option<Claim>> {
+        let path = Self::path(runs, id);
+        for _ in 0..2 {
+            match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+                Ok(mut f) => {
+                    use std::io::Write;
+                    let _ = write!(f, "{}", std::process::id());
+                    return Ok(Some(Claim(path)));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    if Self::holder(&path).is_some_and(process_alive) {
+                        return Ok(None);
+                    }
+                    // The holder died (or never wrote its id): take the claim over.
+                    let _ = std::fs::remove_file(&path);
+                }
+                Err(source) => return Err(Error::Io { path, source }),
+            }
+        }
+        Ok(None)
+    }
+
+    fn holder(path: &Path) -> Option<u32> {
+        std::fs::read_to_string(path).ok()?.trim().parse().ok()
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Runs (or resumes) `runs` into `out/runs/ID.json`, `jobs` at a time: runs sharing data are grouped and
+/// the data prepared once per group. Each run is claimed before it starts; runs claimed by another live
+/// process are waited for. `f` trains and evaluates one run.
+pub fn run_grid<T, R, F>(out: &Path, runs: &[Run<T>], jobs: usize, observer: &dyn Observer, f: F) -> Result<GridOutcome>
+where
+    T: Sync,
+    R: Serialize,
+    F: Fn(&T, &Prepared) -> Result<R> + Sync,
+{
+    let dir = out.join("runs");
+    files::create_dir(&dir)?;
+    let done = |id: &str| dir.join(format!("{id}.json")).exists();
+    let total = runs.len();
+    let skipped = runs.iter().filter(|r| done(&r.id)).count();
+    if skipped > 0 {
+        tracing::info!(skipped, total, "resuming: finished runs are kept");
+    }
+    let mut groups: Vec<(DataSpec, Vec<&Run<T>>)> = Vec::new();
+    for r in runs.iter().filter(|r| !done(&r.id)) {
+        match groups.iter_mut().find(|g| g.0 == r.data) {
+            Some(g) => g.1.push(r),
+            None => groups.push((r.data.clone(), vec![r])),
+        }
+    }
+    let finished = AtomicUsize::new(skipped);
+    let report =
+        || observer.event(Event::Evaluation { done: finished.load(Ordering::Relaxed), of: total, what: "runs" });
+    report();
+    let elsewhere: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(jobs.max(1))
+        .build()
+        .map_err(|e| Error::param("jobs", jobs, e.to_string()))?;
+    pool.install(|| {
+        groups.par_iter().try_for_each(|(spec, group)| -> Result<()> {
+            let mut data: Option<Prepared> = None;
+            for r in group.iter() {
+                // Claims are taken one run at a time, so processes sharing the directory share the work.
+                let Some(claim) = Claim::take(&dir, &r.id)? else {
+                    elsewhere.lock().unwrap().push(r.id.clone());
+                    continue;
+                };
+                if done(&r.id) {
+                    drop(claim);
+                    continue;
+                }
+                if data.is_none() {
+                    data = Some(spec.prepare()?);
+                }
+                let record = f(&r.job, data.as_ref().unwrap())?;
+                files::write_json(&dir.join(format!("{}.json", r.id)), &record)?;
+                drop(claim);
+                finished.fetch_add(1, Ordering::Relaxed);
+                report();
+            }
+            Ok(())
+        })
+    })?;
+    let elsewhere = elsewhere.into_inner().unwrap();
+    for id in &elsewhere {
+        let claim = Claim::path(&dir, id);
+        while !done(id) {
+            match Claim::holder(&claim) {
+                Some(pid) if process_alive(pid) => std::thread::sleep(Duration::from_millis(200)),
+                _ if done(id) => break,
+                _ => {
+                    return Err(Error::param(
+                        "out",
+                        out.display(),
+                        format!(
+                            "run {id} was claimed by another process that stopped before finishing it; \
+                             run the sweep again to train it"
+                        ),
+                    ))
+                }
+            }
+        }
+        finished.fetch_add(1, Ordering::Relaxed);
+        report();
+    }
+    Ok(GridOutcome { total, skipped, by_others: elsewhere.len() })
+}
+
+/// The finished runs of a sweep directory (`dir/runs/*.json`), in file-name order.
+pub fn read_runs<T: serde::de::DeserializeOwned>(dir: &Path) -> Result<Vec<T>> {
+    let runs = dir.join("runs");
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(&runs)
+        .map_err(|source| Error::Io { path: runs.clone(), source })?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    paths.sort();
+    paths.iter().map(|p| files::read_json(p)).collect()
+}
+
+/// A value as flat `key -> text` pairs (`task.auc`, ...): numbers and strings as text, `NaN` for null,
+/// arrays of scalars joined by `;`; the keys in `skip` (e.g. per-epoch histories) left out.
+pub fn flatten<T: Serialize>(value: &T, skip: &[&str]) -> BTreeMap<String, String> {
+    fn walk(prefix: &str, v: &serde_json::Value, skip: &[&str], out: &mut BTreeMap<String, String>) {
+        match v {
+            serde_json::Value::Object(map) => {
+                for (k, v) in map {
+                    let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                    if !skip.contains(&key.as_str()) {
+                        walk(&key, v, skip, out);
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => {
+                let parts: Vec<String> =
+                    items.iter().map(|i| i.as_str().map(String::from).unwrap_or_else(|| i.to_string())).collect();
+                out.insert(prefix.to_string(), parts.join(";"));
+            }
+            serde_json::Value::Null => {
+                out.insert(prefix.to_string(), "NaN".into());
+            }
+            serde_json::Value::String(s) => {
+                out.insert(prefix.to_string(), s.clone());
+            }
+            other => {
+                out.insert(prefix.to_string(), other.to_string());
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk("", &serde_json::to_value(value).unwrap_or_default(), skip, &mut out);
+    out
+}
+
+/// Mean and sample standard deviation over the runs of one cell, per summarised column.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SummaryRow<K> {
+    /// The cell.
+    pub key: K,
+    /// Runs averaged.
+    pub n: usize,
+    /// `(mean, std)` per column (`NaN` where a run lacks the value).
+    pub values: Vec<(f64, f64)>,
+}
+
+/// Groups flattened runs by their cell `K` (in `K`'s order) and averages `columns` over each cell.
+pub fn summarize<K: Ord + Clone>(runs: &[(K, BTreeMap<String, String>)], columns: &[&str]) -> Vec<SummaryRow<K>> {
+    let mut cells: BTreeMap<K, Vec<&BTreeMap<String, String>>> = BTreeMap::new();
+    for (k, flat) in runs {
+        cells.entry(k.clone()).or_default().push(flat);
+    }
+    cells
+        .into_iter()
+        .map(|(key, flats)| {
+            let values = columns
+                .iter()
+                .map(|c| {
+                    let v: Vec<f64> = flats.iter().filter_map(|f| f.get(*c)?.parse::<f64>().ok()).collect();
+                    if v.len() < flats.len() || v.iter().any(|x| x.is_nan()) || v.is_empty() {
+                        (f64::NAN, f64::NAN)
+                    } else {
+                        mean_std(&v)
+                    }
+                })
+                .collect();
+            SummaryRow { key, n: flats.len(), values }
+        })
+        .collect()
+}
+
+impl<K> SummaryRow<K> {
+    /// The `(mean, std)` of a column of `columns`.
+    pub fn get(&self, columns: &[&str], name: &str) -> (f64, f64) {
+        self.values[columns.iter().position(|c| *c == name).expect("a summarised column")]
+    }
+}
+
+/// Writes `out/results.csv`: the key columns of each run, then every flattened metric (sorted by name).
+pub fn write_results(out: &Path, key_names: &[&str], runs: &[(Vec<String>, BTreeMap<String, String>)]) -> Result<()> {
+    let mut columns: Vec<String> = runs.iter().flat_map(|(_, f)| f.keys().cloned()).collect();
+    columns.sort();
+    columns.dedup();
+    let mut header: Vec<String> = key_names.iter().map(|s| s.to_string()).collect();
+    header.extend(columns.iter().cloned());
+    let rows = runs.iter().map(|(key, f)| {
+        let mut row = key.clone();
+        row.extend(columns.iter().map(|c| f.get(c).cloned().unwrap_or_default()));
+        row
+    });
+    write_csv(&out.join("results.csv"), &header, rows)
+}
+
+/// A summary line: the cell's key cells, its run count, and `(mean, std)` per column.
+pub type SummaryLine = (Vec<String>, usize, Vec<(f64, f64)>);
+
+/// Writes `out/summary.csv`: the cell's columns, the run count, then `COLUMN.mean`, `COLUMN.std`.
+pub fn write_summary(out: &Path, key_names: &[&str], columns: &[&str], rows: &[SummaryLine]) -> Result<()> {
+    let mut header: Vec<String> = key_names.iter().map(|s| s.to_string()).collect();
+    header.push("n".into());
+    for c in columns {
+        header.push(format!("{c}.mean"));
+        header.push(format!("{c}.std"));
+    }
+    let lines = rows.iter().map(|(key, n, values)| {
+        let mut cells = key.clone();
+        cells.push(n.to_string());
+        for (m, s) in values {
+            cells.push(m.to_string());
+            cells.push(s.to_string());
+        }
+        cells
+    });
+    write_csv(&out.join("summary.csv"), &header, lines)
+}
+
+fn write_csv(path: &Path, header: &[String], rows: impl Iterator<Item = Vec<String>>) -> Result<()> {
+    let csv_err = |e: csv::Error| Error::Csv { path: path.display().to_string(), line: 0, message: e.to_string() };
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(header).map_err(csv_err)?;
+    for row in rows {
+        w.write_record(&row).map_err(csv_err)?;
+    }
+    let bytes = w.into_inner().map_err(|e| csv_err(e.into_error().into()))?;
+    files::write_atomic(path, &bytes)
+}
+
+/// `mean ± std` with three decimals, `n/a` when undefined.
+pub fn pm((m, s): (f64, f64)) -> String {
+    if m.is_nan() {
+        "n/a".into()
+    } else {
+        format!("{m:.3} ± {s:.3}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_claim_is_exclusive_and_a_dead_holder_is_taken_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = Claim::take(dir.path(), "r").unwrap().unwrap();
+        // Our own claim counts as alive: a second take fails while it is held.
+        assert!(Claim::take(dir.path(), "r").unwrap().is_none());
+        drop(first);
+        assert!(!Claim::path(dir.path(), "r").exists());
+        // A claim left by a process that no longer exists (pid far above the kernel's maximum).
+        std::fs::write(Claim::path(dir.path(), "r"), "999999999").unwrap();
+        assert!(Claim::take(dir.path(), "r").unwrap().is_some());
+    }
+
+    #[test]
+    fn summary_marks_a_cell_undefined_when_a_run_lacks_the_value() {
+        let flat = |v: &str| BTreeMap::from([("a".to_string(), v.to_string())]);
+        let rows = summarize(&[(1, flat("1")), (1, flat("3")), (2, flat("NaN")), (2, flat("1"))], &["a"]);
+        assert_eq!(rows[0].values[0], (2.0, 2f64.sqrt()));
+        assert!(rows[1].values[0].0.is_nan());
+    }
+}

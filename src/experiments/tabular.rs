@@ -1,0 +1,520 @@
+//! The tabular grid (`fairbits sweep` on a table): methods x gammas x seeds in one harness (same data,
+//! preprocessing and metrics), run by [`super::run_grid`]; its summary, plots and report section (the
+//! answers to the paper's questions: Q1, can these networks learn fair classifiers that compare well with
+//! the state of the art; Q2, are their representations more invariant than those of full-precision
+//! networks at matched AUC).
+
+use super::plots::{self, Chart, Series};
+use super::report::relative;
+use super::{pm, read_runs, run_grid, summarize, write_results, write_summary, GridOutcome, Key, Run};
+use crate::data::{DataSpec, Prepared};
+use crate::error::{Error, Result};
+use crate::estimator::FairModel;
+use crate::eval::{BinaryMetrics, EvalOptions, Metrics};
+use crate::model::ModelConfig;
+use crate::penalty::{PenaltyKind, PenaltySpec, Target};
+use crate::progress::Observer;
+use crate::store::SavedConfig;
+use crate::train::TrainConfig;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::path::Path;
+
+/// A method of the comparison.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Method {
+    /// The paper: a stochastic layer with the per-neuron MI penalty.
+    Sqnn,
+    /// A 12-neuron stochastic layer (or the configured width, if smaller) with the exact joint MI penalty,
+    /// gamma ramped over the first 10 epochs.
+    SqnnJoint,
+    /// The same architecture at full precision (tanh instead of the stochastic layer), no penalty; its
+    /// probes read the same hidden layer. One run per seed whatever the gammas.
+    Mlp,
+    /// Full precision with adversarial debiasing through a gradient-reversal layer of weight gamma.
+    Adversarial,
+}
+crate::model::named_choices!(Method, "methods", {
+    Sqnn => "sqnn",
+    SqnnJoint => "sqnn-joint",
+    Mlp => "mlp",
+    Adversarial => "adversarial",
+});
+
+impl Method {
+    /// The model and training configuration of this method at one gamma, from the sweep's base.
+    pub fn configure(self, model: &ModelConfig, base: &TrainConfig, gamma: f64) -> (ModelConfig, TrainConfig) {
+        let mut m = model.clone();
+        let mut t = base.clone();
+        t.gamma = gamma;
+        match self {
+            Method::Sqnn => t.penalty = PenaltySpec::new(PenaltyKind::PerNeuron, Target::Parity),
+            Method::SqnnJoint => {
+                let last = m.mi_layer();
+                m.hidden[last] = m.hidden[last].min(12);
+                t.penalty = PenaltySpec::new(PenaltyKind::Joint, Target::Parity);
+                t.warmup_epochs = 10.min(t.epochs);
+            }
+            Method::Mlp => {
+                m.stochastic.clear();
+                t.gamma = 0.0;
+            }
+            Method::Adversarial => {
+                m.stochastic.clear();
+                t.penalty = PenaltySpec::new(PenaltyKind::Adversarial, Target::Parity);
+            }
+        }
+        (m, t)
+    }
+
+    /// The gammas this method runs at: all of them, or just 0 for the unpenalised baseline.
+    pub fn gammas(self, gammas: &[f64]) -> Vec<f64> {
+        match self {
+            Method::Mlp => vec![0.0],
+            _ => gammas.to_vec(),
+        }
+    }
+}
+
+/// Everything a tabular sweep runs; stored as `sweep.json` so a resumed sweep can check it is the same.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct SweepConfig {
+    /// The data (its seed is replaced by each run's seed).
+    pub data: DataSpec,
+    /// Methods.
+    pub methods: Vec<Method>,
+    /// Penalty weights.
+    pub gammas: Vec<f64>,
+    /// Seeds.
+    pub seeds: Vec<u64>,
+    /// Base architecture (`n_inputs` filled in from the data).
+    pub model: ModelConfig,
+    /// Base training options.
+    pub train: TrainConfig,
+    /// Evaluation options (their seed is each run's seed).
+    pub eval: EvalOptions,
+}
+
+impl SweepConfig {
+    /// A sweep of `methods` at `gammas` (default 0, 0.1, 0.5, 1, 2, 5) and `seeds` on `data`, the other
+    /// settings from `params`.
+    pub fn new(
+        data: DataSpec,
+        methods: Vec<Method>,
+        gammas: Option<Vec<f64>>,
+        seeds: Vec<u64>,
+        params: &crate::estimator::ValidParams,
+    ) -> Result<Self> {
+        let (model, train, eval) = params.resolve_for(crate::store::ModelKind::Table, &[1], 2)?;
+        Ok(SweepConfig {
+            data,
+            methods,
+            gammas: gammas.unwrap_or(vec![0.0, 0.1, 0.5, 1.0, 2.0, 5.0]),
+            seeds,
+            model,
+            train,
+            eval,
+        })
+    }
+}
+
+/// One finished run: `runs/<method>-g<gamma>-s<seed>.json`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct RunRecord {
+    /// Method.
+    pub method: Method,
+    /// Penalty weight.
+    pub gamma: f64,
+    /// Seed.
+    pub seed: u64,
+    /// Hidden widths actually trained.
+    pub hidden: Vec<usize>,
+    /// The metrics.
+    pub metrics: BinaryMetrics,
+}
+
+/// One run to do.
+#[derive(Clone, Copy, Debug)]
+pub struct Job {
+    method: Method,
+    gamma: f64,
+    seed: u64,
+}
+
+/// The runs of a sweep, in method, gamma, seed order.
+pub fn runs(cfg: &SweepConfig) -> Vec<Run<Job>> {
+    let mut out = Vec::new();
+    for &method in &cfg.methods {
+        for gamma in method.gammas(&cfg.gammas) {
+            for &seed in &cfg.seeds {
+                out.push(Run {
+                    id: format!("{}-g{gamma}-s{seed}", method.name()),
+                    data: cfg.data.with_seed(seed),
+                    job: Job { method, gamma, seed },
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Runs (or resumes) a sweep into `out`: `runs/*.json`, then `results.csv`, `summary.csv` and the plots.
+pub fn run(
+    cfg: &SweepConfig,
+    out: &Path,
+    jobs: usize,
+    observer: &dyn Observer,
+) -> Result<(GridOutcome, Vec<RunRecord>)> {
+    if cfg.gammas.iter().any(|g| !(g.is_finite() && *g >= 0.0)) {
+        return Err(Error::param("gammas", format!("{:?}", cfg.gammas), "every gamma must be >= 0"));
+    }
+    if cfg.methods.is_empty() || cfg.seeds.is_empty() || cfg.gammas.is_empty() {
+        return Err(Error::param("methods/seeds/gammas", "", "none may be empty"));
+    }
+    crate::files::create_dir(out)?;
+    super::claim_directory(out, "sweep.json", cfg)?;
+    let grid = runs(cfg);
+    let outcome = run_grid(out, &grid, jobs, observer, |job, data| run_one(cfg, job, data))?;
+    let records = read_sweep(out)?;
+    write_tables(out, &records)?;
+    plot(out, &records)?;
+    Ok((outcome, records))
+}
+
+fn run_one(cfg: &SweepConfig, job: &Job, data: &Prepared) -> Result<RunRecord> {
+    let base_model = ModelConfig { n_inputs: data.train.d, ..cfg.model.clone() };
+    let base_train = TrainConfig { seed: job.seed, ..cfg.train.clone() };
+    let (model, train) = job.method.configure(&base_model, &base_train, job.gamma);
+    let eval = EvalOptions { seed: job.seed, ..cfg.eval.clone() };
+    let hidden = model.hidden.clone();
+    let config = SavedConfig::new(model, train, cfg.data.with_seed(job.seed), data.encoding.clone(), eval.clone());
+    let (fitted, report) = FairModel::train(config, data, None, &())?;
+    let info = fitted.run_info(report.train_seconds, report.epochs);
+    let metrics = match fitted.evaluate(data, &eval, &info, &())? {
+        Metrics::Binary(m) => *m,
+        Metrics::Multiclass(_) => {
+            return Err(Error::param("data", cfg.data.name(), "a tabular sweep needs a binary task"))
+        }
+    };
+    Ok(RunRecord { method: job.method, gamma: job.gamma, seed: job.seed, hidden, metrics })
+}
+
+/// Every run of a sweep directory, sorted by method, seed, gamma.
+pub fn read_sweep(dir: &Path) -> Result<Vec<RunRecord>> {
+    let mut records: Vec<RunRecord> = read_runs(dir)?;
+    records.sort_by(|a, b| (a.method, a.seed).cmp(&(b.method, b.seed)).then(a.gamma.total_cmp(&b.gamma)));
+    Ok(records)
+}
+
+/// Numeric metric columns of the summary.
+pub const SUMMARY_COLUMNS: &[&str] = &[
+    "task.auc",
+    "task.accuracy",
+    "fairness.dp_gap",
+    "fairness.eo_gap",
+    "fairness.di_ratio",
+    "probes.logreg.sample",
+    "probes.logreg.prob",
+    "probes.forest.sample",
+    "probes.forest.prob",
+    "information.mi_per_neuron_bits",
+    "information.mi_joint_bits",
+    "certificate.dp_gap_bound",
+    "certificate.probe_auc_bound",
+    "timing.train_seconds",
+];
+
+/// One cell of the summary: a method at a gamma, mean and std over seeds of [`SUMMARY_COLUMNS`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Cell {
+    /// Method.
+    pub method: Method,
+    /// Gamma.
+    pub gamma: f64,
+    /// Seeds averaged.
+    pub n: usize,
+    /// `(mean, std)` per column of [`SUMMARY_COLUMNS`].
+    pub values: Vec<(f64, f64)>,
+}
+
+/// The summary of a sweep's records, by method and gamma.
+pub fn cells(records: &[RunRecord]) -> Vec<Cell> {
+    let flat: Vec<((Method, Key), BTreeMap<String, String>)> =
+        records.iter().map(|r| ((r.method, Key(r.gamma)), super::flatten(&r.metrics, &[]))).collect();
+    summarize(&flat, SUMMARY_COLUMNS)
+        .into_iter()
+        .map(|row| Cell { method: row.key.0, gamma: row.key.1 .0, n: row.n, values: row.values })
+        .collect()
+}
+
+fn write_tables(out: &Path, records: &[RunRecord]) -> Result<()> {
+    let runs: Vec<(Vec<String>, BTreeMap<String, String>)> = records
+        .iter()
+        .map(|r| {
+            let hidden: Vec<String> = r.hidden.iter().map(|h| h.to_string()).collect();
+            (
+                vec![r.method.name().to_string(), r.gamma.to_string(), r.seed.to_string(), hidden.join(";")],
+                super::flatten(&r.metrics, &[]),
+            )
+        })
+        .collect();
+    write_results(out, &["method", "gamma", "seed", "hidden"], &runs)?;
+    let rows: Vec<super::SummaryLine> = cells(records)
+        .into_iter()
+        .map(|c| (vec![c.method.name().to_string(), c.gamma.to_string()], c.n, c.values))
+        .collect();
+    write_summary(out, &["method", "gamma"], SUMMARY_COLUMNS, &rows)
+}
+
+fn col(name: &str) -> usize {
+    SUMMARY_COLUMNS.iter().position(|c| *c == name).unwrap()
+}
+
+/// The method's colour in every plot.
+fn colour(m: Method) -> plots::Rgb {
+    match m {
+        Method::Sqnn => (31, 119, 180),
+        Method::SqnnJoint => (214, 39, 40),
+        Method::Mlp => (44, 160, 44),
+        Method::Adversarial => (255, 127, 14),
+    }
+}
+
+/// The three plots: task AUC against dp_gap, against the forest's s-AUC on sampled codes, and against the
+/// joint MI; one series per method, the Pareto front over all of them.
+fn plot(out: &Path, records: &[RunRecord]) -> Result<()> {
+    let rows = cells(records);
+    let auc = col("task.auc");
+    for (stem, title, x_label, x_column) in [
+        (
+            "auc_vs_dp_gap",
+            "Task AUC vs demographic-parity gap",
+            "dp_gap (|P(yhat=1|S=0) - P(yhat=1|S=1)|, test split)",
+            "fairness.dp_gap",
+        ),
+        (
+            "auc_vs_forest_s_auc",
+            "Task AUC vs random-forest probe for s (sampled codes)",
+            "forest probe AUC for s on one sampled code per row (0.5 = invariant)",
+            "probes.forest.sample",
+        ),
+        (
+            "auc_vs_joint_mi",
+            "Task AUC vs joint MI of the stochastic layer",
+            "I(T; S) in bits (test split)",
+            "information.mi_joint_bits",
+        ),
+    ] {
+        let xc = col(x_column);
+        let mut series: Vec<Series> = Vec::new();
+        for row in &rows {
+            let (x, y) = (row.values[xc], row.values[auc]);
+            if x.0.is_nan() || y.0.is_nan() {
+                continue;
+            }
+            let point = plots::Point { x: x.0, x_std: x.1, y: y.0, y_std: y.1, gamma: row.gamma };
+            match series.iter_mut().find(|s| s.label == row.method.name()) {
+                Some(s) => s.points.push(point),
+                None => series.push(Series {
+                    label: row.method.name().to_string(),
+                    colour: colour(row.method),
+                    points: vec![point],
+                }),
+            }
+        }
+        if series.is_empty() {
+            continue;
+        }
+        let chart = Chart {
+            title: title.to_string(),
+            x_label: x_label.to_string(),
+            y_label: "task ROC AUC (test split)".to_string(),
+            ranges: None,
+            pareto: true,
+            series,
+        };
+        plots::write_svg_png(out, stem, &chart)?;
+    }
+    Ok(())
+}
+
+/// The fairness level at which Q1 compares AUCs.
+pub const DP_TARGET: f64 = 0.05;
+/// How far below the `mlp`'s AUC a point may be and still count as matched in Q2.
+pub const AUC_MATCH: f64 = 0.02;
+
+/// The best row of a method by AUC among those with mean `dp_gap <= DP_TARGET`, or else its fairest row.
+fn q1_pick(rows: &[&Cell]) -> Option<(Cell, bool)> {
+    let (auc, dp) = (col("task.auc"), col("fairness.dp_gap"));
+    let fair: Vec<&&Cell> = rows.iter().filter(|r| r.values[dp].0 <= DP_TARGET).collect();
+    if let Some(best) = fair.iter().max_by(|a, b| a.values[auc].0.total_cmp(&b.values[auc].0)) {
+        return Some(((**best).clone(), true));
+    }
+    rows.iter().min_by(|a, b| a.values[dp].0.total_cmp(&b.values[dp].0)).map(|r| ((*r).clone(), false))
+}
+
+/// The Markdown section of a tabular sweep for `fairbits report`: the table of every method and gamma,
+/// the plots (linked relative to `base`), and the answers to Q1 and Q2.
+pub fn report_section(dir: &Path, base: &Path) -> Result<String> {
+    let mut md = String::new();
+    let records = read_sweep(dir)?;
+    if records.is_empty() {
+        return Err(Error::param("from", dir.display(), "no finished runs in this directory"));
+    }
+    let dataset = records[0].metrics.dataset.clone();
+    let seeds: std::collections::BTreeSet<u64> = records.iter().map(|r| r.seed).collect();
+    let rows = cells(&records);
+    let _ = writeln!(md, "## {dataset}\n");
+    let _ = writeln!(
+        md,
+        "{} runs, seeds {:?}, {} test rows, sensitive attribute `{}` (groups {}), {} epochs.\n",
+        records.len(),
+        seeds,
+        records[0].metrics.n_test,
+        records[0].metrics.sensitive,
+        records[0].metrics.groups.join(", "),
+        records[0].metrics.timing.epochs
+    );
+    let cols = [
+        ("AUC", "task.auc"),
+        ("accuracy", "task.accuracy"),
+        ("dp_gap", "fairness.dp_gap"),
+        ("eo_gap", "fairness.eo_gap"),
+        ("logreg s-AUC codes", "probes.logreg.sample"),
+        ("forest s-AUC codes", "probes.forest.sample"),
+        ("forest s-AUC p", "probes.forest.prob"),
+        ("joint MI bits", "information.mi_joint_bits"),
+        ("probe-AUC bound", "certificate.probe_auc_bound"),
+        ("train s", "timing.train_seconds"),
+    ];
+    let _ = writeln!(md, "| method | gamma | n | {} |", cols.iter().map(|c| c.0).collect::<Vec<_>>().join(" | "));
+    let _ = writeln!(md, "|---|---|---|{}", "---|".repeat(cols.len()));
+    for r in &rows {
+        let cells: Vec<String> = cols.iter().map(|c| pm(r.values[col(c.1)])).collect();
+        let _ = writeln!(md, "| {} | {} | {} | {} |", r.method.name(), r.gamma, r.n, cells.join(" | "));
+    }
+    let _ = writeln!(md);
+    for (stem, alt) in [
+        ("auc_vs_dp_gap", "AUC vs dp_gap"),
+        ("auc_vs_forest_s_auc", "AUC vs forest s-AUC on sampled codes"),
+        ("auc_vs_joint_mi", "AUC vs joint MI"),
+    ] {
+        let svg = dir.join(format!("{stem}.svg"));
+        if svg.exists() {
+            let _ = writeln!(md, "![{dataset}: {alt}]({})\n", relative(&svg, base).display());
+        }
+    }
+    // Q1.
+    let _ = writeln!(md, "**Q1 (fair classifiers).** Best mean AUC per method with mean `dp_gap <= {DP_TARGET}`:\n");
+    let (auc, dp) = (col("task.auc"), col("fairness.dp_gap"));
+    let mut picks = Vec::new();
+    for method in [Method::Sqnn, Method::SqnnJoint, Method::Adversarial, Method::Mlp] {
+        let mine: Vec<&Cell> = rows.iter().filter(|r| r.method == method).collect();
+        if let Some((r, fair)) = q1_pick(&mine) {
+            let _ = writeln!(
+                md,
+                "- `{}`: {} at gamma {} (AUC {}, dp_gap {})",
+                method.name(),
+                if fair { "reached" } else { "not reached; fairest point" },
+                r.gamma,
+                pm(r.values[auc]),
+                pm(r.values[dp]),
+            );
+            if fair {
+                picks.push((method, r.values[auc].0, r.values[auc].1));
+            }
+        }
+    }
+    picks.sort_by(|a, b| b.1.total_cmp(&a.1));
+    if let Some(best) = picks.first() {
+        let close: Vec<String> = picks
+            .iter()
+            .skip(1)
+            .filter(|p| best.1 - p.1 <= best.2 + p.2)
+            .map(|p| format!("`{}`", p.0.name()))
+            .collect();
+        let _ = writeln!(
+            md,
+            "\nAt this fairness level `{}` has the highest AUC{}.\n",
+            best.0.name(),
+            if close.is_empty() {
+                String::new()
+            } else {
+                format!(", within one standard deviation of {}", close.join(", "))
+            }
+        );
+    } else {
+        let _ = writeln!(md, "\nNo method reached `dp_gap <= {DP_TARGET}` in this sweep.\n");
+    }
+    // Q2.
+    let forest = col("probes.forest.sample");
+    if let Some(mlp) = rows.iter().find(|r| r.method == Method::Mlp) {
+        let _ = writeln!(
+                md,
+                "**Q2 (invariance at matched AUC).** The `mlp` reaches AUC {}; a forest recovers `s` from its hidden layer with AUC {}.",
+                pm(mlp.values[auc]),
+                pm(mlp.values[forest])
+            );
+        for method in [Method::Sqnn, Method::SqnnJoint] {
+            let mine: Vec<&Cell> = rows.iter().filter(|r| r.method == method).collect();
+            // The most invariant point within AUC_MATCH below the mlp's AUC (or above it); failing
+            // that, the point of closest AUC.
+            let matched = mine
+                .iter()
+                .filter(|r| r.values[auc].0 >= mlp.values[auc].0 - AUC_MATCH)
+                .min_by(|a, b| a.values[forest].0.total_cmp(&b.values[forest].0))
+                .map(|r| (*r, true))
+                .or_else(|| {
+                    mine.iter()
+                        .min_by(|a, b| {
+                            (a.values[auc].0 - mlp.values[auc].0)
+                                .abs()
+                                .total_cmp(&(b.values[auc].0 - mlp.values[auc].0).abs())
+                        })
+                        .map(|r| (*r, false))
+                });
+            if let Some((r, within)) = matched {
+                let (f, fs) = r.values[forest];
+                let (g, gs) = mlp.values[forest];
+                let verdict = if f + fs < g - gs {
+                    "more invariant than the `mlp`"
+                } else if f - fs > g + gs {
+                    "less invariant than the `mlp`"
+                } else {
+                    "not distinguishable from the `mlp` over these seeds"
+                };
+                let _ = writeln!(
+                    md,
+                    "`{}` at gamma {} ({}; AUC {}) has forest s-AUC {} on one sampled code per row: {verdict}.",
+                    method.name(),
+                    r.gamma,
+                    if within {
+                        format!("within {AUC_MATCH} of the `mlp`'s AUC")
+                    } else {
+                        format!("no point within {AUC_MATCH}; closest AUC")
+                    },
+                    pm(r.values[auc]),
+                    pm(r.values[forest])
+                );
+            }
+        }
+        let best_joint = rows
+            .iter()
+            .filter(|r| r.method == Method::SqnnJoint)
+            .min_by(|a, b| a.values[forest].0.total_cmp(&b.values[forest].0));
+        if let Some(r) = best_joint {
+            let _ = writeln!(
+                    md,
+                    "The most invariant `sqnn-joint` point (gamma {}) has forest s-AUC {} at AUC {} (certified probe-AUC bound {}).",
+                    r.gamma,
+                    pm(r.values[forest]),
+                    pm(r.values[auc]),
+                    pm(r.values[col("certificate.probe_auc_bound")])
+                );
+        }
+        let _ = writeln!(md);
+    }
+    Ok(md)
+}

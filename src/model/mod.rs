@@ -1,0 +1,363 @@
+//! The network of docs/design.md, section 1: `x -> [convolutions] -> full-precision layers -> stochastic
+//! binary layer T -> head -> y`.
+//!
+//! A stochastic neuron computes `a = tanh(z)` (or `a = z`), `p = sigmoid(tau * a)` and emits `t = 1[p > u]`
+//! with `u ~ U[0, 1)`. Training back-propagates straight through: `out = a + stop_grad(t - a)` (identity
+//! estimator, the authors') or `out = p + stop_grad(t - p)` (sigmoid estimator, `dt/da := tau p (1 - p)`).
+//! At inference the layer emits a fresh sample, `p`, or `1[p >= 0.5]`.
+//!
+//! [`ModelConfig`] is the architecture (saved beside the weights), [`Net`] the network, [`conv`] the image
+//! encoder's convolution, [`init`] the one weight initialiser.
+
+pub mod conv;
+pub mod init;
+mod net;
+
+pub use net::{Forward, Net};
+
+use crate::error::{Error, Result};
+use candle_core::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+/// `name()`, `NAMES`, `Display` and `FromStr` for an enum of named choices (the names are those of the
+/// command line and of saved files).
+macro_rules! named_choices {
+    ($ty:ident, $param:literal, { $($variant:ident => $name:literal),+ $(,)? }) => {
+        impl $ty {
+            /// The name used on the command line and in saved files.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $($ty::$variant => $name),+
+                }
+            }
+
+            /// Every name, in order.
+            pub const NAMES: &'static [&'static str] = &[$($name),+];
+        }
+
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.name())
+            }
+        }
+
+        impl std::str::FromStr for $ty {
+            type Err = crate::error::Error;
+
+            fn from_str(text: &str) -> crate::error::Result<Self> {
+                match text {
+                    $($name => Ok($ty::$variant),)+
+                    _ => Err(crate::error::Error::param(
+                        $param,
+                        text,
+                        format!("must be one of: {}", Self::NAMES.join(", ")),
+                    )),
+                }
+            }
+        }
+    };
+}
+pub(crate) use named_choices;
+
+/// Pre-activation of a stochastic neuron.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PreActivation {
+    /// `a = tanh(z)`: keeps `p` inside `[sigmoid(-tau), sigmoid(tau)]`, so every code stays noisy.
+    Tanh,
+    /// `a = z`.
+    Linear,
+}
+named_choices!(PreActivation, "pre_activation", { Tanh => "tanh", Linear => "linear" });
+
+/// Gradient estimator of the binary sample.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Estimator {
+    /// `dt/da := 1`.
+    Identity,
+    /// `dt/da := tau p (1 - p)`.
+    Sigmoid,
+}
+named_choices!(Estimator, "estimator", { Identity => "identity", Sigmoid => "sigmoid" });
+
+/// Activation of full-precision hidden layers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Activation {
+    /// Hyperbolic tangent.
+    Tanh,
+    /// Rectified linear unit.
+    Relu,
+}
+named_choices!(Activation, "activation", { Tanh => "tanh", Relu => "relu" });
+
+/// What a stochastic layer emits at inference (docs/design.md, section 1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Inference {
+    /// A fresh binary sample per row: the certified mode.
+    Sample,
+    /// The probabilities `p`.
+    Prob,
+    /// The deterministic code `1[p >= 0.5]`.
+    Threshold,
+}
+named_choices!(Inference, "inference", { Sample => "sample", Prob => "prob", Threshold => "threshold" });
+
+/// Training (straight-through samples) or inference in a chosen mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Sampled codes with straight-through gradients.
+    Train,
+    /// Inference.
+    Infer(Inference),
+}
+
+/// The convolutional encoder of an image model: each layer a `k x k` convolution (no padding), ReLU and
+/// 2 x 2 max pooling.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConvLayers {
+    /// Image height and width (3 colour channels).
+    pub image: (usize, usize),
+    /// Output channels of each convolution.
+    pub channels: Vec<usize>,
+    /// Kernel size.
+    pub kernel: usize,
+}
+
+impl ConvLayers {
+    /// `(channels, height, width)` after the convolutions and poolings.
+    pub fn feature_shape(&self) -> Result<(usize, usize, usize)> {
+        if self.channels.is_empty() || self.channels.contains(&0) || self.kernel == 0 {
+            return Err(Error::param(
+                "channels",
+                format!("{:?}", self.channels),
+                "needs at least one convolution, all channel counts and the kernel size > 0",
+            ));
+        }
+        let (mut h, mut w) = self.image;
+        for _ in &self.channels {
+            if h < self.kernel + 1 || w < self.kernel + 1 {
+                return Err(Error::param(
+                    "kernel",
+                    self.kernel,
+                    format!(
+                        "{} convolutions of this size and their pooling do not fit a {}x{} image",
+                        self.channels.len(),
+                        self.image.0,
+                        self.image.1
+                    ),
+                ));
+            }
+            h = (h + 1 - self.kernel) / 2;
+            w = (w + 1 - self.kernel) / 2;
+        }
+        Ok((*self.channels.last().unwrap(), h, w))
+    }
+
+    /// Width of the flattened features the dense layers read.
+    pub fn feature_width(&self) -> Result<usize> {
+        let (c, h, w) = self.feature_shape()?;
+        Ok(c * h * w)
+    }
+}
+
+/// The architecture: everything needed to rebuild the network around saved weights.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ModelConfig {
+    /// Input width of the dense layers (for an image model: the flattened convolutional features).
+    pub n_inputs: usize,
+    /// Hidden layer widths.
+    pub hidden: Vec<usize>,
+    /// Indices (0-based, into `hidden`) of the stochastic layers; the MI is taken on the last one. Empty:
+    /// a full-precision network (the `mlp` baseline), whose representation is its last hidden layer.
+    pub stochastic: Vec<usize>,
+    /// Pre-activation of stochastic neurons.
+    pub pre_activation: PreActivation,
+    /// Temperature `tau`.
+    pub temperature: f64,
+    /// Straight-through estimator.
+    pub estimator: Estimator,
+    /// Activation of full-precision layers.
+    pub activation: Activation,
+    /// Width of the head: 1 (a binary task: one logit, binary cross-entropy) or the number of classes
+    /// (softmax cross-entropy).
+    #[serde(default = "one")]
+    pub n_outputs: usize,
+    /// Convolutions in front of the dense layers (image models).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conv: Option<ConvLayers>,
+}
+
+fn one() -> usize {
+    1
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig {
+            n_inputs: 0,
+            hidden: vec![64, 32],
+            stochastic: vec![1],
+            pre_activation: PreActivation::Tanh,
+            temperature: 6.0,
+            estimator: Estimator::Identity,
+            activation: Activation::Tanh,
+            n_outputs: 1,
+            conv: None,
+        }
+    }
+}
+
+impl ModelConfig {
+    /// Checks widths, indices, temperature and (for an image model) that the convolutions fit.
+    pub fn validate(&self) -> Result<()> {
+        if self.hidden.is_empty() || self.hidden.contains(&0) {
+            return Err(Error::param(
+                "hidden",
+                format!("{:?}", self.hidden),
+                "needs at least one layer, all widths > 0",
+            ));
+        }
+        if self.stochastic.iter().any(|&i| i >= self.hidden.len()) {
+            return Err(Error::param(
+                "stochastic",
+                format!("{:?}", self.stochastic),
+                format!("each index must be below the number of hidden layers ({})", self.hidden.len()),
+            ));
+        }
+        if !(self.temperature.is_finite() && self.temperature > 0.0) {
+            return Err(Error::param("temperature", self.temperature, "must be > 0"));
+        }
+        if self.n_outputs == 0 {
+            return Err(Error::param("n_outputs", 0, "the head needs an output"));
+        }
+        if let Some(conv) = &self.conv {
+            let width = conv.feature_width()?;
+            if self.n_inputs != width {
+                return Err(Error::param("n_inputs", self.n_inputs, format!("the convolutions give {width} features")));
+            }
+        }
+        if self.n_inputs == 0 {
+            return Err(Error::param("n_inputs", 0, "the data has no features"));
+        }
+        Ok(())
+    }
+
+    /// Index of the representation layer: the last stochastic layer (where the MI is taken), or the last
+    /// hidden layer of a full-precision network.
+    pub fn mi_layer(&self) -> usize {
+        self.stochastic.iter().copied().max().unwrap_or(self.hidden.len() - 1)
+    }
+
+    /// True when the representation layer is stochastic (so its MI and certificate are defined).
+    pub fn is_stochastic(&self) -> bool {
+        !self.stochastic.is_empty()
+    }
+
+    /// Width `m` of the representation layer.
+    pub fn code_width(&self) -> usize {
+        self.hidden[self.mi_layer()]
+    }
+
+    /// The number of task classes the head predicts (2 for the binary head).
+    pub fn n_classes(&self) -> usize {
+        if self.n_outputs == 1 {
+            2
+        } else {
+            self.n_outputs
+        }
+    }
+
+    /// Number of weights and biases.
+    pub fn n_weights(&self) -> usize {
+        let mut total = 0;
+        if let Some(conv) = &self.conv {
+            let mut c_in = 3;
+            for &c in &conv.channels {
+                total += c * (c_in * conv.kernel * conv.kernel + 1);
+                c_in = c;
+            }
+        }
+        let mut dims = vec![self.n_inputs];
+        dims.extend(&self.hidden);
+        dims.push(self.n_outputs);
+        total + dims.windows(2).map(|w| (w[0] + 1) * w[1]).sum::<usize>()
+    }
+}
+
+/// The device networks run on: CPU, or the first CUDA GPU when built with `--features cuda` and one is
+/// present.
+pub fn default_device() -> Result<Device> {
+    #[cfg(feature = "cuda")]
+    {
+        return Ok(Device::cuda_if_available(0)?);
+    }
+    #[allow(unreachable_code)]
+    Ok(Device::Cpu)
+}
+
+/// Numerically stable binary cross-entropy with logits, mean over rows:
+/// `max(x, 0) - x y + log(1 + exp(-|x|))` (finite at any logit, unlike the naive form).
+pub fn bce_with_logits(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
+    let pos = logits.relu()?;
+    let soft = (logits.abs()?.neg()?.exp()? + 1.0)?.log()?;
+    Ok(((pos - (logits * targets)?)? + soft)?.mean_all()?)
+}
+
+/// The task loss of a batch: binary cross-entropy for one logit per row, softmax cross-entropy (through
+/// log-softmax: finite at any logit) for one logit per class.
+pub fn task_loss(logits: &Tensor, y: &[u8]) -> Result<Tensor> {
+    let device = logits.device();
+    if logits.rank() == 1 {
+        let t: Vec<f32> = y.iter().map(|&v| v as f32).collect();
+        bce_with_logits(logits, &Tensor::from_vec(t, y.len(), device)?)
+    } else {
+        let t: Vec<u32> = y.iter().map(|&v| v as u32).collect();
+        Ok(candle_nn::loss::cross_entropy(logits, &Tensor::from_vec(t, y.len(), device)?)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bce_is_stable_at_large_logits() {
+        let dev = Device::Cpu;
+        let x = Tensor::new(&[100f32, -100., 100., -100., 0.], &dev).unwrap();
+        let y = Tensor::new(&[1f32, 0., 0., 1., 1.], &dev).unwrap();
+        let per_row = |i: usize| {
+            bce_with_logits(&x.narrow(0, i, 1).unwrap(), &y.narrow(0, i, 1).unwrap())
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap()
+        };
+        assert!(per_row(0).abs() < 1e-6);
+        assert!(per_row(1).abs() < 1e-6);
+        assert!((per_row(2) - 100.0).abs() < 1e-4);
+        assert!((per_row(3) - 100.0).abs() < 1e-4);
+        assert!((per_row(4) - std::f32::consts::LN_2).abs() < 1e-6);
+    }
+
+    #[test]
+    fn choices_parse_their_names_and_refuse_others() {
+        for name in Inference::NAMES {
+            assert_eq!(name.parse::<Inference>().unwrap().name(), *name);
+        }
+        let e = "median".parse::<Inference>().unwrap_err();
+        assert!(matches!(&e, Error::InvalidParam { param, .. } if param == "inference"));
+        assert!(e.to_string().contains("sample, prob, threshold"), "{e}");
+    }
+
+    #[test]
+    fn conv_shapes_are_checked() {
+        let conv = |image, channels: Vec<usize>, kernel| ConvLayers { image, channels, kernel };
+        assert_eq!(conv((28, 28), vec![8, 16], 5).feature_shape().unwrap(), (16, 4, 4));
+        assert!(conv((12, 12), vec![8, 16], 5).feature_shape().is_err());
+        assert!(conv((28, 28), vec![], 5).feature_shape().is_err());
+        let cfg = ModelConfig { n_inputs: 255, conv: Some(conv((28, 28), vec![8, 16], 5)), ..Default::default() };
+        assert!(cfg.validate().is_err());
+    }
+}
