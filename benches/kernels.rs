@@ -3,9 +3,9 @@
 
 use candle_core::{Device, Tensor};
 use criterion::{criterion_group, criterion_main, Criterion};
-use fairbits::fused::FusedNet;
-use fairbits::model::{bce_with_logits, Mode, ModelConfig, SqNet};
-use fairbits::{mi, train::TrainConfig};
+use fairbits::model::{bce_with_logits, Mode, ModelConfig, Net};
+use fairbits::penalty::mi;
+use fairbits::train::{fused::FusedNet, TrainConfig};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -20,7 +20,7 @@ fn batch(n: usize, d: usize, seed: u64) -> (Vec<f32>, Vec<f32>, Vec<u32>) {
 fn step(c: &mut Criterion) {
     let (x, y, s) = batch(256, 102, 0);
     let cfg = ModelConfig { n_inputs: 102, ..ModelConfig::default() };
-    let net = SqNet::new(&cfg, &Device::Cpu, &mut ChaCha8Rng::seed_from_u64(1)).unwrap();
+    let net = Net::new(&cfg, &Device::Cpu, &mut ChaCha8Rng::seed_from_u64(1)).unwrap();
     let tc = TrainConfig { gamma: 1.0, ..TrainConfig::default() };
     let mut rng = ChaCha8Rng::seed_from_u64(2);
     let mut fused = FusedNet::from_net(&net).unwrap();

@@ -7,7 +7,7 @@
 //! same number certifies how unfair any consumer of the codes can be. The method and every formula are in
 //! `docs/design.md`; code comments cite its sections.
 //!
-//! ```no_run
+//! ```
 //! use fairbits::data::{Builtin, DataSpec, Source, TableSpec};
 //! use fairbits::{EvalOptions, FairParams};
 //!

@@ -31,17 +31,14 @@ pub enum Input {
 }
 
 impl Input {
-    /// `input` (a CSV, or a `.npy` array for an image model) or an image model's own `split`, exactly one.
+    /// `input` (a CSV, or a `.npy` array for an image model) or an image model's own `split` (not both;
+    /// neither: the unbiased test set of an image model).
     pub fn new(input: Option<&Path>, split: Option<&str>, id: Option<&str>) -> Result<Input> {
         match (input, split) {
             (Some(p), None) if p.extension().is_some_and(|e| e == "npy") => Ok(Input::Npy(p.to_path_buf())),
             (Some(p), None) => Ok(Input::Csv { path: p.to_path_buf(), id: id.map(String::from) }),
-            (None, Some(s)) => Ok(Input::Split(s.to_string())),
-            _ => Err(Error::param(
-                "input",
-                "missing",
-                "give --input FILE (a CSV, or .npy for an image model) or, for an image model, --split SET",
-            )),
+            (None, s) => Ok(Input::Split(s.unwrap_or("test-unbiased").to_string())),
+            (Some(_), Some(_)) => Err(Error::param("split", "given", "give --input or --split, not both")),
         }
     }
 }

@@ -2,7 +2,8 @@
 //! that consume one sampled code per row.
 
 use candle_core::Device;
-use fairbits::{certificate, metrics, mi};
+use fairbits::eval::{certificate, metrics};
+use fairbits::penalty::mi;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 

@@ -142,7 +142,7 @@ fn encode_then_an_independent_probe_matches_the_builtin_probe() {
         s.push(f[4].parse::<u32>().unwrap());
         y.push(f[5].parse::<u8>().unwrap());
     }
-    let spec = csv_spec(&csv, 0);
+    let fairbits::data::DataSpec::Table(spec) = csv_spec(&csv, 0) else { unreachable!() };
     let (tr, _, te) = fairbits::data::split::stratified(&y, &s, 2, &spec).unwrap();
     let m = rows[0].len();
     let mut w = vec![0f64; m + 1];
@@ -300,6 +300,8 @@ fn preset_invariant_sets_joint_penalty_and_flags_override_it() {
             "invariant",
             "--epochs",
             "2",
+            "--warmup-epochs",
+            "1",
             "--draws",
             "1",
             "--forest-trees",
@@ -313,7 +315,7 @@ fn preset_invariant_sets_joint_penalty_and_flags_override_it() {
     assert_eq!(cfg["model"]["hidden"], serde_json::json!([64, 12]));
     assert_eq!(cfg["train"]["penalty"], "joint");
     assert_eq!(cfg["train"]["gamma"], 5.0);
-    assert_eq!(cfg["train"]["warmup_epochs"], 20);
+    assert_eq!(cfg["train"]["warmup_epochs"], 1, "an explicit flag overrides the preset");
     assert_eq!(cfg["train"]["epochs"], 2, "an explicit flag overrides the preset");
 }
 

@@ -1,9 +1,9 @@
-//! The shipped datasets have exactly the rows and features of DESIGN section 6.
+//! The shipped datasets have exactly the rows and features of docs/design.md, section 6.
 
-use fairbits::data::{prepare, Builtin, DataSpec, Source};
+use fairbits::data::{tabular::prepare, Builtin, Source, TableSpec};
 
-fn spec(name: Builtin, sensitive: Option<&str>) -> DataSpec {
-    DataSpec {
+fn spec(name: Builtin, sensitive: Option<&str>) -> TableSpec {
+    TableSpec {
         source: Source::Builtin { name, sensitive: sensitive.map(String::from) },
         test_size: 0.3,
         val_size: 0.0,
@@ -17,12 +17,12 @@ fn adult_has_30162_rows_and_sex_as_sensitive() {
     let p = prepare(&spec(Builtin::Adult, None), None).unwrap();
     assert_eq!(p.train.n + p.test.n, 30162);
     assert_eq!(p.n_dropped, 32561 - 30162);
-    assert_eq!(p.encoding.sensitive.groups, vec!["Female", "Male"]);
-    assert_eq!(p.encoding.target.positive, ">50K");
+    assert_eq!(p.encoding.as_ref().unwrap().sensitive.groups, vec!["Female", "Male"]);
+    assert_eq!(p.encoding.as_ref().unwrap().target.positive, ">50K");
     // 6 numeric + 96 one-hot columns; a category can be missing from the training split only if rare.
     let d = p.train.d;
     assert!((101..=102).contains(&d), "{d} features");
-    assert!(!p.encoding.feature_names().iter().any(|f| f.starts_with("sex")));
+    assert!(!p.encoding.as_ref().unwrap().feature_names().iter().any(|f| f.starts_with("sex")));
     let race = prepare(&spec(Builtin::Adult, Some("race")), None).unwrap();
     assert_eq!(race.train.n_groups, 5);
 }
@@ -31,8 +31,8 @@ fn adult_has_30162_rows_and_sex_as_sensitive() {
 fn compas_has_5278_rows_african_american_zero() {
     let p = prepare(&spec(Builtin::Compas, None), None).unwrap();
     assert_eq!(p.train.n + p.test.n, 5278);
-    assert_eq!(p.encoding.sensitive.groups, vec!["African-American", "Caucasian"]);
-    let names = p.encoding.feature_names();
+    assert_eq!(p.encoding.as_ref().unwrap().sensitive.groups, vec!["African-American", "Caucasian"]);
+    let names = p.encoding.as_ref().unwrap().feature_names();
     for leak in ["decile_score", "score_text", "is_recid", "c_charge_desc", "race"] {
         assert!(!names.iter().any(|f| f.starts_with(leak)), "{leak} must not be a feature");
     }
@@ -43,11 +43,11 @@ fn compas_has_5278_rows_african_american_zero() {
 fn german_age_and_sex_variants() {
     let p = prepare(&spec(Builtin::German, None), None).unwrap();
     assert_eq!(p.train.n + p.test.n, 1000);
-    assert_eq!(p.encoding.sensitive.groups, vec!["0", "1"]);
-    assert_eq!(p.encoding.target.positive, "1");
-    assert!(!p.encoding.feature_names().iter().any(|f| f == "age"));
+    assert_eq!(p.encoding.as_ref().unwrap().sensitive.groups, vec!["0", "1"]);
+    assert_eq!(p.encoding.as_ref().unwrap().target.positive, "1");
+    assert!(!p.encoding.as_ref().unwrap().feature_names().iter().any(|f| f == "age"));
     let sex = prepare(&spec(Builtin::German, Some("sex")), None).unwrap();
-    assert_eq!(sex.encoding.sensitive.groups, vec!["female", "male"]);
-    assert!(!sex.encoding.feature_names().iter().any(|f| f.starts_with("personal_status")));
+    assert_eq!(sex.encoding.as_ref().unwrap().sensitive.groups, vec!["female", "male"]);
+    assert!(!sex.encoding.as_ref().unwrap().feature_names().iter().any(|f| f.starts_with("personal_status")));
     assert!(prepare(&spec(Builtin::German, Some("height")), None).is_err());
 }

@@ -53,7 +53,8 @@ fn train_on_shipped_digits_saves_and_encodes() {
         "1",
         "--gamma",
         "5",
-        "--conditional",
+        "--penalty",
+        "per-neuron:odds",
         "--out",
         "model",
         "--reproducible",
@@ -62,7 +63,8 @@ fn train_on_shipped_digits_saves_and_encodes() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("accuracy (unbiased test)"));
     let m = metrics(&dir.path().join("model"));
-    assert_eq!(m["run"]["penalty"], "per-neuron-conditional");
+    assert_eq!(m["run"]["penalty"], "per-neuron:odds");
+    assert_eq!(m["run"]["estimate"], "bank");
     assert_eq!(m["run"]["n_train"], 300);
     assert_eq!(m["run"]["m"], 12);
     for key in ["accuracy_unbiased", "accuracy_biased"] {
@@ -161,7 +163,7 @@ fn image_sweep_resumes_and_reports() {
         "--rho",
         "0.9",
         "--penalties",
-        "per-neuron-conditional,joint-conditional",
+        "per-neuron:odds,joint-conditional",
         "--gammas",
         "0,1",
         "--seeds",
@@ -186,6 +188,6 @@ fn image_sweep_resumes_and_reports() {
     assert!(o.status.success(), "{}", stderr(&o));
     let md = std::fs::read_to_string(dir.path().join("RESULTS.md")).unwrap();
     assert!(md.contains("## biased-mnist"), "{md}");
-    assert!(md.contains("| joint-conditional | 1 | 3 |"), "{md}");
+    assert!(md.contains("| joint:odds | 1 | 3 |"), "{md}");
     assert!(md.contains("target"), "{md}");
 }

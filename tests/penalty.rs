@@ -2,41 +2,38 @@
 //! the probes' s-AUC; on an XOR task only the joint penalty removes what the layer carries.
 
 mod common;
-use fairbits::data::prepare;
-use fairbits::model::{ModelConfig, SqNet};
-use fairbits::report::{evaluate, EvalOptions, RunInfo};
-use fairbits::train::{rng, streams, train, Estimate, Penalty, TrainConfig};
+use fairbits::eval::{BinaryMetrics, EvalOptions};
+use fairbits::penalty::{Estimate, PenaltyKind, PenaltySpec, Target};
+use fairbits::FairParams;
 
-/// Trains `hidden` (last layer stochastic) on the CSV at `path` and evaluates it.
+/// Trains `hidden` (last layer stochastic) on the CSV at `path` through the library API and evaluates it.
 #[allow(clippy::too_many_arguments)]
 fn run(
     path: &std::path::Path,
     hidden: Vec<usize>,
-    penalty: Penalty,
+    penalty: PenaltyKind,
     gamma: f64,
     epochs: usize,
     batch_size: usize,
     seed: u64,
     estimate: Estimate,
-) -> fairbits::Metrics {
-    let data = prepare(&common::csv_spec(path, seed), None).unwrap();
-    let cfg = ModelConfig { n_inputs: data.train.d, stochastic: vec![hidden.len() - 1], hidden, ..Default::default() };
-    let net = SqNet::new(&cfg, &candle_core::Device::Cpu, &mut rng(seed, streams::INIT)).unwrap();
-    let tc = TrainConfig { epochs, batch_size, gamma, penalty, seed, estimate, ..Default::default() };
-    let rep = train(&net, &data.train, None, &tc, &indicatif::ProgressBar::hidden()).unwrap();
-    let info = RunInfo {
-        dataset: "synthetic".into(),
-        sensitive: "s".into(),
-        groups: vec![],
-        n_dropped: 0,
-        seed,
-        gamma,
-        penalty: penalty.name().into(),
-        train_seconds: rep.train_seconds,
-        epochs: rep.epochs,
-    };
+) -> BinaryMetrics {
+    let spec = common::csv_spec(path, seed);
+    let data = spec.prepare().unwrap();
+    let model = FairParams::new()
+        .hidden(hidden)
+        .penalty(PenaltySpec::new(penalty, Target::Parity).with_estimate(estimate))
+        .gamma(gamma)
+        .epochs(epochs)
+        .batch_size(batch_size)
+        .seed(seed)
+        .check()
+        .unwrap()
+        .fit(&data, &spec)
+        .unwrap();
     let opts = EvalOptions { draws: 2, forest_trees: 30, ..Default::default() };
-    evaluate(&net, &data, &opts, &info).unwrap()
+    let metrics = model.evaluate(&data, &opts, &model.run_info(f64::NAN, epochs), &()).unwrap();
+    metrics.binary().unwrap().clone()
 }
 
 #[test]
@@ -44,8 +41,8 @@ fn gamma_lowers_information_and_probe_auc() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("syn.csv");
     common::write_synthetic(&path, 3000, 3);
-    let plain = run(&path, vec![16, 8], Penalty::PerNeuron, 0.0, 30, 128, 1, Estimate::Batch);
-    let fair = run(&path, vec![16, 8], Penalty::PerNeuron, 3.0, 30, 128, 1, Estimate::Batch);
+    let plain = run(&path, vec![16, 8], PenaltyKind::PerNeuron, 0.0, 30, 128, 1, Estimate::Batch);
+    let fair = run(&path, vec![16, 8], PenaltyKind::PerNeuron, 3.0, 30, 128, 1, Estimate::Batch);
     assert!(plain.information.mi_per_neuron_bits > 0.05, "{:?}", plain.information);
     assert!(fair.information.mi_per_neuron_bits < 0.5 * plain.information.mi_per_neuron_bits);
     assert!(fair.information.mi_joint_bits < plain.information.mi_joint_bits);
@@ -58,7 +55,7 @@ fn gamma_lowers_information_and_probe_auc() {
 
 /// `s` is the XOR of the signs of `x1` and `x2`; the task needs both signs (`x3` picks which), and `y` is
 /// independent of `s`. A layer can carry both signs with every neuron independent of `s`: the per-neuron
-/// penalty cannot see that, the joint penalty can (DESIGN section 3).
+/// penalty cannot see that, the joint penalty can (docs/design.md, section 3).
 fn write_xor(path: &std::path::Path, n: usize) {
     use rand::{Rng, SeedableRng};
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
@@ -81,7 +78,7 @@ fn joint_penalty_removes_information_the_per_neuron_penalty_leaves_in_an_xor() {
     write_xor(&path, 4000);
     for estimate in [Estimate::Batch, Estimate::Bank] {
         let fit = |penalty| run(&path, vec![32, 4], penalty, 3.0, 40, 128, 2, estimate);
-        let (per_neuron, joint) = (fit(Penalty::PerNeuron), fit(Penalty::Joint));
+        let (per_neuron, joint) = (fit(PenaltyKind::PerNeuron), fit(PenaltyKind::Joint));
         let (pn, jn) = (&per_neuron.information, &joint.information);
         eprintln!(
             "{estimate:?}: per-neuron run: {pn:?} forest {:?}\njoint run: {jn:?} forest {:?}",
@@ -111,15 +108,13 @@ fn bank_estimate_of_the_pairwise_penalty_is_refused() {
             "--sensitive",
             "s",
             "--penalty",
-            "pairwise",
+            "pairwise@bank",
             "--gamma",
             "1",
-            "--estimate",
-            "bank",
             "--epochs",
             "1",
         ],
     );
     assert_eq!(o.status.code(), Some(2), "{}", common::stderr(&o));
-    assert!(common::stderr(&o).contains("--estimate"), "{}", common::stderr(&o));
+    assert!(common::stderr(&o).contains("invalid --penalty = pairwise@bank"), "{}", common::stderr(&o));
 }

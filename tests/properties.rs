@@ -1,7 +1,8 @@
 //! Property tests of the metrics, the MI and the certificate: ranges, symmetries, invariance to row order.
 
 use candle_core::Device;
-use fairbits::{certificate, metrics, mi};
+use fairbits::eval::{certificate, metrics};
+use fairbits::penalty::mi;
 use proptest::prelude::*;
 
 fn joint(p: &[f64], m: usize, s: &[u32], k: usize) -> f64 {

@@ -262,7 +262,7 @@ fn model_directory_missing_files_corrupt_or_from_another_version() {
     let eval = || fairbits(dir.path(), &["eval", "--model", "model"]);
     let cfg = dir.path().join("model/config.json");
     let text = std::fs::read_to_string(&cfg).unwrap();
-    std::fs::write(&cfg, text.replace("\"format_version\": 1", "\"format_version\": 999")).unwrap();
+    std::fs::write(&cfg, text.replace("\"format_version\": 2", "\"format_version\": 999")).unwrap();
     let o = eval();
     assert_eq!(o.status.code(), Some(4));
     assert!(stderr(&o).contains("config.json has format_version Some(999)"), "{}", stderr(&o));
@@ -413,27 +413,26 @@ fn resume_after_kill_9_gives_the_metrics_of_an_uninterrupted_run() {
 /// A non-finite loss stops training with a clear error, and the last good checkpoint stays.
 #[test]
 fn divergence_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint() {
-    use fairbits::data::prepare;
-    use fairbits::model::{ModelConfig, SqNet};
-    use fairbits::train::{rng, streams, train_checkpointed, Checkpointing, TrainConfig};
+    use fairbits::model::{ModelConfig, Net};
+    use fairbits::rng::{rng, Stream};
+    use fairbits::train::{fit, Checkpointing, TrainConfig};
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("data.csv");
     write_synthetic(&path, 400, 3);
     let spec = csv_spec(&path, 0);
-    let data = prepare(&spec, None).unwrap();
+    let data = spec.prepare().unwrap();
     let cfg = ModelConfig { n_inputs: data.train.d, hidden: vec![8, 4], ..Default::default() };
     let ck = Checkpointing { dir: dir.path().join("checkpoint"), every: 1, resume: false };
     for backend in [fairbits::train::Backend::Auto, fairbits::train::Backend::Candle] {
-        let net = SqNet::new(&cfg, &candle_core::Device::Cpu, &mut rng(0, streams::INIT)).unwrap();
-        let bar = indicatif::ProgressBar::hidden();
+        let net = Net::new(&cfg, &candle_core::Device::Cpu, &mut rng(0, Stream::Init)).unwrap();
         let two = TrainConfig { epochs: 2, backend, ..TrainConfig::default() };
-        train_checkpointed(&net, &data.train, None, &two, &bar, Some(&ck)).unwrap();
+        fit(&net, &data.train, None, &two, Some(&ck), &()).unwrap();
         // Poison a feature and continue from the checkpoint: the first step of epoch 3 is NaN.
         let mut poisoned = data.train.clone();
         poisoned.x[0] = f32::NAN;
         let five = TrainConfig { epochs: 5, ..two };
         let resume = Checkpointing { resume: true, ..ck.clone() };
-        let err = train_checkpointed(&net, &poisoned, None, &five, &bar, Some(&resume)).unwrap_err();
+        let err = fit(&net, &poisoned, None, &five, Some(&resume), &()).unwrap_err();
         let text = err.to_string();
         assert!(text.contains("training diverged: the loss became NaN at epoch 3"), "{text}");
         let state: serde_json::Value =

@@ -77,7 +77,9 @@ fn sweep_killed_midway_resumes_without_redoing_finished_runs() {
     let out = fairbits(dir.path(), &sweep_args());
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
-    assert!(text.contains(&format!("{total} runs ({} already finished and skipped)", finished.len())), "{text}");
+    let expected =
+        format!("{total} runs ({} already finished and skipped, 0 trained by another process)", finished.len());
+    assert!(text.contains(&expected), "{text}");
     for (p, mtime, bytes) in &finished {
         assert_eq!(std::fs::metadata(p).unwrap().modified().unwrap(), *mtime, "{} was redone", p.display());
         assert_eq!(&std::fs::read(p).unwrap(), bytes);

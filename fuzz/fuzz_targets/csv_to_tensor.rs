@@ -2,7 +2,7 @@
 //! is fine, a panic is a bug, and every number that comes out must be finite.
 #![no_main]
 
-use fairbits::data::{prepare_table, DataSpec, Duplicates, RawTable, Source, TableSpec};
+use fairbits::data::{prepare_table, Duplicates, RawTable, Roles, Source, TableSpec};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|bytes: &[u8]| {
@@ -12,14 +12,14 @@ fuzz_target!(|bytes: &[u8]| {
     }
     // Last column the target, the one before it the sensitive attribute, the rest features.
     let n = table.header.len();
-    let tspec = TableSpec {
+    let tspec = Roles {
         target: table.header[n - 1].clone(),
         positive: None,
         sensitive: table.header[n - 2].clone(),
         features: table.header[..n - 2].to_vec(),
         categorical: vec![],
     };
-    let spec = DataSpec {
+    let spec = TableSpec {
         source: Source::Csv { path: "fuzz.csv".into(), target: String::new(), sensitive: String::new(), positive: None, categorical: vec![], drop: vec![] },
         test_size: 0.3,
         val_size: 0.2,

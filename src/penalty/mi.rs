@@ -8,7 +8,7 @@
 //!
 //! ```
 //! use candle_core::{Device, Tensor};
-//! use fairbits::mi;
+//! use fairbits::penalty::mi;
 //! // The XOR example of DESIGN section 3: each neuron alone says nothing about S, the pair says 1 bit.
 //! let p = Tensor::new(&[[0f64, 0.], [1., 1.], [0., 1.], [1., 0.]], &Device::Cpu).unwrap();
 //! let g = mi::group_onehot(&[0, 0, 1, 1], 2, &Device::Cpu).unwrap();

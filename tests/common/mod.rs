@@ -77,7 +77,7 @@ pub fn pair_auc(scores: &[f64], labels: &[bool]) -> f64 {
 
 /// The data spec of a CSV with target `y` and sensitive `s`, 30% test rows, no validation.
 pub fn csv_spec(path: &Path, seed: u64) -> fairbits::data::DataSpec {
-    fairbits::data::DataSpec {
+    fairbits::data::DataSpec::Table(fairbits::data::TableSpec {
         source: fairbits::data::Source::Csv {
             path: path.to_path_buf(),
             target: "y".into(),
@@ -90,5 +90,5 @@ pub fn csv_spec(path: &Path, seed: u64) -> fairbits::data::DataSpec {
         val_size: 0.0,
         seed,
         include_sensitive: false,
-    }
+    })
 }
