@@ -2,7 +2,7 @@
 """The fairbits tabular workload in PyTorch, for speed comparisons (not part of CI; PyTorch's wheel is
 large). Adult-sized: 21,113 rows x 102 inputs -> 64 tanh -> 32 stochastic binary (a = tanh(z),
 p = sigmoid(6 a), straight-through identity estimator) -> 1 logit; batch 256, Adam (lr 1e-3, no weight
-decay), stable BCE plus gamma times the per-neuron MI penalty (DESIGN section 2); one thread.
+decay), stable BCE plus gamma times the per-neuron MI penalty (docs/design.md, section 2); one thread.
 
 usage: python3 bench/pytorch_reference.py [--epochs 5] [--models 1] [--json]
 Prints seconds per epoch, milliseconds per step and, for --models N, the time to train N models in sequence.

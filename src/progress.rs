@@ -1,17 +1,17 @@
 //! How long work reports its progress to the caller (the command line draws a bar from it; a library user
 //! may log it or ignore it). No terminal type crosses this boundary.
 
-use crate::train::EpochStats;
-
 /// A progress event.
 #[derive(Clone, Copy, Debug)]
 pub enum Event<'a> {
     /// An epoch ended.
     Epoch {
-        /// Its statistics.
-        stats: &'a EpochStats,
+        /// The epoch (1-based).
+        epoch: usize,
         /// Epochs planned.
         of: usize,
+        /// Its mean training loss.
+        loss: f64,
     },
     /// Evaluation advanced.
     Evaluation {
@@ -64,7 +64,7 @@ impl TerminalBar {
 impl Observer for TerminalBar {
     fn event(&self, e: Event<'_>) {
         let (prefix, done, of, msg) = match e {
-            Event::Epoch { stats, of } => ("training", stats.epoch, of, format!("loss {:.4}", stats.loss)),
+            Event::Epoch { epoch, of, loss } => ("training", epoch, of, format!("loss {loss:.4}")),
             Event::Evaluation { done, of, what } => ("evaluating", done, of, what.to_string()),
         };
         self.0.set_prefix(prefix);

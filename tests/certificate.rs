@@ -1,4 +1,4 @@
-//! The certificate of DESIGN section 4 against the actual behaviour of many random classifiers and probes
+//! The certificate of docs/design.md, section 4 against the actual behaviour of many random classifiers and probes
 //! that consume one sampled code per row.
 
 use candle_core::Device;

@@ -1,4 +1,4 @@
-//! The shipped datasets (Adult, COMPAS, German credit) with exactly the preprocessing of DESIGN section 6.
+//! The shipped datasets (Adult, COMPAS, German credit) with exactly the preprocessing of docs/design.md, section 6.
 //! The raw files are compiled into the binary, so `--dataset adult` works from any directory.
 
 use super::table::{is_missing, parse_number, Column, Duplicates, RawTable};
@@ -22,7 +22,7 @@ pub enum Builtin {
     German,
 }
 
-crate::model::named_choices!(Builtin, "dataset", { Adult => "adult", Compas => "compas", German => "german" });
+named_choices!(Builtin, "dataset", { Adult => "adult", Compas => "compas", German => "german" });
 
 impl Builtin {
     /// The sensitive attributes this dataset offers; the first is the default.
@@ -175,7 +175,7 @@ pub fn derive_columns(which: Builtin, t: &mut RawTable) -> Result<()> {
     Ok(())
 }
 
-/// ProPublica's filters, then the African-American / Caucasian subset (DESIGN section 6).
+/// ProPublica's filters, then the African-American / Caucasian subset (docs/design.md, section 6).
 fn filter_compas(t: &mut RawTable) -> Result<()> {
     let days = t.col("days_b_screening_arrest")?;
     let recid = t.col("is_recid")?;

@@ -1,4 +1,4 @@
-//! Encoders fitted on the training split (DESIGN section 6): numeric columns standardised, text columns
+//! Encoders fitted on the training split (docs/design.md, section 6): numeric columns standardised, text columns
 //! one-hot, the target mapped to {0, 1} and the sensitive attribute to group indices. All of it is saved
 //! in `config.json`, so a saved model encodes new rows exactly as it was trained.
 

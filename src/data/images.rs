@@ -27,7 +27,7 @@ pub enum ImageDataset {
     BiasedFashionMnist,
 }
 
-crate::model::named_choices!(ImageDataset, "dataset", {
+named_choices!(ImageDataset, "dataset", {
     BiasedMnist => "biased-mnist",
     BiasedFashionMnist => "biased-fashion-mnist",
 });

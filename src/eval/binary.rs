@@ -94,10 +94,10 @@ pub struct Probes {
 pub struct Information {
     /// Width `m` of the layer.
     pub code_width: usize,
-    /// `sum_j I(T_j; S)` (DESIGN section 2).
+    /// `sum_j I(T_j; S)` (docs/design.md, section 2).
     #[serde(with = "nullable")]
     pub mi_per_neuron_bits: f64,
-    /// `I(T; S)` (DESIGN section 3).
+    /// `I(T; S)` (docs/design.md, section 3).
     #[serde(with = "nullable")]
     pub mi_joint_bits: f64,
     /// Its standard error (0 when exact).
@@ -107,7 +107,7 @@ pub struct Information {
     pub mi_joint_method: String,
 }
 
-/// The certificate (DESIGN section 4).
+/// The certificate (docs/design.md, section 4).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Certificate {
     /// The MI the bounds use: exact, or the Monte-Carlo mean plus two standard errors.

@@ -1,4 +1,4 @@
-//! The certificate of DESIGN section 4: from the joint MI `I(T; S)` (bits) and the group shares, an upper
+//! The certificate of docs/design.md, section 4: from the joint MI `I(T; S)` (bits) and the group shares, an upper
 //! bound on the demographic-parity gap of ANY classifier, and on the AUC of ANY probe for `S`, that
 //! consumes ONE fresh sampled code per row. It does not cover consumers of `p` or of several samples.
 //! Where the layer can be enumerated, the exact worst cases (total variation, likelihood-ratio AUC)

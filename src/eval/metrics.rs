@@ -1,4 +1,4 @@
-//! Assessment metrics of DESIGN section 5: ROC AUC (ties count half), accuracy, and the fairness gaps of
+//! Assessment metrics of docs/design.md, section 5: ROC AUC (ties count half), accuracy, and the fairness gaps of
 //! hard predictions by group. A metric never trains anything. Undefined values (a class or group absent)
 //! are `NaN`, written as `null` in JSON.
 

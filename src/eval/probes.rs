@@ -1,4 +1,4 @@
-//! Probes that try to recover the sensitive attribute from a representation (DESIGN section 5): an
+//! Probes that try to recover the sensitive attribute from a representation (docs/design.md, section 5): an
 //! L2-regularised logistic regression and a random forest of 100 trees, both giving class probabilities so
 //! that AUC is defined. Trained on the training split's representations, scored on the test split.
 

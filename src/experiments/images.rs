@@ -325,7 +325,7 @@ pub fn report_section(dir: &Path, base: &Path) -> Result<String> {
         r0.m,
         cfg.settings()
     );
-    let rel = |p: &Path| super::report::relative(p, base).display().to_string();
+    let rel = |p: &Path| super::relative(p, base).display().to_string();
     let mut rhos: Vec<f64> = rows.iter().map(rho).collect();
     rhos.dedup();
     for at in rhos {

@@ -18,7 +18,7 @@ use crate::progress::{Event, Observer};
 use rayon::prelude::*;
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -353,6 +353,23 @@ fn write_csv(path: &Path, header: &[String], rows: impl Iterator<Item = Vec<Stri
     }
     let bytes = w.into_inner().map_err(|e| csv_err(e.into_error().into()))?;
     files::write_atomic(path, &bytes)
+}
+
+/// `target` relative to the directory `base` (both made absolute first).
+pub fn relative(target: &Path, base: &Path) -> PathBuf {
+    let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let (t, b) = (abs(target), abs(base));
+    let tc: Vec<Component> = t.components().collect();
+    let bc: Vec<Component> = b.components().collect();
+    let common = tc.iter().zip(&bc).take_while(|(a, b)| a == b).count();
+    let mut out = PathBuf::new();
+    for _ in common..bc.len() {
+        out.push("..");
+    }
+    for c in &tc[common..] {
+        out.push(c);
+    }
+    out
 }
 
 /// `mean ± std` with three decimals, `n/a` when undefined.

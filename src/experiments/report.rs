@@ -4,24 +4,7 @@
 
 use crate::error::Result;
 use std::fmt::Write;
-use std::path::{Component, Path, PathBuf};
-
-/// `target` relative to the directory `base` (both made absolute first).
-pub(crate) fn relative(target: &Path, base: &Path) -> PathBuf {
-    let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
-    let (t, b) = (abs(target), abs(base));
-    let tc: Vec<Component> = t.components().collect();
-    let bc: Vec<Component> = b.components().collect();
-    let common = tc.iter().zip(&bc).take_while(|(a, b)| a == b).count();
-    let mut out = PathBuf::new();
-    for _ in common..bc.len() {
-        out.push("..");
-    }
-    for c in &tc[common..] {
-        out.push(c);
-    }
-    out
-}
+use std::path::{Path, PathBuf};
 
 /// Writes the report for the sweep directories `from` into `out` (Markdown, plots linked relative to it).
 pub fn write_report(from: &[PathBuf], out: &Path, command: &str) -> Result<()> {

@@ -5,7 +5,6 @@
 //! networks at matched AUC).
 
 use super::plots::{self, Chart, Series};
-use super::report::relative;
 use super::{pm, read_runs, run_grid, summarize, write_results, write_summary, GridOutcome, Key, Run};
 use crate::data::{DataSpec, Prepared};
 use crate::error::{Error, Result};
@@ -36,7 +35,7 @@ pub enum Method {
     /// Full precision with adversarial debiasing through a gradient-reversal layer of weight gamma.
     Adversarial,
 }
-crate::model::named_choices!(Method, "methods", {
+named_choices!(Method, "methods", {
     Sqnn => "sqnn",
     SqnnJoint => "sqnn-joint",
     Mlp => "mlp",
@@ -403,7 +402,7 @@ pub fn report_section(dir: &Path, base: &Path) -> Result<String> {
     ] {
         let svg = dir.join(format!("{stem}.svg"));
         if svg.exists() {
-            let _ = writeln!(md, "![{dataset}: {alt}]({})\n", relative(&svg, base).display());
+            let _ = writeln!(md, "![{dataset}: {alt}]({})\n", super::relative(&svg, base).display());
         }
     }
     // Q1.

@@ -19,45 +19,6 @@ use crate::error::{Error, Result};
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-/// `name()`, `NAMES`, `Display` and `FromStr` for an enum of named choices (the names are those of the
-/// command line and of saved files).
-macro_rules! named_choices {
-    ($ty:ident, $param:literal, { $($variant:ident => $name:literal),+ $(,)? }) => {
-        impl $ty {
-            /// The name used on the command line and in saved files.
-            pub fn name(self) -> &'static str {
-                match self {
-                    $($ty::$variant => $name),+
-                }
-            }
-
-            /// Every name, in order.
-            pub const NAMES: &'static [&'static str] = &[$($name),+];
-        }
-
-        impl std::fmt::Display for $ty {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(self.name())
-            }
-        }
-
-        impl std::str::FromStr for $ty {
-            type Err = crate::error::Error;
-
-            fn from_str(text: &str) -> crate::error::Result<Self> {
-                match text {
-                    $($name => Ok($ty::$variant),)+
-                    _ => Err(crate::error::Error::param(
-                        $param,
-                        text,
-                        format!("must be one of: {}", Self::NAMES.join(", ")),
-                    )),
-                }
-            }
-        }
-    };
-}
-pub(crate) use named_choices;
 
 /// Pre-activation of a stochastic neuron.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

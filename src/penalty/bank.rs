@@ -17,9 +17,9 @@ use candle_core::{DType, Device, Tensor};
 /// Which MI the bank estimates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Form {
-    /// `sum_j I(T_j; S)` (DESIGN section 2).
+    /// `sum_j I(T_j; S)` (docs/design.md, section 2).
     PerNeuron,
-    /// The exact joint `I(T; S)` (DESIGN section 3), `m <= 16`.
+    /// The exact joint `I(T; S)` (docs/design.md, section 3), `m <= 16`.
     Joint,
 }
 

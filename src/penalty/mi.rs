@@ -1,15 +1,15 @@
 //! Mutual information between the stochastic layer `T` and the sensitive attribute `S`, in bits, under the
-//! empirical distribution of a set of rows (DESIGN sections 2 and 3).
+//! empirical distribution of a set of rows (docs/design.md, sections 2 and 3).
 //!
 //! Given `x`, the neurons of `T` are independent Bernoullis with probabilities `p`, so every quantity here is
 //! a function of the `n x m` matrix `p` and the group of each row. Tensor functions take `f64` tensors
-//! (the `1e-12` clamp of DESIGN section 2 is not representable next to 1 in `f32`) and are differentiable
+//! (the `1e-12` clamp of docs/design.md, section 2 is not representable next to 1 in `f32`) and are differentiable
 //! through `p`, so the same code serves as the training penalty and the evaluation metric.
 //!
 //! ```
 //! use candle_core::{Device, Tensor};
 //! use fairbits::penalty::mi;
-//! // The XOR example of DESIGN section 3: each neuron alone says nothing about S, the pair says 1 bit.
+//! // The XOR example of docs/design.md, section 3: each neuron alone says nothing about S, the pair says 1 bit.
 //! let p = Tensor::new(&[[0f64, 0.], [1., 1.], [0., 1.], [1., 0.]], &Device::Cpu).unwrap();
 //! let g = mi::group_onehot(&[0, 0, 1, 1], 2, &Device::Cpu).unwrap();
 //! let per_neuron = mi::per_neuron_mi(&p, &g).unwrap().to_scalar::<f64>().unwrap();
@@ -26,7 +26,7 @@ use rayon::prelude::*;
 /// Largest layer width for which the exact joint MI is enumerated by default (`2^20` codes).
 pub const DEFAULT_M_MAX: usize = 20;
 
-/// Clamp of `q` inside the binary entropy (DESIGN section 2).
+/// Clamp of `q` inside the binary entropy (docs/design.md, section 2).
 const Q_EPS: f64 = 1e-12;
 
 /// The `n x K` one-hot matrix of group memberships (`f64`).
@@ -55,7 +55,7 @@ fn group_weights(groups: &Tensor) -> Result<(Tensor, Tensor)> {
     Ok((counts, weights))
 }
 
-/// The paper's regulariser (DESIGN section 2): `sum_j [h(theta_j) - sum_s (n_s/n) h(theta_j^s)]`, with
+/// The paper's regulariser (docs/design.md, section 2): `sum_j [h(theta_j) - sum_s (n_s/n) h(theta_j^s)]`, with
 /// `theta_j` the mean of `p_ij` over rows and `theta_j^s` over the rows of group `s`. Exactly
 /// `sum_j I(T_j; S)`. Groups absent from the rows contribute nothing. `p: [n, m]`, `groups: [n, K]`, f64.
 pub fn per_neuron_mi(p: &Tensor, groups: &Tensor) -> Result<Tensor> {
@@ -118,7 +118,7 @@ fn h_prime_bits(q: f64) -> f64 {
 }
 
 /// The per-neuron MI of a row-major `n x m` host matrix `p` and, with `want_grad`, its gradient
-/// `dI/dp_ij = (h'(theta_j) - h'(theta_j^{s_i})) / n` (DESIGN section 2). Shared by the fused tensor
+/// `dI/dp_ij = (h'(theta_j) - h'(theta_j^{s_i})) / n` (docs/design.md, section 2). Shared by the fused tensor
 /// operation and the fused tabular trainer.
 pub fn per_neuron_mi_host(p: &[f64], m: usize, s: &[u32], k: usize, want_grad: bool) -> (f64, Vec<f64>) {
     let n = s.len();
@@ -204,7 +204,7 @@ impl candle_core::CustomOp1 for PerNeuronMiOp {
 }
 
 /// Code probabilities of a set of neurons per row: the `n x 2^k` matrix whose row `i` is
-/// `kron_j [1 - p_ij, p_ij]`, built by doubling (DESIGN section 3).
+/// `kron_j [1 - p_ij, p_ij]`, built by doubling (docs/design.md, section 3).
 pub(crate) fn code_probabilities(p: &Tensor) -> Result<Tensor> {
     let n = p.dim(0)?;
     let mut v = Tensor::ones((n, 1), p.dtype(), p.device())?;
@@ -217,7 +217,7 @@ pub(crate) fn code_probabilities(p: &Tensor) -> Result<Tensor> {
 }
 
 /// `P(T = t | S = s)` for every code `t` and group `s`: a `[K, 2^m]` tensor, exact, in the GEMM form of
-/// DESIGN section 3: with `A` the first `m1 = ceil(m/2)` neurons' code probabilities and `B` the rest's,
+/// docs/design.md, section 3: with `A` the first `m1 = ceil(m/2)` neurons' code probabilities and `B` the rest's,
 /// `P_s = (A * 1[S=s])^T B / n_s`. Rows of absent groups are zero. Differentiable through `p`.
 pub fn code_distributions(p: &Tensor, groups: &Tensor) -> Result<Tensor> {
     let m = p.dim(1)?;
@@ -512,7 +512,7 @@ pub fn joint_mi_from_distributions(dists: &Tensor, weights: &Tensor) -> Result<T
     Ok((h - (weights * h_s)?.sum_all()?)?)
 }
 
-/// Exact joint MI by enumeration of all `2^m` codes (DESIGN section 3). Differentiable through `p`.
+/// Exact joint MI by enumeration of all `2^m` codes (docs/design.md, section 3). Differentiable through `p`.
 pub fn joint_mi_exact(p: &Tensor, groups: &Tensor) -> Result<Tensor> {
     let dists = code_distributions(p, groups)?;
     let (_, weights) = group_weights(groups)?;
@@ -581,7 +581,7 @@ pub struct McEstimate {
     pub stderr: f64,
 }
 
-/// Monte-Carlo joint MI for any `m` (DESIGN section 3): draw a row `i` uniformly and `t ~ Bernoulli(p_i)`;
+/// Monte-Carlo joint MI for any `m` (docs/design.md, section 3): draw a row `i` uniformly and `t ~ Bernoulli(p_i)`;
 /// `log2 P(t | s_i) - log2 P(t)` has mean `I(T; S)`. Each term is a log-sum-exp over rows, `O(n m)`.
 /// `p` is row-major `n x m`. Draws come from `rng`; the terms are evaluated in parallel, in a fixed order.
 pub fn joint_mi_monte_carlo<R: Rng>(

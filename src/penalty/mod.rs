@@ -19,7 +19,7 @@ pub mod mi;
 
 use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::model::{named_choices, Forward, Inference, Mode, Net};
+use crate::model::{Forward, Inference, Mode, Net};
 use crate::rng::{rng, Stream};
 use adversary::Adversary;
 use bank::{CellBank, Form, Swap};

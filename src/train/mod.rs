@@ -14,7 +14,7 @@ pub use checkpoint::Checkpointing;
 
 use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::model::{named_choices, task_loss, Inference, Mode, Net};
+use crate::model::{task_loss, Inference, Mode, Net};
 use crate::penalty::{PenaltyKind, PenaltySpec, Regulariser};
 use crate::progress::{Event, Observer};
 use crate::rng::{rng, Stream};
@@ -337,7 +337,7 @@ pub fn fit(
         };
         let stats = EpochStats { epoch, loss: sum_loss / b, ce: sum_ce / b, penalty_bits: sum_pen / b, val_loss };
         tracing::debug!(epoch, loss = stats.loss, ce = stats.ce, penalty = stats.penalty_bits, ?val_loss, "epoch");
-        observer.event(Event::Epoch { stats: &stats, of: cfg.epochs });
+        observer.event(Event::Epoch { epoch, of: cfg.epochs, loss: stats.loss });
         history.push(stats);
         if let Some(vl) = val_loss {
             if best.as_ref().is_none_or(|(bl, _, _)| vl < *bl) {
