@@ -91,3 +91,70 @@ proptest! {
         prop_assert!(certificate::bounds(j, &pi).dp_gap_bound <= certificate::bounds(j + 0.01, &pi).dp_gap_bound);
     }
 }
+
+/// Values with NaN and infinities mixed into ordinary numbers.
+fn hostile(n: std::ops::Range<usize>) -> impl Strategy<Value = Vec<f64>> {
+    proptest::collection::vec(
+        prop_oneof![
+            4 => -2.0f64..2.0,
+            1 => Just(f64::NAN),
+            1 => Just(f64::INFINITY),
+            1 => Just(f64::NEG_INFINITY),
+            1 => Just(0.0),
+        ],
+        n,
+    )
+}
+
+/// Runs `f` on another thread and fails if it has not returned within 10 s (a hang) or panicked.
+fn finishes<F: FnOnce() + Send + 'static>(what: &str, f: F) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        f();
+        let _ = tx.send(());
+    });
+    assert!(rx.recv_timeout(std::time::Duration::from_secs(10)).is_ok(), "{what} hung or panicked");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// Regression (trust issue, item 2): the tie loop of the AUC never advanced on NaN scores, so `eval` of a
+    /// model with NaN weights hung. Every metric, probe and certificate function must return (a number or
+    /// NaN) on non-finite input: no hang, no panic.
+    #[test]
+    fn non_finite_scores_and_features_neither_hang_nor_panic(values in hostile(4..40), seed in 0u64..50) {
+        let n = values.len();
+        let labels: Vec<bool> = (0..n).map(|i| (i as u64 + seed) % 2 == 0).collect();
+        let s: Vec<u32> = (0..n).map(|i| ((i as u64 * 3 + seed) % 2) as u32).collect();
+        let v = values.clone();
+        finishes("roc_auc", move || {
+            let a = metrics::roc_auc(&v, &labels);
+            assert!(a.is_nan() || (0.0..=1.0).contains(&a));
+        });
+        let (v, s2) = (values.clone(), s.clone());
+        finishes("macro_auc", move || {
+            let _ = metrics::macro_auc(&[v.clone(), v.iter().map(|x| -x).collect()], &s2);
+            let _ = metrics::mean_std(&v);
+        });
+        let v = values.clone();
+        finishes("likelihood-ratio AUC and TV", move || {
+            let half = v.len() / 2;
+            let (q0, q1) = (&v[..half], &v[half..2 * half]);
+            let _ = certificate::likelihood_ratio_auc(q0, q1);
+            let _ = certificate::total_variation(q0, q1);
+            let _ = certificate::exact_worst_case(&[q0.to_vec(), q1.to_vec()], &[0.5, 0.5]);
+            let _ = certificate::bounds(v[0], &[0.4, 0.6]);
+        });
+        let (v, s3) = (values.clone(), s.clone());
+        finishes("probes", move || {
+            use fairbits::eval::probes::{forest_probe, logreg_probe, Repr};
+            let r = Repr { x: &v, d: 1, s: &s3 };
+            let a = logreg_probe(r, r, 2);
+            let b = forest_probe(r, r, 2, 3, 0);
+            if v.iter().any(|x| !x.is_finite()) {
+                assert!(a.auc.is_nan() && b.auc.is_nan(), "a non-finite representation has no probe score");
+            }
+        });
+    }
+}

@@ -66,13 +66,16 @@ pub fn total_variation(p: &[f64], q: &[f64]) -> f64 {
 /// AUC of the likelihood-ratio score `Q1(t) / Q0(t)` for telling `T ~ Q1` from `T ~ Q0`, exactly, over all
 /// codes (ties count half): by Neyman-Pearson the largest AUC any probe of one sampled code can reach.
 pub fn likelihood_ratio_auc(q0: &[f64], q1: &[f64]) -> f64 {
+    if q0.iter().chain(q1).any(|v| !v.is_finite()) {
+        return f64::NAN;
+    }
     let mut codes: Vec<(f64, f64, f64)> = q0
         .iter()
         .zip(q1)
         .filter(|(a, b)| **a > 0.0 || **b > 0.0)
         .map(|(&a, &b)| (if a > 0.0 { b / a } else { f64::INFINITY }, a, b))
         .collect();
-    codes.sort_by(|x, y| x.0.partial_cmp(&y.0).unwrap());
+    codes.sort_by(|x, y| x.0.total_cmp(&y.0));
     let (mut below0, mut auc) = (0.0, 0.0);
     let mut k = 0;
     while k < codes.len() {

@@ -3,11 +3,12 @@
 //! are `NaN`, written as `null` in JSON.
 
 /// ROC AUC of `scores` for `labels`: the probability that a random positive scores above a random negative,
-/// ties counted half. `NaN` when either class is absent.
+/// ties counted half. `NaN` when either class is absent or a score is not finite (a broken model's output
+/// has no ranking).
 pub fn roc_auc(scores: &[f64], labels: &[bool]) -> f64 {
     let n_pos = labels.iter().filter(|&&l| l).count() as f64;
     let n_neg = labels.len() as f64 - n_pos;
-    if n_pos == 0.0 || n_neg == 0.0 {
+    if n_pos == 0.0 || n_neg == 0.0 || scores.iter().any(|s| !s.is_finite()) {
         return f64::NAN;
     }
     let mut idx: Vec<usize> = (0..scores.len()).collect();

@@ -46,8 +46,18 @@ fn score(probs: &[Vec<f64>], s: &[u32]) -> ProbeScore {
     ProbeScore { auc: macro_auc(probs, s), accuracy: accuracy(&pred, s) }
 }
 
+/// True when every feature is finite (a probe of a broken representation scores `NaN`, never hangs).
+fn finite(r: &Repr) -> bool {
+    r.x.iter().all(|v| v.is_finite())
+}
+
+const UNDEFINED: ProbeScore = ProbeScore { auc: f64::NAN, accuracy: f64::NAN };
+
 /// Fits a logistic-regression probe on `train` and scores it on `test`.
 pub fn logreg_probe(train: Repr, test: Repr, n_groups: usize) -> ProbeScore {
+    if !finite(&train) || !finite(&test) {
+        return UNDEFINED;
+    }
     let probs: Vec<Vec<f64>> = if n_groups == 2 {
         let model = LogisticRegression::fit(train, |g| g == 1, 1.0);
         let p1: Vec<f64> = (0..test.n()).map(|i| model.prob(test.row(i))).collect();
@@ -66,6 +76,9 @@ pub fn logreg_probe(train: Repr, test: Repr, n_groups: usize) -> ProbeScore {
 
 /// Fits a random-forest probe (100 trees unless told otherwise) and scores it on `test`.
 pub fn forest_probe(train: Repr, test: Repr, n_groups: usize, n_trees: usize, seed: u64) -> ProbeScore {
+    if !finite(&train) || !finite(&test) {
+        return UNDEFINED;
+    }
     let forest = RandomForest::fit(train, n_groups, n_trees, seed);
     score(&forest.predict_proba(test), test.s)
 }
