@@ -8,8 +8,23 @@ fn train_table(dir: &std::path::Path) {
     let o = fairbits(
         dir,
         &[
-            "train", "--csv", "data.csv", "--target", "y", "--sensitive", "s", "--hidden", "16,8", "--epochs", "3",
-            "--draws", "1", "--forest-trees", "5", "--out", "model",
+            "train",
+            "--csv",
+            "data.csv",
+            "--target",
+            "y",
+            "--sensitive",
+            "s",
+            "--hidden",
+            "16,8",
+            "--epochs",
+            "3",
+            "--draws",
+            "1",
+            "--forest-trees",
+            "5",
+            "--out",
+            "model",
         ],
     );
     assert!(o.status.success(), "{}", stderr(&o));
@@ -89,8 +104,21 @@ fn predict_on_an_image_model_gives_class_probabilities_for_its_sets_and_for_arra
     let o = fairbits(
         dir.path(),
         &[
-            "train", "--dataset", "biased-mnist", "--rho", "0.9", "--train-size", "200", "--epochs", "1", "--draws",
-            "1", "--forest-trees", "5", "--out", "model",
+            "train",
+            "--dataset",
+            "biased-mnist",
+            "--rho",
+            "0.9",
+            "--train-size",
+            "200",
+            "--epochs",
+            "1",
+            "--draws",
+            "1",
+            "--forest-trees",
+            "5",
+            "--out",
+            "model",
         ],
     );
     assert!(o.status.success(), "{}", stderr(&o));

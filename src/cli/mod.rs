@@ -164,6 +164,12 @@ pub struct EvalArgs {
     pub m_max: usize,
     #[arg(long, default_value_t = 100, help = "Trees of the random-forest probe.")]
     pub forest_trees: usize,
+    #[arg(long, default_value_t = 5000, help = "Probes learn on (and are scored on) at most this many rows.")]
+    pub probe_rows: usize,
+    #[arg(long, default_value_t = 2, help = "Draws of sampled codes the probes are fitted on.")]
+    pub probe_draws: usize,
+    #[arg(long, default_value_t = 0.95, help = "Confidence of the population certificate.")]
+    pub confidence: f64,
 }
 
 #[derive(Args)]
@@ -324,9 +330,20 @@ impl ModelArgs {
 impl EvalArgs {
     /// The evaluation options with `seed`.
     pub fn options(&self, seed: u64) -> Result<EvalOptions> {
-        let (inference, draws, mc_samples) = (self.inference, self.draws, self.mc_samples);
-        let (m_max, forest_trees) = (self.m_max, self.forest_trees);
-        let o = EvalOptions { inference, draws, mc_samples, m_max, forest_trees, seed };
+        let (inference, draws, mc_samples, m_max, forest_trees) =
+            (self.inference, self.draws, self.mc_samples, self.m_max, self.forest_trees);
+        let (probe_rows, probe_draws, confidence) = (self.probe_rows, self.probe_draws, self.confidence);
+        let o = EvalOptions {
+            inference,
+            draws,
+            mc_samples,
+            m_max,
+            forest_trees,
+            seed,
+            probe_rows,
+            probe_draws,
+            confidence,
+        };
         o.validate().map(|_| o)
     }
 }

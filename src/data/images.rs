@@ -315,6 +315,7 @@ pub fn prepare(spec: &ImageSpec) -> Result<Prepared> {
     Ok(Prepared {
         probe_train: Some(coloured(&train, probe_colours)),
         probe_test: None,
+        certify: None,
         train: coloured(&train, train_colours),
         val: None,
         test: coloured(&test, unbiased),

@@ -167,6 +167,9 @@ pub struct Prepared {
     /// Where the probes for `s` learn, when not on the training split (images: the training images
     /// recoloured uniformly; probes trained on biased images would learn the class).
     pub probe_train: Option<Dataset>,
+    /// Held-out rows for the population certificate, carved before training (`certify_size`); absent: the
+    /// test split serves.
+    pub certify: Option<Dataset>,
     /// Where the probes are scored, when not on the test split (held-out evaluation: the half of the rows
     /// the probes did not learn on).
     pub probe_test: Option<Dataset>,

@@ -195,6 +195,7 @@ pub fn prepare_table(
         test: all.subset(&test_idx),
         probe_train: None,
         probe_test: None,
+        certify: None,
         test_biased: None,
         description: Description {
             dataset: spec.name(),
@@ -318,6 +319,7 @@ pub fn prepare_held_out(mut table: RawTable, encoding: &Encoding, held: &HeldOut
         val: None,
         probe_train: None,
         probe_test: Some(all.subset(&score_idx)),
+        certify: None,
         test_biased: None,
         description: Description {
             dataset: name,

@@ -8,7 +8,7 @@ use super::probes::{self, ProbeScore, Repr};
 use super::{nullable, EvalOptions, RunInfo};
 use crate::data::{Dataset, Prepared};
 use crate::error::Result;
-use crate::model::{Inference, Mode, Net};
+use crate::model::{Inference, Mode, Net, Prefix};
 use crate::penalty::mi;
 use crate::progress::{Event, Observer};
 use crate::rng::{rng, Stream};
@@ -84,9 +84,15 @@ pub struct Probes {
     pub logreg: ProbeResult,
     /// Random forest.
     pub forest: ProbeResult,
-    /// Share of the largest group in the test split (a probe's accuracy baseline).
+    /// Share of the largest group among the rows the probes are scored on (a probe's accuracy baseline).
     #[serde(with = "nullable")]
     pub majority_rate: f64,
+    /// Rows the probes learned on (a seeded subsample of at most `probe_rows`).
+    pub rows_train: usize,
+    /// Rows the probes were scored on.
+    pub rows_test: usize,
+    /// Draws of sampled codes the probes were fitted on.
+    pub draws: usize,
 }
 
 /// Information in the MI layer about `s` on the test split.
@@ -123,8 +129,12 @@ pub struct Certificate {
     pub tv_exact: Option<f64>,
     /// Exact largest probe AUC (likelihood-ratio probe), when the layer can be enumerated.
     pub probe_auc_exact: Option<f64>,
-    /// What the bounds cover.
+    /// What the bounds cover: the numbers above are empirical (they describe the test rows).
     pub caveat: String,
+    /// The population certificate with confidence (docs/design.md, section 4b); absent for a
+    /// full-precision representation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub population: Option<certificate::Population>,
 }
 
 /// Training time.
@@ -179,14 +189,28 @@ pub struct BinaryMetrics {
     pub timing: Timing,
 }
 
-/// The MI layer's representation of a split: `p`, and codes for a given mode.
+/// The MI layer's representation of a split: head scores, `p`, and codes for a given mode (from the
+/// cached [`Prefix`] when there is one: the same numbers, computed once).
 fn represent(
     net: &Net,
     x: &Tensor,
     inference: Inference,
     rng: &mut ChaCha8Rng,
 ) -> Result<(Vec<f64>, Vec<f64>, Vec<f64>)> {
-    let out = net.forward(x, Mode::Infer(inference), rng)?;
+    represent_from(net, x, None, inference, rng)
+}
+
+fn represent_from(
+    net: &Net,
+    x: &Tensor,
+    prefix: Option<&Prefix>,
+    inference: Inference,
+    rng: &mut ChaCha8Rng,
+) -> Result<(Vec<f64>, Vec<f64>, Vec<f64>)> {
+    let out = match prefix {
+        Some(pre) => net.forward_prefix(pre, inference, rng)?,
+        None => net.forward_features(x, Mode::Infer(inference), rng)?,
+    };
     let flat = |t: &Tensor| -> Result<Vec<f64>> { Ok(t.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?) };
     let scores: Vec<f64> = candle_nn::ops::sigmoid(&out.logits)?.to_dtype(DType::F64)?.to_vec1()?;
     Ok((scores, flat(&out.probs)?, flat(&out.code)?))
@@ -241,6 +265,7 @@ pub fn information(
             tv_exact: exact.map(|e| e.0),
             probe_auc_exact: exact.map(|e| e.1),
             caveat: CAVEAT.to_string(),
+            population: None,
         },
     ))
 }
@@ -262,11 +287,26 @@ fn undefined_information(m: usize) -> (Information, Certificate) {
             tv_exact: None,
             probe_auc_exact: None,
             caveat: "a full-precision representation has no sampled codes: nothing is certified".into(),
+            population: None,
         },
     )
 }
 
-/// Evaluates `net` on `prepared.test`, with probes trained on the probe set (the training split).
+/// A seeded subsample of at most `cap` of `0..n` (all of them when `n <= cap`), sorted.
+fn subsample(n: usize, cap: usize, rng: &mut ChaCha8Rng) -> Vec<usize> {
+    use rand::seq::index::sample;
+    if n <= cap {
+        return (0..n).collect();
+    }
+    let mut idx = sample(rng, n, cap).into_vec();
+    idx.sort_unstable();
+    idx
+}
+
+/// Evaluates `net` on `prepared.test`: task and fairness metrics over `draws` draws of sampled codes (one
+/// stream); probes for `s` on a seeded subsample of at most `probe_rows` rows of the probe set and of the
+/// scored rows, over `probe_draws` draws (another stream, so the task numbers do not depend on the
+/// probes' settings); information, the empirical certificate and the population certificate.
 pub(crate) fn evaluate(
     net: &Net,
     prepared: &Prepared,
@@ -278,50 +318,41 @@ pub(crate) fn evaluate(
     let m = net.config().code_width();
     let k = test.n_groups;
     let mut rng = rng(opts.seed, Stream::Eval);
-    let (xtr, xte) = (net.features_of(train)?, net.features_of(test)?);
-    // Held-out evaluation scores the probes on rows they did not learn on, not on the whole test split.
-    let scored = prepared.probe_test.as_ref();
-    let xsc = scored.map(|d| net.features_of(d)).transpose()?;
-    let probe_s = scored.map_or(&test.s, |d| &d.s);
+    let mut probe_rng = crate::rng::rng(opts.seed, Stream::ProbeRows);
     // A full-precision representation is deterministic: one draw says everything.
     let stochastic = net.config().is_stochastic();
     let draws = if stochastic { opts.draws.max(1) } else { 1 };
+    let probe_draws = if stochastic { opts.probe_draws.clamp(1, draws) } else { 1 };
     let started = Instant::now();
-
-    // Representations on p (deterministic).
-    let (prob_scores, p_test, _) = represent(net, &xte, Inference::Prob, &mut rng)?;
-    let (_, p_train, _) = represent(net, &xtr, Inference::Prob, &mut rng)?;
-    let p_scored = match &xsc {
-        Some(x) => represent(net, x, Inference::Prob, &mut rng)?.1,
-        None => p_test.clone(),
+    // Probes learn on a subsample of the probe set and are scored on one of the held-out rows they did not
+    // learn on (held-out evaluation: the other half; otherwise the test split).
+    let scored = prepared.probe_test.as_ref().unwrap_or(test);
+    let tr_rows = train.subset(&subsample(train.n, opts.probe_rows, &mut probe_rng));
+    let sc_rows = scored.subset(&subsample(scored.n, opts.probe_rows, &mut probe_rng));
+    let (xtr, xsc) = (net.features_of(&tr_rows)?, net.features_of(&sc_rows)?);
+    let xte = net.features_of(test)?;
+    let steps = draws + 2;
+    let step = |done: usize, what: &str| {
+        tracing::debug!(seconds = started.elapsed().as_secs_f64(), what, "evaluation step");
+        observer.event(Event::Evaluation { done, of: steps, what })
     };
 
-    // Sampled draws: task metrics (sample mode) and the probe inputs.
+    // Task and fairness metrics over draws (or once in prob / threshold mode).
+    let pre = net.prefix(&xte)?;
+    let pre = pre.as_ref();
+    let (prob_scores, p_test, _) = represent_from(net, &xte, pre, Inference::Prob, &mut rng)?;
     let mut task_rows: Vec<[f64; 5]> = Vec::new();
-    let mut lr_rows: Vec<ProbeScore> = Vec::new();
-    let mut rf_rows: Vec<ProbeScore> = Vec::new();
-    let steps = draws + 1;
-    for draw in 0..draws {
-        observer.event(Event::Evaluation { done: draw, of: steps, what: "probes on sampled codes" });
-        let (scores, _, code_test) = represent(net, &xte, Inference::Sample, &mut rng)?;
-        let (_, _, code_train) = represent(net, &xtr, Inference::Sample, &mut rng)?;
-        let code_scored = match &xsc {
-            Some(x) => represent(net, x, Inference::Sample, &mut rng)?.2,
-            None => code_test,
-        };
-        if opts.inference == Inference::Sample {
-            task_rows.push(task_and_fairness(&scores, test));
-        }
-        let tr = Repr { x: &code_train, d: m, s: &train.s };
-        let te = Repr { x: &code_scored, d: m, s: probe_s };
-        lr_rows.push(probes::logreg_probe(tr, te, k));
-        rf_rows.push(probes::forest_probe(tr, te, k, opts.forest_trees, opts.seed.wrapping_add(draw as u64)));
-    }
     match opts.inference {
-        Inference::Sample => {}
+        Inference::Sample => {
+            for draw in 0..draws {
+                step(draw, "sampled codes");
+                let (scores, _, _) = represent_from(net, &xte, pre, Inference::Sample, &mut rng)?;
+                task_rows.push(task_and_fairness(&scores, test));
+            }
+        }
         Inference::Prob => task_rows.push(task_and_fairness(&prob_scores, test)),
         Inference::Threshold => {
-            let (scores, _, _) = represent(net, &xte, Inference::Threshold, &mut rng)?;
+            let (scores, _, _) = represent_from(net, &xte, pre, Inference::Threshold, &mut rng)?;
             task_rows.push(task_and_fairness(&scores, test));
         }
     }
@@ -332,9 +363,22 @@ pub(crate) fn evaluate(
     let (eo_gap, eo_gap_std) = col(3);
     let (di_ratio, di_ratio_std) = col(4);
 
-    let ptr = Repr { x: &p_train, d: m, s: &train.s };
-    let pte = Repr { x: &p_scored, d: m, s: probe_s };
-    observer.event(Event::Evaluation { done: draws, of: steps, what: "probes on p" });
+    // Probes on sampled codes and on p.
+    step(draws, "probes");
+    let (mut lr_rows, mut rf_rows) = (Vec::new(), Vec::new());
+    let (pre_tr, pre_sc) = (net.prefix(&xtr)?, net.prefix(&xsc)?);
+    for draw in 0..probe_draws {
+        let (_, _, code_train) = represent_from(net, &xtr, pre_tr.as_ref(), Inference::Sample, &mut probe_rng)?;
+        let (_, _, code_scored) = represent_from(net, &xsc, pre_sc.as_ref(), Inference::Sample, &mut probe_rng)?;
+        let tr = Repr { x: &code_train, d: m, s: &tr_rows.s };
+        let te = Repr { x: &code_scored, d: m, s: &sc_rows.s };
+        lr_rows.push(probes::logreg_probe(tr, te, k));
+        rf_rows.push(probes::forest_probe(tr, te, k, opts.forest_trees, opts.seed.wrapping_add(draw as u64)));
+    }
+    let (_, p_train, _) = represent_from(net, &xtr, pre_tr.as_ref(), Inference::Prob, &mut probe_rng)?;
+    let (_, p_scored, _) = represent_from(net, &xsc, pre_sc.as_ref(), Inference::Prob, &mut probe_rng)?;
+    let ptr = Repr { x: &p_train, d: m, s: &tr_rows.s };
+    let pte = Repr { x: &p_scored, d: m, s: &sc_rows.s };
     let lr_prob = probes::logreg_probe(ptr, pte, k);
     let rf_prob = probes::forest_probe(ptr, pte, k, opts.forest_trees, opts.seed);
     let summarise = |rows: &[ProbeScore], prob: ProbeScore| {
@@ -342,11 +386,17 @@ pub(crate) fn evaluate(
         let (sample_accuracy, _) = mean_std(&rows.iter().map(|r| r.accuracy).collect::<Vec<_>>());
         ProbeResult { sample, prob: prob.auc, sample_std, sample_accuracy, prob_accuracy: prob.accuracy }
     };
-    let counts = scored.unwrap_or(test).group_counts();
-    let majority_rate = *counts.iter().max().unwrap() as f64 / probe_s.len() as f64;
-    let (information, certificate) =
+    let counts = sc_rows.group_counts();
+    let majority_rate = *counts.iter().max().unwrap() as f64 / sc_rows.n.max(1) as f64;
+
+    // Information and certificates.
+    step(draws + 1, "information and certificate");
+    let (information, mut certificate) =
         if stochastic { information(&p_test, m, test, opts, &mut rng)? } else { undefined_information(m) };
-    observer.event(Event::Evaluation { done: steps, of: steps, what: "done" });
+    if stochastic {
+        certificate.population = Some(population(net, prepared, opts, &mut rng)?);
+    }
+    step(steps, "done");
     tracing::debug!(seconds = started.elapsed().as_secs_f64(), "evaluation");
     let about = &prepared.description;
     Ok(BinaryMetrics {
@@ -354,7 +404,7 @@ pub(crate) fn evaluate(
         dataset: about.dataset.clone(),
         sensitive: about.sensitive.clone(),
         groups: about.groups.clone(),
-        n_train: train.n,
+        n_train: prepared.train.n,
         n_test: test.n,
         n_dropped: prepared.n_dropped,
         seed: info.seed,
@@ -364,11 +414,40 @@ pub(crate) fn evaluate(
         draws: if opts.inference == Inference::Sample { draws } else { 1 },
         task: Task { auc, accuracy, auc_std, accuracy_std },
         fairness: Fairness { dp_gap, eo_gap, di_ratio, dp_gap_std, eo_gap_std, di_ratio_std },
-        probes: Probes { logreg: summarise(&lr_rows, lr_prob), forest: summarise(&rf_rows, rf_prob), majority_rate },
+        probes: Probes {
+            logreg: summarise(&lr_rows, lr_prob),
+            forest: summarise(&rf_rows, rf_prob),
+            majority_rate,
+            rows_train: tr_rows.n,
+            rows_test: sc_rows.n,
+            draws: probe_draws,
+        },
         information,
         certificate,
         timing: Timing { train_seconds: info.train_seconds, epochs: info.epochs },
     })
+}
+
+/// The population certificate (docs/design.md, section 4b) on the certification rows (a split carved
+/// before training, or else the test split): of thresholded codes in `threshold` mode, of one sampled
+/// code per row otherwise.
+fn population(
+    net: &Net,
+    prepared: &Prepared,
+    opts: &EvalOptions,
+    rng: &mut ChaCha8Rng,
+) -> Result<certificate::Population> {
+    let rows = prepared.certify.as_ref().unwrap_or(&prepared.test);
+    let (_, mut p, _) = represent(net, &net.features_of(rows)?, Inference::Prob, rng)?;
+    let codes = if opts.inference == Inference::Threshold {
+        p.iter_mut().for_each(|v| *v = (*v >= 0.5) as u8 as f64);
+        "threshold"
+    } else {
+        "sample"
+    };
+    let method = certificate::TvMethod { m_max: opts.m_max, samples: opts.mc_samples, mc_share: 0.2 };
+    let m = net.config().code_width();
+    Ok(certificate::population(&p, m, &rows.s, rows.n_groups, &rows.y, 2, opts.confidence, method, codes, rng))
 }
 
 fn pm(mean: f64, std: f64) -> String {

@@ -158,3 +158,193 @@ mod tests {
         assert!((total_variation(&[0.75, 0.25], &[0.25, 0.75]) - 0.5).abs() < 1e-12);
     }
 }
+
+/// The population certificate of docs/design.md, section 4b: with confidence `1 - delta`, the total
+/// variation between the groups' code distributions in the population, and what it bounds for any
+/// consumer of one code per row.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct Population {
+    /// `1 - delta`.
+    pub confidence: f64,
+    /// Which codes are certified: `sample` (one fresh sample per row) or `threshold` (`1[p >= 0.5]`).
+    pub codes: String,
+    /// The upper bound `U` on `TV(P_a, P_b)` in the population (the largest over pairs of groups).
+    pub tv_upper: f64,
+    /// The plug-in `TV(P^_a, P^_b)` on the held-out rows (largest over pairs).
+    pub tv_plugin: f64,
+    /// Demographic-parity gap of any classifier of one code: `<= U`.
+    pub dp_gap_bound: f64,
+    /// Equalised-odds gap of any classifier of one code: `<= max_y U_y` over the strata of `y`.
+    pub eo_gap_bound: f64,
+    /// Balanced accuracy of any adversary telling two groups apart from one code: `<= (1 + U) / 2`.
+    pub adversary_balanced_accuracy_bound: f64,
+    /// AUC of any probe for `s` from one code: `<= 0.5 + U - U^2 / 2`.
+    pub probe_auc_bound: f64,
+    /// Held-out rows per group.
+    pub n_per_group: Vec<usize>,
+    /// `exact` (enumeration, or counting hard codes) or `monte-carlo` (with its Hoeffding term).
+    pub method: String,
+}
+
+/// The McDiarmid term `sqrt(ln(1/delta) (1/n_a + 1/n_b) / 2)` of one pair of groups.
+pub fn mcdiarmid_eps(delta: f64, n_a: usize, n_b: usize) -> f64 {
+    ((1.0 / delta).ln() * (1.0 / n_a as f64 + 1.0 / n_b as f64) / 2.0).sqrt()
+}
+
+/// The Hoeffding term `sqrt(ln(1/delta) / (2 N))` of a mean of `N` values in `[0, 1]` (one-sided).
+pub fn hoeffding_eps(delta: f64, samples: usize) -> f64 {
+    ((1.0 / delta).ln() / (2.0 * samples as f64)).sqrt()
+}
+
+/// How the plug-in total variation of a set of rows is computed.
+#[derive(Clone, Copy, Debug)]
+pub struct TvMethod {
+    /// Enumerate the `2^m` codes up to this width.
+    pub m_max: usize,
+    /// Monte-Carlo codes per group beyond it.
+    pub samples: usize,
+    /// Share of each pair's `delta` spent on the Monte-Carlo error.
+    pub mc_share: f64,
+}
+
+/// Plug-in total variations between every pair of groups of the rows `rows` (row-major `p`, `n x m`,
+/// entries in [0, 1]; hard codes are point masses), and for Monte Carlo the sampling error term at
+/// `delta_mc` per pair: `(tv[a][b], mc_eps, method)`.
+pub fn pairwise_tv<R: rand::Rng>(
+    p: &[f64],
+    m: usize,
+    s: &[u32],
+    k: usize,
+    method: TvMethod,
+    delta_mc: f64,
+    rng: &mut R,
+) -> (Vec<Vec<f64>>, f64, &'static str) {
+    use crate::penalty::mi;
+    let mut tv = vec![vec![0.0; k]; k];
+    let hard = p.iter().all(|&v| v == 0.0 || v == 1.0);
+    if hard {
+        // Point masses: each group's distribution is the histogram of its codes.
+        let mut counts: Vec<std::collections::HashMap<Vec<bool>, f64>> = vec![Default::default(); k];
+        let mut sizes = vec![0f64; k];
+        for (row, &g) in p.chunks(m.max(1)).zip(s) {
+            *counts[g as usize].entry(row.iter().map(|&v| v == 1.0).collect()).or_default() += 1.0;
+            sizes[g as usize] += 1.0;
+        }
+        for a in 0..k {
+            for b in 0..k {
+                if a == b || sizes[a] == 0.0 || sizes[b] == 0.0 {
+                    continue;
+                }
+                tv[a][b] = counts[a]
+                    .iter()
+                    .map(|(code, &c)| (c / sizes[a] - counts[b].get(code).copied().unwrap_or(0.0) / sizes[b]).max(0.0))
+                    .sum();
+            }
+        }
+        return (tv, 0.0, "exact");
+    }
+    if m <= method.m_max {
+        let (_, dists, _) = mi::joint_mi_host_distributions(p, m, s, k);
+        for a in 0..k {
+            for b in 0..k {
+                if a != b {
+                    tv[a][b] = total_variation(&dists[a], &dists[b]);
+                }
+            }
+        }
+        return (tv, 0.0, "exact");
+    }
+    // TV(P_a, P_b) = E_{t ~ P_a}[max(0, 1 - P_b(t) / P_a(t))]: codes drawn from group a's rows serve every
+    // pair (a, b > a); the estimate is stored both ways.
+    let logs = mi::RowLogs::new(p, m, s, k);
+    for a in 0..k.saturating_sub(1) {
+        let rows: Vec<usize> = (0..s.len()).filter(|&i| s[i] as usize == a).collect();
+        if rows.is_empty() {
+            continue;
+        }
+        let (_, codes) = mi::sample_codes(p, m, &rows, method.samples, rng);
+        let lp = logs.log_probs(&codes, false);
+        for b in a + 1..k {
+            let terms = lp.iter().map(|l| (1.0 - (l[b] - l[a]).exp()).max(0.0));
+            tv[a][b] = terms.sum::<f64>() / method.samples as f64;
+            tv[b][a] = tv[a][b];
+        }
+    }
+    (tv, hoeffding_eps(delta_mc, method.samples), "monte-carlo")
+}
+
+/// The population certificate of held-out rows: `p` their code probabilities (row-major `n x m`; pass
+/// `1[p >= 0.5]` to certify thresholded codes), `s` their groups, `y` their labels (`< n_labels`).
+/// `delta` is split evenly over the pairs of groups (and, for equalised odds, over the labels too); each
+/// Monte-Carlo estimate spends `mc_share` of its part on its sampling error.
+#[allow(clippy::too_many_arguments)]
+pub fn population<R: rand::Rng>(
+    p: &[f64],
+    m: usize,
+    s: &[u32],
+    k: usize,
+    y: &[u8],
+    n_labels: usize,
+    confidence: f64,
+    method: TvMethod,
+    codes: &str,
+    rng: &mut R,
+) -> Population {
+    let delta = 1.0 - confidence;
+    let count = |rows: &[usize]| {
+        let mut c = vec![0usize; k];
+        for &i in rows {
+            c[s[i] as usize] += 1;
+        }
+        c
+    };
+    // The largest pairwise upper bound among the rows `rows`, with `delta_total` for all the pairs.
+    let bound = |rows: &[usize], delta_total: f64, rng: &mut R| -> (f64, f64, &'static str) {
+        let sizes = count(rows);
+        let present: Vec<usize> = (0..k).filter(|&g| sizes[g] > 0).collect();
+        let pairs = present.len() * present.len().saturating_sub(1) / 2;
+        if pairs == 0 {
+            return (f64::NAN, f64::NAN, "exact");
+        }
+        let sub_p: Vec<f64> = rows.iter().flat_map(|&i| p[i * m..(i + 1) * m].iter().copied()).collect();
+        let sub_s: Vec<u32> = rows.iter().map(|&i| s[i]).collect();
+        let per_pair = delta_total / pairs as f64;
+        let (delta_mc, delta_mcd) = (per_pair * method.mc_share, per_pair * (1.0 - method.mc_share));
+        let (tv, mc_eps, how) = pairwise_tv(&sub_p, m, &sub_s, k, method, delta_mc, rng);
+        let (mut upper, mut plugin) = (0f64, 0f64);
+        for (x, &a) in present.iter().enumerate() {
+            for &b in &present[x + 1..] {
+                let t = tv[a][b].max(tv[b][a]);
+                let delta_here = if how == "exact" { per_pair } else { delta_mcd };
+                let u = t + mc_eps + mcdiarmid_eps(delta_here, sizes[a], sizes[b]);
+                upper = upper.max(u.min(1.0));
+                plugin = plugin.max(t);
+            }
+        }
+        (upper, plugin, how)
+    };
+    let all: Vec<usize> = (0..s.len()).collect();
+    let (u, plugin, how) = bound(&all, delta, rng);
+    let mut eo: f64 = 0.0;
+    for label in 0..n_labels as u8 {
+        let rows: Vec<usize> = (0..y.len()).filter(|&i| y[i] == label).collect();
+        if !rows.is_empty() {
+            let (u_y, _, _) = bound(&rows, delta / n_labels as f64, rng);
+            if !u_y.is_nan() {
+                eo = eo.max(u_y);
+            }
+        }
+    }
+    Population {
+        confidence,
+        codes: codes.to_string(),
+        tv_upper: u,
+        tv_plugin: plugin,
+        dp_gap_bound: u,
+        eo_gap_bound: eo,
+        adversary_balanced_accuracy_bound: (1.0 + u) / 2.0,
+        probe_auc_bound: auc_bound_from_j(u),
+        n_per_group: count(&all),
+        method: how.to_string(),
+    }
+}

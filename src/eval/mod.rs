@@ -57,6 +57,28 @@ pub struct EvalOptions {
     pub forest_trees: usize,
     /// Seed of the evaluation's samples and probes.
     pub seed: u64,
+    /// The probes learn on a seeded subsample of at most this many rows and are scored on at most this
+    /// many (their cost grows with the rows; the task metrics use every row).
+    #[serde(default = "default_probe_rows")]
+    pub probe_rows: usize,
+    /// Draws of sampled codes the probes are fitted on (the task metrics use `draws`).
+    #[serde(default = "default_probe_draws")]
+    pub probe_draws: usize,
+    /// Confidence `1 - delta` of the population certificate.
+    #[serde(default = "default_confidence")]
+    pub confidence: f64,
+}
+
+fn default_probe_rows() -> usize {
+    5000
+}
+
+fn default_probe_draws() -> usize {
+    2
+}
+
+fn default_confidence() -> f64 {
+    0.95
 }
 
 impl Default for EvalOptions {
@@ -68,6 +90,9 @@ impl Default for EvalOptions {
             m_max: DEFAULT_M_MAX,
             forest_trees: 100,
             seed: 0,
+            probe_rows: default_probe_rows(),
+            probe_draws: default_probe_draws(),
+            confidence: default_confidence(),
         }
     }
 }
@@ -83,6 +108,15 @@ impl EvalOptions {
         }
         if self.mc_samples < 2 {
             return Err(Error::param("mc_samples", self.mc_samples, "must be >= 2"));
+        }
+        if self.probe_rows < 10 {
+            return Err(Error::param("probe_rows", self.probe_rows, "must be at least 10"));
+        }
+        if self.probe_draws == 0 {
+            return Err(Error::param("probe_draws", 0, "must be >= 1"));
+        }
+        if !(self.confidence > 0.0 && self.confidence < 1.0) {
+            return Err(Error::param("confidence", self.confidence, "must be in (0, 1)"));
         }
         if self.m_max > 24 {
             return Err(Error::param("m_max", self.m_max, "at most 24 (2^24 codes)"));

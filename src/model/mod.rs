@@ -13,12 +13,11 @@ pub mod conv;
 pub mod init;
 mod net;
 
-pub use net::{Forward, Net};
+pub use net::{Forward, Net, Prefix};
 
 use crate::error::{Error, Result};
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
-
 
 /// Pre-activation of a stochastic neuron.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

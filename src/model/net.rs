@@ -13,6 +13,11 @@ use std::path::Path;
 /// a row's features do not depend on the chunk it is computed in).
 const FEATURE_CHUNK: usize = 500;
 
+/// The MI layer's probabilities of a set of rows, computed once ([`Net::prefix`]).
+pub struct Prefix {
+    p: Tensor,
+}
+
 /// A dense layer `y = x W + b`, `W: [in, out]`.
 struct Dense {
     w: Var,
@@ -209,10 +214,7 @@ impl Net {
                 }
                 h = out;
             } else {
-                h = match self.cfg.activation {
-                    Activation::Tanh => z.tanh()?,
-                    Activation::Relu => z.relu()?,
-                };
+                h = self.activate(&z)?;
                 if i == mi_layer {
                     mi_out = Some((h.clone(), h.clone()));
                 }
@@ -222,6 +224,52 @@ impl Net {
         let logits = if self.cfg.n_outputs == 1 { logits.squeeze(1)? } else { logits };
         let (probs, repr) = mi_out.expect("validated: the MI layer is a hidden layer");
         Ok(Forward { logits, probs, code: repr.detach(), repr })
+    }
+
+    /// The layers up to the MI layer's probabilities, run once for several inference passes over the same
+    /// rows; `None` unless the MI layer is the only stochastic layer (an earlier one would sample anew on
+    /// every pass). [`Net::forward_prefix`] then gives exactly what [`Net::forward_features`] gives.
+    pub fn prefix(&self, x: &Tensor) -> Result<Option<Prefix>> {
+        let mi = self.cfg.mi_layer();
+        if self.cfg.stochastic != [mi] {
+            return Ok(None);
+        }
+        let mut h = x.clone();
+        for layer in &self.layers[..mi] {
+            h = self.activate(&layer.forward(&h)?)?;
+        }
+        let z = self.layers[mi].forward(&h)?;
+        let a = match self.cfg.pre_activation {
+            PreActivation::Tanh => z.tanh()?,
+            PreActivation::Linear => z,
+        };
+        let p = candle_nn::ops::sigmoid(&(&a * self.cfg.temperature)?)?;
+        Ok(Some(Prefix { p }))
+    }
+
+    /// An inference pass from a [`Prefix`]: the MI layer emits its sample, `p` or threshold, and the rest
+    /// of the network runs on it.
+    pub fn forward_prefix<R: Rng>(&self, prefix: &Prefix, inference: Inference, rng: &mut R) -> Result<Forward> {
+        let p = &prefix.p;
+        let out = match inference {
+            Inference::Sample => self.sample(p, rng)?,
+            Inference::Prob => p.clone(),
+            Inference::Threshold => p.ge(0.5)?.to_dtype(DType::F32)?,
+        };
+        let mut h = out.clone();
+        for layer in &self.layers[self.cfg.mi_layer() + 1..] {
+            h = self.activate(&layer.forward(&h)?)?;
+        }
+        let logits = self.head.forward(&h)?;
+        let logits = if self.cfg.n_outputs == 1 { logits.squeeze(1)? } else { logits };
+        Ok(Forward { logits, probs: p.clone(), code: out.detach(), repr: out })
+    }
+
+    fn activate(&self, z: &Tensor) -> Result<Tensor> {
+        Ok(match self.cfg.activation {
+            Activation::Tanh => z.tanh()?,
+            Activation::Relu => z.relu()?,
+        })
     }
 
     /// `t = 1[p > u]`, `u ~ U[0, 1)` drawn from `rng` (on the host, so that a seed fixes it on any device).
@@ -258,6 +306,30 @@ mod tests {
         }
         let s = net.forward(&x, Mode::Infer(Inference::Sample), &mut rng).unwrap().code.to_vec2::<f32>().unwrap();
         assert!(s.iter().flatten().all(|&v| v == 0.0 || v == 1.0));
+    }
+
+    #[test]
+    fn a_cached_prefix_gives_exactly_the_full_forward_pass() {
+        let dev = Device::Cpu;
+        for (hidden, stochastic) in [(vec![6, 5, 4], vec![1]), (vec![6, 5], vec![1]), (vec![6, 5], vec![0, 1])] {
+            let cfg = ModelConfig { n_inputs: 3, hidden, stochastic, ..Default::default() };
+            let net = Net::new(&cfg, &dev, &mut rand_chacha::ChaCha8Rng::seed_from_u64(1)).unwrap();
+            let x = Tensor::randn(0f32, 1., (9, 3), &dev).unwrap();
+            let Some(pre) = net.prefix(&x).unwrap() else {
+                assert_eq!(cfg.stochastic.len(), 2, "only a single stochastic layer is cached");
+                continue;
+            };
+            for inference in [Inference::Sample, Inference::Prob, Inference::Threshold] {
+                let (mut r1, mut r2) =
+                    (rand_chacha::ChaCha8Rng::seed_from_u64(2), rand_chacha::ChaCha8Rng::seed_from_u64(2));
+                let a = net.forward_features(&x, Mode::Infer(inference), &mut r1).unwrap();
+                let b = net.forward_prefix(&pre, inference, &mut r2).unwrap();
+                let v = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+                assert_eq!(v(&a.logits), v(&b.logits));
+                assert_eq!(v(&a.code), v(&b.code));
+                assert_eq!(v(&a.probs), v(&b.probs));
+            }
+        }
     }
 
     #[test]

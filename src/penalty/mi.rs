@@ -581,9 +581,87 @@ pub struct McEstimate {
     pub stderr: f64,
 }
 
-/// Monte-Carlo joint MI for any `m` (docs/design.md, section 3): draw a row `i` uniformly and `t ~ Bernoulli(p_i)`;
-/// `log2 P(t | s_i) - log2 P(t)` has mean `I(T; S)`. Each term is a log-sum-exp over rows, `O(n m)`.
-/// `p` is row-major `n x m`. Draws come from `rng`; the terms are evaluated in parallel, in a fixed order.
+/// The rows' code distributions in log form, for evaluating `log P^_g(t) = log mean_{i in g} q(t | x_i)`
+/// of many codes `t` at once: with `B_i = sum_j ln(1 - p_ij)` and `D_ij = ln p_ij - ln(1 - p_ij)`, row `i`'s
+/// log-likelihood of `t` is `B_i + D_i . t`, so a batch of codes is one GEMM (`p` clamped to
+/// `[1e-12, 1 - 1e-12]` so that hard codes stay finite). Rows are stored group by group, so that each
+/// group's log-sum-exp runs over contiguous memory.
+pub struct RowLogs {
+    m: usize,
+    base: Vec<f64>,
+    diff: Vec<f64>,
+    bounds: Vec<usize>,
+}
+
+impl RowLogs {
+    /// `p` row-major `n x m`, each row's group `s < k`.
+    pub fn new(p: &[f64], m: usize, s: &[u32], k: usize) -> Self {
+        let clamp = |v: f64| v.clamp(Q_EPS, 1.0 - Q_EPS);
+        let mut order: Vec<usize> = (0..s.len()).collect();
+        order.sort_by_key(|&i| s[i]);
+        let mut bounds = vec![0usize; k + 1];
+        for &g in s {
+            bounds[g as usize + 1] += 1;
+        }
+        for g in 0..k {
+            bounds[g + 1] += bounds[g];
+        }
+        let row = |i: usize| &p[i * m..(i + 1) * m];
+        let base = order.iter().map(|&i| row(i).iter().map(|&v| (1.0 - clamp(v)).ln()).sum()).collect();
+        let diff = order.iter().flat_map(|&i| row(i).iter().map(|&v| clamp(v).ln() - (1.0 - clamp(v)).ln())).collect();
+        RowLogs { m, base, diff, bounds }
+    }
+
+    /// For each code of `codes` (row-major `c x m`, entries 0 or 1): `log P^_g(t)` for every group `g`
+    /// (`-inf` for an empty group), then, with `overall`, `log P^(t)` over all rows. Codes are processed in
+    /// chunks whose log-likelihood matrices stay near 64 MB, in parallel; each code's numbers do not
+    /// depend on the chunking or the thread count.
+    pub fn log_probs(&self, codes: &[f64], overall: bool) -> Vec<Vec<f64>> {
+        let (n, m) = (self.base.len(), self.m);
+        let c = codes.len() / m.max(1);
+        let chunk = ((8 << 20) / n.max(1)).clamp(1, 256);
+        let starts: Vec<usize> = (0..c).step_by(chunk).collect();
+        let k = self.bounds.len() - 1;
+        starts
+            .par_iter()
+            .flat_map_iter(|&start| {
+                let len = chunk.min(c - start);
+                // ll = T (len x m) . D^T (m x n): each code's log-likelihoods contiguous.
+                let mut ll = vec![0f64; len * n];
+                gemm(false, len, m, n, 1.0, &codes[start * m..(start + len) * m], false, &self.diff, true, &mut ll);
+                ll.chunks_mut(n.max(1))
+                    .map(|row| {
+                        row.iter_mut().zip(&self.base).for_each(|(v, b)| *v += b);
+                        let lse =
+                            |lo: usize, hi: usize| log_sum_exp(row[lo..hi].iter().copied()) - ((hi - lo) as f64).ln();
+                        let mut out: Vec<f64> = (0..k).map(|g| lse(self.bounds[g], self.bounds[g + 1])).collect();
+                        if overall {
+                            out.push(lse(0, n));
+                        }
+                        out
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+}
+
+/// `count` codes drawn from rows: each a uniformly drawn row of `rows` and `t ~ Bernoulli(p_row)`;
+/// returns the rows and the codes (row-major `count x m`).
+pub fn sample_codes<R: Rng>(p: &[f64], m: usize, rows: &[usize], count: usize, rng: &mut R) -> (Vec<usize>, Vec<f64>) {
+    let mut picked = Vec::with_capacity(count);
+    let mut codes = Vec::with_capacity(count * m);
+    for _ in 0..count {
+        let i = rows[rng.random_range(0..rows.len())];
+        picked.push(i);
+        codes.extend((0..m).map(|j| (rng.random::<f64>() < p[i * m + j]) as u8 as f64));
+    }
+    (picked, codes)
+}
+
+/// Monte-Carlo joint MI for any `m` (docs/design.md, section 3): draw a row `i` uniformly and
+/// `t ~ Bernoulli(p_i)`; `log2 P(t | s_i) - log2 P(t)` has mean `I(T; S)`. The log-probabilities of all
+/// draws come from [`RowLogs`] (GEMMs). `p` is row-major `n x m`. Draws come from `rng`.
 pub fn joint_mi_monte_carlo<R: Rng>(
     p: &[f64],
     m: usize,
@@ -596,36 +674,11 @@ pub fn joint_mi_monte_carlo<R: Rng>(
     if n == 0 || p.len() != n * m || draws < 2 {
         return Err(Error::param("mc_samples", draws, "needs at least 2 draws and a non-empty p of shape n x m"));
     }
-    let lp: Vec<f64> = p.iter().map(|v| v.ln()).collect();
-    let l1p: Vec<f64> = p.iter().map(|v| (1.0 - v).ln()).collect();
-    let mut counts = vec![0f64; n_groups];
-    for &g in s {
-        counts[g as usize] += 1.0;
-    }
-    let samples: Vec<(usize, Vec<bool>)> = (0..draws)
-        .map(|_| {
-            let i = rng.random_range(0..n);
-            let t = (0..m).map(|j| rng.random::<f64>() < p[i * m + j]).collect();
-            (i, t)
-        })
-        .collect();
-    let terms: Vec<f64> = samples
-        .par_iter()
-        .map(|(i, t)| {
-            // log-likelihood of t under every row, then log-sum-exp overall and within the row's group.
-            let ll: Vec<f64> = (0..n)
-                .map(|k| {
-                    let (a, b) = (&lp[k * m..(k + 1) * m], &l1p[k * m..(k + 1) * m]);
-                    t.iter().enumerate().map(|(j, &tj)| if tj { a[j] } else { b[j] }).sum()
-                })
-                .collect();
-            let g = s[*i];
-            let all = log_sum_exp(ll.iter().copied()) - (n as f64).ln();
-            let own =
-                log_sum_exp(ll.iter().zip(s).filter(|(_, &sk)| sk == g).map(|(v, _)| *v)) - counts[g as usize].ln();
-            (own - all) / std::f64::consts::LN_2
-        })
-        .collect();
+    let all: Vec<usize> = (0..n).collect();
+    let (rows, codes) = sample_codes(p, m, &all, draws, rng);
+    let logs = RowLogs::new(p, m, s, n_groups).log_probs(&codes, true);
+    let terms: Vec<f64> =
+        rows.iter().zip(&logs).map(|(&i, l)| (l[s[i] as usize] - l[n_groups]) / std::f64::consts::LN_2).collect();
     let d = terms.len() as f64;
     let mean = terms.iter().sum::<f64>() / d;
     let var = terms.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (d - 1.0);
