@@ -360,7 +360,11 @@ impl ValidParams {
         };
         let (model, train, eval) = self.resolve_for(kind, &data.train.shape, data.train.n_classes)?;
         check_memory(&model, &train, &eval, data)?;
-        Ok(SavedConfig::new(model, train, spec.clone(), data.encoding.clone(), eval))
+        let mut config = SavedConfig::new(model, train, spec.clone(), data.encoding.clone(), eval);
+        if let DataSpec::Table(crate::data::TableSpec { source: crate::data::Source::Csv { path, .. }, .. }) = spec {
+            config.data_file = Some(crate::data::file_fingerprint(path)?);
+        }
+        Ok(config)
     }
 
     /// Trains on `data` (prepared from `spec`): returns the fitted model and the training report.
@@ -660,6 +664,8 @@ impl RunFile {
         resume: bool,
         observer: &dyn Observer,
     ) -> Result<Metrics> {
+        let d = &data.train;
+        tracing::info!(dataset = %data.description.dataset, n_train = d.n, n_test = data.test.n, n_dropped = data.n_dropped, inputs = d.d, "data ready");
         let created = out.filter(|dir| !dir.exists()).map(Path::to_path_buf);
         let result = self.execute_in(data, out, resume, observer);
         if let (Err(_), Some(dir)) = (&result, created) {
@@ -698,8 +704,8 @@ impl RunFile {
 impl FairModel {
     /// Reads a CSV for this (table) model, adding the derived columns of the shipped dataset it was
     /// trained on.
-    pub fn read_table(&self, path: &Path) -> Result<crate::data::RawTable> {
-        let mut table = crate::data::RawTable::from_path(path, crate::data::Duplicates::Reject)?;
+    pub fn read_table(&self, path: &Path, delimiter: Option<char>) -> Result<crate::data::RawTable> {
+        let mut table = crate::data::RawTable::from_path_with(path, crate::data::Duplicates::Reject, delimiter)?;
         if let DataSpec::Table(t) = &self.config.data {
             if let crate::data::Source::Builtin { name, .. } = &t.source {
                 crate::data::builtin::derive_columns(*name, &mut table)?;
@@ -720,7 +726,7 @@ impl FairModel {
                 let encoding = self.config.encoding.as_ref().ok_or_else(|| {
                     Error::param("csv", path.display(), "an image model is evaluated on its own images")
                 })?;
-                crate::data::prepare_held_out(self.read_table(path)?, encoding, held)
+                crate::data::prepare_held_out(self.read_table(path, held.delimiter)?, encoding, held)
             }
         }
     }

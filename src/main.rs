@@ -6,7 +6,6 @@ mod cli;
 use anyhow::{Context, Result};
 use clap::Parser;
 use cli::{Cli, Command};
-use fairbits::estimator::RunFile;
 use fairbits::experiments::{images, report, tabular};
 use fairbits::output::{self, Apply, Input};
 use fairbits::progress::TerminalBar;
@@ -22,7 +21,7 @@ fn main() {
     let threads = cli.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let _ = rayon::ThreadPoolBuilder::new().num_threads(threads.max(1)).build_global();
     let bar = TerminalBar::new(!cli.quiet && std::io::stderr().is_terminal());
-    let result = run(cli.command, threads, &bar);
+    let result = run(cli.command, threads, cli.delimiter, &bar);
     bar.finish();
     let Err(e) = result else { return };
     let mut message = String::new();
@@ -54,41 +53,24 @@ fn print_metrics(m: &Metrics, json: bool) -> Result<()> {
     print(&if json { serde_json::to_string_pretty(m)? + "\n" } else { m.table() })
 }
 
-fn run(command: Command, threads: usize, bar: &TerminalBar) -> Result<()> {
+fn run(command: Command, threads: usize, delimiter: Option<char>, bar: &TerminalBar) -> Result<()> {
     match command {
         Command::Train(c) => {
-            let (run, data, resume_dir) = match &c.resume {
-                Some(dir) => {
-                    if c.model != cli::ModelArgs::default() {
-                        let why = format!("a resumed run keeps every option of {}", dir.display());
-                        return Err(Error::param("resume", dir.display(), why).into());
-                    }
-                    let run = RunFile::load(dir)?;
-                    let data = run.config.data.prepare().context("preparing the data")?;
-                    (run, data, Some(dir.clone()))
-                }
-                None => {
-                    let (run, data) = c.run_file()?;
-                    (run, data, None)
-                }
-            };
-            let (d, n_test, n_dropped) = (&data.train, data.test.n, data.n_dropped);
-            tracing::info!(dataset = %data.description.dataset, n_train = d.n, n_test, n_dropped, inputs = d.d, "data ready");
-            let out = resume_dir.clone().or(c.out.clone());
-            let metrics = run.execute(&data, out.as_deref(), resume_dir.is_some(), bar)?;
-            print_metrics(&metrics, c.json)
+            let (run, data, resumed) = c.run_file(delimiter).context("preparing the run")?;
+            let out = resumed.clone().or(c.out.clone());
+            print_metrics(&run.execute(&data, out.as_deref(), resumed.is_some(), bar)?, c.json)
         }
-        Command::Eval(c) => evaluate(c, false, bar),
-        Command::Mi(c) => evaluate(c, true, bar),
-        Command::Predict(c) => apply(c, false),
-        Command::Encode(c) => apply(c, true),
+        Command::Eval(c) => evaluate(c, false, delimiter, bar),
+        Command::Mi(c) => evaluate(c, true, delimiter, bar),
+        Command::Predict(c) => apply(c, false, delimiter),
+        Command::Encode(c) => apply(c, true, delimiter),
         Command::Sweep(c) => {
             if let Some(seed) = c.data.seed {
                 return Err(Error::param("seed", seed, "a sweep runs every seed of --seeds; give those instead").into());
             }
             let params = c.model.params(0, c.eval.options(0)?).check()?;
             let jobs = c.jobs.unwrap_or(threads);
-            let outcome = match c.data.spec()? {
+            let outcome = match c.data.spec(delimiter)? {
                 spec @ DataSpec::Table(_) => {
                     let cfg = tabular::SweepConfig::new(spec, c.methods, c.gammas, c.seeds, &params)?;
                     tabular::run(&cfg, &c.out, jobs, bar)?.0
@@ -110,10 +92,10 @@ fn run(command: Command, threads: usize, bar: &TerminalBar) -> Result<()> {
     }
 }
 
-fn evaluate(c: cli::EvalCmd, mi: bool, bar: &TerminalBar) -> Result<()> {
+fn evaluate(c: cli::EvalCmd, mi: bool, delimiter: Option<char>, bar: &TerminalBar) -> Result<()> {
     let model = FairModel::load(&c.model)?;
-    let opts = c.eval.options(c.seed.unwrap_or(model.config().eval.seed))?;
-    let held = c.held_out(opts.seed)?;
+    let opts = c.eval.options(model.config().eval.seed)?;
+    let held = c.held_out(opts.seed, delimiter)?;
     let data = model.eval_data(held.as_ref().map(|(p, h)| (p.as_path(), h)))?;
     let info = model.saved_run_info(&c.model);
     if mi {
@@ -123,16 +105,13 @@ fn evaluate(c: cli::EvalCmd, mi: bool, bar: &TerminalBar) -> Result<()> {
     print_metrics(&model.evaluate(&data, &opts, &info, bar)?, c.json)
 }
 
-fn apply(c: cli::PredictCmd, encode: bool) -> Result<()> {
+fn apply(c: cli::PredictCmd, encode: bool, delimiter: Option<char>) -> Result<()> {
     let model = FairModel::load(&c.model)?;
-    let rows = output::rows(&model, &Input::new(c.input.as_deref(), c.split.as_deref(), c.id.as_deref())?)?;
-    let dropped = rows.dropped;
+    let input = Input::new(c.input.as_deref(), c.split.as_deref(), c.id.as_deref(), delimiter)?;
+    let rows = output::rows(&model, &input)?;
     let what = if encode { Apply::Encode } else { Apply::Predict { draws: c.draws, threshold: c.threshold } };
     let table = output::apply(&model, rows, what, c.inference, c.seed)?;
     output::write(&c.output, &table)?;
     tracing::info!(rows = table.lead[0].1.len(), output = %c.output.display(), "written");
-    if dropped > 0 {
-        tracing::warn!("{dropped} input row(s) had a missing value in a feature column and were skipped; the output's `row` column gives each written row's 0-based index in the input");
-    }
     Ok(())
 }

@@ -23,6 +23,8 @@ pub enum Input {
         path: PathBuf,
         /// Identifier column.
         id: Option<String>,
+        /// Field separator (default `,`).
+        delimiter: Option<char>,
     },
     /// A float32 or float64 `.npy` array `N x 3 x H x W` in [0, 1] for an image model.
     Npy(PathBuf),
@@ -33,10 +35,10 @@ pub enum Input {
 impl Input {
     /// `input` (a CSV, or a `.npy` array for an image model) or an image model's own `split` (not both;
     /// neither: the unbiased test set of an image model).
-    pub fn new(input: Option<&Path>, split: Option<&str>, id: Option<&str>) -> Result<Input> {
+    pub fn new(input: Option<&Path>, split: Option<&str>, id: Option<&str>, delimiter: Option<char>) -> Result<Input> {
         match (input, split) {
             (Some(p), None) if p.extension().is_some_and(|e| e == "npy") => Ok(Input::Npy(p.to_path_buf())),
-            (Some(p), None) => Ok(Input::Csv { path: p.to_path_buf(), id: id.map(String::from) }),
+            (Some(p), None) => Ok(Input::Csv { path: p.to_path_buf(), id: id.map(String::from), delimiter }),
             (None, s) => Ok(Input::Split(s.unwrap_or("test-unbiased").to_string())),
             (Some(_), Some(_)) => Err(Error::param("split", "given", "give --input or --split, not both")),
         }
@@ -57,14 +59,22 @@ pub struct Rows {
 pub fn rows(model: &FairModel, input: &Input) -> Result<Rows> {
     let index = |n: usize| ("row".to_string(), (0..n).map(|i| i.to_string()).collect());
     match (model.kind(), input) {
-        (ModelKind::Table, Input::Csv { path, id }) => {
+        (ModelKind::Table, Input::Csv { path, id, delimiter }) => {
             let encoding = model.config().encoding.as_ref().expect("a table model has encoders");
-            let rows = crate::data::encode_features(model.read_table(path)?, encoding, id.as_deref())?;
+            let rows = crate::data::encode_features(model.read_table(path, *delimiter)?, encoding, id.as_deref())?;
             if rows.rows.is_empty() {
                 return Err(Error::NoRows {
                     path: path.display().to_string(),
                     detail: format!(": no row has all the model's feature columns filled ({} dropped)", rows.n_dropped),
                 });
+            }
+            if rows.n_dropped > 0 {
+                tracing::warn!(
+                    "{}: {} row(s) had a missing value in a feature column and were skipped; the output's `row` \
+                     column gives each written row's 0-based index in the input",
+                    path.display(),
+                    rows.n_dropped
+                );
             }
             let mut lead = vec![("row".to_string(), rows.rows.iter().map(|r| r.to_string()).collect())];
             lead.extend(rows.ids);

@@ -213,7 +213,9 @@ fn unseen_categories_at_encode_time_encode_as_zeros_with_a_warning() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stderr(&o).contains("new.csv: 1 cell(s) hold categories not seen in training"), "{}", stderr(&o));
+    // The warning names the column, the value and its line (trust issue, item 13).
+    let expected = "new.csv: column 'colour': 1 cell(s) hold categories not seen in training (first: 'purple' on line";
+    assert!(stderr(&o).contains(expected), "{}", stderr(&o));
 }
 
 #[test]

@@ -29,6 +29,8 @@ pub struct Cli {
     pub threads: Option<usize>,
     #[arg(long, short, global = true, help = "No progress bar, warnings only.")]
     pub quiet: bool,
+    #[arg(long, global = true, help = "Field separator of the CSV files read [default: ,] (`$'\\t'` for tabs).")]
+    pub delimiter: Option<char>,
 }
 
 #[derive(Subcommand)]
@@ -205,8 +207,6 @@ pub struct EvalCmd {
     pub sensitive: Option<String>,
     #[arg(long, requires = "csv", help = "Positive target value [default: the model's, when the column has it].")]
     pub positive: Option<String>,
-    #[arg(long, help = "Seed of samples and probes [default: the model's].")]
-    pub seed: Option<u64>,
     #[command(flatten)]
     pub eval: EvalArgs,
     #[arg(long, help = "Print JSON instead of the table.")]
@@ -265,12 +265,12 @@ pub struct SweepCmd {
 
 impl DataArgs {
     /// The training data: a shipped table or image set, or a CSV.
-    pub fn spec(&self) -> Result<DataSpec> {
+    pub fn spec(&self, delimiter: Option<char>) -> Result<DataSpec> {
         let seed = self.seed.unwrap_or(0);
         if let Some(Ok(dataset)) = self.dataset.as_ref().map(|d| d.parse::<ImageDataset>()) {
             #[rustfmt::skip]
             self.refuse(&[("test_size", self.test_size.is_some()), ("val_size", self.val_size.is_some()),
-                ("sensitive", self.sensitive.is_some())], "an image dataset (its sensitive attribute is the colour)")?;
+                ("sensitive", self.sensitive.is_some()), ("delimiter", delimiter.is_some())], "an image dataset (its sensitive attribute is the colour)")?;
             let (rho, dir, train_size) = (self.rho.first().copied(), self.mnist_dir.clone(), self.train_size);
             let spec = ImageSpec { mnist_dir: dir, train_size, ..ImageSpec::new(dataset, rho.unwrap_or(0.99), seed) };
             return Ok(DataSpec::Images(spec));
@@ -279,7 +279,7 @@ impl DataArgs {
             let builtin: Builtin = name.parse()?;
             #[rustfmt::skip]
             self.refuse(&[("target", self.target.is_some()), ("positive", self.positive.is_some()),
-                ("categorical", !self.categorical.is_empty()), ("drop", !self.drop.is_empty())],
+                ("categorical", !self.categorical.is_empty()), ("drop", !self.drop.is_empty()), ("delimiter", delimiter.is_some())],
                 "a shipped dataset (its columns are fixed; see data/README.md)")?;
             let source = Source::Builtin { name: builtin, sensitive: self.sensitive.clone() };
             return Ok(DataSpec::Table(self.table(source)));
@@ -296,6 +296,7 @@ impl DataArgs {
             positive: self.positive.clone(),
             categorical: self.categorical.clone(),
             drop: self.drop.clone(),
+            delimiter,
         })))
     }
 
@@ -330,48 +331,47 @@ impl ModelArgs {
 impl EvalArgs {
     /// The evaluation options with `seed`.
     pub fn options(&self, seed: u64) -> Result<EvalOptions> {
-        let (inference, draws, mc_samples, m_max, forest_trees) =
-            (self.inference, self.draws, self.mc_samples, self.m_max, self.forest_trees);
-        let (probe_rows, probe_draws, confidence) = (self.probe_rows, self.probe_draws, self.confidence);
-        let o = EvalOptions {
-            inference,
-            draws,
-            mc_samples,
-            m_max,
-            forest_trees,
-            seed,
-            probe_rows,
-            probe_draws,
-            confidence,
-        };
+        let mut o = EvalOptions { seed, inference: self.inference, draws: self.draws, ..EvalOptions::default() };
+        (o.mc_samples, o.m_max, o.forest_trees) = (self.mc_samples, self.m_max, self.forest_trees);
+        (o.probe_rows, o.probe_draws, o.confidence) = (self.probe_rows, self.probe_draws, self.confidence);
         o.validate().map(|_| o)
     }
 }
 
 impl TrainCmd {
-    /// The run the flags describe, and its data (prepared once: the defaults depend on it).
-    pub fn run_file(&self) -> Result<(RunFile, Prepared)> {
+    /// The run the flags describe (or the one to resume, and its directory), and its data (prepared once:
+    /// the defaults depend on it).
+    pub fn run_file(&self, delimiter: Option<char>) -> Result<(RunFile, Prepared, Option<PathBuf>)> {
+        if let Some(dir) = &self.resume {
+            if self.model != ModelArgs::default() {
+                let why = format!("a resumed run keeps every option of {}", dir.display());
+                return Err(Error::param("resume", dir.display(), why));
+            }
+            let run = RunFile::load(dir)?;
+            let data = run.config.data.prepare()?;
+            return Ok((run, data, Some(dir.clone())));
+        }
         if self.data.rho.len() > 1 {
             let rho = format!("{:?}", self.data.rho);
             return Err(Error::param("rho", rho, "train takes one value (a list is for sweep)"));
         }
-        let spec = self.data.spec()?;
+        let spec = self.data.spec(delimiter)?;
         let seed = self.data.seed.unwrap_or(0);
         let params = self.model.params(seed, self.eval.options(seed)?).check()?;
         let data = spec.prepare()?;
         let config = params.resolve(&data, &spec)?;
         let (checkpoint_every, reproducible) = (self.checkpoint_every, self.reproducible);
-        Ok((RunFile { config, checkpoint_every, reproducible }, data))
+        Ok((RunFile { config, checkpoint_every, reproducible }, data, None))
     }
 }
 
 impl EvalCmd {
     /// The held-out rows' roles, when a CSV is given.
-    pub fn held_out(&self, seed: u64) -> Result<Option<(PathBuf, HeldOut)>> {
+    pub fn held_out(&self, seed: u64, delimiter: Option<char>) -> Result<Option<(PathBuf, HeldOut)>> {
         let Some(path) = &self.csv else { return Ok(None) };
         let why = "a held-out --csv needs --target COL and --sensitive COL";
         let need = |v: &Option<String>, what| v.clone().ok_or_else(|| Error::param(what, "missing", why));
         let (target, sensitive) = (need(&self.target, "target")?, need(&self.sensitive, "sensitive")?);
-        Ok(Some((path.clone(), HeldOut { target, sensitive, positive: self.positive.clone(), seed })))
+        Ok(Some((path.clone(), HeldOut { target, sensitive, positive: self.positive.clone(), seed, delimiter })))
     }
 }

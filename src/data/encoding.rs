@@ -189,6 +189,17 @@ impl Encoding {
             let numeric = !spec.categorical.contains(name) && 2 * numeric_cells > cells.len();
             if numeric {
                 let values = parse_column(table, name)?;
+                let ids = train_rows.iter().map(|&r| values[r]).filter(|v| v.fract() == 0.0).count();
+                if train_rows.len() >= 20
+                    && ids == train_rows.len()
+                    && distinct(train_rows.iter().map(|&r| cells.get(r))).len() == ids
+                {
+                    tracing::warn!(
+                        "{}: column '{name}' holds a distinct whole number in every row, like an identifier; it is \
+                         used as a numeric feature: pass --drop {name} if it is an ID",
+                        table.source
+                    );
+                }
                 let n = train_rows.len().max(1) as f64;
                 let mean = train_rows.iter().map(|&r| values[r]).sum::<f64>() / n;
                 let var = train_rows.iter().map(|&r| (values[r] - mean).powi(2)).sum::<f64>() / n;
@@ -228,7 +239,8 @@ impl Encoding {
         let d = self.n_features();
         let mut x = vec![0f32; n * d];
         let mut offset = 0;
-        let mut unseen = 0usize;
+        // Unseen categories per column: how many cells, and the first value met with its line.
+        let mut unseen: Vec<(&str, usize, String, u64)> = Vec::new();
         for col in &self.columns {
             match col {
                 ColumnEncoder::Numeric { name, mean, std } => {
@@ -254,16 +266,20 @@ impl Encoding {
                     for (r, v) in cells.iter().enumerate() {
                         match categories.binary_search_by(|c| c.as_str().cmp(v)) {
                             Ok(k) => x[r * d + offset + k] = 1.0,
-                            Err(_) => unseen += 1,
+                            Err(_) => match unseen.iter_mut().find(|u| u.0 == name) {
+                                Some(u) => u.1 += 1,
+                                None => unseen.push((name, 1, v.to_string(), table.lines[r])),
+                            },
                         }
                     }
                 }
             }
             offset += col.width();
         }
-        if unseen > 0 {
+        for (column, count, value, line) in unseen {
             tracing::warn!(
-                "{}: {unseen} cell(s) hold categories not seen in training; they encode as all zeros",
+                "{}: column '{column}': {count} cell(s) hold categories not seen in training (first: '{value}' on \
+                 line {line}); they encode as all zeros",
                 table.source
             );
         }

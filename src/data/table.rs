@@ -144,12 +144,31 @@ impl RawTable {
     /// Reads a CSV stream without holding its bytes: lines are counted from the line breaks seen on the
     /// way (the CSV reader's own count skips blank lines).
     pub fn read_from<R: Read>(reader: R, source: &str, duplicates: Duplicates) -> Result<Self> {
+        Self::read_with(reader, source, duplicates, None)
+    }
+
+    /// [`RawTable::read_from`] with a field separator (default `,`). A file whose header comes out as one
+    /// column holding `;` or a tab is an error that names the separator to pass.
+    pub fn read_with<R: Read>(
+        reader: R,
+        source: &str,
+        duplicates: Duplicates,
+        delimiter: Option<char>,
+    ) -> Result<Self> {
+        let sep = delimiter.unwrap_or(',');
+        if !sep.is_ascii() {
+            return Err(Error::param("delimiter", sep, "must be one ASCII character"));
+        }
         let breaks = Rc::new(RefCell::new(LineBreaks::default()));
         let counting = CountingReader { inner: reader, offset: 0, breaks: Rc::clone(&breaks) };
         // A record's recorded start can precede the blank lines the reader skipped: step over them.
         let line_of = |byte: u64| breaks.borrow().line_of(byte);
-        let mut rdr =
-            csv::ReaderBuilder::new().has_headers(true).flexible(false).trim(csv::Trim::All).from_reader(counting);
+        let mut rdr = csv::ReaderBuilder::new()
+            .has_headers(true)
+            .flexible(false)
+            .trim(csv::Trim::All)
+            .delimiter(sep as u8)
+            .from_reader(counting);
         let csv_err = |e: csv::Error| {
             let line = e.position().map(|p| line_of(p.byte())).unwrap_or(0);
             let message = match e.kind() {
@@ -166,6 +185,17 @@ impl RawTable {
         let header_rec = rdr.headers().map_err(csv_err)?.clone();
         if header_rec.is_empty() || (header_rec.len() == 1 && header_rec[0].is_empty()) {
             return Err(Error::EmptyFile { path: source.to_string() });
+        }
+        if let (1, None) = (header_rec.len(), delimiter) {
+            if let Some((name, c)) = [("';'", ';'), ("tab", '\t')].into_iter().find(|(_, c)| header_rec[0].contains(*c))
+            {
+                let message = format!(
+                    "the header reads as one column ('{}'): the file looks {name}-separated; pass --delimiter {}",
+                    &header_rec[0].chars().take(60).collect::<String>(),
+                    if c == '\t' { "$'\\t'".to_string() } else { format!("'{c}'") }
+                );
+                return Err(Error::Csv { path: source.to_string(), line: 1, message });
+            }
         }
         let mut header: Vec<String> = Vec::with_capacity(header_rec.len());
         for name in header_rec.iter() {
@@ -218,8 +248,19 @@ impl RawTable {
 
     /// Reads a CSV file from disk.
     pub fn from_path(path: &std::path::Path, duplicates: Duplicates) -> Result<Self> {
+        Self::from_path_with(path, duplicates, None)
+    }
+
+    /// Reads a CSV file with a field separator; a name ending in `.gz` is decompressed on the way.
+    pub fn from_path_with(path: &std::path::Path, duplicates: Duplicates, delimiter: Option<char>) -> Result<Self> {
         let file = std::fs::File::open(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
-        Self::read_from(std::io::BufReader::with_capacity(1 << 20, file), &path.display().to_string(), duplicates)
+        let reader = std::io::BufReader::with_capacity(1 << 20, file);
+        let source = path.display().to_string();
+        if path.extension().is_some_and(|e| e == "gz") {
+            let unzipped = std::io::BufReader::with_capacity(1 << 20, flate2::read::MultiGzDecoder::new(reader));
+            return Self::read_with(unzipped, &source, duplicates, delimiter);
+        }
+        Self::read_with(reader, &source, duplicates, delimiter)
     }
 
     /// Number of data rows.

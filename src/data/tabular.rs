@@ -34,6 +34,9 @@ pub enum Source {
         categorical: Vec<String>,
         /// Columns to ignore.
         drop: Vec<String>,
+        /// Field separator (default `,`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        delimiter: Option<char>,
     },
 }
 
@@ -106,8 +109,8 @@ pub struct Roles {
 pub fn load_table(spec: &TableSpec) -> Result<(RawTable, Roles)> {
     let (table, mut tspec) = match &spec.source {
         Source::Builtin { name, sensitive } => name.load(sensitive.as_deref())?,
-        Source::Csv { path, target, sensitive, positive, categorical, drop } => {
-            let t = RawTable::from_path(path, Duplicates::Reject)?;
+        Source::Csv { path, target, sensitive, positive, categorical, drop, delimiter } => {
+            let t = RawTable::from_path_with(path, Duplicates::Reject, *delimiter)?;
             for c in [target, sensitive].into_iter().chain(drop).chain(categorical) {
                 t.col(c)?;
             }
@@ -125,6 +128,14 @@ pub fn load_table(spec: &TableSpec) -> Result<(RawTable, Roles)> {
     };
     if spec.include_sensitive {
         tspec.features.push(tspec.sensitive.clone());
+    }
+    if tspec.target == tspec.sensitive {
+        tracing::warn!(
+            "{}: the target column '{}' is also the sensitive attribute: the task is to predict the group, so \
+             every fairness number measures the task itself",
+            table.source,
+            tspec.target
+        );
     }
     Ok((table, tspec))
 }
@@ -263,6 +274,8 @@ pub struct HeldOut {
     pub positive: Option<String>,
     /// Seed of the halves the probes learn and are scored on.
     pub seed: u64,
+    /// Field separator of the file (default `,`).
+    pub delimiter: Option<char>,
 }
 
 /// Every row of a held-out table through a saved model's encoders: `test` holds all of them (task

@@ -450,59 +450,112 @@ fn population(
     Ok(certificate::population(&p, m, &rows.s, rows.n_groups, &rows.y, 2, opts.confidence, method, codes, rng))
 }
 
-fn pm(mean: f64, std: f64) -> String {
-    if std > 0.0 {
-        format!("{mean:.4} ± {std:.4}")
+fn num(v: f64, digits: usize) -> String {
+    if v.is_finite() {
+        format!("{v:.digits$}")
     } else {
-        format!("{mean:.4}")
+        "n/a".into()
     }
 }
 
-/// A readable table of the metrics.
+fn pm(mean: f64, std: f64) -> String {
+    if std > 0.0 && mean.is_finite() {
+        format!("{mean:.4} ± {std:.4}")
+    } else {
+        num(mean, 4)
+    }
+}
+
+/// A one-line reading of the certificate: how unfair a consumer of one code can be at most.
+pub fn verdict(m: &BinaryMetrics) -> String {
+    let c = &m.certificate;
+    let Some(pop) = &c.population else {
+        return "no stochastic layer: nothing is certified; the probes are the only evidence (see their AUCs)".into();
+    };
+    let (u, conf) = (pop.dp_gap_bound, pop.confidence * 100.0);
+    let reach = match c.probe_auc_exact {
+        Some(auc) => format!("the best possible probe reaches AUC {auc:.3} for {} on these test rows", m.sensitive),
+        None => format!("the forest probe reaches AUC {:.3} for {}", m.probes.forest.sample, m.sensitive),
+    };
+    let level = if u <= 0.1 {
+        "invariant"
+    } else if u <= 0.3 {
+        "partly invariant"
+    } else {
+        "NOT invariant"
+    };
+    let hint = if u > 0.1 && m.gamma == 0.0 { "; train with --gamma > 0 or --preset invariant" } else { "" };
+    format!(
+        "{level}: with {conf:.0}% confidence no classifier of one sampled code per row treats the {} groups more than \
+         {u:.3} apart (demographic parity) in the population; {reach}{hint}",
+        m.sensitive
+    )
+}
+
+/// A readable table of the metrics, each block saying which direction is good.
 pub fn table(m: &BinaryMetrics) -> String {
     let mut out = String::new();
-    let mut line = |k: &str, v: String| out.push_str(&format!("  {k:<34} {v}\n"));
-    line("dataset", format!("{} (sensitive: {}; groups: {})", m.dataset, m.sensitive, m.groups.join(", ")));
+    let mut line = |k: &str, v: String| out.push_str(&format!("  {k:<46} {v}\n"));
+    line("data", format!("{} (sensitive: {}; groups: {})", m.dataset, m.sensitive, m.groups.join(", ")));
     line("rows", format!("train {}, test {}, dropped (missing values) {}", m.n_train, m.n_test, m.n_dropped));
-    line(
-        "run",
-        format!(
-            "seed {}, gamma {}, penalty {}, {} epochs in {:.2} s",
-            m.seed, m.gamma, m.penalty, m.timing.epochs, m.timing.train_seconds
-        ),
-    );
+    let time =
+        if m.timing.train_seconds.is_finite() { format!(" in {:.2} s", m.timing.train_seconds) } else { String::new() };
+    let run = format!("seed {}, penalty {}, gamma {}, {} epochs{time}", m.seed, m.penalty, m.gamma, m.timing.epochs);
+    line("run", run);
     let mode = if m.inference == "sample" {
-        format!("sample, mean ± std over {} draws", m.draws)
+        format!("sample (mean ± std over {} draws)", m.draws)
     } else {
         m.inference.clone()
     };
     line("inference", mode);
-    line("task AUC", pm(m.task.auc, m.task.auc_std));
-    line("task accuracy", pm(m.task.accuracy, m.task.accuracy_std));
-    line("dp_gap", pm(m.fairness.dp_gap, m.fairness.dp_gap_std));
-    line("eo_gap", pm(m.fairness.eo_gap, m.fairness.eo_gap_std));
-    line("di_ratio", pm(m.fairness.di_ratio, m.fairness.di_ratio_std));
-    for (name, p) in [("logreg", &m.probes.logreg), ("forest", &m.probes.forest)] {
-        line(&format!("{name} probe s-AUC, sampled codes"), pm(p.sample, p.sample_std));
-        line(&format!("{name} probe s-AUC, p"), format!("{:.4}", p.prob));
+    line("task (higher is better): AUC", pm(m.task.auc, m.task.auc_std));
+    line("  accuracy", pm(m.task.accuracy, m.task.accuracy_std));
+    line("fairness (0 = groups treated alike): dp_gap", pm(m.fairness.dp_gap, m.fairness.dp_gap_std));
+    line("  eo_gap", pm(m.fairness.eo_gap, m.fairness.eo_gap_std));
+    line("  di_ratio (1 = alike)", pm(m.fairness.di_ratio, m.fairness.di_ratio_std));
+    let p = &m.probes;
+    line(
+        &format!("{} from the codes (AUC; 0.5 = nothing recovered)", m.sensitive),
+        format!("probes on {} training, {} test rows, {} draw(s)", p.rows_train, p.rows_test, p.draws),
+    );
+    if let Some(auc) = m.certificate.probe_auc_exact {
+        line("  best possible probe (exact, likelihood ratio)", num(auc, 4));
     }
-    line("per-neuron MI (bits)", format!("{:.5}", m.information.mi_per_neuron_bits));
-    let joint = if m.information.mi_joint_method == "exact" {
-        format!("{:.5} (exact, m = {})", m.information.mi_joint_bits, m.information.code_width)
-    } else {
-        format!(
-            "{:.5} ± {:.5} (Monte Carlo, m = {})",
-            m.information.mi_joint_bits, m.information.mi_joint_stderr, m.information.code_width
-        )
+    for (name, r) in [("logistic", &p.logreg), ("forest", &p.forest)] {
+        line(
+            &format!("  {name} probe, sampled codes"),
+            format!("{}   (on p: {}, not certified)", pm(r.sample, r.sample_std), num(r.prob, 4)),
+        );
+    }
+    let i = &m.information;
+    let joint = match i.mi_joint_method.as_str() {
+        "exact" => format!("{} (exact, m = {})", num(i.mi_joint_bits, 5), i.code_width),
+        "monte-carlo" => {
+            format!("{} ± {} (Monte Carlo, m = {})", num(i.mi_joint_bits, 5), num(i.mi_joint_stderr, 5), i.code_width)
+        }
+        _ => format!("n/a (no stochastic layer, m = {})", i.code_width),
     };
-    line("joint MI (bits)", joint);
-    line("certified dp_gap bound", format!("{:.4}", m.certificate.dp_gap_bound));
-    line("certified probe AUC bound", format!("{:.4}", m.certificate.probe_auc_bound));
-    if let (Some(tv), Some(auc)) = (m.certificate.tv_exact, m.certificate.probe_auc_exact) {
-        line("exact worst-case dp_gap (TV)", format!("{tv:.4}"));
-        line("exact worst-case probe AUC", format!("{auc:.4}"));
+    line("information (bits; 0 = none): I(T; S)", joint);
+    line("  sum_j I(T_j; S), per neuron", num(i.mi_per_neuron_bits, 5));
+    let c = &m.certificate;
+    if let Some(pop) = &c.population {
+        line(
+            &format!("population certificate ({:.0}% confidence, {} codes)", pop.confidence * 100.0, pop.codes),
+            format!("(a bound near 1 = no guarantee; groups {:?}, {})", pop.n_per_group, pop.method),
+        );
+        line("  dp_gap of any classifier <=", num(pop.dp_gap_bound, 4));
+        line("  eo_gap of any classifier <=", num(pop.eo_gap_bound, 4));
+        line("  AUC of any probe for s <=", num(pop.probe_auc_bound, 4));
+        line("  balanced accuracy of any adversary <=", num(pop.adversary_balanced_accuracy_bound, 4));
     }
-    out.push_str(&format!("  note: {}\n", m.certificate.caveat));
+    line(
+        "empirical certificate (these test rows)",
+        format!("dp_gap <= {}, probe AUC <= {} (from I(T; S))", num(c.dp_gap_bound, 4), num(c.probe_auc_bound, 4)),
+    );
+    if let Some(tv) = c.tv_exact {
+        line("  exact worst-case dp_gap (TV)", num(tv, 4));
+    }
+    out.push_str(&format!("  verdict: {}\n  note: {}\n", verdict(m), c.caveat));
     out
 }
 

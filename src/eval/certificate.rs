@@ -7,8 +7,9 @@
 use std::f64::consts::LN_2;
 
 /// The caveat printed with every bound.
-pub const CAVEAT: &str = "bounds hold for any classifier or probe that consumes ONE sampled code per row \
-(on the distribution the MI was measured on); they do not cover p, thresholded codes, or averages of several samples";
+pub const CAVEAT: &str = "the empirical bounds describe the test rows, the population certificate the \
+population they come from (with its confidence); both hold for any classifier or probe that consumes ONE code \
+per row, and cover neither p nor averages of several samples of a row";
 
 /// `J = sqrt(I ln2 / (2 a b))`, capped at 1: the Pinsker bound on TPR - FPR (and on a DP gap) between two
 /// sides with shares `a` and `b`.

@@ -177,7 +177,8 @@ where
                     continue;
                 };
                 if done(&r.id) {
-                    drop(claim);
+                    // Finished by another process since this one looked.
+                    elsewhere.lock().unwrap().push(r.id.clone());
                     continue;
                 }
                 if data.is_none() {

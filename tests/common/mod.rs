@@ -85,6 +85,7 @@ pub fn csv_spec(path: &Path, seed: u64) -> fairbits::data::DataSpec {
             positive: None,
             categorical: vec![],
             drop: vec![],
+            delimiter: None,
         },
         test_size: 0.3,
         val_size: 0.0,
