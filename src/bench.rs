@@ -150,6 +150,7 @@ pub fn run(repeats: usize) -> Result<Vec<BenchRow>> {
         unit: "rows/s",
     });
     rows.extend(conv_rows(repeats)?);
+    rows.extend(command_rows(repeats)?);
     Ok(rows)
 }
 
@@ -179,6 +180,36 @@ fn conv_rows(repeats: usize) -> Result<Vec<BenchRow>> {
         BenchRow { what: "conv encoder step, batch 128, candle conv2d".into(), value: candle * 1e3, unit: "ms" },
         BenchRow { what: "conv encoder step, batch 128, im2col op (conv.rs)".into(), value: ours * 1e3, unit: "ms" },
         BenchRow { what: "conv encoder step: candle / im2col".into(), value: candle / ours, unit: "x" },
+    ])
+}
+
+/// What `fairbits train --dataset adult` does with the defaults, part by part: reading and preparing the
+/// data, training (50 epochs), evaluating (the default evaluation), and the whole against training alone.
+fn command_rows(repeats: usize) -> Result<Vec<BenchRow>> {
+    use crate::data::DataSpec;
+    use crate::estimator::{FairModel, FairParams};
+    let spec = DataSpec::Table(TableSpec::builtin(Builtin::Adult, 0));
+    let (mut prep, mut train, mut eval) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..repeats.min(3) {
+        let t = Instant::now();
+        let data = spec.prepare()?;
+        prep.push(t.elapsed().as_secs_f64());
+        let config = FairParams::new().check()?.resolve(&data, &spec)?;
+        let t = Instant::now();
+        let (model, report) = FairModel::train(config, &data, None, &())?;
+        train.push(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        let info = model.run_info(report.train_seconds, report.epochs);
+        model.evaluate(&data, &model.config().eval, &info, &())?;
+        eval.push(t.elapsed().as_secs_f64());
+    }
+    let (p, t, e) = (median(prep), median(train), median(eval));
+    let row = |what: &str, value, unit| BenchRow { what: what.into(), value, unit };
+    Ok(vec![
+        row("train --dataset adult: read and prepare the data", p, "s"),
+        row("train --dataset adult: training (50 epochs)", t, "s"),
+        row("train --dataset adult: evaluation (defaults)", e, "s"),
+        row("train --dataset adult: whole command / training", (p + t + e) / t, "x"),
     ])
 }
 

@@ -9,7 +9,7 @@ use cli::{Cli, Command};
 use fairbits::experiments::{images, report, tabular};
 use fairbits::output::{self, Apply, Input};
 use fairbits::progress::TerminalBar;
-use fairbits::{data::DataSpec, eval, Error, FairModel, Metrics};
+use fairbits::{data::DataSpec, eval, Error, FairModel};
 use std::io::{IsTerminal, Write};
 
 fn main() {
@@ -49,8 +49,8 @@ fn print(text: &str) -> Result<()> {
     }
 }
 
-fn print_metrics(m: &Metrics, json: bool) -> Result<()> {
-    print(&if json { serde_json::to_string_pretty(m)? + "\n" } else { m.table() })
+fn show<T: serde::Serialize>(value: &T, table: impl FnOnce() -> String, json: bool) -> Result<()> {
+    print(&if json { serde_json::to_string_pretty(value)? + "\n" } else { table() })
 }
 
 fn run(command: Command, threads: usize, delimiter: Option<char>, bar: &TerminalBar) -> Result<()> {
@@ -58,10 +58,12 @@ fn run(command: Command, threads: usize, delimiter: Option<char>, bar: &Terminal
         Command::Train(c) => {
             let (run, data, resumed) = c.run_file(delimiter).context("preparing the run")?;
             let out = resumed.clone().or(c.out.clone());
-            print_metrics(&run.execute(&data, out.as_deref(), resumed.is_some(), bar)?, c.json)
+            let m = run.execute(&data, out.as_deref(), resumed.is_some(), bar)?;
+            show(&m, || m.table(), c.json)
         }
-        Command::Eval(c) => evaluate(c, false, delimiter, bar),
-        Command::Mi(c) => evaluate(c, true, delimiter, bar),
+        Command::Eval(c) => evaluate(c, "eval", delimiter, bar),
+        Command::Mi(c) => evaluate(c, "mi", delimiter, bar),
+        Command::Certify(c) => evaluate(c, "certify", delimiter, bar),
         Command::Predict(c) => apply(c, false, delimiter),
         Command::Encode(c) => apply(c, true, delimiter),
         Command::Sweep(c) => {
@@ -92,17 +94,22 @@ fn run(command: Command, threads: usize, delimiter: Option<char>, bar: &Terminal
     }
 }
 
-fn evaluate(c: cli::EvalCmd, mi: bool, delimiter: Option<char>, bar: &TerminalBar) -> Result<()> {
+fn evaluate(c: cli::EvalCmd, what: &str, delimiter: Option<char>, bar: &TerminalBar) -> Result<()> {
     let model = FairModel::load(&c.model)?;
     let opts = c.eval.options(model.config().eval.seed)?;
     let held = c.held_out(opts.seed, delimiter)?;
-    let data = model.eval_data(held.as_ref().map(|(p, h)| (p.as_path(), h)))?;
-    let info = model.saved_run_info(&c.model);
-    if mi {
-        let r = eval::mi_report(model.net(), &data, &opts, &info, bar)?;
-        return print(&if c.json { serde_json::to_string_pretty(&r)? + "\n" } else { eval::binary::mi_table(&r) });
+    let held = held.as_ref().map(|(p, h)| (p.as_path(), h));
+    if what == "certify" {
+        let r = model.certify(held, &opts)?;
+        return show(&r, || r.table(), c.json);
     }
-    print_metrics(&model.evaluate(&data, &opts, &info, bar)?, c.json)
+    let (data, info) = (model.eval_data(held)?, model.saved_run_info(&c.model));
+    if what == "mi" {
+        let r = eval::mi_report(model.net(), &data, &opts, &info, bar)?;
+        return show(&r, || eval::binary::mi_table(&r), c.json);
+    }
+    let m = model.evaluate(&data, &opts, &info, bar)?;
+    show(&m, || m.table(), c.json)
 }
 
 fn apply(c: cli::PredictCmd, encode: bool, delimiter: Option<char>) -> Result<()> {

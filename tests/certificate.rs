@@ -128,3 +128,119 @@ fn more_groups_pairwise_bound_holds() {
     let (tv, _) = certificate::exact_worst_case(&dists, &shares);
     assert!(tv > 0.01 && tv <= b.dp_gap_bound);
 }
+
+/// A population of code distributions with a known total variation between its two groups: each group is a
+/// mixture of "row types" (vectors of firing probabilities) drawn uniformly. Only the first two neurons
+/// depend on the type; the others fire with probability 0.5 in every row of both groups, so the TV of the
+/// whole layer equals the TV of the two-neuron marginals, which is enumerated exactly for any width.
+struct Population {
+    m: usize,
+    types: [Vec<[f64; 2]>; 2],
+}
+
+impl Population {
+    fn true_tv(&self) -> f64 {
+        let dist = |g: usize| -> Vec<f64> {
+            let t = &self.types[g];
+            (0..4)
+                .map(|code| {
+                    t.iter()
+                        .map(|q| (0..2).map(|j| if code >> j & 1 == 1 { q[j] } else { 1.0 - q[j] }).product::<f64>())
+                        .sum::<f64>()
+                        / t.len() as f64
+                })
+                .collect()
+        };
+        certificate::total_variation(&dist(0), &dist(1))
+    }
+
+    /// `n[g]` held-out rows of each group: their probabilities (row-major `n x m`) and groups.
+    fn draw(&self, n: [usize; 2], rng: &mut ChaCha8Rng) -> (Vec<f64>, Vec<u32>) {
+        let (mut p, mut s) = (Vec::new(), Vec::new());
+        for (g, &count) in n.iter().enumerate() {
+            for _ in 0..count {
+                let q = self.types[g][rng.random_range(0..self.types[g].len())];
+                p.extend_from_slice(&q);
+                p.extend(std::iter::repeat_n(0.5, self.m - 2));
+                s.push(g as u32);
+            }
+        }
+        (p, s)
+    }
+}
+
+/// The population certificate (docs/design.md, section 4b) covers the population's true TV in at least
+/// `1 - delta` of many independent held-out samples, for soft and hard codes, by enumeration and (m = 24)
+/// by Monte Carlo; it is also never below the plug-in TV.
+#[test]
+fn the_population_bound_covers_the_true_total_variation() {
+    let soft = [vec![[0.2, 0.7], [0.6, 0.4], [0.5, 0.5]], vec![[0.3, 0.6], [0.7, 0.3], [0.5, 0.45]]];
+    let hard = [vec![[0.0, 1.0], [1.0, 0.0], [0.0, 0.0]], vec![[0.0, 1.0], [1.0, 1.0], [0.0, 0.0], [1.0, 0.0]]];
+    let method = |samples| certificate::TvMethod { m_max: 20, samples, mc_share: 0.2 };
+    for (name, types, m, draws) in
+        [("soft m=4", soft.clone(), 4, 200), ("hard m=4", hard, 4, 200), ("soft m=24", soft, 24, 200)]
+    {
+        let pop = Population { m, types };
+        let truth = pop.true_tv();
+        for delta in [0.05, 0.2] {
+            let mut rng = ChaCha8Rng::seed_from_u64(7);
+            let (mut covered, mut wrong) = (0, 0);
+            for _ in 0..draws {
+                let (p, s) = pop.draw([60, 90], &mut rng);
+                let y: Vec<u8> = (0..s.len()).map(|i| (i % 2) as u8).collect();
+                let c = certificate::population(&p, m, &s, 2, &y, 2, 1.0 - delta, method(400), "sample", &mut rng);
+                assert!(c.tv_upper >= c.tv_plugin, "{name}: the bound is below its own estimate");
+                assert_eq!(c.method, if m > 20 { "monte-carlo" } else { "exact" });
+                covered += (c.tv_upper >= truth) as usize;
+                // A bound as far below the estimate as the real one is above it: the test must tell.
+                wrong += (2.0 * c.tv_plugin - c.tv_upper >= truth) as usize;
+            }
+            let rate = covered as f64 / draws as f64;
+            assert!((wrong as f64) < (1.0 - delta) * draws as f64, "{name}: the coverage check cannot fail ({wrong})");
+            assert!(rate >= 1.0 - delta, "{name}, delta {delta}: coverage {rate} (true TV {truth})");
+            eprintln!("{name}, delta {delta}: coverage {rate} of {draws} held-out samples (true TV {truth:.4})");
+        }
+    }
+}
+
+/// Where both run, the Monte-Carlo TV agrees with enumeration within its Hoeffding term (and sampling
+/// noise well inside it).
+#[test]
+fn monte_carlo_tv_agrees_with_enumeration() {
+    for (seed, shift) in [(3, 0.1), (4, 0.4)] {
+        let (m, k) = (8, 2);
+        let (p, s) = layer(seed, 1500, m, k, shift);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let exact = certificate::TvMethod { m_max: 20, samples: 0, mc_share: 0.2 };
+        let (tv, _, how) = certificate::pairwise_tv(&p, m, &s, k, exact, 0.01, &mut rng);
+        assert_eq!(how, "exact");
+        let mc = certificate::TvMethod { m_max: 4, samples: 20_000, mc_share: 0.2 };
+        let (est, eps, how) = certificate::pairwise_tv(&p, m, &s, k, mc, 0.01, &mut rng);
+        assert_eq!(how, "monte-carlo");
+        assert!((est[0][1] - tv[0][1]).abs() <= eps, "MC {} vs exact {} (eps {eps})", est[0][1], tv[0][1]);
+        assert!((est[0][1] - tv[0][1]).abs() <= 0.02, "MC {} vs exact {}", est[0][1], tv[0][1]);
+    }
+}
+
+/// The population bound is never below what classifiers of one sampled code actually achieve on fresh
+/// data from the same population (up to sampling noise): random classifiers' DP gaps on a large sample.
+#[test]
+fn the_population_bound_is_above_achieved_dp_gaps() {
+    let pop = Population { m: 4, types: [vec![[0.2, 0.7], [0.6, 0.4]], vec![[0.35, 0.55], [0.7, 0.3]]] };
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let (p, s) = pop.draw([300, 400], &mut rng);
+    let y: Vec<u8> = (0..s.len()).map(|i| (i % 2) as u8).collect();
+    let method = certificate::TvMethod { m_max: 20, samples: 400, mc_share: 0.2 };
+    let c = certificate::population(&p, 4, &s, 2, &y, 2, 0.95, method, "sample", &mut rng);
+    // A large fresh sample of the population, one sampled code per row.
+    let (big_p, big_s) = pop.draw([20_000, 20_000], &mut rng);
+    let codes = sample_codes(&big_p, 4, &mut rng);
+    for _ in 0..300 {
+        let f: Vec<bool> = (0..16).map(|_| rng.random_bool(0.5)).collect();
+        let pred: Vec<bool> = codes.iter().map(|&t| f[t]).collect();
+        let gap = metrics::dp_gap(&pred, &big_s, 2);
+        // Sampling noise of a gap on 20,000 rows per group: under 0.02 with room to spare.
+        assert!(gap <= c.dp_gap_bound + 0.02, "a classifier's gap {gap} above the bound {}", c.dp_gap_bound);
+    }
+    assert!(c.probe_auc_bound >= 0.5 && c.adversary_balanced_accuracy_bound <= 1.0);
+}

@@ -9,6 +9,7 @@ fn spec(name: Builtin, sensitive: Option<&str>) -> TableSpec {
         val_size: 0.0,
         seed: 0,
         include_sensitive: false,
+        certify_size: 0.0,
     }
 }
 

@@ -25,6 +25,7 @@ fuzz_target!(|bytes: &[u8]| {
         val_size: 0.2,
         seed: 0,
         include_sensitive: false,
+        certify_size: 0.0,
     };
     if let Ok(p) = prepare_table(table, &tspec, &spec, None) {
         for d in [&p.train, &p.test] {

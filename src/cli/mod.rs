@@ -15,13 +15,11 @@ fn parse<T: std::str::FromStr<Err = Error>>(s: &str) -> std::result::Result<T, S
     s.parse().map_err(|e: Error| e.to_string())
 }
 
+const EXAMPLES: &str = "Examples:\n  fairbits train --dataset adult --preset invariant --out model\n  fairbits eval --model model\n  fairbits certify --model model --csv audit.csv --target income-per-year --sensitive sex\n  fairbits predict --model model --input new.csv --output predictions.csv\n  fairbits sweep --dataset compas --out sweeps/compas && fairbits report --from sweeps/compas --out RESULTS.md";
+
+/// Invariant representations with stochastically quantized neural networks.
 #[derive(Parser)]
-#[command(
-    name = "fairbits",
-    version,
-    about = "Invariant representations with stochastically quantized neural networks",
-    after_help = "Examples:\n  fairbits train --dataset adult --preset invariant --out model\n  fairbits eval --model model\n  fairbits predict --model model --input new.csv --output predictions.csv\n  fairbits sweep --dataset compas --out sweeps/compas && fairbits report --from sweeps/compas --out RESULTS.md"
-)]
+#[command(name = "fairbits", version, after_help = EXAMPLES)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -45,6 +43,8 @@ pub enum Command {
     Encode(PredictCmd),
     /// The information the stochastic layer carries about the sensitive attribute, and the certificate.
     Mi(EvalCmd),
+    /// Certify a saved encoder for the population, from held-out rows it never saw (--csv) or its own.
+    Certify(EvalCmd),
     /// Train methods (tables) or penalties (images) over gammas and seeds; resumable; CSVs and plots.
     Sweep(SweepCmd),
     /// Write a Markdown results report from sweep directories.
@@ -69,7 +69,7 @@ pub struct ReportCmd {
 
 #[derive(Args, Default)]
 pub struct DataArgs {
-    /// A shipped dataset: adult, compas, german, biased-mnist, biased-fashion-mnist.
+    /// Shipped data: adult, compas, german, biased-mnist, biased-fashion-mnist.
     #[arg(long, conflicts_with = "csv")]
     pub dataset: Option<String>,
     #[arg(long, help = "Any CSV file with a header row (needs --target and --sensitive).")]
@@ -86,6 +86,8 @@ pub struct DataArgs {
     pub drop: Vec<String>,
     #[arg(long, help = "Fraction of rows held out for testing [default: 0.3].")]
     pub test_size: Option<f64>,
+    #[arg(long, help = "Fraction of rows held out for the population certificate [default: 0: the test split].")]
+    pub certify_size: Option<f64>,
     #[arg(long, help = "Fraction of training rows held out for validation and early stopping [default: 0].")]
     pub val_size: Option<f64>,
     #[arg(long, help = "Seed of split, initialisation, batches, samples and probes [default: 0].")]
@@ -109,20 +111,17 @@ pub struct ModelArgs {
     pub preset: Option<Preset>,
     #[arg(long, value_delimiter = ',', help = "Hidden layer widths [default: 64,32 for tables, 64,12 for images].")]
     pub hidden: Option<Vec<usize>>,
-    /// 0-based indices of stochastic hidden layers [default: the last; the MI is on the last].
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', help = "0-based indices of the stochastic hidden layers [default: the last].")]
     pub stochastic: Option<Vec<usize>>,
     #[arg(long, help = "No stochastic layer: the full-precision `mlp` baseline.")]
     pub full_precision: bool,
-    /// Pre-activation of stochastic neurons: tanh (default) or linear.
-    #[arg(long, value_parser = parse::<PreActivation>)]
+    #[arg(long, value_parser = parse::<PreActivation>, help = "Stochastic pre-activation: tanh (default) or linear.")]
     pub pre_activation: Option<PreActivation>,
     #[arg(long, help = "Temperature tau of p = sigmoid(tau a) [default: 6].")]
     pub temperature: Option<f64>,
     #[arg(long, value_parser = parse::<Estimator>, help = "Straight-through estimator: identity (default) or sigmoid.")]
     pub estimator: Option<Estimator>,
-    /// Activation of full-precision layers: tanh (default) or relu.
-    #[arg(long, value_parser = parse::<Activation>)]
+    #[arg(long, value_parser = parse::<Activation>, help = "Full-precision activation: tanh (default) or relu.")]
     pub activation: Option<Activation>,
     #[arg(long, value_delimiter = ',', help = "Images: output channels of each convolution [default: 8,16].")]
     pub channels: Option<Vec<usize>>,
@@ -133,7 +132,7 @@ pub struct ModelArgs {
     /// KIND[:TARGET][@ESTIMATE]: KIND per-neuron|joint|pairwise|adversarial, TARGET parity|odds, ESTIMATE batch|bank [default: per-neuron for tables, per-neuron:odds for images].
     #[arg(long, value_parser = parse::<PenaltySpec>)]
     pub penalty: Option<PenaltySpec>,
-    /// sum: CE + gamma I (default); convex: (1 - gamma) CE + gamma I.
+    /// sum: CE + gamma I (default); convex: (1-gamma) CE + gamma I.
     #[arg(long, value_parser = parse::<LossForm>)]
     pub loss_form: Option<LossForm>,
     #[arg(long, help = "Passes over the training split [default: 50 for tables, 20 for images].")]
@@ -146,7 +145,7 @@ pub struct ModelArgs {
     pub weight_decay: Option<f64>,
     #[arg(long, help = "Epochs over which gamma ramps linearly from 0 [default: 0].")]
     pub warmup_epochs: Option<usize>,
-    /// auto (default): the fused CPU step where it applies; candle: always the reference.
+    /// auto (default): the fused CPU step where it applies; candle: always.
     #[arg(long, value_parser = parse::<Backend>)]
     pub backend: Option<Backend>,
     #[arg(long, help = "Early-stopping patience in epochs (with --val-size > 0) [default: 10].")]
@@ -155,7 +154,7 @@ pub struct ModelArgs {
 
 #[derive(Args, Clone)]
 pub struct EvalArgs {
-    /// What the stochastic layer emits for the metrics: sample (certified), prob, threshold.
+    /// What T emits for the metrics: sample (certified), prob, threshold.
     #[arg(long, default_value = "sample", value_parser = parse::<Inference>)]
     pub inference: Inference,
     #[arg(long, default_value_t = 10, help = "Draws of one code per row averaged in sample mode and for probes.")]
@@ -226,11 +225,10 @@ pub struct PredictCmd {
     pub output: PathBuf,
     #[arg(long, help = "A column of --input carried to the output as the row's identifier.")]
     pub id: Option<String>,
-    /// sample: fresh binary codes; prob: p (not certified, leaks s); threshold: 1[p >= 0.5].
+    /// sample: fresh codes; prob: p (not certified); threshold: 1[p >= 0.5].
     #[arg(long, default_value = "sample", value_parser = parse::<Inference>)]
     pub inference: Inference,
-    /// predict: average of this many sampled predictions (1: one code per row, certified).
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, help = "predict: mean of this many sampled predictions (1 = certified).")]
     pub draws: usize,
     #[arg(long, default_value_t = 0.5, help = "predict: decision threshold on the positive-class probability.")]
     pub threshold: f64,
@@ -252,8 +250,7 @@ pub struct SweepCmd {
     /// Images: penalties, each at every gamma > 0 (gamma 0 is the shared baseline).
     #[arg(long, value_delimiter = ',', default_value = "per-neuron@bank,per-neuron:odds,joint:odds", value_parser = parse::<PenaltySpec>)]
     pub penalties: Vec<PenaltySpec>,
-    /// Penalty weights [default: 0,0.1,0.5,1,2,5 for tables, 0,1,10,30 for images].
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', help = "Penalty weights [default: 0,0.1,0.5,1,2,5 tables; 0,1,10,30 images].")]
     pub gammas: Option<Vec<f64>>,
     #[arg(long, value_delimiter = ',', default_value = "0,1,2", help = "Seeds.")]
     pub seeds: Vec<u64>,
@@ -302,7 +299,8 @@ impl DataArgs {
 
     fn table(&self, source: Source) -> TableSpec {
         let (test_size, val_size, seed) = (self.test_size.unwrap_or(0.3), self.val_size.unwrap_or(0.0), self.seed);
-        TableSpec { source, test_size, val_size, seed: seed.unwrap_or(0), include_sensitive: self.include_sensitive }
+        let (include_sensitive, certify_size) = (self.include_sensitive, self.certify_size.unwrap_or(0.0));
+        TableSpec { source, test_size, val_size, seed: seed.unwrap_or(0), include_sensitive, certify_size }
     }
 
     /// An error naming the first given flag that `what` does not take (a flag is never ignored).

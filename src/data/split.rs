@@ -1,12 +1,26 @@
 //! The stratified splits of docs/design.md, section 6. Tables: within every `(y, s)` cell, a seeded
-//! shuffle, then `round(n_cell * test_size)` rows to the test split and, of the rest, `round(n * val_size)`
-//! to validation. Images: within every class, a seeded shuffle and a fixed number of images taken.
+//! shuffle, then `round(n_cell * certify_size)` rows to the certification split, `round(n_cell * test_size)`
+//! to the test split and, of the rest, `round(n * val_size)` to validation. Images: within every class, a
+//! seeded shuffle and a fixed number of images taken.
 
 use super::TableSpec;
 use crate::error::{Error, Result};
 use crate::rng::{rng, Stream};
 use rand::seq::SliceRandom;
 use rand::Rng;
+
+/// Sorted row indices of the splits of a table.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Splits {
+    /// Training rows.
+    pub train: Vec<usize>,
+    /// Validation rows.
+    pub val: Vec<usize>,
+    /// Test rows.
+    pub test: Vec<usize>,
+    /// Rows held out for the population certificate (empty unless `certify_size > 0`).
+    pub certify: Vec<usize>,
+}
 
 /// Returns sorted row indices of (train, validation, test).
 pub fn stratified(
@@ -15,20 +29,30 @@ pub fn stratified(
     n_groups: usize,
     spec: &TableSpec,
 ) -> Result<(Vec<usize>, Vec<usize>, Vec<usize>)> {
+    let sp = splits(y, s, n_groups, spec)?;
+    Ok((sp.train, sp.val, sp.test))
+}
+
+/// The splits of a table, the certification split included.
+pub fn splits(y: &[u8], s: &[u32], n_groups: usize, spec: &TableSpec) -> Result<Splits> {
     let mut rng = rng(spec.seed, Stream::Split);
     let mut cells: Vec<Vec<usize>> = vec![Vec::new(); 2 * n_groups];
     for i in 0..y.len() {
         cells[y[i] as usize * n_groups + s[i] as usize].push(i);
     }
-    let (mut train, mut val, mut test) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut train, mut val, mut test, mut certify) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for mut cell in cells {
         cell.shuffle(&mut rng);
-        let n_test = (cell.len() as f64 * spec.test_size).round() as usize;
-        let rest = cell.len() - n_test;
+        let n_cert = (cell.len() as f64 * spec.certify_size).round() as usize;
+        let n_test = ((cell.len() as f64 * spec.test_size).round() as usize).min(cell.len() - n_cert);
+        let rest = cell.len() - n_test - n_cert;
         let n_val = (rest as f64 * spec.val_size).round() as usize;
-        test.extend_from_slice(&cell[..n_test]);
-        val.extend_from_slice(&cell[n_test..n_test + n_val]);
-        train.extend_from_slice(&cell[n_test + n_val..]);
+        let cell = &cell[..];
+        let (c, t) = (n_cert, n_cert + n_test);
+        certify.extend_from_slice(&cell[..c]);
+        test.extend_from_slice(&cell[c..t]);
+        val.extend_from_slice(&cell[t..t + n_val]);
+        train.extend_from_slice(&cell[t + n_val..]);
     }
     if train.is_empty() || test.is_empty() {
         return Err(Error::param(
@@ -37,10 +61,10 @@ pub fn stratified(
             format!("with {} rows this leaves an empty train or test split", y.len()),
         ));
     }
-    train.sort_unstable();
-    val.sort_unstable();
-    test.sort_unstable();
-    Ok((train, val, test))
+    for v in [&mut train, &mut val, &mut test, &mut certify] {
+        v.sort_unstable();
+    }
+    Ok(Splits { train, val, test, certify })
 }
 
 /// A class-stratified sample: `take(class_size)` rows of each class, in a seeded random order; returns the
@@ -74,6 +98,7 @@ mod tests {
             val_size: 0.0,
             seed,
             include_sensitive: false,
+            certify_size: 0.0,
         }
     }
 

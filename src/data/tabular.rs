@@ -53,6 +53,14 @@ pub struct TableSpec {
     pub seed: u64,
     /// Use the sensitive attribute as an input feature too.
     pub include_sensitive: bool,
+    /// Fraction of rows held out, before training, for the population certificate (0: the test split
+    /// serves).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub certify_size: f64,
+}
+
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
 }
 
 impl TableSpec {
@@ -65,6 +73,7 @@ impl TableSpec {
             val_size: 0.0,
             seed,
             include_sensitive: false,
+            certify_size: 0.0,
         }
     }
 
@@ -82,6 +91,13 @@ impl TableSpec {
     pub fn validate(&self) -> Result<()> {
         if !(self.test_size > 0.0 && self.test_size < 1.0) {
             return Err(Error::param("test_size", self.test_size, "must be in (0, 1)"));
+        }
+        if !(0.0..0.9).contains(&self.certify_size) || self.certify_size + self.test_size >= 1.0 {
+            return Err(Error::param(
+                "certify_size",
+                self.certify_size,
+                "must be in [0, 0.9) and leave rows for training with the test split",
+            ));
         }
         if !(0.0..1.0).contains(&self.val_size) {
             return Err(Error::param("val_size", self.val_size, "must be in [0, 1)"));
@@ -174,7 +190,8 @@ pub fn prepare_table(
     let y = target.apply(&table)?;
     let s = sensitive.apply(&table)?;
     let n_groups = sensitive.groups.len();
-    let (train_idx, val_idx, test_idx) = split::stratified(&y, &s, n_groups, spec)?;
+    let split::Splits { train: train_idx, val: val_idx, test: test_idx, certify: certify_idx } =
+        split::splits(&y, &s, n_groups, spec)?;
     for (split_name, idx) in [("training", &train_idx), ("test", &test_idx)] {
         let mut counts = vec![0usize; n_groups];
         for &i in idx {
@@ -206,7 +223,7 @@ pub fn prepare_table(
         test: all.subset(&test_idx),
         probe_train: None,
         probe_test: None,
-        certify: None,
+        certify: (!certify_idx.is_empty()).then(|| all.subset(&certify_idx)),
         test_biased: None,
         description: Description {
             dataset: spec.name(),

@@ -394,7 +394,8 @@ pub(crate) fn evaluate(
     let (information, mut certificate) =
         if stochastic { information(&p_test, m, test, opts, &mut rng)? } else { undefined_information(m) };
     if stochastic {
-        certificate.population = Some(population(net, prepared, opts, &mut rng)?);
+        let rows = prepared.certify.as_ref().unwrap_or(&prepared.test);
+        certificate.population = Some(population(net, rows, opts, &mut rng)?);
     }
     step(steps, "done");
     tracing::debug!(seconds = started.elapsed().as_secs_f64(), "evaluation");
@@ -428,16 +429,15 @@ pub(crate) fn evaluate(
     })
 }
 
-/// The population certificate (docs/design.md, section 4b) on the certification rows (a split carved
-/// before training, or else the test split): of thresholded codes in `threshold` mode, of one sampled
-/// code per row otherwise.
-fn population(
+/// The population certificate (docs/design.md, section 4b) from held-out `rows` (a split carved before
+/// training, the test split, or an auditor's sample): of thresholded codes in `threshold` mode, of one
+/// sampled code per row otherwise.
+pub fn population(
     net: &Net,
-    prepared: &Prepared,
+    rows: &Dataset,
     opts: &EvalOptions,
     rng: &mut ChaCha8Rng,
 ) -> Result<certificate::Population> {
-    let rows = prepared.certify.as_ref().unwrap_or(&prepared.test);
     let (_, mut p, _) = represent(net, &net.features_of(rows)?, Inference::Prob, rng)?;
     let codes = if opts.inference == Inference::Threshold {
         p.iter_mut().for_each(|v| *v = (*v >= 0.5) as u8 as f64);

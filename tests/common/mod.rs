@@ -91,5 +91,38 @@ pub fn csv_spec(path: &Path, seed: u64) -> fairbits::data::DataSpec {
         val_size: 0.0,
         seed,
         include_sensitive: false,
+        certify_size: 0.0,
     })
+}
+
+/// Writes `n` law-school-like rows (as `scripts/law_like.py`): LSAT, GPA, full-time, family income, sex,
+/// race (five groups of unequal size) -> passed the bar.
+pub fn write_law_like(path: &Path, n: usize, seed: u64) {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let races = [
+        ("White", 0.70, 0.4),
+        ("Black", 0.10, -0.6),
+        ("Hispanic", 0.08, -0.3),
+        ("Asian", 0.08, 0.3),
+        ("Other", 0.04, 0.0),
+    ];
+    let mut out = String::from("lsat,ugpa,fulltime,fam_inc,sex,race,pass_bar\n");
+    for _ in 0..n {
+        let mut u: f64 = rng.random();
+        let (race, _, shift) = *races
+            .iter()
+            .find(|r| {
+                u -= r.1;
+                u < 0.0
+            })
+            .unwrap_or(&races[4]);
+        let lsat = 36.0 + 5.0 * (normal(&mut rng) + shift);
+        let ugpa = (3.2 + 0.4 * normal(&mut rng) + 0.1 * shift).clamp(1.5, 4.0);
+        let fulltime = if rng.random_bool(0.75) { "yes" } else { "no" };
+        let z = 0.35 * (lsat - 36.0) + 1.2 * (ugpa - 3.2) + if fulltime == "yes" { 0.3 } else { -0.2 } + 1.8;
+        let y = (rng.random::<f64>() < 1.0 / (1.0 + (-z).exp())) as u8;
+        let sex = if rng.random_bool(0.5) { "female" } else { "male" };
+        out += &format!("{lsat:.1},{ugpa:.2},{fulltime},{},{sex},{race},{y}\n", rng.random_range(1..6));
+    }
+    std::fs::write(path, out).unwrap();
 }
