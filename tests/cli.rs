@@ -314,7 +314,7 @@ fn preset_invariant_sets_joint_penalty_and_flags_override_it() {
     let cfg = json(&std::fs::read_to_string(dir.path().join("model/config.json")).unwrap());
     assert_eq!(cfg["model"]["hidden"], serde_json::json!([64, 12]));
     assert_eq!(cfg["train"]["penalty"], "joint");
-    assert_eq!(cfg["train"]["gamma"], 5.0);
+    assert_eq!(cfg["train"]["gamma"], 8.0);
     assert_eq!(cfg["train"]["warmup_epochs"], 1, "an explicit flag overrides the preset");
     assert_eq!(cfg["train"]["epochs"], 2, "an explicit flag overrides the preset");
 }

@@ -106,7 +106,7 @@ pub struct DataArgs {
 #[derive(Args, Default, PartialEq)]
 #[command(allow_negative_numbers = true)]
 pub struct ModelArgs {
-    /// invariant: --hidden 64,12 --penalty joint --gamma 5 --warmup-epochs 20 --epochs 80; flags override it.
+    /// invariant: --hidden 64,12 --penalty joint --gamma 8 --warmup-epochs 20 --epochs 80; flags override it.
     #[arg(long, value_parser = parse::<Preset>)]
     pub preset: Option<Preset>,
     #[arg(long, value_delimiter = ',', help = "Hidden layer widths [default: 64,32 for tables, 64,12 for images].")]

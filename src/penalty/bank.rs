@@ -14,13 +14,16 @@ use super::{mi, PenaltyKind, JOINT_PENALTY_M_MAX};
 use crate::error::{Error, Result};
 use candle_core::{DType, Device, Tensor};
 
-/// Which MI the bank estimates.
+/// Which quantity the bank estimates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Form {
     /// `sum_j I(T_j; S)` (docs/design.md, section 2).
     PerNeuron,
     /// The exact joint `I(T; S)` (docs/design.md, section 3), `m <= 16`.
     Joint,
+    /// The largest total variation between two groups' code distributions, `m <= 16` (the joint form's
+    /// statistics).
+    Tv,
 }
 
 impl Form {
@@ -29,6 +32,7 @@ impl Form {
         match kind {
             PenaltyKind::PerNeuron => Ok(Form::PerNeuron),
             PenaltyKind::Joint => Ok(Form::Joint),
+            PenaltyKind::Tv => Ok(Form::Tv),
             other => Err(Error::param(
                 "penalty",
                 format!("{other}@bank"),
@@ -66,7 +70,7 @@ impl CellBank {
         n_labels: usize,
         n_groups: usize,
     ) -> Result<Self> {
-        if form == Form::Joint && m > JOINT_PENALTY_M_MAX {
+        if form != Form::PerNeuron && m > JOINT_PENALTY_M_MAX {
             return Err(Error::param(
                 "hidden",
                 m,
@@ -80,7 +84,7 @@ impl CellBank {
         for &c in &cell {
             counts[c] += 1.0;
         }
-        let d = if form == Form::Joint { 1 << m } else { m };
+        let d = if form == Form::PerNeuron { m } else { 1 << m };
         let mut bank =
             CellBank { form, m, n_labels, n_groups, p, cell, sums: vec![0f64; n_labels * n_groups * d], counts };
         // Fill the sums in slices, so that the joint form never holds more than a slice of 2^m columns.
@@ -93,10 +97,10 @@ impl CellBank {
     }
 
     fn d(&self) -> usize {
-        if self.form == Form::Joint {
-            1 << self.m
-        } else {
+        if self.form == Form::PerNeuron {
             self.m
+        } else {
+            1 << self.m
         }
     }
 
@@ -118,7 +122,7 @@ impl CellBank {
         let onehot = mi::group_onehot(&local, cells.len(), p.device())?;
         let stats = match self.form {
             Form::PerNeuron => onehot.t()?.matmul(p)?,
-            Form::Joint => {
+            Form::Joint | Form::Tv => {
                 let sizes = onehot.sum(0)?.unsqueeze(1)?;
                 mi::code_distributions(p, &onehot)?.broadcast_mul(&sizes)?
             }
@@ -182,6 +186,7 @@ impl CellBank {
         let weights = (counts / counts.sum_all()?.to_scalar::<f64>()?.max(1.0))?;
         match self.form {
             Form::Joint => mi::joint_mi_from_distributions(&means, &weights),
+            Form::Tv => mi::tv_from_distributions(&means, counts),
             Form::PerNeuron => {
                 let theta = weights.unsqueeze(0)?.matmul(&means)?;
                 let h = mi::binary_entropy_bits(&theta)?.sum_all()?;
@@ -235,13 +240,14 @@ mod tests {
         let (n, m) = (60, 4);
         let (p0, y, s) = setup(n, m);
         let dev = Device::Cpu;
-        for form in [Form::PerNeuron, Form::Joint] {
+        for form in [Form::PerNeuron, Form::Joint, Form::Tv] {
             for conditional in [false, true] {
                 let mut bank = CellBank::new(form, p0.clone(), m, &y, &s, 3, 4).unwrap();
                 let mut current = p0.clone();
                 let direct_f = match form {
                     Form::PerNeuron => mi::per_neuron_mi,
                     Form::Joint => mi::joint_mi_exact,
+                    Form::Tv => mi::total_variation_exact,
                 };
                 for step in 0..3 {
                     let rows: Vec<usize> = (step * 7..step * 7 + 12).collect();

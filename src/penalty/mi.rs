@@ -519,6 +519,32 @@ pub fn joint_mi_exact(p: &Tensor, groups: &Tensor) -> Result<Tensor> {
     joint_mi_from_distributions(&dists, &weights)
 }
 
+/// The largest total variation between two groups' code distributions, `max_{a,b} sum_t max(0, P(t|a) -
+/// P(t|b))` over the groups present (docs/design.md, sections 4 and 4b): what the population certificate
+/// bounds, as a training penalty. Piecewise linear in the distributions, so its (sub)gradient flows
+/// through `p` as the joint MI's does.
+pub fn total_variation_exact(p: &Tensor, groups: &Tensor) -> Result<Tensor> {
+    let dists = code_distributions(p, groups)?;
+    tv_from_distributions(&dists, &group_weights(groups)?.0)
+}
+
+/// The largest pairwise total variation of per-group distributions `[K, C]` among groups with a positive
+/// count.
+pub fn tv_from_distributions(dists: &Tensor, counts: &Tensor) -> Result<Tensor> {
+    let counts: Vec<f64> = counts.to_vec1()?;
+    let present: Vec<usize> = (0..counts.len()).filter(|&g| counts[g] > 0.0).collect();
+    let mut pairs = Vec::new();
+    for (x, &a) in present.iter().enumerate() {
+        for &b in &present[x + 1..] {
+            pairs.push((dists.get(a)? - dists.get(b)?)?.relu()?.sum_all()?);
+        }
+    }
+    if pairs.is_empty() {
+        return Ok(Tensor::zeros((), dists.dtype(), dists.device())?);
+    }
+    Ok(Tensor::stack(&pairs, 0)?.max(0)?)
+}
+
 /// Row-wise log-sum-exp of an `[n, n]` tensor, with the max taken out (a constant for the gradient).
 fn log_sum_exp_rows(x: &Tensor) -> Result<Tensor> {
     let max = x.max_keepdim(1)?.detach();
@@ -975,6 +1001,57 @@ mod tests {
                 let fd = (eval(h) - eval(-h)) / (2.0 * h);
                 assert!((fd - grad[idx]).abs() < 1e-6 * (1.0 + fd.abs()), "idx {idx}: fd {fd} vs {}", grad[idx]);
             }
+        }
+    }
+
+    /// The TV penalty equals the total variation of brute-force code distributions (three groups: the
+    /// largest pair), and its gradient equals finite differences away from ties.
+    #[test]
+    fn total_variation_penalty_equals_brute_force_and_its_gradient_finite_differences() {
+        use candle_core::Var;
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let (n, m, k) = (12, 3, 3);
+        let p: Vec<f64> = (0..n * m).map(|_| rng.random_range(0.05..0.95)).collect();
+        let s: Vec<u32> = (0..n).map(|i| (i % k) as u32).collect();
+        let dev = Device::Cpu;
+        let groups = group_onehot(&s, k, &dev).unwrap();
+        let var = Var::from_tensor(&to_tensor(&p, m, &dev).unwrap()).unwrap();
+        let tv = total_variation_exact(var.as_tensor(), &groups).unwrap();
+        // Brute force: each group's distribution over the 2^m codes, the largest pairwise TV.
+        let dist = |g: u32| -> Vec<f64> {
+            let rows: Vec<usize> = (0..n).filter(|&i| s[i] == g).collect();
+            (0..1usize << m)
+                .map(|t| {
+                    rows.iter()
+                        .map(|&i| {
+                            (0..m)
+                                .map(|j| if t >> j & 1 == 1 { p[i * m + j] } else { 1.0 - p[i * m + j] })
+                                .product::<f64>()
+                        })
+                        .sum::<f64>()
+                        / rows.len() as f64
+                })
+                .collect()
+        };
+        let d: Vec<Vec<f64>> = (0..k as u32).map(dist).collect();
+        let mut brute: f64 = 0.0;
+        for a in 0..k {
+            for b in a + 1..k {
+                brute = brute.max(d[a].iter().zip(&d[b]).map(|(x, y)| (x - y).max(0.0)).sum());
+            }
+        }
+        let value = tv.to_scalar::<f64>().unwrap();
+        assert!((value - brute).abs() < 1e-12, "{value} vs {brute}");
+        let grad: Vec<f64> = tv.backward().unwrap().get(&var).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        let h = 1e-6;
+        for idx in [0, 7, 20, 35] {
+            let f = |delta: f64| {
+                let mut q = p.clone();
+                q[idx] += delta;
+                total_variation_exact(&to_tensor(&q, m, &dev).unwrap(), &groups).unwrap().to_scalar::<f64>().unwrap()
+            };
+            let fd = (f(h) - f(-h)) / (2.0 * h);
+            assert!((fd - grad[idx]).abs() < 1e-6, "p[{idx}]: {} vs {fd}", grad[idx]);
         }
     }
 }

@@ -43,12 +43,16 @@ pub enum PenaltyKind {
     /// predicts `s` from the representation through a gradient-reversal layer of weight gamma; the penalty
     /// is its cross-entropy (nats).
     Adversarial,
+    /// The largest total variation between two groups' code distributions (exact by enumeration, m <= 16):
+    /// the quantity the population certificate bounds (docs/design.md, section 4b).
+    Tv,
 }
 named_choices!(PenaltyKind, "penalty", {
     PerNeuron => "per-neuron",
     Joint => "joint",
     Pairwise => "pairwise",
     Adversarial => "adversarial",
+    Tv => "tv",
 });
 
 /// Which independence the penalty asks for.
@@ -132,7 +136,7 @@ impl PenaltySpec {
             }
             _ => {}
         }
-        if self.kind == PenaltyKind::Joint && m > JOINT_PENALTY_M_MAX {
+        if matches!(self.kind, PenaltyKind::Joint | PenaltyKind::Tv) && m > JOINT_PENALTY_M_MAX {
             return bad(format!(
                 "the exact joint penalty enumerates 2^m codes and allows m <= {JOINT_PENALTY_M_MAX}; \
                  the stochastic layer has m = {m}: use the pairwise penalty or a narrower layer"
@@ -150,7 +154,7 @@ impl PenaltySpec {
             match self.kind {
                 PenaltyKind::PerNeuron => return mi::per_neuron_mi_fused(p, s, n_groups),
                 PenaltyKind::Joint => return mi::joint_mi_fused(p, s, n_groups),
-                PenaltyKind::Pairwise | PenaltyKind::Adversarial => {}
+                PenaltyKind::Pairwise | PenaltyKind::Adversarial | PenaltyKind::Tv => {}
             }
         }
         let groups = mi::group_onehot(s, n_groups, p.device())?;
@@ -159,6 +163,7 @@ impl PenaltySpec {
             PenaltyKind::PerNeuron => mi::per_neuron_mi,
             PenaltyKind::Joint => mi::joint_mi_exact,
             PenaltyKind::Pairwise => mi::pairwise_kl_mi,
+            PenaltyKind::Tv => mi::total_variation_exact,
             PenaltyKind::Adversarial => {
                 return Err(Error::param(
                     "penalty",

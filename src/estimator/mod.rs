@@ -1,0 +1,209 @@
+//! The library API, in the shape of linfa and scikit-learn: [`FairParams`] (unchecked parameters with
+//! builder setters that state their defaults) -> [`FairParams::check`] -> [`ValidParams`] ->
+//! [`ValidParams::fit`] on a [`Prepared`] dataset (a table or images) -> [`FairModel`], which encodes,
+//! predicts, evaluates, certifies and saves itself. Defaults that depend on the kind of data (a table or
+//! images) are resolved in [`params`], once; [`run`] is a whole training run as the command line makes it
+//! (checkpoints, the output directory, the memory check); [`certify`] the population certificate of a
+//! saved encoder.
+
+pub mod certify;
+pub mod params;
+pub mod run;
+
+pub use certify::Certification;
+pub use params::{FairParams, Preset, ValidParams};
+pub use run::{memory_needed, RunFile};
+
+use crate::data::{DataSpec, Dataset, Prepared};
+use crate::error::{Error, Result};
+use crate::eval::{self, EvalOptions, Metrics, RunInfo};
+use crate::model::{default_device, Inference, Mode, Net};
+use crate::progress::Observer;
+use crate::rng::{rng, Stream};
+use crate::store::{self, ModelKind, SavedConfig};
+use crate::train::{self, Checkpointing, TrainReport};
+use candle_core::{DType, Tensor};
+use std::path::Path;
+
+/// A trained model: the network with its saved configuration (architecture, training options, data
+/// spec, encoders).
+pub struct FairModel {
+    net: Net,
+    config: SavedConfig,
+    report: Option<TrainReport>,
+}
+
+impl FairModel {
+    /// Trains a model of a resolved configuration on `data` (a resumed run: `ckpt.resume`).
+    pub fn train(
+        config: SavedConfig,
+        data: &Prepared,
+        ckpt: Option<&Checkpointing>,
+        observer: &dyn Observer,
+    ) -> Result<(FairModel, TrainReport)> {
+        let device = default_device()?;
+        let net = Net::new(&config.model, &device, &mut rng(config.train.seed, Stream::Init))?;
+        let report = train::fit(&net, &data.train, data.val.as_ref(), &config.train, ckpt, observer)?;
+        Ok((FairModel { net, config, report: Some(report.clone()) }, report))
+    }
+
+    /// A saved model directory.
+    pub fn load(dir: &Path) -> Result<FairModel> {
+        let (net, config) = store::load(dir, &default_device()?)?;
+        Ok(FairModel { net, config, report: None })
+    }
+
+    /// Saves weights, `config.json` and (when given) `metrics.json` into `dir`.
+    pub fn save(&self, dir: &Path, metrics: Option<&Metrics>) -> Result<()> {
+        store::save(dir, &self.net, &self.config, metrics)
+    }
+
+    /// The network.
+    pub fn net(&self) -> &Net {
+        &self.net
+    }
+
+    /// The saved configuration.
+    pub fn config(&self) -> &SavedConfig {
+        &self.config
+    }
+
+    /// Mutable configuration (e.g. to record where the training file lives).
+    pub fn config_mut(&mut self) -> &mut SavedConfig {
+        &mut self.config
+    }
+
+    /// The training report, for a model trained in this process.
+    pub fn report(&self) -> Option<&TrainReport> {
+        self.report.as_ref()
+    }
+
+    /// Table or image.
+    pub fn kind(&self) -> ModelKind {
+        self.config.kind
+    }
+
+    /// Width `m` of the representation.
+    pub fn code_width(&self) -> usize {
+        self.net.config().code_width()
+    }
+
+    /// Facts of the run for the metrics: seed, gamma, penalty, training time (`NaN` unless given).
+    pub fn run_info(&self, train_seconds: f64, epochs: usize) -> RunInfo {
+        let t = &self.config.train;
+        RunInfo {
+            seed: t.seed,
+            gamma: t.gamma,
+            penalty: t.penalty,
+            penalty_label: t.penalty_label(self.net.config().is_stochastic()),
+            train_seconds,
+            epochs,
+            history: self.report.as_ref().map(|r| r.history.clone()).unwrap_or_default(),
+            rho: match &self.config.data {
+                DataSpec::Images(i) => Some(i.rho),
+                DataSpec::Table(_) => None,
+            },
+        }
+    }
+
+    /// Evaluates on `data` (test split; probes learn on its probe set) with `opts`.
+    pub fn evaluate(
+        &self,
+        data: &Prepared,
+        opts: &EvalOptions,
+        run: &RunInfo,
+        observer: &dyn Observer,
+    ) -> Result<Metrics> {
+        eval::evaluate(&self.net, data, opts, run, observer)
+    }
+
+    /// The inputs `x` (row-major, each row of the model's input width) as a tensor.
+    fn inputs(&self, x: &[f32]) -> Result<(Tensor, usize)> {
+        let cfg = self.net.config();
+        let mut shape = match &cfg.conv {
+            Some(c) => vec![3, c.image.0, c.image.1],
+            None => vec![cfg.n_inputs],
+        };
+        let width: usize = shape.iter().product();
+        if x.len() % width != 0 {
+            return Err(Error::param(
+                "x",
+                format!("{} values", x.len()),
+                format!("rows of the model's input width {width} {shape:?}"),
+            ));
+        }
+        let n = x.len() / width;
+        shape.insert(0, n);
+        Ok((Tensor::from_slice(x, shape, self.net.device())?, n))
+    }
+
+    /// The representation of the rows `x`: `[n, m]` row-major, one forward pass in the chosen mode
+    /// (`sample`: one fresh code per row, the certified output; `prob`: `p`, not certified; `threshold`).
+    pub fn encode(&self, x: &[f32], inference: Inference, seed: u64) -> Result<Vec<f32>> {
+        let (x, _) = self.inputs(x)?;
+        let mut r = rng(seed, Stream::Eval);
+        let out = self.net.forward(&x, Mode::Infer(inference), &mut r)?;
+        Ok(out.code.flatten_all()?.to_vec1::<f32>()?)
+    }
+
+    /// The representation of every row of `set` (images: computed in chunks).
+    pub fn encode_set(&self, set: &Dataset, inference: Inference, seed: u64) -> Result<Vec<f32>> {
+        let features = self.net.features_of(set)?;
+        let mut r = rng(seed, Stream::Eval);
+        let out = self.net.forward_features(&features, Mode::Infer(inference), &mut r)?;
+        Ok(out.code.flatten_all()?.to_vec1::<f32>()?)
+    }
+
+    /// Class probabilities of the rows `x`: `[n, classes]` row-major (a binary task: `P(y = 0)`,
+    /// `P(y = 1)`). In `sample` mode the mean over `draws` fresh codes per row (each draw alone is a
+    /// consumer of one sampled code; their average is not covered by the certificate); `prob` and
+    /// `threshold` are deterministic (one pass).
+    pub fn predict_proba(&self, x: &[f32], inference: Inference, draws: usize, seed: u64) -> Result<Vec<f32>> {
+        let (x, n) = self.inputs(x)?;
+        let features = self.net.features(&x)?;
+        let draws = if inference == Inference::Sample { draws.max(1) } else { 1 };
+        let classes = self.net.config().n_classes();
+        let mut acc = vec![0f64; n * classes];
+        let mut r = rng(seed, Stream::Eval);
+        for _ in 0..draws {
+            let out = self.net.forward_features(&features, Mode::Infer(inference), &mut r)?;
+            let probs: Vec<f32> = if classes == 2 && out.logits.rank() == 1 {
+                let p1: Vec<f32> = candle_nn::ops::sigmoid(&out.logits)?.to_vec1()?;
+                p1.iter().flat_map(|&p| [1.0 - p, p]).collect()
+            } else {
+                candle_nn::ops::softmax_last_dim(&out.logits.to_dtype(DType::F32)?)?.flatten_all()?.to_vec1()?
+            };
+            for (a, p) in acc.iter_mut().zip(probs) {
+                *a += p as f64;
+            }
+        }
+        Ok(acc.iter().map(|a| (a / draws as f64) as f32).collect())
+    }
+
+    /// Decisions for the rows `x`: a binary task: `P(y = 1) >= threshold`; a multi-class task: the most
+    /// probable class (`threshold` unused). See [`FairModel::predict_proba`].
+    pub fn predict(&self, x: &[f32], inference: Inference, draws: usize, seed: u64, threshold: f64) -> Result<Vec<u8>> {
+        let probs = self.predict_proba(x, inference, draws, seed)?;
+        Ok(decide(&probs, self.net.config().n_classes(), threshold))
+    }
+}
+
+/// Decisions from class probabilities (`[n, classes]` row-major): binary: `P(1) >= threshold`; else argmax.
+pub fn decide(probs: &[f32], classes: usize, threshold: f64) -> Vec<u8> {
+    probs
+        .chunks(classes)
+        .map(|row| {
+            if classes == 2 {
+                (row[1] as f64 >= threshold) as u8
+            } else {
+                let mut best = 0;
+                for (c, &v) in row.iter().enumerate() {
+                    if v > row[best] {
+                        best = c;
+                    }
+                }
+                best as u8
+            }
+        })
+        .collect()
+}
