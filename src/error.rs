@@ -207,6 +207,14 @@ pub enum Error {
         /// The loss value.
         value: f64,
     },
+    /// The caller asked training to stop ([`crate::progress::Observer::cancelled`]).
+    #[error("training interrupted at epoch {epoch}, step {step}")]
+    Interrupted {
+        /// 1-based epoch.
+        epoch: usize,
+        /// Step within the epoch.
+        step: usize,
+    },
     /// An IDX (MNIST-format) file is malformed or truncated.
     #[error("{path}: {reason}")]
     Idx {
@@ -242,6 +250,7 @@ impl Error {
             Error::InvalidParam { .. } => 2,
             Error::ModelDir { .. } => 4,
             Error::Diverged { .. } => 5,
+            Error::Interrupted { .. } => 130,
             Error::Io { .. } | Error::Candle(_) | Error::Json { .. } | Error::Plot(_) => 1,
             _ => 3,
         }

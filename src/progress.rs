@@ -28,6 +28,12 @@ pub enum Event<'a> {
 pub trait Observer: Sync {
     /// One event.
     fn event(&self, event: Event<'_>);
+
+    /// Asked between training batches: `true` stops training with [`crate::Error::Interrupted`] (a
+    /// Python caller pressed Ctrl-C while the work ran without the interpreter's lock).
+    fn cancelled(&self) -> bool {
+        false
+    }
 }
 
 /// Ignores every event.

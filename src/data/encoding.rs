@@ -233,8 +233,19 @@ impl Encoding {
         out
     }
 
-    /// Encodes every row of the table (which must have no missing cells in the feature columns).
+    /// Encodes every row of the table (which must have no missing cells in the feature columns); a
+    /// category not seen in training encodes as all zeros, with a warning per column.
     pub fn transform(&self, table: &RawTable) -> Result<Vec<f32>> {
+        let (x, unseen) = self.transform_reporting(table)?;
+        for u in unseen {
+            tracing::warn!("{u}");
+        }
+        Ok(x)
+    }
+
+    /// [`Encoding::transform`], returning the warnings about unseen categories instead of logging them
+    /// (the Python package raises them as Python warnings).
+    pub fn transform_reporting(&self, table: &RawTable) -> Result<(Vec<f32>, Vec<String>)> {
         let n = table.n_rows();
         let d = self.n_features();
         let mut x = vec![0f32; n * d];
@@ -276,14 +287,14 @@ impl Encoding {
             }
             offset += col.width();
         }
-        for (column, count, value, line) in unseen {
-            tracing::warn!(
+        let unseen = unseen.into_iter().map(|(column, count, value, line)| {
+            format!(
                 "{}: column '{column}': {count} cell(s) hold categories not seen in training (first: '{value}' on \
                  line {line}); they encode as all zeros",
                 table.source
-            );
-        }
-        Ok(x)
+            )
+        });
+        Ok((x, unseen.collect()))
     }
 }
 

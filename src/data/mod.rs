@@ -21,7 +21,8 @@ pub use encoding::{ColumnEncoder, Encoding};
 pub use images::{ImageDataset, ImageSpec};
 pub use table::{Duplicates, RawTable};
 pub use tabular::{
-    encode_features, load_table, prepare_held_out, prepare_table, EncodedRows, HeldOut, Roles, Source, TableSpec,
+    encode_features, labelled_rows, load_table, prepare_fit, prepare_held_out, prepare_held_out_rows, prepare_table,
+    require_complete, split_rows, EncodedRows, HeldOut, Roles, Source, TableSpec,
 };
 
 use crate::error::{Error, Result};

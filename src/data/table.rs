@@ -263,6 +263,34 @@ impl RawTable {
         Self::read_with(reader, &source, duplicates, delimiter)
     }
 
+    /// A table from columns of cells held in memory (a data frame): a message's "line" is the 0-based row
+    /// position. Cells are trimmed like a file's.
+    pub fn from_columns(source: &str, header: Vec<String>, columns: Vec<Vec<String>>) -> Result<Self> {
+        let n = columns.first().map_or(0, Vec::len);
+        if header.len() != columns.len() || header.is_empty() {
+            return Err(Error::param(
+                "columns",
+                header.len(),
+                format!("{} names for {} columns", header.len(), columns.len()),
+            ));
+        }
+        for (name, col) in header.iter().zip(&columns) {
+            if col.len() != n {
+                return Err(Error::param(
+                    name.as_str(),
+                    col.len(),
+                    format!("the column has {} rows, the first {n}", col.len()),
+                ));
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        if let Some(dup) = header.iter().find(|h| !seen.insert(*h)) {
+            return Err(Error::DuplicateColumn { path: source.to_string(), column: dup.clone() });
+        }
+        let columns = columns.iter().map(|c| Column::from_cells(c.iter().map(|v| v.trim()))).collect();
+        Ok(RawTable { source: source.to_string(), header, columns, lines: (0..n as u64).collect() })
+    }
+
     /// Number of data rows.
     pub fn n_rows(&self) -> usize {
         self.lines.len()

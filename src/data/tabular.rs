@@ -20,6 +20,12 @@ pub enum Source {
         /// Which sensitive attribute (default: the dataset's first).
         sensitive: Option<String>,
     },
+    /// Rows handed over in memory (the Python package): they cannot be read again, so a model trained on
+    /// them is evaluated on rows given again.
+    Memory {
+        /// What to call them in reports.
+        name: String,
+    },
     /// Any CSV file with a header row.
     Csv {
         /// The file.
@@ -81,6 +87,7 @@ impl TableSpec {
     pub fn name(&self) -> String {
         match &self.source {
             Source::Builtin { name, .. } => name.name().to_string(),
+            Source::Memory { name } => name.clone(),
             Source::Csv { path, .. } => {
                 path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| path.display().to_string())
             }
@@ -125,6 +132,14 @@ pub struct Roles {
 pub fn load_table(spec: &TableSpec) -> Result<(RawTable, Roles)> {
     let (table, mut tspec) = match &spec.source {
         Source::Builtin { name, sensitive } => name.load(sensitive.as_deref())?,
+        Source::Memory { name } => {
+            return Err(Error::DataMoved {
+                path: name.into(),
+                reason: "the model was trained on rows held in memory (Python), which cannot be read again: \
+                         evaluate it on rows given with --csv FILE --target COL --sensitive COL"
+                    .into(),
+            })
+        }
         Source::Csv { path, target, sensitive, positive, categorical, drop, delimiter } => {
             let t = RawTable::from_path_with(path, Duplicates::Reject, *delimiter)?;
             for c in [target, sensitive].into_iter().chain(drop).chain(categorical) {
@@ -295,11 +310,11 @@ pub struct HeldOut {
     pub delimiter: Option<char>,
 }
 
-/// Every row of a held-out table through a saved model's encoders: `test` holds all of them (task
-/// metrics, fairness, information, certificate); the probes for `s` learn on one stratified half
-/// (`train`) and are scored on the other (`probe_test`). Rows with a missing used cell are dropped and
-/// counted.
-pub fn prepare_held_out(mut table: RawTable, encoding: &Encoding, held: &HeldOut) -> Result<Prepared> {
+/// The rows of a labelled table through a saved model's encoders: features by the saved encoding, the
+/// target by the named column (the saved positive value when the column has it), the groups read from the
+/// named sensitive column (sorted). Rows with a missing used cell are dropped and counted. Returns the rows
+/// and the encoding with the new target and groups.
+pub fn labelled_rows(mut table: RawTable, encoding: &Encoding, held: &HeldOut) -> Result<(Dataset, Encoding, usize)> {
     let mut features: Vec<String> = encoding.columns.iter().map(|c| c.name().to_string()).collect();
     features.retain(|f| *f != held.target && *f != held.sensitive);
     let roles = Roles {
@@ -315,35 +330,51 @@ pub fn prepare_held_out(mut table: RawTable, encoding: &Encoding, held: &HeldOut
     let mut roles_all = roles.clone();
     roles_all.features = encoding.columns.iter().map(|c| c.name().to_string()).collect();
     let n_dropped = drop_missing(&mut table, &roles_all)?;
-    if table.n_rows() < 4 {
+    if table.n_rows() == 0 {
         return Err(Error::NoRows {
             path: table.source.clone(),
-            detail: format!(
-                ": {} usable row(s) left ({n_dropped} dropped for a missing value); held-out evaluation needs at least 4",
-                table.n_rows()
-            ),
+            detail: format!(": all {n_dropped} rows have a missing value in a used column"),
         });
     }
     let mut target = encoding::TargetEncoding::fit(&table, &roles)?;
-    if held.positive.is_none() {
+    if held.positive.is_none() && encoding.target.positive == target.negative {
         // Keep the model's own positive value when the new column has it (renamed columns, same values).
-        let saved = &encoding.target.positive;
-        if *saved == target.negative {
-            std::mem::swap(&mut target.positive, &mut target.negative);
-        }
+        std::mem::swap(&mut target.positive, &mut target.negative);
     }
     let sensitive = encoding::SensitiveEncoding::fit(&table, &roles)?;
     let y = target.apply(&table)?;
     let s = sensitive.apply(&table)?;
-    let n_groups = sensitive.groups.len();
-    let halves = TableSpec { test_size: 0.5, ..TableSpec::builtin(Builtin::Adult, held.seed) };
-    let (probe_idx, _, score_idx) = split::stratified(&y, &s, n_groups, &halves)?;
     let x = encoding.transform(&table)?;
     let d = encoding.n_features();
+    let n_groups = sensitive.groups.len();
+    let rows = Dataset { n: y.len(), d, shape: vec![d], x, y, s, n_groups, n_classes: 2 };
+    Ok((rows, Encoding { target, sensitive, ..encoding.clone() }, n_dropped))
+}
+
+/// Every row of a held-out table through a saved model's encoders ([`labelled_rows`]): `test` holds all
+/// of them (task metrics, fairness, information, certificate); the probes for `s` learn on one stratified
+/// half (`train`) and are scored on the other (`probe_test`).
+pub fn prepare_held_out(table: RawTable, encoding: &Encoding, held: &HeldOut) -> Result<Prepared> {
     let source = table.source.clone();
-    drop(table);
-    let all = Dataset { n: y.len(), d, shape: vec![d], x, y, s, n_groups, n_classes: 2 };
-    let name = std::path::Path::new(&source).file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or(source);
+    let (all, encoding, n_dropped) = labelled_rows(table, encoding, held)?;
+    if all.n < 4 {
+        return Err(Error::NoRows {
+            path: source,
+            detail: format!(": {} usable row(s); held-out evaluation needs at least 4", all.n),
+        });
+    }
+    let mut prepared = prepare_held_out_rows(all, &encoding, held.seed)?;
+    prepared.description.dataset =
+        std::path::Path::new(&source).file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or(source);
+    prepared.n_dropped = n_dropped;
+    Ok(prepared)
+}
+
+/// Labelled rows ([`labelled_rows`]) ready to evaluate: `test` holds all of them; the probes learn on a
+/// stratified half (seeded by `seed`) and are scored on the other.
+pub fn prepare_held_out_rows(all: Dataset, encoding: &Encoding, seed: u64) -> Result<Prepared> {
+    let halves = TableSpec { test_size: 0.5, ..TableSpec::builtin(Builtin::Adult, seed) };
+    let (probe_idx, _, score_idx) = split::stratified(&all.y, &all.s, all.n_groups, &halves)?;
     Ok(Prepared {
         train: all.subset(&probe_idx),
         val: None,
@@ -352,12 +383,82 @@ pub fn prepare_held_out(mut table: RawTable, encoding: &Encoding, held: &HeldOut
         certify: None,
         test_biased: None,
         description: Description {
-            dataset: name,
-            sensitive: sensitive.column.clone(),
-            groups: sensitive.groups.clone(),
+            dataset: String::new(),
+            sensitive: encoding.sensitive.column.clone(),
+            groups: encoding.sensitive.groups.clone(),
         },
         test: all,
-        encoding: Some(Encoding { target, sensitive, ..encoding.clone() }),
-        n_dropped,
+        encoding: Some(encoding.clone()),
+        n_dropped: 0,
+    })
+}
+
+/// An error naming the first missing cell of the columns `used` (row order, then column order): rows held
+/// as someone's aligned arrays cannot be dropped without misaligning them.
+pub fn require_complete(table: &RawTable, used: &[&str]) -> Result<()> {
+    let cols: Vec<usize> = used.iter().map(|c| table.col(c)).collect::<Result<_>>()?;
+    for r in 0..table.n_rows() {
+        if let Some(&c) = cols.iter().find(|&&c| table::is_missing(table.columns[c].get(r))) {
+            return Err(Error::Csv {
+                path: table.source.clone(),
+                line: table.lines[r],
+                message: format!("column '{}' has a missing value ('{}')", table.header[c], table.columns[c].get(r)),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The rows of a table spec after the rows with a missing used cell are dropped, with its roles and its
+/// splits (indices into those rows): exactly the rows and order `prepare` trains and tests on.
+pub fn split_rows(spec: &TableSpec) -> Result<(RawTable, Roles, split::Splits)> {
+    spec.validate()?;
+    let (mut table, roles) = load_table(spec)?;
+    drop_missing(&mut table, &roles)?;
+    let target = encoding::TargetEncoding::fit(&table, &roles)?;
+    let sensitive = encoding::SensitiveEncoding::fit(&table, &roles)?;
+    let (y, s) = (target.apply(&table)?, sensitive.apply(&table)?);
+    let splits = split::splits(&y, &s, sensitive.groups.len(), spec)?;
+    Ok((table, roles, splits))
+}
+
+/// A table to fit on, whole: the encoders are fitted on every row (no test split is held out; a
+/// validation split of `val_size`, stratified, when asked), and a row with a missing used cell is an error
+/// naming it ([`require_complete`]).
+pub fn prepare_fit(table: RawTable, roles: &Roles, val_size: f64, seed: u64, name: &str) -> Result<Prepared> {
+    let mut used = vec![roles.target.as_str(), roles.sensitive.as_str()];
+    used.extend(roles.features.iter().map(String::as_str));
+    require_complete(&table, &used)?;
+    let target = encoding::TargetEncoding::fit(&table, roles)?;
+    let sensitive = encoding::SensitiveEncoding::fit(&table, roles)?;
+    let (y, s) = (target.apply(&table)?, sensitive.apply(&table)?);
+    let n_groups = sensitive.groups.len();
+    let spec = TableSpec { test_size: val_size.max(1e-9), ..TableSpec::builtin(Builtin::Adult, seed) };
+    let (train_idx, val_idx) = if val_size > 0.0 {
+        let (tr, _, va) = split::stratified(&y, &s, n_groups, &spec)?;
+        (tr, va)
+    } else {
+        ((0..y.len()).collect(), Vec::new())
+    };
+    let encoding = Encoding::fit(&table, roles, &train_idx, target, sensitive)?;
+    let x = encoding.transform(&table)?;
+    let d = encoding.n_features();
+    let all = Dataset { n: y.len(), d, shape: vec![d], x, y, s, n_groups, n_classes: 2 };
+    let empty = all.subset(&[]);
+    Ok(Prepared {
+        train: all.subset(&train_idx),
+        val: (!val_idx.is_empty()).then(|| all.subset(&val_idx)),
+        test: empty,
+        probe_train: None,
+        probe_test: None,
+        certify: None,
+        test_biased: None,
+        description: Description {
+            dataset: name.to_string(),
+            sensitive: encoding.sensitive.column.clone(),
+            groups: encoding.sensitive.groups.clone(),
+        },
+        encoding: Some(encoding),
+        n_dropped: 0,
     })
 }

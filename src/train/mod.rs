@@ -286,6 +286,9 @@ pub fn fit(
             let rows: Vec<usize> = chunk.iter().map(|&i| i as usize).collect();
             let s: Vec<u32> = rows.iter().map(|&i| data.s[i]).collect();
             let diverged = |value: f64| Error::Diverged { epoch, step: step + 1, value };
+            if observer.cancelled() {
+                return Err(Error::Interrupted { epoch, step: step + 1 });
+            }
             if let Some(f) = fused.as_mut() {
                 xb.clear();
                 yb.clear();

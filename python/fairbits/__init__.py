@@ -1,0 +1,21 @@
+"""fairbits: representations that carry (almost) no information about a sensitive attribute.
+
+A hidden layer of stochastic binary neurons makes a network's representation a random variable, so its
+mutual information with the sensitive attribute is computed (not bounded by an adversary) and penalised
+in training, and a population certificate bounds the fairness gap of anything that reads the codes. The
+work runs in the fairbits Rust core; this package is its scikit-learn face.
+
+>>> from fairbits import FairRepresentationClassifier
+>>> from fairbits.datasets import load_adult
+"""
+
+from ._estimator import FairRepresentationClassifier, NotFittedError, UnseenCategoryWarning
+from ._native import __version__
+from . import datasets
+
+__all__ = ["FairRepresentationClassifier", "NotFittedError", "UnseenCategoryWarning", "datasets", "load", "__version__"]
+
+
+def load(path):  # type: ignore[no-untyped-def]
+    """A saved model directory (from :meth:`FairRepresentationClassifier.save` or ``fairbits train``)."""
+    return FairRepresentationClassifier.load(path)

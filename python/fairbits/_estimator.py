@@ -1,0 +1,707 @@
+"""`FairRepresentationClassifier`: the scikit-learn face of a fairbits model."""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from . import _native
+from ._columns import _is_frame, _is_series, n_rows, one_column, to_columns
+
+try:  # scikit-learn is an optional extra: without it the estimator keeps the same conventions.
+    from sklearn.base import BaseEstimator, ClassifierMixin
+    from sklearn.exceptions import NotFittedError
+except ImportError:  # pragma: no cover - exercised only without scikit-learn
+    from ._base import BaseEstimator, ClassifierMixin, NotFittedError  # type: ignore[assignment]
+
+__all__ = ["FairRepresentationClassifier", "UnseenCategoryWarning", "NotFittedError"]
+
+_PYTHON_META = "python.json"
+
+
+class UnseenCategoryWarning(UserWarning):
+    """A categorical feature holds a value not seen in training; it is encoded as all zeros."""
+
+
+def _warn(messages: Sequence[str]) -> None:
+    for m in messages:
+        warnings.warn(m, UnseenCategoryWarning, stacklevel=3)
+
+
+def _json_value(v: Any) -> Any:
+    return v.item() if hasattr(v, "item") else v
+
+
+class FairRepresentationClassifier(ClassifierMixin, BaseEstimator):
+    """A binary classifier whose hidden representation carries (almost) no information about a
+    sensitive attribute.
+
+    A layer of stochastic binary neurons makes the representation a random variable, so its mutual
+    information with the sensitive attribute is computed exactly (or by Monte Carlo for wide layers) and
+    penalised during training; the fitted model reports that information and a population certificate
+    bounding the fairness gap of any classifier that reads one code per row. Training, encoding and
+    evaluation run in the fairbits Rust core, with the command line's encoders: a text, boolean or
+    categorical column is one-hot encoded, a numeric one standardised on the training rows.
+
+    Parameters
+    ----------
+    preset : {"invariant"} or None, default=None
+        A named set of values (explicit parameters override it): ``"invariant"`` is a 12-neuron layer
+        trained with the exact joint-MI penalty, gamma 8 reached over 20 warm-up epochs, 80 epochs.
+    hidden : tuple of int, default=None
+        Widths of the hidden layers; the last is the representation. Default ``(64, 32)``.
+    stochastic : tuple of int, default=None
+        Which hidden layers are stochastic (0-based). Default: the last.
+    full_precision : bool, default=False
+        A plain network (no stochastic layer): the unregularised baseline.
+    penalty : str, default=None
+        ``"per-neuron"`` (default), ``"joint"``, ``"tv"``, ``"adversary"`` or ``"none"``, optionally in
+        the full grammar ``KIND[:TARGET][@ESTIMATE]`` of the command line.
+    target : {"parity", "odds"}, default=None
+        What the penalty makes invariant: demographic parity (``I(T; S)``, default) or equalised odds
+        (``I(T; S | Y)``).
+    estimate : {"batch", "bank"}, default=None
+        Estimate the penalty on each batch or over the whole training set (a bank of firing rates).
+    gamma : float, default=None
+        Weight of the penalty (0 = none). Default 0 (8 with the invariant preset).
+    warmup_epochs : int, default=None
+        Epochs over which gamma ramps up linearly from 0.
+    epochs : int, default=None
+        Training epochs (default 50; 80 with the preset).
+    batch_size : int, default=None
+        Rows per step (default 256).
+    learning_rate : float, default=1e-3
+        Adam's step size.
+    weight_decay : float, default=0.0
+        Decoupled weight decay.
+    temperature : float, default=6.0
+        Steepness of the stochastic neurons' firing probability.
+    activation : {"tanh", "relu"}, default="tanh"
+        Activation of the deterministic hidden layers.
+    patience : int, default=10
+        Early-stopping patience in epochs (with ``val_size > 0``).
+    val_size : float, default=0.0
+        Fraction of the training rows held out (stratified) for early stopping.
+    pos_label : object, default=None
+        The positive class (default: the larger of the two classes, ``classes_[1]``).
+    categorical_features : list of str, default=None
+        Numeric-looking columns to one-hot encode anyway (integer codes of categories).
+    inference : {"sample", "prob", "threshold"}, default="sample"
+        How a code is formed for prediction: a fresh sample of the binary neurons (what the certificate
+        covers), their firing probabilities, or the probabilities thresholded at 0.5.
+    draws : int, default=10
+        Samples averaged per row by ``predict_proba`` in ``"sample"`` mode.
+    threshold : float, default=0.5
+        Probability of the positive class above which ``predict`` says positive.
+    probe_rows : int, default=5000
+        Rows the evaluation's probes learn on and are scored on (0 = all).
+    probe_draws : int, default=2
+        Code samples the probes are averaged over.
+    random_state : int, default=0
+        Seed of initialisation, batch order, noise and evaluation: the same seed and data give the same
+        model, in Python and on the command line.
+    verbose : bool, default=False
+        Write one line per epoch to ``sys.stderr``.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (2,)
+        The classes, negative then positive.
+    n_features_in_ : int
+        Number of feature columns seen in ``fit``.
+    feature_names_in_ : ndarray of str
+        Feature names, when ``X`` was a data frame.
+    sensitive_groups_ : list of str
+        The sensitive groups seen in ``fit``, in the order used by the reports.
+    code_width_ : int
+        Width of the representation.
+    history_ : list of dict
+        One record per epoch: ``loss``, ``ce``, ``penalty_bits``, ``val_loss``.
+
+    Examples
+    --------
+    >>> from fairbits import FairRepresentationClassifier
+    >>> from fairbits.datasets import load_adult
+    >>> d = load_adult()
+    >>> clf = FairRepresentationClassifier(preset="invariant", epochs=5)
+    >>> clf.fit(d.X_train, d.y_train, sensitive_features=d.s_train)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        *,
+        preset: Optional[str] = None,
+        hidden: Optional[Tuple[int, ...]] = None,
+        stochastic: Optional[Tuple[int, ...]] = None,
+        full_precision: bool = False,
+        penalty: Optional[str] = None,
+        target: Optional[str] = None,
+        estimate: Optional[str] = None,
+        gamma: Optional[float] = None,
+        warmup_epochs: Optional[int] = None,
+        epochs: Optional[int] = None,
+        batch_size: Optional[int] = None,
+        learning_rate: float = 1e-3,
+        weight_decay: float = 0.0,
+        temperature: float = 6.0,
+        activation: str = "tanh",
+        patience: int = 10,
+        val_size: float = 0.0,
+        pos_label: Any = None,
+        categorical_features: Optional[List[str]] = None,
+        inference: str = "sample",
+        draws: int = 10,
+        threshold: float = 0.5,
+        probe_rows: int = 5000,
+        probe_draws: int = 2,
+        random_state: int = 0,
+        verbose: bool = False,
+    ) -> None:
+        self.preset = preset
+        self.hidden = hidden
+        self.stochastic = stochastic
+        self.full_precision = full_precision
+        self.penalty = penalty
+        self.target = target
+        self.estimate = estimate
+        self.gamma = gamma
+        self.warmup_epochs = warmup_epochs
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.temperature = temperature
+        self.activation = activation
+        self.patience = patience
+        self.val_size = val_size
+        self.pos_label = pos_label
+        self.categorical_features = categorical_features
+        self.inference = inference
+        self.draws = draws
+        self.threshold = threshold
+        self.probe_rows = probe_rows
+        self.probe_draws = probe_draws
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # ----------------------------------------------------------------------------------------------
+    # parameters
+
+    def _penalty_spec(self) -> Optional[str]:
+        if self.penalty is None and self.target is None and self.estimate is None:
+            return None
+        spec = self.penalty or "per-neuron"
+        if self.target is not None:
+            spec += f":{self.target}"
+        if self.estimate is not None:
+            spec += f"@{self.estimate}"
+        return spec
+
+    def _params_json(self) -> str:
+        def ints(v: Any, name: str) -> Optional[List[int]]:
+            if v is None:
+                return None
+            if isinstance(v, (int, np.integer)):
+                v = (v,)
+            try:
+                return [int(i) for i in v]
+            except (TypeError, ValueError):
+                raise ValueError(f"invalid {name} = {v!r}: a tuple of integers") from None
+
+        def num(v: Any, name: str, kind: type) -> Any:
+            if v is None:
+                return None
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+                raise ValueError(f"invalid {name} = {v!r}: a number")
+            if kind is int and float(v) != int(v):
+                raise ValueError(f"invalid {name} = {v!r}: an integer")
+            return kind(v)
+
+        if self.random_state is None or isinstance(self.random_state, np.random.RandomState):
+            raise ValueError("invalid random_state: fairbits needs an integer seed (same seed, same model)")
+        p = {
+            "preset": self.preset,
+            "hidden": ints(self.hidden, "hidden"),
+            "stochastic": ints(self.stochastic, "stochastic"),
+            "full_precision": bool(self.full_precision),
+            "penalty": self._penalty_spec(),
+            "gamma": num(self.gamma, "gamma", float),
+            "warmup_epochs": num(self.warmup_epochs, "warmup_epochs", int),
+            "epochs": num(self.epochs, "epochs", int),
+            "batch_size": num(self.batch_size, "batch_size", int),
+            "learning_rate": num(self.learning_rate, "learning_rate", float),
+            "weight_decay": num(self.weight_decay, "weight_decay", float),
+            "temperature": num(self.temperature, "temperature", float),
+            "activation": self.activation,
+            "patience": num(self.patience, "patience", int),
+            "seed": num(self.random_state, "random_state", int),
+            "inference": self.inference,
+            "draws": num(self.draws, "draws", int),
+            "probe_rows": num(self.probe_rows, "probe_rows", int),
+            "probe_draws": num(self.probe_draws, "probe_draws", int),
+        }
+        for k in ("epochs", "batch_size", "warmup_epochs", "patience", "draws", "probe_rows", "probe_draws"):
+            if p[k] is not None and p[k] < 0:
+                raise ValueError(f"invalid {k} = {p[k]}: must not be negative")
+        if not (0.0 <= float(self.val_size) < 1.0):
+            raise ValueError(f"invalid val_size = {self.val_size}: must be in [0, 1)")
+        if not (0.0 <= float(self.threshold) <= 1.0):
+            raise ValueError(f"invalid threshold = {self.threshold}: must be in [0, 1]")
+        return json.dumps(p)
+
+    # ----------------------------------------------------------------------------------------------
+    # data
+
+    def _sensitive(self, X: Any, sensitive_features: Any, n: int) -> Tuple[Any, Any, List[str]]:
+        """Splits the sensitive features from X: returns (X without them, the group values, the names)."""
+        if sensitive_features is None:
+            raise ValueError(
+                "sensitive_features is required: an array or Series of group labels, or the name(s) of "
+                "columns of X"
+            )
+        names = None
+        if isinstance(sensitive_features, str):
+            names = [sensitive_features]
+        elif (
+            isinstance(sensitive_features, (list, tuple))
+            and sensitive_features
+            and all(isinstance(c, str) for c in sensitive_features)
+            and _is_frame(X)
+            and all(c in X.columns for c in sensitive_features)
+        ):
+            names = list(sensitive_features)
+        if names is not None:
+            if not _is_frame(X):
+                raise ValueError("sensitive_features given as column names needs X to be a data frame")
+            missing = [c for c in names if c not in X.columns]
+            if missing:
+                raise ValueError(f"sensitive_features: column(s) {missing} not in X; X has {list(X.columns)}")
+            values = X[names]
+            return X.drop(columns=names), values, names
+        if _is_series(sensitive_features) or _is_frame(sensitive_features):
+            v = sensitive_features
+            label = [str(c) for c in v.columns] if _is_frame(v) else [str(v.name) if v.name is not None else "sensitive"]
+            return X, v, label
+        v = np.asarray(sensitive_features, dtype=object)
+        if v.ndim not in (1, 2):
+            raise ValueError(f"sensitive_features must be 1- or 2-dimensional, got shape {v.shape}")
+        return X, v, ["sensitive"] if v.ndim == 1 else [f"sensitive{i}" for i in range(v.shape[1])]
+
+    @staticmethod
+    def _groups(values: Any, n: int) -> np.ndarray:
+        """Group labels, one per row; several columns form intersectional groups ("a, b")."""
+        if _is_frame(values):
+            arr = values.to_numpy(dtype=object)
+        elif hasattr(values, "to_numpy"):
+            arr = values.to_numpy(dtype=object)
+        else:
+            arr = np.asarray(values, dtype=object)
+        if arr.ndim == 2 and arr.shape[1] == 1:
+            arr = arr[:, 0]
+        if arr.ndim == 2:
+            arr = np.array([", ".join(str(v) for v in row) for row in arr], dtype=object)
+        if len(arr) != n:
+            raise ValueError(f"sensitive_features has {len(arr)} rows but X has {n}")
+        return arr
+
+    def _column_name(self, wanted: str, taken: Sequence[str]) -> str:
+        name = wanted
+        while name in taken:
+            name += "_"
+        return name
+
+    def _x_columns(self, X: Any, for_fit: bool) -> List[Tuple[str, Any]]:
+        if not _is_frame(X) and not hasattr(X, "__array__") and not isinstance(X, (list, tuple)):
+            raise ValueError(f"X must be a data frame or a 2-D array-like, got {type(X).__name__}")
+        names = None if for_fit or _is_frame(X) else self._feature_names
+        cols, got, text, framed = to_columns(X, names if not for_fit else None)
+        if not for_fit and not framed and len(got) != self.n_features_in_:
+            raise ValueError(
+                f"X has {len(got)} features, but {type(self).__name__} is expecting {self.n_features_in_} features "
+                "as input"
+            )
+        if for_fit:
+            self._fit_text = text
+            self._fit_framed = framed
+        return cols
+
+    # ----------------------------------------------------------------------------------------------
+    # fitting
+
+    def fit(self, X: Any, y: Any, *, sensitive_features: Any = None) -> "FairRepresentationClassifier":
+        """Trains the network on rows ``X`` with labels ``y`` and groups ``sensitive_features``.
+
+        Parameters
+        ----------
+        X : data frame or array-like of shape (n_samples, n_features)
+            Numeric and text/categorical columns; missing values are an error naming the column and row.
+        y : array-like of shape (n_samples,)
+            Exactly two classes.
+        sensitive_features : array-like, Series, data frame, or column name(s) of X
+            The groups; several columns form intersectional groups. Columns of X named here are not used
+            as features.
+
+        Returns
+        -------
+        self
+        """
+        params = self._params_json()
+        n = n_rows(X)
+        X, s_values, s_names = self._sensitive(X, sensitive_features, n)
+        groups = self._groups(s_values, n)
+        y_arr = y.to_numpy() if hasattr(y, "to_numpy") else np.asarray(y)
+        if y_arr.ndim == 2 and y_arr.shape[1] == 1:
+            warnings.warn(
+                "A column-vector y was passed when a 1d array was expected. Please change the shape of y to "
+                "(n_samples,), for example using ravel().",
+                DataConversionWarning,
+                stacklevel=2,
+            )
+            y_arr = y_arr.ravel()
+        if y_arr.ndim != 1:
+            raise ValueError(f"y must be one-dimensional, got shape {y_arr.shape}")
+        if len(y_arr) != n:
+            raise ValueError(f"y has {len(y_arr)} rows but X has {n}")
+        if n == 0:
+            raise ValueError("Found array with 0 sample(s) (shape=(0, ...)) while a minimum of 1 is required.")
+        if y_arr.dtype.kind == "f" and np.isnan(y_arr).any():
+            raise ValueError(f"y has a missing value (NaN) at row {int(np.flatnonzero(np.isnan(y_arr))[0])}")
+        if y_arr.dtype.kind == "f" and not np.all(np.isfinite(y_arr)):
+            raise ValueError("Input y contains infinity")
+        if y_arr.dtype.kind == "O" and any(v is None for v in y_arr):
+            raise ValueError(f"y has a missing value (None) at row {[v is None for v in y_arr].index(True)}")
+        classes = np.unique(y_arr)
+        if len(classes) != 2:
+            raise ValueError(
+                f"Unknown label type: fairbits is a binary classifier and y has {len(classes)} class(es)"
+                + (f" ({', '.join(map(str, classes[:10]))})" if len(classes) else "")
+                + "; binarise y first"
+            )
+        if self.pos_label is not None:
+            if self.pos_label not in classes:
+                raise ValueError(f"pos_label={self.pos_label!r} is not a class of y ({list(classes)})")
+            classes = np.array([c for c in classes if c != self.pos_label] + [self.pos_label], dtype=classes.dtype)
+        cols = self._x_columns(X, for_fit=True)
+        feature_names = [c for c, _ in cols]
+        if not feature_names:
+            raise ValueError("X has no feature columns (after the sensitive ones are taken out)")
+        target_name = self._column_name(str(getattr(y, "name", None) or "y"), feature_names)
+        sensitive_name = self._column_name(", ".join(s_names), feature_names + [target_name])
+        categorical = sorted(set(self._fit_text) | set(self.categorical_features or []))
+        unknown = [c for c in (self.categorical_features or []) if c not in feature_names]
+        if unknown:
+            raise ValueError(f"categorical_features: {unknown} are not columns of X ({feature_names})")
+        _, y_text = one_column(target_name, y_arr)
+        _, s_text = one_column(sensitive_name, groups)
+        model = _native.fit(
+            params,
+            cols + [(target_name, y_text), (sensitive_name, s_text)],
+            target_name,
+            str(classes[1]),
+            sensitive_name,
+            categorical,
+            float(self.val_size),
+            "data",
+            bool(self.verbose),
+        )
+        self._set_fitted(model, classes, feature_names, self._fit_framed, s_names, target_name)
+        return self
+
+    def _set_fitted(
+        self,
+        model: Any,
+        classes: np.ndarray,
+        feature_names: List[str],
+        framed: bool,
+        sensitive_names: List[str],
+        target_name: str,
+    ) -> None:
+        config = json.loads(model.config_json())
+        self.model_ = model
+        self.classes_ = classes
+        self.n_features_in_ = len(feature_names)
+        self._feature_names = feature_names
+        self._sensitive_names = sensitive_names
+        self._target_name = target_name
+        if framed:
+            self.feature_names_in_ = np.asarray(feature_names, dtype=object)
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
+        enc = config.get("encoding") or {}
+        self.sensitive_groups_ = list((enc.get("sensitive") or {}).get("groups", []))
+        hidden = config["model"]["hidden"]
+        self.code_width_ = int(hidden[-1]) if hidden else 0
+        self.history_ = json.loads(model.history_json())
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "model_"):
+            raise NotFittedError(
+                f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with appropriate arguments "
+                "before using this estimator."
+            )
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "model_")
+
+    def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = False
+        tags.input_tags.string = True
+        tags.input_tags.categorical = True
+        tags.classifier_tags.multi_class = False
+        tags.non_deterministic = False
+        return tags
+
+    # ----------------------------------------------------------------------------------------------
+    # prediction
+
+    def _is_image(self) -> bool:
+        return json.loads(self.model_.config_json())["kind"] == "image"
+
+    def _image_array(self, X: Any) -> np.ndarray:
+        arr = np.asarray(X, dtype=np.float32)
+        if arr.ndim != 4:
+            raise ValueError(f"an image model takes an array of shape (n, 3, height, width); got {arr.shape}")
+        return np.ascontiguousarray(arr.reshape(arr.shape[0], -1))
+
+    def transform(self, X: Any, codes: Optional[str] = None) -> np.ndarray:
+        """The representation of each row.
+
+        Parameters
+        ----------
+        X : data frame or array-like
+        codes : {"sample", "prob", "threshold"}, default=None
+            A fresh sample of the binary neurons, their firing probabilities, or those thresholded at 0.5
+            (default: the ``inference`` parameter).
+
+        Returns
+        -------
+        ndarray of shape (n_samples, code_width_)
+        """
+        self._check_fitted()
+        mode = codes or self.inference
+        if self._is_image():
+            return self.model_.transform_array(self._image_array(X), mode)
+        out, warns = self.model_.transform(self._x_columns(X, for_fit=False), mode)
+        _warn(warns)
+        return out
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities, columns in the order of ``classes_`` (in ``"sample"`` mode the mean over
+        ``draws`` sampled codes per row).
+
+        Returns
+        -------
+        ndarray of shape (n_samples, 2)
+        """
+        self._check_fitted()
+        if self._is_image():
+            return self.model_.predict_proba_array(self._image_array(X), self.inference, int(self.draws))
+        p, warns = self.model_.predict_proba(self._x_columns(X, for_fit=False), self.inference, int(self.draws))
+        _warn(warns)
+        return p.astype(np.float64)
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """Log-odds of the positive class (monotone in ``predict_proba(X)[:, 1]``)."""
+        p = np.clip(self.predict_proba(X)[:, 1], 1e-7, 1 - 1e-7)
+        return np.log(p) - np.log1p(-p)
+
+    def predict(self, X: Any) -> np.ndarray:
+        """The class of each row: positive when its probability reaches ``threshold``."""
+        p = self.predict_proba(X)
+        if p.shape[1] > 2:
+            return self.classes_[np.argmax(p, axis=1)]
+        return self.classes_[(p[:, 1] >= self.threshold).astype(int)]
+
+    # ----------------------------------------------------------------------------------------------
+    # audit
+
+    def _labelled(self, X: Any, y: Any, sensitive_features: Any) -> Tuple[List[Tuple[str, Any]], str, str]:
+        """Feature columns with a target and a sensitive column appended, and the latter two's names."""
+        n = n_rows(X)
+        X, s_values, s_names = self._sensitive(X, sensitive_features, n)
+        groups = self._groups(s_values, n)
+        cols = self._x_columns(X, for_fit=False)
+        taken = [c for c, _ in cols]
+        y_arr = y.to_numpy() if hasattr(y, "to_numpy") else np.asarray(y)
+        if len(y_arr) != n:
+            raise ValueError(f"y has {len(y_arr)} rows but X has {n}")
+        t = self._column_name(str(getattr(y, "name", None) or self._target_name), taken)
+        s = self._column_name(", ".join(s_names), taken + [t])
+        return cols + [one_column(t, y_arr), one_column(s, groups)], t, s
+
+    def evaluate(
+        self,
+        X: Any,
+        y: Any,
+        *,
+        sensitive_features: Any,
+        probe_data: Optional[Tuple[Any, Any, Any]] = None,
+    ) -> Dict[str, Any]:
+        """The command line's metrics on labelled rows: task AUC and accuracy, fairness gaps, probe AUCs
+        for the sensitive attribute, mutual information and the certificate (as in ``metrics.json``).
+
+        Parameters
+        ----------
+        X, y, sensitive_features
+            Held-out rows.
+        probe_data : (X, y, sensitive_features), default=None
+            Rows the probes learn on (the command line uses the training rows). Default: the probes learn
+            on a stratified half of the given rows and are scored on the other half.
+        """
+        self._check_fitted()
+        cols, t, s = self._labelled(X, y, sensitive_features)
+        probe = None
+        if probe_data is not None:
+            pcols, pt, ps = self._labelled(*probe_data[:2], sensitive_features=probe_data[2])
+            probe = [(t if c == pt else s if c == ps else c, v) for c, v in pcols]
+        return json.loads(self.model_.evaluate(cols, t, s, probe, bool(self.verbose)))
+
+    def mutual_information(self, X: Any, sensitive_features: Any) -> Dict[str, Any]:
+        """Mutual information (bits) between the representation of the rows and their groups.
+
+        Returns
+        -------
+        dict
+            ``mi_per_neuron_bits`` (the sum over neurons of each neuron's MI), ``mi_joint_bits`` (the
+            whole code's MI: exact up to 20 neurons, else Monte Carlo with ``mi_joint_stderr``),
+            ``mi_joint_method``, ``code_width``.
+        """
+        self._check_fitted()
+        n = n_rows(X)
+        X, s_values, _ = self._sensitive(X, sensitive_features, n)
+        cols = self._x_columns(X, for_fit=False)
+        s = self._column_name("__sensitive__", [c for c, _ in cols])
+        return json.loads(self.model_.mutual_information(cols + [one_column(s, self._groups(s_values, n))], s))
+
+    def certificate(
+        self,
+        X: Any,
+        y: Any = None,
+        *,
+        sensitive_features: Any,
+        confidence: float = 0.95,
+    ) -> Dict[str, Any]:
+        """The population certificate from held-out rows (rows not used in ``fit``).
+
+        With probability ``confidence`` over the draw of the rows, for the population they come from,
+        any classifier or probe that reads one code per row has a demographic-parity gap of at most
+        ``dp_gap_bound`` (``eo_gap_bound`` for equalised odds, computed when ``y`` is given), and any
+        probe for the sensitive attribute an AUC of at most ``probe_auc_bound``.
+
+        Returns
+        -------
+        dict
+            ``dp_gap_bound``, ``eo_gap_bound``, ``probe_auc_bound``, ``adversary_balanced_accuracy_bound``,
+            ``tv_upper``, ``tv_plugin``, ``n_per_group``, ``confidence``, ``codes``, ``method``.
+        """
+        self._check_fitted()
+        n = n_rows(X)
+        if y is None:
+            X, s_values, _ = self._sensitive(X, sensitive_features, n)
+            cols = self._x_columns(X, for_fit=False)
+            s = self._column_name("__sensitive__", [c for c, _ in cols])
+            cols = cols + [one_column(s, self._groups(s_values, n))]
+            return json.loads(self.model_.certificate(cols, s, None, float(confidence)))
+        cols, t, s = self._labelled(X, y, sensitive_features)
+        return json.loads(self.model_.certificate(cols, s, t, float(confidence)))
+
+    # ----------------------------------------------------------------------------------------------
+    # persistence
+
+    def save(self, path: Union[str, "os.PathLike[str]"]) -> None:
+        """Saves into a model directory of the command line's format (``config.json`` and
+        ``model.safetensors``), plus ``python.json`` with the estimator's parameters and classes, so that
+        ``fairbits eval --model PATH`` and :meth:`load` both read it."""
+        self._check_fitted()
+        path = os.fspath(path)
+        self.model_.save(path)
+        meta = {
+            "params": {k: _json_value(v) for k, v in self.get_params().items()},
+            "classes": [_json_value(c) for c in self.classes_],
+            "feature_names": self._feature_names,
+            "framed": hasattr(self, "feature_names_in_"),
+            "sensitive_names": self._sensitive_names,
+            "target_name": self._target_name,
+        }
+        tmp = os.path.join(path, _PYTHON_META + ".tmp")
+        with open(tmp, "w") as f:
+            json.dump(meta, f, indent=2)
+        os.replace(tmp, os.path.join(path, _PYTHON_META))
+
+    @classmethod
+    def load(cls, path: Union[str, "os.PathLike[str]"]) -> "FairRepresentationClassifier":
+        """Reads a model directory written by :meth:`save` or by the command line (``fairbits train``)."""
+        path = os.fspath(path)
+        model = _native.load(path)
+        meta_path = os.path.join(path, _PYTHON_META)
+        if os.path.exists(meta_path):
+            with open(meta_path) as f:
+                meta = json.load(f)
+            est = cls(**{k: (tuple(v) if isinstance(v, list) and k in ("hidden", "stochastic") else v) for k, v in meta["params"].items()})
+            est._set_fitted(
+                model,
+                np.asarray(meta["classes"]),
+                meta["feature_names"],
+                meta["framed"],
+                meta["sensitive_names"],
+                meta["target_name"],
+            )
+            return est
+        return cls._from_cli(model)
+
+    @classmethod
+    def _from_cli(cls, model: Any) -> "FairRepresentationClassifier":
+        config = json.loads(model.config_json())
+        t, m, ev = config["train"], config["model"], config["eval"]
+        est = cls(
+            hidden=tuple(m["hidden"]),
+            full_precision=not m["stochastic"],
+            gamma=t["gamma"],
+            epochs=t["epochs"],
+            batch_size=t["batch_size"],
+            learning_rate=t["lr"],
+            weight_decay=t["weight_decay"],
+            random_state=t["seed"],
+            inference=ev["inference"],
+            draws=ev["draws"],
+        )
+        enc = config.get("encoding")
+        if enc is None:  # an image model: classes are the class indices
+            est._set_fitted(model, np.arange(max(2, m["n_outputs"])), [], False, ["colour"], "digit")
+            return est
+        classes = [enc["target"]["negative"], enc["target"]["positive"]]
+        try:
+            as_num = [float(c) for c in classes]
+            classes_arr = np.asarray([int(v) if v.is_integer() else v for v in as_num])
+        except ValueError:
+            classes_arr = np.asarray(classes, dtype=object)
+        names = [col["name"] for col in enc["columns"]]
+        est._set_fitted(model, classes_arr, names, True, [enc["sensitive"]["column"]], enc["target"]["column"])
+        return est
+
+    def __getstate__(self) -> Dict[str, Any]:
+        state = self.__dict__.copy()
+        model = state.pop("model_", None)
+        if model is not None:
+            config, weights = model.to_bytes()
+            state["_model_bytes"] = (config, bytes(weights))
+        return state
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        blob = state.pop("_model_bytes", None)
+        self.__dict__.update(state)
+        if blob is not None:
+            self.model_ = _native.from_bytes(blob[0], blob[1])
+
+
+try:
+    from sklearn.exceptions import DataConversionWarning
+except ImportError:  # pragma: no cover
+
+    class DataConversionWarning(UserWarning):  # type: ignore[no-redef]
+        """A column-vector y was passed where a 1-D array was expected."""

@@ -1,0 +1,110 @@
+"""The shipped datasets, split as the command line splits them (same rows, same order, same seed), so a
+model fitted in Python on ``X_train`` is the model ``fairbits train --dataset NAME`` trains."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, List, Optional
+
+import numpy as np
+
+from . import _native
+
+__all__ = ["Split", "load", "load_adult", "load_compas", "load_german"]
+
+
+@dataclass
+class Split:
+    """A dataset's training and test rows.
+
+    ``X_*`` are data frames when pandas is installed (numeric columns as floats, the others as text),
+    else object arrays with ``feature_names``; ``y_*`` the labels as text; ``s_*`` the sensitive
+    attribute's groups; ``pos_label`` the positive class.
+    """
+
+    X_train: Any
+    X_test: Any
+    y_train: np.ndarray
+    y_test: np.ndarray
+    s_train: Any
+    s_test: Any
+    feature_names: List[str]
+    categorical_features: List[str]
+    target: str
+    sensitive: str
+    pos_label: Optional[str]
+
+
+def _frame(header: List[str], columns: List[List[str]], rows: List[int], numeric: List[bool]) -> Any:
+    data = {}
+    for name, col, num in zip(header, columns, numeric):
+        vals = [col[i] for i in rows]
+        data[name] = np.asarray(vals, dtype=np.float64) if num else np.asarray(vals, dtype=object)
+    try:
+        import pandas as pd
+    except ImportError:
+        return np.column_stack([data[h] for h in header]).astype(object) if header else np.empty((len(rows), 0))
+    return pd.DataFrame(data, columns=header)
+
+
+def load(name: str, *, sensitive: Optional[str] = None, seed: int = 0, test_size: float = 0.3) -> Split:
+    """A shipped dataset (``adult``, ``compas``, ``german``) split by ``seed`` as the command line does.
+
+    Rows with a missing value are dropped first, as in training; derived columns are included.
+    """
+    header, columns, roles_json, train, test = _native.builtin_rows(name, sensitive, int(seed), float(test_size))
+    import json
+
+    roles = json.loads(roles_json)
+    col = dict(zip(header, columns))
+    features = roles["features"]
+
+    def is_num(c: str) -> bool:
+        if c in roles["categorical"]:
+            return False
+        try:
+            [float(v) for v in col[c]]
+            return True
+        except ValueError:
+            return False
+
+    numeric = [is_num(c) for c in features]
+    fcols = [col[c] for c in features]
+
+    def series(c: str, rows: List[int]) -> Any:
+        vals = np.asarray([col[c][i] for i in rows], dtype=object)
+        try:
+            import pandas as pd
+
+            return pd.Series(vals, name=c)
+        except ImportError:
+            return vals
+
+    return Split(
+        X_train=_frame(features, fcols, train, numeric),
+        X_test=_frame(features, fcols, test, numeric),
+        y_train=np.asarray([col[roles["target"]][i] for i in train], dtype=object),
+        y_test=np.asarray([col[roles["target"]][i] for i in test], dtype=object),
+        s_train=series(roles["sensitive"], train),
+        s_test=series(roles["sensitive"], test),
+        feature_names=features,
+        categorical_features=[c for c, n in zip(features, numeric) if not n],
+        target=roles["target"],
+        sensitive=roles["sensitive"],
+        pos_label=roles["positive"],
+    )
+
+
+def load_adult(**kw: Any) -> Split:
+    """UCI Adult (income above 50K; sensitive: ``sex``, or ``race``), 30% test."""
+    return load("adult", **kw)
+
+
+def load_compas(**kw: Any) -> Split:
+    """ProPublica COMPAS (two-year recidivism; sensitive: ``race``)."""
+    return load("compas", **kw)
+
+
+def load_german(**kw: Any) -> Split:
+    """Statlog German credit (good credit; sensitive: ``sex``)."""
+    return load("german", **kw)

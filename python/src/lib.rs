@@ -1,0 +1,623 @@
+//! `fairbits._native`: the Rust core as the Python package sees it. Deliberately thin: columns of a data
+//! frame cross as numpy float arrays or lists of strings and become a `RawTable`, so the CLI's encoders,
+//! training loop, evaluation and certificate run unchanged; results come back as numpy arrays or JSON
+//! text. The scikit-learn conventions live in Python (`fairbits/_estimator.py`).
+
+use fairbits::data::{self, DataSpec, Dataset, HeldOut, Prepared, RawTable, Roles, Source, TableSpec};
+use fairbits::estimator::{FairModel, FairParams, Preset};
+use fairbits::eval::EvalOptions;
+use fairbits::model::{Activation, Estimator, Inference, PreActivation};
+use fairbits::penalty::PenaltySpec;
+use fairbits::progress::{Event, Observer};
+use fairbits::rng::{rng, Stream};
+use fairbits::train::{Backend, LossForm};
+use fairbits::Error;
+use numpy::{IntoPyArray, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2};
+use pyo3::exceptions::{PyKeyboardInterrupt, PyOSError, PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+use serde_json::Value;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// What rows handed over from Python are called in messages ("data: row 3, column 'age': ...").
+const SOURCE: &str = "data";
+
+/// A library error as the Python exception a scikit-learn user expects: bad values and data are
+/// `ValueError`, files `OSError`, an interrupt `KeyboardInterrupt`. Messages about in-memory rows say
+/// "row" (0-based) where the command line says "line".
+fn py_err(e: Error) -> PyErr {
+    let mut msg = e.to_string();
+    if msg.starts_with(SOURCE) {
+        msg = msg.replace(": line ", ": row ").replace(", line ", ", row ").replace(" on line ", " on row ");
+    }
+    match e {
+        Error::Interrupted { .. } => PyKeyboardInterrupt::new_err(msg),
+        Error::Io { .. } => PyOSError::new_err(msg),
+        Error::Candle(_) | Error::Plot(_) | Error::Diverged { .. } => PyRuntimeError::new_err(msg),
+        _ => PyValueError::new_err(msg),
+    }
+}
+
+type PyResult2<T> = std::result::Result<T, PyErr>;
+
+fn lib<T>(r: fairbits::Result<T>) -> PyResult2<T> {
+    r.map_err(py_err)
+}
+
+/// One column from Python: numbers (NaN = missing) or text ("" = missing).
+#[derive(FromPyObject)]
+enum Col<'py> {
+    Num(PyReadonlyArray1<'py, f64>),
+    Text(Vec<String>),
+}
+
+/// Named columns into a table. A number becomes the shortest text that parses back to the same value, so
+/// the encoders see exactly what a CSV holding it would give them.
+fn table(columns: Vec<(String, Col<'_>)>) -> PyResult2<RawTable> {
+    let mut header = Vec::with_capacity(columns.len());
+    let mut cells = Vec::with_capacity(columns.len());
+    for (name, col) in columns {
+        header.push(name);
+        cells.push(match col {
+            Col::Num(a) => a.as_array().iter().map(|v| v.to_string()).collect(),
+            Col::Text(t) => t,
+        });
+    }
+    lib(RawTable::from_columns(SOURCE, header, cells))
+}
+
+fn get<T: serde::de::DeserializeOwned>(v: &Value, key: &str) -> PyResult2<Option<T>> {
+    match v.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(x) => serde_json::from_value(x.clone())
+            .map(Some)
+            .map_err(|e| PyValueError::new_err(format!("invalid {key} = {x}: {e}"))),
+    }
+}
+
+fn parse<T: std::str::FromStr<Err = Error>>(v: &Value, key: &str) -> PyResult2<Option<T>> {
+    get::<String>(v, key)?.map(|s| s.parse::<T>().map_err(py_err)).transpose()
+}
+
+/// The estimator's parameters (a JSON object; null = the default) as the library's builder.
+fn params(p: &Value) -> PyResult2<FairParams> {
+    let mut f = FairParams::new();
+    if let Some(v) = parse::<Preset>(p, "preset")? {
+        f = f.preset(v);
+    }
+    if let Some(v) = get::<Vec<usize>>(p, "hidden")? {
+        f = f.hidden(v);
+    }
+    if let Some(v) = get::<Vec<usize>>(p, "stochastic")? {
+        f = f.stochastic(v);
+    }
+    if let Some(v) = get::<bool>(p, "full_precision")? {
+        f = f.full_precision(v);
+    }
+    if let Some(v) = parse::<PreActivation>(p, "pre_activation")? {
+        f = f.pre_activation(v);
+    }
+    if let Some(v) = get::<f64>(p, "temperature")? {
+        f = f.temperature(v);
+    }
+    if let Some(v) = parse::<Estimator>(p, "estimator")? {
+        f = f.estimator(v);
+    }
+    if let Some(v) = parse::<Activation>(p, "activation")? {
+        f = f.activation(v);
+    }
+    if let Some(v) = get::<usize>(p, "epochs")? {
+        f = f.epochs(v);
+    }
+    if let Some(v) = get::<usize>(p, "batch_size")? {
+        f = f.batch_size(v);
+    }
+    if let Some(v) = get::<f64>(p, "learning_rate")? {
+        f = f.lr(v);
+    }
+    if let Some(v) = get::<f64>(p, "weight_decay")? {
+        f = f.weight_decay(v);
+    }
+    if let Some(v) = get::<f64>(p, "gamma")? {
+        f = f.gamma(v);
+    }
+    if let Some(v) = parse::<PenaltySpec>(p, "penalty")? {
+        f = f.penalty(v);
+    }
+    if let Some(v) = parse::<LossForm>(p, "loss_form")? {
+        f = f.loss_form(v);
+    }
+    if let Some(v) = get::<usize>(p, "patience")? {
+        f = f.patience(v);
+    }
+    if let Some(v) = get::<usize>(p, "warmup_epochs")? {
+        f = f.warmup_epochs(v);
+    }
+    if let Some(v) = parse::<Backend>(p, "backend")? {
+        f = f.backend(v);
+    }
+    if let Some(v) = get::<u64>(p, "seed")? {
+        f = f.seed(v);
+    }
+    let mut e = EvalOptions::default();
+    if let Some(v) = parse::<Inference>(p, "inference")? {
+        e.inference = v;
+    }
+    if let Some(v) = get::<usize>(p, "draws")? {
+        e.draws = v;
+    }
+    if let Some(v) = get::<usize>(p, "probe_rows")? {
+        e.probe_rows = v;
+    }
+    if let Some(v) = get::<usize>(p, "probe_draws")? {
+        e.probe_draws = v;
+    }
+    if let Some(v) = get::<f64>(p, "confidence")? {
+        e.confidence = v;
+    }
+    Ok(f.eval(e))
+}
+
+/// Progress and Ctrl-C for work done without the interpreter's lock: epochs are written to Python's
+/// `sys.stderr` when `verbose` (so they show in notebooks), and pending signals are checked at most every
+/// 100 ms between batches; a `KeyboardInterrupt` stops training and is re-raised.
+struct PyObserver {
+    verbose: bool,
+    last_check: Mutex<Instant>,
+    interrupt: Mutex<Option<PyErr>>,
+    stopped: AtomicBool,
+}
+
+impl PyObserver {
+    fn new(verbose: bool) -> Self {
+        PyObserver {
+            verbose,
+            last_check: Mutex::new(Instant::now()),
+            interrupt: Mutex::new(None),
+            stopped: AtomicBool::new(false),
+        }
+    }
+
+    /// The pending `KeyboardInterrupt` in place of the library's `Interrupted` error.
+    fn error(&self, e: Error) -> PyErr {
+        match (e, self.interrupt.lock().unwrap().take()) {
+            (Error::Interrupted { .. }, Some(err)) => err,
+            (e, _) => py_err(e),
+        }
+    }
+}
+
+impl Observer for PyObserver {
+    fn event(&self, event: Event<'_>) {
+        if let (true, Event::Epoch { epoch, of, loss }) = (self.verbose, event) {
+            Python::with_gil(|py| {
+                let line = format!("fairbits: epoch {epoch}/{of}, loss {loss:.4}\n");
+                if let Ok(err) = py.import("sys").and_then(|sys| sys.getattr("stderr")) {
+                    let _ = err.call_method1("write", (line,));
+                }
+            });
+        }
+    }
+
+    fn cancelled(&self) -> bool {
+        if self.stopped.load(Ordering::Relaxed) {
+            return true;
+        }
+        let mut last = self.last_check.lock().unwrap();
+        if last.elapsed() < Duration::from_millis(100) {
+            return false;
+        }
+        *last = Instant::now();
+        if let Err(e) = Python::with_gil(|py| py.check_signals()) {
+            *self.interrupt.lock().unwrap() = Some(e);
+            self.stopped.store(true, Ordering::Relaxed);
+            return true;
+        }
+        false
+    }
+}
+
+/// A fitted fairbits model (table or image).
+#[pyclass(module = "fairbits._native", frozen)]
+struct Model {
+    inner: FairModel,
+}
+
+/// Trains a table model on named columns with a target and a sensitive column among them.
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+#[pyo3(signature = (params_json, columns, target, positive, sensitive, categorical, val_size, name, verbose))]
+fn fit(
+    py: Python<'_>,
+    params_json: &str,
+    columns: Vec<(String, Col<'_>)>,
+    target: String,
+    positive: String,
+    sensitive: String,
+    categorical: Vec<String>,
+    val_size: f64,
+    name: String,
+    verbose: bool,
+) -> PyResult2<Model> {
+    let p: Value = serde_json::from_str(params_json).map_err(|e| PyValueError::new_err(e.to_string()))?;
+    let valid = lib(params(&p)?.check())?;
+    let seed = get::<u64>(&p, "seed")?.unwrap_or(0);
+    let table = table(columns)?;
+    let features = table.header.iter().filter(|h| **h != target && **h != sensitive).cloned().collect();
+    let roles = Roles { target, positive: Some(positive), sensitive, features, categorical };
+    let observer = PyObserver::new(verbose);
+    let model = py.allow_threads(|| -> fairbits::Result<FairModel> {
+        let data = data::prepare_fit(table, &roles, val_size, seed, &name)?;
+        let source = Source::Memory { name: name.clone() };
+        let spec = TableSpec { source, test_size: 0.0, val_size, seed, include_sensitive: false, certify_size: 0.0 };
+        let spec = DataSpec::Table(spec);
+        Ok(valid.fit_with(&data, &spec, None, &observer)?.0)
+    });
+    Ok(Model { inner: model.map_err(|e| observer.error(e))? })
+}
+
+/// Reads a saved model directory (the command line's format).
+#[pyfunction]
+fn load(dir: PathBuf) -> PyResult2<Model> {
+    Ok(Model { inner: lib(FairModel::load(&dir))? })
+}
+
+/// A model from the bytes of `to_bytes` (pickling): the directory is rebuilt in a temporary folder.
+#[pyfunction]
+fn from_bytes(config: &str, weights: &[u8]) -> PyResult2<Model> {
+    let dir = tempdir()?;
+    let result = (|| {
+        std::fs::write(dir.join("config.json"), config)?;
+        std::fs::write(dir.join("model.safetensors"), weights)?;
+        Ok::<_, std::io::Error>(())
+    })();
+    let model = result.map_err(|e| PyOSError::new_err(e.to_string())).and_then(|_| load(dir.clone()));
+    let _ = std::fs::remove_dir_all(&dir);
+    model
+}
+
+fn tempdir() -> PyResult2<PathBuf> {
+    use std::sync::atomic::AtomicU64;
+    static N: AtomicU64 = AtomicU64::new(0);
+    let dir =
+        std::env::temp_dir().join(format!("fairbits-py-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
+    std::fs::create_dir_all(&dir).map_err(|e| PyOSError::new_err(format!("{}: {e}", dir.display())))?;
+    Ok(dir)
+}
+
+/// The rows and splits of a shipped dataset, as the command line trains and tests on them: `(header,
+/// columns, roles JSON, train indices, test indices)`; every cell is text.
+#[pyfunction]
+#[pyo3(signature = (name, sensitive, seed, test_size))]
+#[allow(clippy::type_complexity)]
+fn builtin_rows(
+    name: &str,
+    sensitive: Option<String>,
+    seed: u64,
+    test_size: f64,
+) -> PyResult2<(Vec<String>, Vec<Vec<String>>, String, Vec<usize>, Vec<usize>)> {
+    let builtin: data::Builtin = lib(name.parse())?;
+    let spec = TableSpec {
+        test_size,
+        source: Source::Builtin { name: builtin, sensitive },
+        ..TableSpec::builtin(builtin, seed)
+    };
+    let (table, roles, splits) = lib(data::split_rows(&spec))?;
+    let columns = table.columns.iter().map(|c| c.iter().map(String::from).collect()).collect();
+    let roles = serde_json::json!({
+        "target": roles.target, "positive": roles.positive, "sensitive": roles.sensitive,
+        "features": roles.features, "categorical": roles.categorical,
+    });
+    Ok((table.header.clone(), columns, roles.to_string(), splits.train, splits.test))
+}
+
+impl Model {
+    fn encoding(&self) -> PyResult2<&data::Encoding> {
+        self.inner
+            .config()
+            .encoding
+            .as_ref()
+            .ok_or_else(|| PyValueError::new_err("an image model takes arrays, not columns"))
+    }
+
+    /// The model's input rows from named columns (its features; other columns are ignored), with the
+    /// unseen-category warnings.
+    fn inputs(&self, columns: Vec<(String, Col<'_>)>) -> PyResult2<(Vec<f32>, Vec<String>)> {
+        let enc = self.encoding()?;
+        let t = table(columns)?;
+        let used: Vec<&str> = enc.columns.iter().map(|c| c.name()).collect();
+        lib(data::require_complete(&t, &used))?;
+        lib(enc.transform_reporting(&t))
+    }
+
+    /// Labelled rows from named columns: features, target and groups (groups as in `groups` when given).
+    fn labelled(
+        &self,
+        columns: Vec<(String, Col<'_>)>,
+        target: &str,
+        sensitive: &str,
+    ) -> PyResult2<(Dataset, data::Encoding)> {
+        let enc = self.encoding()?;
+        let t = table(columns)?;
+        let mut used: Vec<&str> = enc.columns.iter().map(|c| c.name()).collect();
+        used.extend([target, sensitive]);
+        lib(data::require_complete(&t, &used))?;
+        let held = HeldOut {
+            target: target.into(),
+            sensitive: sensitive.into(),
+            positive: None,
+            seed: self.seed(),
+            delimiter: None,
+        };
+        let (rows, enc, _) = lib(data::labelled_rows(t, enc, &held))?;
+        Ok((rows, enc))
+    }
+
+    fn seed(&self) -> u64 {
+        self.inner.config().train.seed
+    }
+
+    fn opts(&self) -> EvalOptions {
+        self.inner.config().eval.clone()
+    }
+}
+
+#[pymethods]
+impl Model {
+    /// The saved configuration (`config.json`) as JSON text.
+    fn config_json(&self) -> PyResult2<String> {
+        serde_json::to_string(self.inner.config()).map_err(|e| PyRuntimeError::new_err(e.to_string()))
+    }
+
+    /// The training history (one record per epoch) as JSON text; empty for a loaded model.
+    fn history_json(&self) -> String {
+        let h = self.inner.report().map(|r| r.history.clone()).unwrap_or_default();
+        serde_json::to_string(&h).unwrap_or_else(|_| "[]".into())
+    }
+
+    /// Saves into `dir` (the command line's model directory).
+    fn save(&self, dir: PathBuf) -> PyResult2<()> {
+        lib(self.inner.save(&dir, None))
+    }
+
+    /// `(config JSON, safetensors bytes)`, for pickling.
+    fn to_bytes<'py>(&self, py: Python<'py>) -> PyResult2<(String, Bound<'py, PyBytes>)> {
+        let dir = tempdir()?;
+        let result = self.save(dir.clone()).and_then(|_| {
+            let c = std::fs::read_to_string(dir.join("config.json"));
+            let w = std::fs::read(dir.join("model.safetensors"));
+            c.and_then(|c| w.map(|w| (c, w))).map_err(|e| PyOSError::new_err(e.to_string()))
+        });
+        let _ = std::fs::remove_dir_all(&dir);
+        let (c, w) = result?;
+        Ok((c, PyBytes::new(py, &w)))
+    }
+
+    /// Codes `[n, m]` of table rows given as columns, and the unseen-category warnings.
+    fn transform<'py>(
+        &self,
+        py: Python<'py>,
+        columns: Vec<(String, Col<'py>)>,
+        inference: &str,
+    ) -> PyResult2<(Bound<'py, PyArray2<f32>>, Vec<String>)> {
+        let (x, warnings) = self.inputs(columns)?;
+        let codes = self.encode_x(py, &x, inference)?;
+        Ok((codes, warnings))
+    }
+
+    /// Codes `[n, m]` of input rows `x` (`[n, d]` tables or `[n, 3 * h * w]` images).
+    fn transform_array<'py>(
+        &self,
+        py: Python<'py>,
+        x: PyReadonlyArray2<'py, f32>,
+        inference: &str,
+    ) -> PyResult2<Bound<'py, PyArray2<f32>>> {
+        let x = x.as_array().iter().copied().collect::<Vec<f32>>();
+        self.encode_x(py, &x, inference)
+    }
+
+    /// Class probabilities `[n, classes]` of table rows given as columns, and the warnings.
+    fn predict_proba<'py>(
+        &self,
+        py: Python<'py>,
+        columns: Vec<(String, Col<'py>)>,
+        inference: &str,
+        draws: usize,
+    ) -> PyResult2<(Bound<'py, PyArray2<f32>>, Vec<String>)> {
+        let (x, warnings) = self.inputs(columns)?;
+        Ok((self.proba_x(py, &x, inference, draws)?, warnings))
+    }
+
+    /// Class probabilities of input rows `x` (tables or flattened images).
+    fn predict_proba_array<'py>(
+        &self,
+        py: Python<'py>,
+        x: PyReadonlyArray2<'py, f32>,
+        inference: &str,
+        draws: usize,
+    ) -> PyResult2<Bound<'py, PyArray2<f32>>> {
+        let x = x.as_array().iter().copied().collect::<Vec<f32>>();
+        self.proba_x(py, &x, inference, draws)
+    }
+
+    /// The command line's metrics (JSON) on labelled rows; the probes learn on `probe` rows when given
+    /// (as the command line's probes learn on the training split), else on a stratified half of them.
+    #[pyo3(signature = (columns, target, sensitive, probe=None, verbose=false))]
+    fn evaluate(
+        &self,
+        py: Python<'_>,
+        columns: Vec<(String, Col<'_>)>,
+        target: &str,
+        sensitive: &str,
+        probe: Option<Vec<(String, Col<'_>)>>,
+        verbose: bool,
+    ) -> PyResult2<String> {
+        let (rows, enc) = self.labelled(columns, target, sensitive)?;
+        let data = match probe {
+            Some(cols) => {
+                let t = table(cols)?;
+                let mut used: Vec<&str> = enc.columns.iter().map(|c| c.name()).collect();
+                used.extend([target, sensitive]);
+                lib(data::require_complete(&t, &used))?;
+                let (x, y, s) = (lib(enc.transform(&t))?, lib(enc.target.apply(&t))?, lib(enc.sensitive.apply(&t))?);
+                let d = enc.n_features();
+                let train = Dataset { n: y.len(), d, shape: vec![d], x, y, s, n_groups: rows.n_groups, n_classes: 2 };
+                Prepared {
+                    train,
+                    val: None,
+                    test: rows,
+                    probe_train: None,
+                    probe_test: None,
+                    certify: None,
+                    test_biased: None,
+                    description: data::Description {
+                        dataset: self.name(),
+                        sensitive: enc.sensitive.column.clone(),
+                        groups: enc.sensitive.groups.clone(),
+                    },
+                    encoding: Some(enc),
+                    n_dropped: 0,
+                }
+            }
+            None => {
+                let mut p = lib(data::prepare_held_out_rows(rows, &enc, self.seed()))?;
+                p.description.dataset = self.name();
+                p
+            }
+        };
+        let info = self.inner.run_info(f64::NAN, self.inner.report().map_or(0, |r| r.history.len()));
+        let opts = self.opts();
+        let observer = PyObserver::new(verbose);
+        let metrics =
+            py.allow_threads(|| self.inner.evaluate(&data, &opts, &info, &observer)).map_err(|e| observer.error(e))?;
+        serde_json::to_string(&metrics).map_err(|e| PyRuntimeError::new_err(e.to_string()))
+    }
+
+    /// Per-neuron and joint mutual information between the codes of rows and their groups (JSON).
+    fn mutual_information(
+        &self,
+        py: Python<'_>,
+        columns: Vec<(String, Col<'_>)>,
+        sensitive: &str,
+    ) -> PyResult2<String> {
+        let (rows, _) = self.unlabelled(columns, sensitive)?;
+        let opts = self.opts();
+        let info = py.allow_threads(|| -> fairbits::Result<_> {
+            let mut r = rng(opts.seed, Stream::Eval);
+            let p = self.inner.encode_set(&rows, Inference::Prob, opts.seed)?;
+            let p: Vec<f64> = p.into_iter().map(f64::from).collect();
+            fairbits::eval::binary::information(&p, self.inner.code_width(), &rows, &opts, &mut r)
+        });
+        let (info, _) = lib(info)?;
+        serde_json::to_string(&info).map_err(|e| PyRuntimeError::new_err(e.to_string()))
+    }
+
+    /// The population certificate (JSON) from held-out rows; without a target the equalised-odds bound
+    /// is not computed (null).
+    #[pyo3(signature = (columns, sensitive, target, confidence))]
+    fn certificate(
+        &self,
+        py: Python<'_>,
+        columns: Vec<(String, Col<'_>)>,
+        sensitive: &str,
+        target: Option<String>,
+        confidence: f64,
+    ) -> PyResult2<String> {
+        if !self.inner.net().config().is_stochastic() {
+            return Err(PyValueError::new_err("a full-precision model has no stochastic layer to certify"));
+        }
+        let (rows, labelled) = match &target {
+            Some(t) => (self.labelled(columns, t, sensitive)?.0, true),
+            None => (self.unlabelled(columns, sensitive)?.0, false),
+        };
+        let opts = EvalOptions { confidence, ..self.opts() };
+        lib(opts.validate())?;
+        let pop = py.allow_threads(|| {
+            let mut r = rng(opts.seed, Stream::Eval);
+            fairbits::eval::binary::population(self.inner.net(), &rows, &opts, &mut r)
+        });
+        let mut v = serde_json::to_value(lib(pop)?).map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+        if !labelled {
+            v["eo_gap_bound"] = Value::Null;
+        }
+        Ok(v.to_string())
+    }
+}
+
+impl Model {
+    fn encode_x<'py>(&self, py: Python<'py>, x: &[f32], inference: &str) -> PyResult2<Bound<'py, PyArray2<f32>>> {
+        let inference: Inference = lib(inference.parse())?;
+        let (m, seed) = (self.inner.code_width(), self.seed());
+        let codes = lib(py.allow_threads(|| self.inner.encode(x, inference, seed)))?;
+        let n = codes.len() / m.max(1);
+        codes.into_pyarray(py).reshape([n, m])
+    }
+
+    fn proba_x<'py>(
+        &self,
+        py: Python<'py>,
+        x: &[f32],
+        inference: &str,
+        draws: usize,
+    ) -> PyResult2<Bound<'py, PyArray2<f32>>> {
+        let inference: Inference = lib(inference.parse())?;
+        let seed = self.seed();
+        let p = lib(py.allow_threads(|| self.inner.predict_proba(x, inference, draws, seed)))?;
+        let classes = self.inner.net().config().n_outputs.max(2);
+        let n = p.len() / classes;
+        p.into_pyarray(py).reshape([n, classes])
+    }
+
+    fn name(&self) -> String {
+        match &self.inner.config().data {
+            DataSpec::Table(t) => t.name(),
+            DataSpec::Images(_) => "images".into(),
+        }
+    }
+
+    /// Rows with groups but no target (y = 0 for every row; only what does not read y may be computed).
+    fn unlabelled(&self, columns: Vec<(String, Col<'_>)>, sensitive: &str) -> PyResult2<(Dataset, Vec<String>)> {
+        let enc = self.encoding()?;
+        let t = table(columns)?;
+        let mut used: Vec<&str> = enc.columns.iter().map(|c| c.name()).collect();
+        used.push(sensitive);
+        lib(data::require_complete(&t, &used))?;
+        let roles = Roles {
+            target: sensitive.into(),
+            positive: None,
+            sensitive: sensitive.into(),
+            features: vec![],
+            categorical: vec![],
+        };
+        let groups = lib(data::encoding::SensitiveEncoding::fit(&t, &roles))?;
+        let s = lib(groups.apply(&t))?;
+        if groups.groups.len() < 2 {
+            return Err(PyValueError::new_err(format!(
+                "sensitive_features: a single group ('{}'); at least two are needed",
+                groups.groups.join("")
+            )));
+        }
+        let x = lib(enc.transform(&t))?;
+        let d = enc.n_features();
+        let n = s.len();
+        Ok((
+            Dataset { n, d, shape: vec![d], x, y: vec![0; n], s, n_groups: groups.groups.len(), n_classes: 2 },
+            groups.groups,
+        ))
+    }
+}
+
+/// The native module.
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<Model>()?;
+    m.add_function(wrap_pyfunction!(fit, m)?)?;
+    m.add_function(wrap_pyfunction!(load, m)?)?;
+    m.add_function(wrap_pyfunction!(from_bytes, m)?)?;
+    m.add_function(wrap_pyfunction!(builtin_rows, m)?)?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}
