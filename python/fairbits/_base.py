@@ -43,3 +43,10 @@ class ClassifierMixin:
         import numpy as np
 
         return float(np.mean(self.predict(X) == np.asarray(y)))  # type: ignore[attr-defined]
+
+
+class TransformerMixin:
+    """``fit_transform`` is ``fit`` then ``transform``."""
+
+    def fit_transform(self, X: Any, y: Any = None, **fit_params: Any) -> Any:
+        return self.fit(X, y, **fit_params).transform(X)  # type: ignore[attr-defined]

@@ -84,8 +84,8 @@ def to_columns(X: Any, names: Optional[Sequence[str]] = None) -> Tuple[List[Colu
     arr = np.asarray(X) if not isinstance(X, np.ndarray) else X
     if arr.ndim == 1:
         raise ValueError(
-            "Expected a 2D array, got a 1D array instead: reshape your data with array.reshape(-1, 1) for a "
-            "single feature or array.reshape(1, -1) for a single sample"
+            "Expected 2D array, got 1D array instead. Reshape your data either using array.reshape(-1, 1) if "
+            "your data has a single feature or array.reshape(1, -1) if it contains a single sample."
         )
     if arr.ndim != 2:
         raise ValueError(f"Expected a 2D array (rows x features), got an array of shape {arr.shape}")
@@ -101,10 +101,18 @@ def to_columns(X: Any, names: Optional[Sequence[str]] = None) -> Tuple[List[Colu
     return out, cols, text, False
 
 
+def as_data(X: Any) -> Any:
+    """A data frame as it is, anything else as a numpy array (sparse matrices are refused before)."""
+    return X if _is_frame(X) else np.asarray(X)
+
+
 def n_rows(X: Any) -> int:
     if _is_frame(X):
         return len(X)
-    return int(np.asarray(X).shape[0]) if np.ndim(X) > 0 else 0
+    shape = np.asarray(X).shape
+    if len(shape) == 0:
+        raise ValueError(f"Expected a 2D array, got a scalar ({X!r})")
+    return int(shape[0])
 
 
 def one_column(name: str, values: Any) -> Column:

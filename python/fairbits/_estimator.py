@@ -10,13 +10,13 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from . import _native
-from ._columns import _is_frame, _is_series, n_rows, one_column, to_columns
+from ._columns import _is_frame, _is_series, as_data, n_rows, one_column, to_columns
 
 try:  # scikit-learn is an optional extra: without it the estimator keeps the same conventions.
-    from sklearn.base import BaseEstimator, ClassifierMixin
+    from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
     from sklearn.exceptions import NotFittedError
 except ImportError:  # pragma: no cover - exercised only without scikit-learn
-    from ._base import BaseEstimator, ClassifierMixin, NotFittedError  # type: ignore[assignment]
+    from ._base import BaseEstimator, ClassifierMixin, NotFittedError, TransformerMixin  # type: ignore[assignment]
 
 __all__ = ["FairRepresentationClassifier", "UnseenCategoryWarning", "NotFittedError"]
 
@@ -32,13 +32,21 @@ def _warn(messages: Sequence[str]) -> None:
         warnings.warn(m, UnseenCategoryWarning, stacklevel=3)
 
 
+def _refuse_sparse(X: Any) -> None:
+    if hasattr(X, "tocsr") or hasattr(X, "toarray"):
+        raise TypeError(
+            "Sparse data was passed for X, but dense data is required. Use '.toarray()' to convert to a dense "
+            "numpy array."
+        )
+
+
 def _json_value(v: Any) -> Any:
     return v.item() if hasattr(v, "item") else v
 
 
-class FairRepresentationClassifier(ClassifierMixin, BaseEstimator):
+class FairRepresentationClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
     """A binary classifier whose hidden representation carries (almost) no information about a
-    sensitive attribute.
+    sensitive attribute; as a transformer, that representation.
 
     A layer of stochastic binary neurons makes the representation a random variable, so its mutual
     information with the sensitive attribute is computed exactly (or by Monte Carlo for wide layers) and
@@ -315,15 +323,19 @@ class FairRepresentationClassifier(ClassifierMixin, BaseEstimator):
         return name
 
     def _x_columns(self, X: Any, for_fit: bool) -> List[Tuple[str, Any]]:
+        _refuse_sparse(X)
+        X = as_data(X)
         if not _is_frame(X) and not hasattr(X, "__array__") and not isinstance(X, (list, tuple)):
             raise ValueError(f"X must be a data frame or a 2-D array-like, got {type(X).__name__}")
+        if not for_fit and not _is_frame(X):
+            width = np.shape(X)[1] if np.ndim(X) == 2 else None
+            if width is not None and width != self.n_features_in_:
+                raise ValueError(
+                    f"X has {width} features, but {type(self).__name__} is expecting {self.n_features_in_} "
+                    "features as input"
+                )
         names = None if for_fit or _is_frame(X) else self._feature_names
-        cols, got, text, framed = to_columns(X, names if not for_fit else None)
-        if not for_fit and not framed and len(got) != self.n_features_in_:
-            raise ValueError(
-                f"X has {len(got)} features, but {type(self).__name__} is expecting {self.n_features_in_} features "
-                "as input"
-            )
+        cols, got, text, framed = to_columns(X, names)
         if for_fit:
             self._fit_text = text
             self._fit_framed = framed
@@ -350,6 +362,10 @@ class FairRepresentationClassifier(ClassifierMixin, BaseEstimator):
         self
         """
         params = self._params_json()
+        _refuse_sparse(X)
+        X = as_data(X)
+        if y is None:
+            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None")
         n = n_rows(X)
         X, s_values, s_names = self._sensitive(X, sensitive_features, n)
         groups = self._groups(s_values, n)
@@ -376,10 +392,12 @@ class FairRepresentationClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"y has a missing value (None) at row {[v is None for v in y_arr].index(True)}")
         classes = np.unique(y_arr)
         if len(classes) != 2:
+            kind = "multiclass" if len(classes) > 2 else "a single class"
+            if y_arr.dtype.kind == "f" and len(classes) > 2 and not np.all(y_arr == np.round(y_arr)):
+                raise ValueError(f"Unknown label type: y is continuous ({len(classes)} values); binarise it first")
             raise ValueError(
-                f"Unknown label type: fairbits is a binary classifier and y has {len(classes)} class(es)"
-                + (f" ({', '.join(map(str, classes[:10]))})" if len(classes) else "")
-                + "; binarise y first"
+                f"Only binary classification is supported. The type of the target is {kind}: y has "
+                f"{len(classes)} class(es)" + (f" ({', '.join(map(str, classes[:10]))})" if len(classes) else "")
             )
         if self.pos_label is not None:
             if self.pos_label not in classes:
@@ -388,7 +406,10 @@ class FairRepresentationClassifier(ClassifierMixin, BaseEstimator):
         cols = self._x_columns(X, for_fit=True)
         feature_names = [c for c, _ in cols]
         if not feature_names:
-            raise ValueError("X has no feature columns (after the sensitive ones are taken out)")
+            raise ValueError(
+                f"Found array with 0 feature(s) (shape=({n}, 0)) while a minimum of 1 is required (after the "
+                "sensitive columns are taken out of X)."
+            )
         target_name = self._column_name(str(getattr(y, "name", None) or "y"), feature_names)
         sensitive_name = self._column_name(", ".join(s_names), feature_names + [target_name])
         categorical = sorted(set(self._fit_text) | set(self.categorical_features or []))
@@ -454,6 +475,8 @@ class FairRepresentationClassifier(ClassifierMixin, BaseEstimator):
         tags.input_tags.categorical = True
         tags.classifier_tags.multi_class = False
         tags.non_deterministic = False
+        # Codes are float32 whatever the input's type.
+        tags.transformer_tags.preserves_dtype = []
         return tags
 
     # ----------------------------------------------------------------------------------------------
@@ -489,6 +512,11 @@ class FairRepresentationClassifier(ClassifierMixin, BaseEstimator):
         out, warns = self.model_.transform(self._x_columns(X, for_fit=False), mode)
         _warn(warns)
         return out
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        """Names of the representation's columns: ``code0``, ``code1``, ..."""
+        self._check_fitted()
+        return np.asarray([f"code{i}" for i in range(self.code_width_)], dtype=object)
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities, columns in the order of ``classes_`` (in ``"sample"`` mode the mean over

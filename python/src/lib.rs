@@ -29,16 +29,21 @@ const SOURCE: &str = "data";
 /// `ValueError`, files `OSError`, an interrupt `KeyboardInterrupt`. Messages about in-memory rows say
 /// "row" (0-based) where the command line says "line".
 fn py_err(e: Error) -> PyErr {
-    let mut msg = e.to_string();
-    if msg.starts_with(SOURCE) {
-        msg = msg.replace(": line ", ": row ").replace(", line ", ", row ").replace(" on line ", " on row ");
-    }
+    let msg = row_wording(e.to_string());
     match e {
         Error::Interrupted { .. } => PyKeyboardInterrupt::new_err(msg),
         Error::Io { .. } => PyOSError::new_err(msg),
         Error::Candle(_) | Error::Plot(_) | Error::Diverged { .. } => PyRuntimeError::new_err(msg),
         _ => PyValueError::new_err(msg),
     }
+}
+
+/// A message about in-memory rows with the command line's "line N" as "row N" (0-based positions).
+fn row_wording(msg: String) -> String {
+    if !msg.starts_with(SOURCE) {
+        return msg;
+    }
+    msg.replace(": line ", ": row ").replace(", line ", ", row ").replace(" on line ", " on row ")
 }
 
 type PyResult2<T> = std::result::Result<T, PyErr>;
@@ -330,7 +335,8 @@ impl Model {
         let t = table(columns)?;
         let used: Vec<&str> = enc.columns.iter().map(|c| c.name()).collect();
         lib(data::require_complete(&t, &used))?;
-        lib(enc.transform_reporting(&t))
+        let (x, warnings) = lib(enc.transform_reporting(&t))?;
+        Ok((x, warnings.into_iter().map(row_wording).collect()))
     }
 
     /// Labelled rows from named columns: features, target and groups (groups as in `groups` when given).

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The whole test suite: the Rust tests (release mode: training in debug builds is slow), then the Python
+# package built into a virtual environment (target/venv, created once) and its pytest suite, which also
+# checks Python against the command-line binary built here. Needs the Rust toolchain, python3 with venv,
+# and the package index (maturin, numpy, pandas, scikit-learn, fairlearn, pytest).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo test --release
+cargo build --release --bin fairbits
+venv=target/venv
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+fi
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check maturin numpy pandas scikit-learn fairlearn pytest
+# The documented install: `pip install ./python` (maturin builds the abi3 wheel; the crate shares target/).
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps ./python
+cd python
+FAIRBITS_CLI="$PWD/../target/release/fairbits" "../$venv/bin/python" -m pytest -q -p no:cacheprovider
