@@ -12,7 +12,8 @@ mkdir -p "$out"
 configs=("$@")
 if [[ ${#configs[@]} -eq 0 ]]; then
   configs=(
-    "preset=--preset invariant"
+    "joint-g5=--preset invariant --gamma 5"
+    "joint-g8=--preset invariant"
     "joint-g10=--preset invariant --gamma 10"
     "joint-g20=--preset invariant --gamma 20"
     "joint-m8-g10=--preset invariant --hidden 64,8 --gamma 10"

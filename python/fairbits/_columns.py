@@ -24,11 +24,12 @@ def _is_series(x: Any) -> bool:
 
 
 def _text(values: Any) -> List[str]:
+    cells = values.tolist() if isinstance(values, np.ndarray) else list(values)
+    if all(type(v) is str for v in cells):  # the common case, at list speed
+        return cells
     out = []
-    for v in values:
+    for v in cells:
         if v is None or (isinstance(v, float) and v != v):
-            out.append("")
-        elif v is getattr(np, "nan", None):
             out.append("")
         else:
             s = str(v)

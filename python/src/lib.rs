@@ -384,6 +384,11 @@ impl Model {
         serde_json::to_string(&h).unwrap_or_else(|_| "[]".into())
     }
 
+    /// Seconds the training loop took (NaN for a loaded model).
+    fn train_seconds(&self) -> f64 {
+        self.inner.report().map_or(f64::NAN, |r| r.train_seconds)
+    }
+
     /// Saves into `dir` (the command line's model directory).
     fn save(&self, dir: PathBuf) -> PyResult2<()> {
         lib(self.inner.save(&dir, None))

@@ -39,6 +39,9 @@ def test_a_python_model_is_evaluated_by_the_cli(small, cli, tmp_path):
     py = clf.evaluate(Xt, yt, sensitive_features=st)
     for k in TOP:
         assert py[k] == cli_metrics[k], k
+    # Its training rows were never a file: the CLI says so instead of guessing.
+    r = subprocess.run([cli, "eval", "--model", str(tmp_path / "m")], capture_output=True, text=True)
+    assert r.returncode == 3 and "held in memory" in r.stderr, r.stderr
     # And the CLI's predictions are Python's.
     Xt.to_csv(tmp_path / "rows.csv", index=False)
     run(cli, "predict", "--model", str(tmp_path / "m"), "--input", str(tmp_path / "rows.csv"), "--output",
@@ -71,3 +74,20 @@ def test_save_load_and_pickle_round_trip(small, tmp_path):
     un = pickle.loads(pickle.dumps(clf))
     assert np.array_equal(un.predict_proba(Xt), clf.predict_proba(Xt))
     assert list(un.classes_) == list(clf.classes_)
+
+
+def test_a_cli_image_model_takes_arrays_in_python(cli, tmp_path):
+    out = tmp_path / "img"
+    run(cli, "train", "--dataset", "biased-mnist", "--epochs", "1", "--train-size", "500", "--quiet", "--out", str(out))
+    clf = load(out)
+    x = np.random.default_rng(0).random((20, 3, 28, 28), dtype=np.float32)
+    np.save(tmp_path / "x.npy", x)
+    run(cli, "predict", "--model", str(out), "--input", str(tmp_path / "x.npy"), "--output", str(tmp_path / "p.npy"),
+        "--quiet")
+    p = clf.predict_proba(x)
+    assert p.shape == (20, 10)
+    cli_p = np.load(tmp_path / "p.npy")  # 10 class probabilities, then the decision
+    assert np.allclose(cli_p[:, :10], p, atol=1e-6)
+    assert np.array_equal(cli_p[:, 10].astype(int), clf.predict(x))
+    assert clf.transform(x).shape == (20, clf.code_width_)
+    assert set(clf.predict(x)) <= set(range(10))

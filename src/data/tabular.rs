@@ -128,18 +128,21 @@ pub struct Roles {
     pub categorical: Vec<String>,
 }
 
+/// The error for rows that were handed over in memory and cannot be read again.
+fn in_memory(name: &str) -> Error {
+    Error::DataMoved {
+        path: name.into(),
+        reason: "the model was trained on rows held in memory (Python), which cannot be read again: evaluate it \
+                 on held-out rows given with --csv FILE --target COL --sensitive COL"
+            .into(),
+    }
+}
+
 /// Reads the rows a spec names and says which column is which.
 pub fn load_table(spec: &TableSpec) -> Result<(RawTable, Roles)> {
     let (table, mut tspec) = match &spec.source {
         Source::Builtin { name, sensitive } => name.load(sensitive.as_deref())?,
-        Source::Memory { name } => {
-            return Err(Error::DataMoved {
-                path: name.into(),
-                reason: "the model was trained on rows held in memory (Python), which cannot be read again: \
-                         evaluate it on rows given with --csv FILE --target COL --sensitive COL"
-                    .into(),
-            })
-        }
+        Source::Memory { name } => return Err(in_memory(name)),
         Source::Csv { path, target, sensitive, positive, categorical, drop, delimiter } => {
             let t = RawTable::from_path_with(path, Duplicates::Reject, *delimiter)?;
             for c in [target, sensitive].into_iter().chain(drop).chain(categorical) {
@@ -174,6 +177,9 @@ pub fn load_table(spec: &TableSpec) -> Result<(RawTable, Roles)> {
 /// Loads, filters, splits and encodes. With `encoding = Some(..)` (a saved model), the saved encoders and
 /// label mappings are applied instead of fitted, so the model sees inputs exactly as in training.
 pub fn prepare(spec: &TableSpec, encoding: Option<&Encoding>) -> Result<Prepared> {
+    if let Source::Memory { name } = &spec.source {
+        return Err(in_memory(name));
+    }
     spec.validate()?;
     let (table, tspec) = load_table(spec)?;
     prepare_table(table, &tspec, spec, encoding)
