@@ -6,10 +6,10 @@ mod cli;
 use anyhow::{Context, Result};
 use clap::Parser;
 use cli::{Cli, Command};
-use fairbits::experiments::{images, report, tabular};
+use fairbits::experiments::{merge, report, sweep, Axes};
 use fairbits::output::{self, Apply, Input};
 use fairbits::progress::TerminalBar;
-use fairbits::{data::DataSpec, eval, Error, FairModel};
+use fairbits::{eval, Error, FairModel};
 use std::io::{IsTerminal, Write};
 
 fn main() {
@@ -71,23 +71,17 @@ fn run(command: Command, threads: usize, delimiter: Option<char>, bar: &Terminal
                 return Err(Error::param("seed", seed, "a sweep runs every seed of --seeds; give those instead").into());
             }
             let params = c.model.params(0, c.eval.options(0)?).check()?;
-            let jobs = c.jobs.unwrap_or(threads);
-            let outcome = match c.data.spec(delimiter)? {
-                spec @ DataSpec::Table(_) => {
-                    let cfg = tabular::SweepConfig::new(spec, c.methods, c.gammas, c.seeds, &params)?;
-                    tabular::run(&cfg, &c.out, jobs, bar)?.0
-                }
-                DataSpec::Images(spec) => {
-                    let cfg = images::ImageSweepConfig::new(spec, c.data.rho, c.penalties, c.gammas, c.seeds, &params)?;
-                    images::run(&cfg, &c.out, jobs, bar)?.0
-                }
-            };
+            let (methods, penalties, rhos) = (c.methods, c.penalties, c.data.rho.clone());
+            let axes = Axes { methods, penalties, rhos, gammas: c.gammas, seeds: c.seeds };
+            let outcome =
+                sweep(c.data.spec(delimiter)?, axes, &params, &c.out, (c.jobs.unwrap_or(threads), c.shard), bar)?;
             let (total, skipped, others, dir) = (outcome.total, outcome.skipped, outcome.by_others, c.out.display());
             print(&format!("sweep: {total} runs ({skipped} already finished and skipped, {others} trained by another process); results in {dir}/results.csv, summary.csv and plots\n"))
         }
         Command::Report(c) => {
             let command = format!("fairbits {}", std::env::args().skip(1).collect::<Vec<_>>().join(" "));
-            report::write_report(&c.from, &c.out, &command)?;
+            let from = if let Some(m) = &c.merge { merge(&c.from, m).map(|_| vec![m.clone()])? } else { c.from };
+            report::write_report(&from, &c.out, &command)?;
             print(&format!("report written to {}\n", c.out.display()))
         }
         Command::Bench(c) => print(&fairbits::bench::table(&fairbits::bench::run(c.repeats)?)),

@@ -5,7 +5,7 @@
 use clap::{Args, Parser, Subcommand};
 use fairbits::data::{Builtin, DataSpec, HeldOut, ImageDataset, ImageSpec, Prepared, Source, TableSpec};
 use fairbits::estimator::RunFile;
-use fairbits::experiments::tabular::Method;
+use fairbits::experiments::{tabular::Method, Shard};
 use fairbits::model::{Activation, Estimator, PreActivation};
 use fairbits::train::{Backend, LossForm};
 use fairbits::{Error, EvalOptions, FairParams, Inference, PenaltySpec, Preset, Result};
@@ -65,6 +65,8 @@ pub struct ReportCmd {
     pub from: Vec<PathBuf>,
     #[arg(long, help = "The Markdown file to write.")]
     pub out: PathBuf,
+    #[arg(long, help = "Merge the --from directories (shards of one sweep) into this one, then report it.")]
+    pub merge: Option<PathBuf>,
 }
 
 #[derive(Args, Default)]
@@ -258,6 +260,8 @@ pub struct SweepCmd {
     pub out: PathBuf,
     #[arg(long, help = "Runs in parallel [default: --threads].")]
     pub jobs: Option<usize>,
+    #[arg(long, default_value = "1/1", value_parser = parse::<Shard>, help = "Train only this share of the grid: I/N.")]
+    pub shard: Shard,
 }
 
 impl DataArgs {

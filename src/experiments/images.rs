@@ -114,10 +114,12 @@ pub fn runs(cfg: &ImageSweepConfig) -> Vec<Run<Job>> {
     out
 }
 
-/// Runs (or resumes) the sweep into `out`, then writes `results.csv`, `summary.csv` and the plots.
+/// Runs (or resumes) the sweep, or its `shard`, into `out`, then writes `results.csv`, `summary.csv` and
+/// the plots (of every run finished in `out`).
 pub fn run(
     cfg: &ImageSweepConfig,
     out: &Path,
+    shard: super::Shard,
     jobs: usize,
     observer: &dyn Observer,
 ) -> Result<(GridOutcome, Vec<ImageMetrics>)> {
@@ -130,12 +132,17 @@ pub fn run(
     }
     files::create_dir(out)?;
     super::claim_directory(out, "image_sweep.json", cfg)?;
-    let grid = runs(cfg);
+    let grid = shard.select(runs(cfg));
     let outcome = run_grid(out, &grid, jobs, observer, |job, data| run_one(cfg, job, data))?;
+    Ok((outcome, finish(out)?))
+}
+
+/// `results.csv`, `summary.csv` and the plots of the runs finished in `out`; returns them.
+pub fn finish(out: &Path) -> Result<Vec<ImageMetrics>> {
     let records = read(out)?;
     write_tables(out, &records)?;
     plot(out, &records)?;
-    Ok((outcome, records))
+    Ok(records)
 }
 
 fn run_one(cfg: &ImageSweepConfig, job: &Job, data: &Prepared) -> Result<ImageMetrics> {

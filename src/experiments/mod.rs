@@ -3,7 +3,9 @@
 //! JSON file under `runs/`, written atomically), and safe when several processes share the directory
 //! (each run is claimed by the process that trains it). Then one summary (mean and std over seeds per
 //! cell), `results.csv`, `summary.csv`, plots ([`plots`]) and the Markdown report ([`report`]).
-//! [`tabular`] and [`images`] are the two grids: the same runner over different axes.
+//! [`tabular`] and [`images`] are the two grids: the same runner over different axes. A grid can be split
+//! into [`Shard`]s (one per job of a Slurm array or a Kubernetes Indexed Job) and their directories merged
+//! ([`merge`]).
 
 pub mod images;
 pub mod plots;
@@ -43,6 +45,168 @@ pub struct GridOutcome {
     pub skipped: usize,
     /// Runs trained by another process sharing the directory (waited for).
     pub by_others: usize,
+}
+
+/// A deterministic share of a grid: run `k` (0-based, in the grid's order) belongs to shard
+/// `k mod count + 1`, so every run is in exactly one shard whatever `count`, and shards differ in size by at
+/// most one run. Written `INDEX/COUNT`, 1-based (`2/8`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard {
+    /// Which shard, from 1.
+    pub index: usize,
+    /// How many.
+    pub count: usize,
+}
+
+impl Shard {
+    /// The whole grid.
+    pub const ALL: Shard = Shard { index: 1, count: 1 };
+
+    /// The runs of `runs` this shard owns, in order.
+    pub fn select<T>(self, runs: Vec<Run<T>>) -> Vec<Run<T>> {
+        runs.into_iter().enumerate().filter(|(k, _)| k % self.count + 1 == self.index).map(|(_, r)| r).collect()
+    }
+}
+
+impl std::str::FromStr for Shard {
+    type Err = Error;
+
+    fn from_str(text: &str) -> Result<Self> {
+        let bad = || Error::param("shard", text, "must be INDEX/COUNT with 1 <= INDEX <= COUNT, e.g. 2/8");
+        let (i, n) = text.split_once('/').ok_or_else(bad)?;
+        let (index, count) = (i.trim().parse().map_err(|_| bad())?, n.trim().parse().map_err(|_| bad())?);
+        if count == 0 || index == 0 || index > count {
+            return Err(bad());
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+/// The axes of a sweep as given: table methods; image penalties and colour biases (none: the data's);
+/// gammas (none: the kind's default) and seeds.
+#[derive(Clone, Debug, Default)]
+pub struct Axes {
+    /// Tables: the methods.
+    pub methods: Vec<tabular::Method>,
+    /// Images: the penalties.
+    pub penalties: Vec<crate::penalty::PenaltySpec>,
+    /// Images: the colour biases.
+    pub rhos: Vec<f64>,
+    /// Penalty weights.
+    pub gammas: Option<Vec<f64>>,
+    /// Seeds.
+    pub seeds: Vec<u64>,
+}
+
+/// Runs (or resumes) the sweep of `spec` (a table or images) over `axes`, or its `shard`, into `out`,
+/// `jobs` runs at a time, with the other settings from `params`.
+pub fn sweep(
+    spec: DataSpec,
+    axes: Axes,
+    params: &crate::estimator::ValidParams,
+    out: &Path,
+    (jobs, shard): (usize, Shard),
+    observer: &dyn Observer,
+) -> Result<GridOutcome> {
+    Ok(match spec {
+        spec @ DataSpec::Table(_) => {
+            let cfg = tabular::SweepConfig::new(spec, axes.methods, axes.gammas, axes.seeds, params)?;
+            tabular::run(&cfg, out, shard, jobs, observer)?.0
+        }
+        DataSpec::Images(spec) => {
+            let cfg = images::ImageSweepConfig::new(spec, axes.rhos, axes.penalties, axes.gammas, axes.seeds, params)?;
+            images::run(&cfg, out, shard, jobs, observer)?.0
+        }
+    })
+}
+
+/// The settings file of each kind of grid.
+const SETTINGS: [&str; 2] = ["sweep.json", "image_sweep.json"];
+
+/// Merges the directories of a grid's shards (or of copies of one grid) into `into`: the settings must be
+/// the same in all, every finished run is copied (a run finished in two directories must have the same
+/// record), then `results.csv`, `summary.csv` and the plots are written for all of them. Returns the number
+/// of runs in `into`.
+pub fn merge(from: &[PathBuf], into: &Path) -> Result<usize> {
+    let first = from.first().ok_or_else(|| Error::param("from", "", "no directory to merge"))?;
+    let name = SETTINGS.iter().copied().find(|n| first.join(n).exists()).ok_or_else(|| {
+        Error::param("from", first.display(), "not a sweep directory (no sweep.json or image_sweep.json)")
+    })?;
+    let settings: serde_json::Value = files::read_json(&first.join(name))?;
+    files::create_dir(&into.join("runs"))?;
+    let target = into.join(name);
+    if target.exists() && files::read_json::<serde_json::Value>(&target)? != settings {
+        return Err(Error::param("merge", into.display(), "the directory holds a sweep with other settings"));
+    }
+    for dir in from {
+        let other: serde_json::Value = files::read_json(&dir.join(name)).map_err(|_| {
+            Error::param(
+                "from",
+                dir.display(),
+                format!("not a shard of the same sweep as {} (no {name})", first.display()),
+            )
+        })?;
+        if other != settings {
+            return Err(Error::param(
+                "from",
+                dir.display(),
+                format!("its {name} differs from that of {}: not a shard of the same sweep", first.display()),
+            ));
+        }
+        let runs = dir.join("runs");
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(&runs)
+            .map_err(|source| Error::Io { path: runs.clone(), source })?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        entries.sort();
+        for path in entries {
+            let bytes = std::fs::read(&path).map_err(|source| Error::Io { path: path.clone(), source })?;
+            let dest = into.join("runs").join(path.file_name().unwrap());
+            match std::fs::read(&dest) {
+                Ok(existing) if existing == bytes => {}
+                // Wall-clock seconds differ between two trainings of one run; anything else is a conflict.
+                Ok(existing) if same_but_timing(&existing, &bytes) => {}
+                Ok(_) => {
+                    return Err(Error::param(
+                        "from",
+                        path.display(),
+                        format!("differs from the same run's record already in {}", dest.display()),
+                    ))
+                }
+                Err(_) => files::write_atomic(&dest, &bytes)?,
+            }
+        }
+    }
+    let source = first.join(name);
+    files::write_atomic(&target, &std::fs::read(&source).map_err(|e| Error::Io { path: source, source: e })?)?;
+    if name == SETTINGS[0] {
+        Ok(tabular::finish(into)?.len())
+    } else {
+        Ok(images::finish(into)?.len())
+    }
+}
+
+/// Two run records that differ only in their training seconds.
+fn same_but_timing(a: &[u8], b: &[u8]) -> bool {
+    fn strip(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(m) => {
+                m.retain(|k, _| !k.ends_with("seconds"));
+                m.values_mut().for_each(strip);
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    match (serde_json::from_slice::<serde_json::Value>(a), serde_json::from_slice::<serde_json::Value>(b)) {
+        (Ok(mut a), Ok(mut b)) => {
+            strip(&mut a);
+            strip(&mut b);
+            a == b
+        }
+        _ => false,
+    }
 }
 
 /// A `f64` ordered by `total_cmp`, for grid keys.

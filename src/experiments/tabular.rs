@@ -159,10 +159,12 @@ pub fn runs(cfg: &SweepConfig) -> Vec<Run<Job>> {
     out
 }
 
-/// Runs (or resumes) a sweep into `out`: `runs/*.json`, then `results.csv`, `summary.csv` and the plots.
+/// Runs (or resumes) a sweep, or its `shard`, into `out`: `runs/*.json`, then `results.csv`, `summary.csv`
+/// and the plots (of every run finished in `out`).
 pub fn run(
     cfg: &SweepConfig,
     out: &Path,
+    shard: super::Shard,
     jobs: usize,
     observer: &dyn Observer,
 ) -> Result<(GridOutcome, Vec<RunRecord>)> {
@@ -174,12 +176,17 @@ pub fn run(
     }
     crate::files::create_dir(out)?;
     super::claim_directory(out, "sweep.json", cfg)?;
-    let grid = runs(cfg);
+    let grid = shard.select(runs(cfg));
     let outcome = run_grid(out, &grid, jobs, observer, |job, data| run_one(cfg, job, data))?;
+    Ok((outcome, finish(out)?))
+}
+
+/// `results.csv`, `summary.csv` and the plots of the runs finished in `out`; returns them.
+pub fn finish(out: &Path) -> Result<Vec<RunRecord>> {
     let records = read_sweep(out)?;
     write_tables(out, &records)?;
     plot(out, &records)?;
-    Ok((outcome, records))
+    Ok(records)
 }
 
 fn run_one(cfg: &SweepConfig, job: &Job, data: &Prepared) -> Result<RunRecord> {
