@@ -215,6 +215,16 @@ pub enum Error {
         /// Step within the epoch.
         step: usize,
     },
+    /// A Parquet or Arrow IPC file cannot be read.
+    #[error("{path}: not a readable {format} file: {reason}")]
+    Columnar {
+        /// The file.
+        path: String,
+        /// Parquet or Arrow IPC.
+        format: &'static str,
+        /// What the reader said.
+        reason: String,
+    },
     /// An IDX (MNIST-format) file is malformed or truncated.
     #[error("{path}: {reason}")]
     Idx {

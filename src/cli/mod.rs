@@ -74,7 +74,10 @@ pub struct DataArgs {
     /// Shipped data: adult, compas, german, biased-mnist, biased-fashion-mnist.
     #[arg(long, conflicts_with = "csv")]
     pub dataset: Option<String>,
-    #[arg(long, help = "Any CSV file with a header row (needs --target and --sensitive).")]
+    #[arg(
+        long,
+        help = "A table with a header: CSV (.csv, .csv.gz), Parquet or Arrow IPC (needs --target, --sensitive)."
+    )]
     pub csv: Option<PathBuf>,
     #[arg(long, help = "Target column of --csv (two distinct values).")]
     pub target: Option<String>,

@@ -10,6 +10,7 @@
 //! same way whatever the input kind.
 
 pub mod builtin;
+pub mod columnar;
 pub mod encoding;
 pub mod images;
 pub mod split;

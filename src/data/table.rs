@@ -251,8 +251,12 @@ impl RawTable {
         Self::from_path_with(path, duplicates, None)
     }
 
-    /// Reads a CSV file with a field separator; a name ending in `.gz` is decompressed on the way.
+    /// Reads a CSV file with a field separator (a name ending in `.gz` is decompressed on the way), or a
+    /// Parquet or Arrow IPC file by its extension ([`super::columnar`]).
     pub fn from_path_with(path: &std::path::Path, duplicates: Duplicates, delimiter: Option<char>) -> Result<Self> {
+        if let Some(format) = super::columnar::Format::of(path) {
+            return super::columnar::read(path, format);
+        }
         let file = std::fs::File::open(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
         let reader = std::io::BufReader::with_capacity(1 << 20, file);
         let source = path.display().to_string();
