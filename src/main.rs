@@ -108,8 +108,7 @@ fn evaluate(c: cli::EvalCmd, what: &str, delimiter: Option<char>, bar: &Terminal
 
 fn apply(c: cli::PredictCmd, encode: bool, delimiter: Option<char>) -> Result<()> {
     let model = FairModel::load(&c.model)?;
-    let input = Input::new(c.input.as_deref(), c.split.as_deref(), c.id.as_deref(), delimiter)?;
-    let rows = output::rows(&model, &input)?;
+    let rows = output::rows(&model, &Input::new(c.input.as_deref(), c.split.as_deref(), c.id.as_deref(), delimiter)?)?;
     let what = if encode { Apply::Encode } else { Apply::Predict { draws: c.draws, threshold: c.threshold } };
     let table = output::apply(&model, rows, what, c.inference, c.seed)?;
     output::write(&c.output, &table)?;

@@ -98,7 +98,7 @@ pub fn rows(model: &FairModel, input: &Input) -> Result<Rows> {
                 ("label".into(), set.y.iter().map(|c| c.to_string()).collect()),
                 ("colour".into(), set.s.iter().map(|c| c.to_string()).collect()),
             ];
-            Ok(Rows { x: set.x, lead, dropped: 0 })
+            Ok(Rows { x: set.x.into_vec(), lead, dropped: 0 })
         }
         (ModelKind::Table, _) => {
             Err(Error::param("input", "not a CSV", "a table model reads the rows of a CSV file (--input PATH)"))

@@ -84,6 +84,38 @@ fn parquet_and_arrow_give_the_metrics_of_the_same_csv() {
     assert!(from_csv.contains("\"n_dropped\": 100"), "{from_csv}");
     assert_eq!(metrics("pq/rows.parquet"), from_csv, "parquet");
     assert_eq!(metrics("ipc/rows.arrow"), from_csv, "arrow ipc");
+    // Read in passes and trained from the mapped cache: the same encoders, splits and metrics.
+    let streamed = |file: &str| {
+        let args = ["train", "--csv", file, "--target", "y", "--sensitive", "s", "--epochs", "1", "--hidden", "16,8"];
+        let more = ["--reproducible", "--json", "--probe-rows", "2000", "--stream", "--val-size", "0.1"];
+        let o = fairbits(dir.path(), &[&args[..], &more].concat());
+        assert!(o.status.success(), "{file}: {}", stderr(&o));
+        stdout(&o)
+    };
+    let args = ["train", "--csv", "rows.csv", "--target", "y", "--sensitive", "s", "--epochs", "1", "--hidden", "16,8"];
+    let more = ["--reproducible", "--json", "--probe-rows", "2000", "--val-size", "0.1"];
+    let in_memory = stdout(&fairbits(dir.path(), &[&args[..], &more].concat()));
+    assert!(in_memory.contains("\"task\""), "{in_memory}");
+    assert_eq!(streamed("pq/rows.parquet"), in_memory, "streamed parquet");
+    assert_eq!(streamed("ipc/rows.arrow"), in_memory, "streamed arrow ipc");
+}
+
+#[test]
+fn a_streamed_model_is_evaluated_again_by_streaming_and_csv_is_refused() {
+    let (dir, csv) = workdir();
+    write_parquet(&batch_of_csv(&csv), &dir.path().join("data.parquet"));
+    let base = ["train", "--target", "y", "--sensitive", "s", "--epochs", "3", "--stream", "--reproducible", "--json"];
+    let o = fairbits(dir.path(), &[&base[..], &["--csv", "data.parquet", "--out", "m"]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let trained: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let o = fairbits(dir.path(), &["eval", "--model", "m", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let again: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(again["task"], trained["task"]);
+    assert_eq!(again["certificate"], trained["certificate"]);
+    let o = fairbits(dir.path(), &[&base[..], &["--csv", "data.csv"]].concat());
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("streaming reads Parquet"), "{}", stderr(&o));
 }
 
 #[test]

@@ -10,6 +10,7 @@ fn spec(name: Builtin, sensitive: Option<&str>) -> TableSpec {
         seed: 0,
         include_sensitive: false,
         certify_size: 0.0,
+        stream: false,
     }
 }
 

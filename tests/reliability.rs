@@ -431,7 +431,9 @@ fn divergence_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint() {
         fit(&net, &data.train, None, &two, Some(&ck), &()).unwrap();
         // Poison a feature and continue from the checkpoint: the first step of epoch 3 is NaN.
         let mut poisoned = data.train.clone();
-        poisoned.x[0] = f32::NAN;
+        let mut x = poisoned.x.into_vec();
+        x[0] = f32::NAN;
+        poisoned.x = x.into();
         let five = TrainConfig { epochs: 5, ..two };
         let resume = Checkpointing { resume: true, ..ck.clone() };
         let err = fit(&net, &poisoned, None, &five, Some(&resume), &()).unwrap_err();

@@ -257,7 +257,15 @@ fn fit(
     let model = py.allow_threads(|| -> fairbits::Result<FairModel> {
         let data = data::prepare_fit(table, &roles, val_size, seed, &name)?;
         let source = Source::Memory { name: name.clone() };
-        let spec = TableSpec { source, test_size: 0.0, val_size, seed, include_sensitive: false, certify_size: 0.0 };
+        let spec = TableSpec {
+            source,
+            test_size: 0.0,
+            val_size,
+            seed,
+            include_sensitive: false,
+            certify_size: 0.0,
+            stream: false,
+        };
         let spec = DataSpec::Table(spec);
         Ok(valid.fit_with(&data, &spec, None, &observer)?.0)
     });
@@ -475,7 +483,8 @@ impl Model {
                 lib(data::require_complete(&t, &used))?;
                 let (x, y, s) = (lib(enc.transform(&t))?, lib(enc.target.apply(&t))?, lib(enc.sensitive.apply(&t))?);
                 let d = enc.n_features();
-                let train = Dataset { n: y.len(), d, shape: vec![d], x, y, s, n_groups: rows.n_groups, n_classes: 2 };
+                let train =
+                    Dataset { n: y.len(), d, shape: vec![d], x: x.into(), y, s, n_groups: rows.n_groups, n_classes: 2 };
                 Prepared {
                     train,
                     val: None,
@@ -615,7 +624,16 @@ impl Model {
         let d = enc.n_features();
         let n = s.len();
         Ok((
-            Dataset { n, d, shape: vec![d], x, y: vec![0; n], s, n_groups: groups.groups.len(), n_classes: 2 },
+            Dataset {
+                n,
+                d,
+                shape: vec![d],
+                x: x.into(),
+                y: vec![0; n],
+                s,
+                n_groups: groups.groups.len(),
+                n_classes: 2,
+            },
             groups.groups,
         ))
     }

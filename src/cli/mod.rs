@@ -99,6 +99,8 @@ pub struct DataArgs {
     pub seed: Option<u64>,
     #[arg(long, help = "Also feed the sensitive attribute to the network.")]
     pub include_sensitive: bool,
+    #[arg(long, help = "Parquet/Arrow files larger than memory: read in passes, train from a mapped cache.")]
+    pub stream: bool,
     /// Images: P(a training image has its class's colour) [default: 0.99; a list for sweep].
     #[arg(long, value_delimiter = ',')]
     pub rho: Vec<f64>,
@@ -305,17 +307,15 @@ impl DataArgs {
     }
 
     fn table(&self, source: Source) -> TableSpec {
-        let (test_size, val_size, seed) = (self.test_size.unwrap_or(0.3), self.val_size.unwrap_or(0.0), self.seed);
-        let (include_sensitive, certify_size) = (self.include_sensitive, self.certify_size.unwrap_or(0.0));
-        TableSpec { source, test_size, val_size, seed: seed.unwrap_or(0), include_sensitive, certify_size }
+        let (test_size, val_size) = (self.test_size.unwrap_or(0.3), self.val_size.unwrap_or(0.0));
+        let (seed, certify_size, stream) = (self.seed.unwrap_or(0), self.certify_size.unwrap_or(0.0), self.stream);
+        TableSpec { source, test_size, val_size, seed, include_sensitive: self.include_sensitive, certify_size, stream }
     }
 
     /// An error naming the first given flag that `what` does not take (a flag is never ignored).
     fn refuse(&self, given: &[(&str, bool)], what: &str) -> Result<()> {
-        given
-            .iter()
-            .find(|g| g.1)
-            .map_or(Ok(()), |g| Err(Error::param(g.0, "given", format!("not an option of {what}"))))
+        let why = || format!("not an option of {what}");
+        given.iter().find(|g| g.1).map_or(Ok(()), |g| Err(Error::param(g.0, "given", why())))
     }
 }
 
@@ -360,8 +360,7 @@ impl TrainCmd {
             let rho = format!("{:?}", self.data.rho);
             return Err(Error::param("rho", rho, "train takes one value (a list is for sweep)"));
         }
-        let spec = self.data.spec(delimiter)?;
-        let seed = self.data.seed.unwrap_or(0);
+        let (spec, seed) = (self.data.spec(delimiter)?, self.data.seed.unwrap_or(0));
         let params = self.model.params(seed, self.eval.options(seed)?).check()?;
         let data = spec.prepare()?;
         let config = params.resolve(&data, &spec)?;

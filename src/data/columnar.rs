@@ -37,9 +37,38 @@ fn bad(path: &Path, e: impl std::fmt::Display) -> Error {
 
 /// Reads a Parquet or Arrow IPC file into a table of text cells.
 pub fn read(path: &Path, format: Format) -> Result<RawTable> {
+    let mut whole: Option<RawTable> = None;
+    for_each_batch(path, format, |batch| {
+        match whole.as_mut() {
+            None => whole = Some(batch),
+            Some(t) => {
+                for (c, col) in batch.columns.iter().enumerate() {
+                    if !t.columns[c].extend(col) {
+                        return Err(Error::Csv {
+                            path: t.source.clone(),
+                            line: batch.lines[0],
+                            message: format!("column '{}' holds more than 4 GiB of text", t.header[c]),
+                        });
+                    }
+                }
+                t.lines.extend(batch.lines);
+            }
+        }
+        Ok(())
+    })?;
+    whole.ok_or_else(|| Error::NoRows { path: path.display().to_string(), detail: " (the file has no columns)".into() })
+}
+
+/// Calls `f` with each batch of rows of a Parquet or Arrow IPC file (about 65,536 rows; a Parquet row
+/// group may be split), as a table of text cells whose lines are the rows' 1-based positions in the file.
+pub fn for_each_batch(path: &Path, format: Format, mut f: impl FnMut(RawTable) -> Result<()>) -> Result<()> {
     let file = std::fs::File::open(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
-    let mut table: Option<RawTable> = None;
-    let mut add = |batch: RecordBatch| -> Result<()> { append(path, &mut table, &batch) };
+    let mut first_line = 1u64;
+    let mut add = |batch: RecordBatch| -> Result<()> {
+        let table = convert(path, &batch, first_line)?;
+        first_line += batch.num_rows() as u64;
+        f(table)
+    };
     match format {
         Format::Parquet => {
             let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
@@ -57,46 +86,40 @@ pub fn read(path: &Path, format: Format) -> Result<RawTable> {
             }
         }
     }
-    table.ok_or_else(|| Error::NoRows { path: path.display().to_string(), detail: " (the file has no columns)".into() })
+    Ok(())
 }
 
-/// Appends a batch's rows (the first batch also gives the header).
-fn append(path: &Path, table: &mut Option<RawTable>, batch: &RecordBatch) -> Result<()> {
-    let t = table.get_or_insert_with(|| {
-        let header = batch.schema().fields().iter().map(|f| f.name().clone()).collect::<Vec<_>>();
-        RawTable {
-            source: path.display().to_string(),
-            columns: vec![Column::default(); header.len()],
-            header,
-            lines: Vec::new(),
-        }
-    });
-    if t.header.is_empty() {
-        return Err(Error::NoRows { path: t.source.clone(), detail: " (the file has no columns)".into() });
+/// A batch as a table of text cells, its rows numbered from `first_line`.
+fn convert(path: &Path, batch: &RecordBatch, first_line: u64) -> Result<RawTable> {
+    let header = batch.schema().fields().iter().map(|f| f.name().clone()).collect::<Vec<_>>();
+    let source = path.display().to_string();
+    if header.is_empty() {
+        return Err(Error::NoRows { path: source, detail: " (the file has no columns)".into() });
     }
     let mut seen = std::collections::HashSet::new();
-    if let Some(dup) = t.header.iter().find(|h| !seen.insert(*h)) {
-        return Err(Error::DuplicateColumn { path: t.source.clone(), column: dup.clone() });
+    if let Some(dup) = header.iter().find(|h| !seen.insert(*h)) {
+        return Err(Error::DuplicateColumn { path: source, column: dup.clone() });
     }
     // A null is an empty cell, as in a CSV; floats print as the shortest text that parses back to them.
     let options = FormatOptions::default().with_null("");
     let mut cell = String::new();
+    let mut columns = Vec::with_capacity(header.len());
     for (c, array) in batch.columns().iter().enumerate() {
         let formatter = ArrayFormatter::try_new(array.as_ref(), &options).map_err(|e| bad(path, e))?;
-        let column = &mut t.columns[c];
+        let mut column = Column::default();
         for r in 0..array.len() {
             cell.clear();
             write!(cell, "{}", formatter.value(r)).map_err(|e| bad(path, e))?;
             if !column.push(cell.trim()) {
                 return Err(Error::Csv {
-                    path: t.source.clone(),
-                    line: t.lines.len() as u64 + r as u64 + 1,
-                    message: format!("column '{}' holds more than 4 GiB of text", t.header[c]),
+                    path: source,
+                    line: first_line + r as u64,
+                    message: format!("column '{}' holds more than 4 GiB of text", header[c]),
                 });
             }
         }
+        columns.push(column);
     }
-    let first = t.lines.len() as u64 + 1;
-    t.lines.extend(first..first + batch.num_rows() as u64);
-    Ok(())
+    let lines = (first_line..first_line + batch.num_rows() as u64).collect();
+    Ok(RawTable { source, header, columns, lines })
 }

@@ -299,7 +299,7 @@ impl Encoding {
 }
 
 /// Parses a numeric column; a non-number or an infinity is an error naming line and column.
-fn parse_column(table: &RawTable, name: &str) -> Result<Vec<f64>> {
+pub(crate) fn parse_column(table: &RawTable, name: &str) -> Result<Vec<f64>> {
     let cells = table.column(name)?;
     cells
         .iter()

@@ -241,7 +241,7 @@ fn subset(images: &Images, idx: &[usize]) -> Images {
 /// Coloured images as a [`Dataset`]: `n x 3 x rows x cols` in [0, 1], `y` the class, `s` the colour.
 fn coloured(images: &Images, colours: Vec<u8>) -> Dataset {
     Dataset {
-        x: colourise(images, &colours),
+        x: colourise(images, &colours).into(),
         n: images.len(),
         d: 3 * images.rows * images.cols,
         shape: vec![3, images.rows, images.cols],

@@ -10,10 +10,12 @@
 //! same way whatever the input kind.
 
 pub mod builtin;
+pub mod cache;
 pub mod columnar;
 pub mod encoding;
 pub mod images;
 pub mod split;
+pub mod stream;
 pub mod table;
 pub mod tabular;
 
@@ -81,8 +83,8 @@ impl DataSpec {
 /// One split's model-ready arrays.
 #[derive(Clone, Debug)]
 pub struct Dataset {
-    /// Inputs, row-major `n x d`.
-    pub x: Vec<f32>,
+    /// Inputs, row-major `n x d` (in memory, or mapped from a cache file for data larger than memory).
+    pub x: cache::Floats,
     /// Rows.
     pub n: usize,
     /// Inputs per row (the product of `shape`).
@@ -116,7 +118,7 @@ impl Dataset {
             x.extend_from_slice(&self.x[i * self.d..(i + 1) * self.d]);
         }
         Dataset {
-            x,
+            x: x.into(),
             n: idx.len(),
             d: self.d,
             shape: self.shape.clone(),

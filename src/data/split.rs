@@ -99,6 +99,7 @@ mod tests {
             seed,
             include_sensitive: false,
             certify_size: 0.0,
+            stream: false,
         }
     }
 

@@ -105,6 +105,17 @@ impl Column {
         true
     }
 
+    /// Appends another column's cells; `false` when the column would pass 4 GiB of text.
+    pub fn extend(&mut self, other: &Column) -> bool {
+        let base = self.text.len();
+        if base + other.text.len() > u32::MAX as usize {
+            return false;
+        }
+        self.text.push_str(&other.text);
+        self.ends.extend(other.ends.iter().map(|&e| e + base as u32));
+        true
+    }
+
     /// A column of the given cells.
     pub fn from_cells<S: AsRef<str>>(cells: impl IntoIterator<Item = S>) -> Self {
         let mut c = Column::default();

@@ -63,6 +63,10 @@ pub struct TableSpec {
     /// serves).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub certify_size: f64,
+    /// Read the file in passes and train from a memory-mapped cache ([`super::stream`]): for Parquet and
+    /// Arrow IPC files larger than memory.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stream: bool,
 }
 
 fn is_zero(v: &f64) -> bool {
@@ -80,6 +84,7 @@ impl TableSpec {
             seed,
             include_sensitive: false,
             certify_size: 0.0,
+            stream: false,
         }
     }
 
@@ -140,38 +145,53 @@ fn in_memory(name: &str) -> Error {
 
 /// Reads the rows a spec names and says which column is which.
 pub fn load_table(spec: &TableSpec) -> Result<(RawTable, Roles)> {
-    let (table, mut tspec) = match &spec.source {
-        Source::Builtin { name, sensitive } => name.load(sensitive.as_deref())?,
-        Source::Memory { name } => return Err(in_memory(name)),
-        Source::Csv { path, target, sensitive, positive, categorical, drop, delimiter } => {
-            let t = RawTable::from_path_with(path, Duplicates::Reject, *delimiter)?;
-            for c in [target, sensitive].into_iter().chain(drop).chain(categorical) {
-                t.col(c)?;
-            }
-            let features =
-                t.header.iter().filter(|h| *h != target && *h != sensitive && !drop.contains(h)).cloned().collect();
-            let tspec = Roles {
-                target: target.clone(),
-                positive: positive.clone(),
-                sensitive: sensitive.clone(),
-                features,
-                categorical: categorical.clone(),
-            };
-            (t, tspec)
+    let table = match &spec.source {
+        Source::Builtin { name, sensitive } => {
+            let (table, roles) = name.load(sensitive.as_deref())?;
+            let roles = finish_roles(&table, roles, spec);
+            return Ok((table, roles));
         }
+        Source::Memory { name } => return Err(in_memory(name)),
+        Source::Csv { path, delimiter, .. } => RawTable::from_path_with(path, Duplicates::Reject, *delimiter)?,
     };
-    if spec.include_sensitive {
-        tspec.features.push(tspec.sensitive.clone());
+    let roles = file_roles(&table, spec)?;
+    Ok((table, roles))
+}
+
+/// The roles of a file's columns (`table` needs only its header): the named target and sensitive columns,
+/// every other column a feature unless dropped. Names that are not columns are errors listing the columns.
+pub fn file_roles(table: &RawTable, spec: &TableSpec) -> Result<Roles> {
+    let Source::Csv { target, sensitive, positive, categorical, drop, .. } = &spec.source else {
+        return Err(Error::param("source", spec.name(), "not a file"));
+    };
+    for c in [target, sensitive].into_iter().chain(drop).chain(categorical) {
+        table.col(c)?;
     }
-    if tspec.target == tspec.sensitive {
+    let features =
+        table.header.iter().filter(|h| *h != target && *h != sensitive && !drop.contains(h)).cloned().collect();
+    let roles = Roles {
+        target: target.clone(),
+        positive: positive.clone(),
+        sensitive: sensitive.clone(),
+        features,
+        categorical: categorical.clone(),
+    };
+    Ok(finish_roles(table, roles, spec))
+}
+
+fn finish_roles(table: &RawTable, mut roles: Roles, spec: &TableSpec) -> Roles {
+    if spec.include_sensitive {
+        roles.features.push(roles.sensitive.clone());
+    }
+    if roles.target == roles.sensitive {
         tracing::warn!(
             "{}: the target column '{}' is also the sensitive attribute: the task is to predict the group, so \
              every fairness number measures the task itself",
             table.source,
-            tspec.target
+            roles.target
         );
     }
-    Ok((table, tspec))
+    roles
 }
 
 /// Loads, filters, splits and encodes. With `encoding = Some(..)` (a saved model), the saved encoders and
@@ -179,6 +199,9 @@ pub fn load_table(spec: &TableSpec) -> Result<(RawTable, Roles)> {
 pub fn prepare(spec: &TableSpec, encoding: Option<&Encoding>) -> Result<Prepared> {
     if let Source::Memory { name } = &spec.source {
         return Err(in_memory(name));
+    }
+    if spec.stream {
+        return super::stream::prepare(spec, encoding);
     }
     spec.validate()?;
     let (table, tspec) = load_table(spec)?;
@@ -213,22 +236,7 @@ pub fn prepare_table(
     let n_groups = sensitive.groups.len();
     let split::Splits { train: train_idx, val: val_idx, test: test_idx, certify: certify_idx } =
         split::splits(&y, &s, n_groups, spec)?;
-    for (split_name, idx) in [("training", &train_idx), ("test", &test_idx)] {
-        let mut counts = vec![0usize; n_groups];
-        for &i in idx {
-            counts[s[i] as usize] += 1;
-        }
-        let present = |g: usize| s.iter().any(|&v| v as usize == g);
-        if let Some(g) = (0..n_groups).find(|&g| present(g) && counts[g] < 2) {
-            return Err(Error::SmallGroup {
-                path: table.source.clone(),
-                column: sensitive.column.clone(),
-                group: sensitive.groups[g].clone(),
-                split: split_name.into(),
-                count: counts[g],
-            });
-        }
-    }
+    check_group_sizes(&table.source, &sensitive, &s, &train_idx, &test_idx)?;
     let encoding = match encoding {
         Some(e) => e.clone(),
         None => Encoding::fit(&table, &tspec, &train_idx, target, sensitive)?,
@@ -237,7 +245,7 @@ pub fn prepare_table(
     // The text cells are no longer needed: free them before the splits are copied out.
     drop(table);
     let d = encoding.n_features();
-    let all = Dataset { n: y.len(), d, shape: vec![d], x, y, s, n_groups, n_classes: 2 };
+    let all = Dataset { n: y.len(), d, shape: vec![d], x: x.into(), y, s, n_groups, n_classes: 2 };
     Ok(Prepared {
         train: all.subset(&train_idx),
         val: (!val_idx.is_empty()).then(|| all.subset(&val_idx)),
@@ -254,6 +262,34 @@ pub fn prepare_table(
         encoding: Some(encoding),
         n_dropped,
     })
+}
+
+/// Every group present must have at least two rows in the training and the test split.
+pub(crate) fn check_group_sizes(
+    source: &str,
+    sensitive: &encoding::SensitiveEncoding,
+    s: &[u32],
+    train_idx: &[usize],
+    test_idx: &[usize],
+) -> Result<()> {
+    let n_groups = sensitive.groups.len();
+    for (split_name, idx) in [("training", train_idx), ("test", test_idx)] {
+        let mut counts = vec![0usize; n_groups];
+        for &i in idx {
+            counts[s[i] as usize] += 1;
+        }
+        let present = |g: usize| s.iter().any(|&v| v as usize == g);
+        if let Some(g) = (0..n_groups).find(|&g| present(g) && counts[g] < 2) {
+            return Err(Error::SmallGroup {
+                path: source.to_string(),
+                column: sensitive.column.clone(),
+                group: sensitive.groups[g].clone(),
+                split: split_name.into(),
+                count: counts[g],
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Drops rows with a missing cell in a used column (features, target, sensitive); returns how many.
@@ -353,7 +389,7 @@ pub fn labelled_rows(mut table: RawTable, encoding: &Encoding, held: &HeldOut) -
     let x = encoding.transform(&table)?;
     let d = encoding.n_features();
     let n_groups = sensitive.groups.len();
-    let rows = Dataset { n: y.len(), d, shape: vec![d], x, y, s, n_groups, n_classes: 2 };
+    let rows = Dataset { n: y.len(), d, shape: vec![d], x: x.into(), y, s, n_groups, n_classes: 2 };
     Ok((rows, Encoding { target, sensitive, ..encoding.clone() }, n_dropped))
 }
 
@@ -449,7 +485,7 @@ pub fn prepare_fit(table: RawTable, roles: &Roles, val_size: f64, seed: u64, nam
     let encoding = Encoding::fit(&table, roles, &train_idx, target, sensitive)?;
     let x = encoding.transform(&table)?;
     let d = encoding.n_features();
-    let all = Dataset { n: y.len(), d, shape: vec![d], x, y, s, n_groups, n_classes: 2 };
+    let all = Dataset { n: y.len(), d, shape: vec![d], x: x.into(), y, s, n_groups, n_classes: 2 };
     let empty = all.subset(&[]);
     Ok(Prepared {
         train: all.subset(&train_idx),

@@ -1,0 +1,139 @@
+//! Model inputs held in memory or mapped from a binary cache file ([`Floats`]): a table larger than memory
+//! is encoded once into row-major `f32` files (one per split, [`CacheWriter`]) that the operating system
+//! pages in as training reads them.
+
+use crate::error::{Error, Result};
+use std::io::Write;
+use std::ops::Deref;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Row-major `f32` inputs: owned, or a memory-mapped cache file.
+#[derive(Clone)]
+pub enum Floats {
+    /// In memory.
+    Owned(Vec<f32>),
+    /// A read-only map of a cache file (deleted once mapped, so it disappears with the last map).
+    Mapped(Arc<memmap2::Mmap>),
+}
+
+impl Floats {
+    /// The values as an owned vector (a copy when mapped).
+    pub fn into_vec(self) -> Vec<f32> {
+        match self {
+            Floats::Owned(v) => v,
+            Floats::Mapped(m) => bytes_as_floats(&m).to_vec(),
+        }
+    }
+}
+
+fn bytes_as_floats(bytes: &[u8]) -> &[f32] {
+    if bytes.is_empty() {
+        return &[];
+    }
+    // A map starts on a page boundary, so it is aligned for f32; the writer writes whole f32s.
+    assert!(bytes.as_ptr() as usize % std::mem::align_of::<f32>() == 0 && bytes.len() % 4 == 0);
+    // SAFETY: aligned, a whole number of f32s, any bit pattern is a valid f32, and the map is read-only
+    // and lives as long as the borrow.
+    unsafe { std::slice::from_raw_parts(bytes.as_ptr() as *const f32, bytes.len() / 4) }
+}
+
+impl Deref for Floats {
+    type Target = [f32];
+    fn deref(&self) -> &[f32] {
+        match self {
+            Floats::Owned(v) => v,
+            Floats::Mapped(m) => bytes_as_floats(m),
+        }
+    }
+}
+
+impl From<Vec<f32>> for Floats {
+    fn from(v: Vec<f32>) -> Self {
+        Floats::Owned(v)
+    }
+}
+
+impl Default for Floats {
+    fn default() -> Self {
+        Floats::Owned(Vec::new())
+    }
+}
+
+impl std::fmt::Debug for Floats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = if matches!(self, Floats::Owned(_)) { "owned" } else { "mapped" };
+        write!(f, "Floats({kind}, {} values)", self.len())
+    }
+}
+
+impl PartialEq for Floats {
+    fn eq(&self, other: &Self) -> bool {
+        self[..] == other[..]
+    }
+}
+
+/// Writes rows of `f32` to a cache file, then maps it.
+pub struct CacheWriter {
+    path: PathBuf,
+    out: std::io::BufWriter<std::fs::File>,
+    values: usize,
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
+    move |source| Error::Io { path: path.to_path_buf(), source }
+}
+
+impl CacheWriter {
+    /// A new cache file at `path` (created exclusively).
+    pub fn create(path: PathBuf) -> Result<Self> {
+        let file =
+            std::fs::OpenOptions::new().read(true).write(true).create_new(true).open(&path).map_err(io(&path))?;
+        Ok(CacheWriter { out: std::io::BufWriter::with_capacity(1 << 20, file), path, values: 0 })
+    }
+
+    /// Appends values.
+    pub fn write(&mut self, values: &[f32]) -> Result<()> {
+        for v in values {
+            self.out.write_all(&v.to_ne_bytes()).map_err(io(&self.path))?;
+        }
+        self.values += values.len();
+        Ok(())
+    }
+
+    /// Maps the written file; the file's name is removed at once (the map keeps its data until dropped).
+    pub fn finish(self) -> Result<Floats> {
+        let CacheWriter { path, out, values } = self;
+        let file = out.into_inner().map_err(|e| io(&path)(e.into_error()))?;
+        file.sync_all().map_err(io(&path))?;
+        let result = if values == 0 {
+            Ok(Floats::Owned(Vec::new()))
+        } else {
+            // SAFETY: the file is private to this process (created exclusively, unlinked below) and never
+            // written again, so the mapped bytes cannot change underneath.
+            unsafe { memmap2::Mmap::map(&file) }.map(|m| Floats::Mapped(Arc::new(m))).map_err(io(&path))
+        };
+        let _ = std::fs::remove_file(&path);
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mapped_cache_reads_back_what_was_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.f32");
+        let mut w = CacheWriter::create(path.clone()).unwrap();
+        let values: Vec<f32> = (0..10_000).map(|i| i as f32 * 0.25 - 7.0).collect();
+        w.write(&values[..3]).unwrap();
+        w.write(&values[3..]).unwrap();
+        let f = w.finish().unwrap();
+        assert!(matches!(f, Floats::Mapped(_)));
+        assert_eq!(&f[..], &values[..]);
+        assert!(!path.exists(), "the name is removed once mapped");
+        assert_eq!(f.clone().into_vec(), values);
+    }
+}

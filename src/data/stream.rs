@@ -1,0 +1,361 @@
+//! Tables larger than memory (`--stream`): a Parquet or Arrow IPC file is read in batches, four times, and
+//! never held whole. Pass 1 finds the rows with a missing used cell, the target and group of every other
+//! row, and how many cells of each feature are numbers; the splits follow. Pass 2 sums the numeric
+//! features and collects the categories of the text ones over the training rows, pass 3 the numeric
+//! features' squared deviations; pass 4 encodes every kept row into the binary cache file of its split
+//! ([`super::cache`]), which training then reads through a memory map. Every rule and every sum runs in the
+//! order of the in-memory path ([`super::tabular::prepare_table`]), so the encoders, the splits and hence the
+//! metrics are byte-identical to it (`tests/columnar.rs`); what is not computed is the warning about an
+//! identifier-like column.
+
+use super::cache::{CacheWriter, Floats};
+use super::columnar::{self, Format};
+use super::encoding::{ColumnEncoder, Encoding, SensitiveEncoding, TargetEncoding};
+use super::table::{is_missing, parse_number, Column, RawTable};
+use super::tabular::{check_group_sizes, file_roles, Roles, Source, TableSpec};
+use super::{split, Dataset, Description, Prepared};
+use crate::error::{Error, Result};
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+/// Which split a kept row went to.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Part {
+    Train,
+    Val,
+    Test,
+    Certify,
+}
+
+/// Distinct text values, numbered in order of appearance.
+#[derive(Default)]
+struct Values {
+    index: HashMap<String, u32>,
+    names: Vec<String>,
+}
+
+impl Values {
+    fn id(&mut self, v: &str) -> u32 {
+        if let Some(&i) = self.index.get(v) {
+            return i;
+        }
+        let i = self.names.len() as u32;
+        self.index.insert(v.to_string(), i);
+        self.names.push(v.to_string());
+        i
+    }
+}
+
+/// What pass 1 learns.
+struct Scan {
+    roles: Roles,
+    source: String,
+    keep: Vec<bool>,
+    y_ids: Vec<u32>,
+    s_ids: Vec<u32>,
+    y_values: Values,
+    s_values: Values,
+    numeric_cells: Vec<usize>,
+}
+
+fn file_of(spec: &TableSpec) -> Result<(&Path, Format)> {
+    let Source::Csv { path, .. } = &spec.source else {
+        return Err(Error::param(
+            "stream",
+            spec.name(),
+            "streaming reads a Parquet or Arrow IPC file, not shipped data",
+        ));
+    };
+    let format = Format::of(path).ok_or_else(|| {
+        Error::param(
+            "stream",
+            path.display(),
+            "streaming reads Parquet (.parquet) or Arrow IPC (.arrow) files, not CSV",
+        )
+    })?;
+    Ok((path, format))
+}
+
+fn scan(spec: &TableSpec, path: &Path, format: Format) -> Result<Scan> {
+    let mut scan: Option<Scan> = None;
+    columnar::for_each_batch(path, format, |t| {
+        let s = match scan.as_mut() {
+            Some(s) => s,
+            None => {
+                let roles = file_roles(&t, spec)?;
+                let n_features = roles.features.len();
+                scan.insert(Scan {
+                    roles,
+                    source: t.source.clone(),
+                    keep: Vec::new(),
+                    y_ids: Vec::new(),
+                    s_ids: Vec::new(),
+                    y_values: Values::default(),
+                    s_values: Values::default(),
+                    numeric_cells: vec![0; n_features],
+                })
+            }
+        };
+        let (yc, sc) = (t.col(&s.roles.target)?, t.col(&s.roles.sensitive)?);
+        let fc: Vec<usize> = s.roles.features.iter().map(|f| t.col(f)).collect::<Result<_>>()?;
+        for r in 0..t.n_rows() {
+            let kept = [yc, sc].iter().chain(&fc).all(|&c| !is_missing(t.columns[c].get(r)));
+            s.keep.push(kept);
+            if kept {
+                s.y_ids.push(s.y_values.id(t.columns[yc].get(r)));
+                s.s_ids.push(s.s_values.id(t.columns[sc].get(r)));
+                for (k, &c) in fc.iter().enumerate() {
+                    s.numeric_cells[k] += parse_number(t.columns[c].get(r)).is_some() as usize;
+                }
+            }
+        }
+        Ok(())
+    })?;
+    scan.ok_or_else(|| Error::NoRows { path: path.display().to_string(), detail: String::new() })
+}
+
+/// A two-column table of the distinct target and group values, so that the encoders' own rules (sorting,
+/// the positive value, at least two groups) and messages apply.
+fn values_table(source: &str, roles: &Roles, y: &[String], s: &[String]) -> RawTable {
+    let n = y.len().max(s.len());
+    let pad = |v: &[String]| Column::from_cells((0..n).map(|i| v.get(i).unwrap_or(&v[0]).as_str()));
+    let (header, columns) = if roles.target == roles.sensitive {
+        (vec![roles.target.clone()], vec![pad(y)])
+    } else {
+        (vec![roles.target.clone(), roles.sensitive.clone()], vec![pad(y), pad(s)])
+    };
+    RawTable { source: source.to_string(), header, columns, lines: (1..=n as u64).collect() }
+}
+
+/// The kept rows of a batch (with their global kept-row index), in file order.
+fn kept_rows(t: &mut RawTable, keep: &[bool], first_row: usize) {
+    let k: Vec<bool> = (0..t.n_rows()).map(|r| keep[first_row + r]).collect();
+    t.retain_rows(&k);
+}
+
+/// Loads, filters, splits and encodes a Parquet or Arrow IPC file in passes, the inputs going to cache files
+/// under the system's temporary directory; with `encoding` (a saved model) its encoders are applied.
+pub fn prepare(spec: &TableSpec, encoding: Option<&Encoding>) -> Result<Prepared> {
+    spec.validate()?;
+    let (path, format) = file_of(spec)?;
+    let sc = scan(spec, path, format)?;
+    let kept = sc.keep.iter().filter(|k| **k).count();
+    let n_dropped = sc.keep.len() - kept;
+    if kept == 0 {
+        return Err(Error::NoRows {
+            path: sc.source.clone(),
+            detail: if n_dropped == 0 {
+                String::new()
+            } else {
+                format!(" left: all {n_dropped} rows have a missing value in a used column")
+            },
+        });
+    }
+    let present = |ids: &[u32], values: &Values| -> Vec<String> {
+        let mut seen = vec![false; values.names.len()];
+        ids.iter().for_each(|&i| seen[i as usize] = true);
+        values.names.iter().zip(seen).filter(|(_, s)| *s).map(|(v, _)| v.clone()).collect()
+    };
+    let (ys, ss) = (present(&sc.y_ids, &sc.y_values), present(&sc.s_ids, &sc.s_values));
+    let (target, sensitive) = match encoding {
+        Some(e) => (e.target.clone(), e.sensitive.clone()),
+        None => {
+            let vt = values_table(&sc.source, &sc.roles, &ys, &ss);
+            (TargetEncoding::fit(&vt, &sc.roles)?, SensitiveEncoding::fit(&vt, &sc.roles)?)
+        }
+    };
+    let y_of: Vec<Option<u8>> = sc
+        .y_values
+        .names
+        .iter()
+        .map(|v| {
+            if *v == target.positive {
+                Some(1)
+            } else if *v == target.negative {
+                Some(0)
+            } else {
+                None
+            }
+        })
+        .collect();
+    let s_of: Vec<Option<u32>> =
+        sc.s_values.names.iter().map(|v| sensitive.groups.iter().position(|g| g == v).map(|i| i as u32)).collect();
+    if let Some(bad) = sc.y_values.names.iter().zip(&y_of).find(|(_, m)| m.is_none()) {
+        return Err(Error::param("target", bad.0, format!("not a value the saved model knows ({})", target.positive)));
+    }
+    if let Some(bad) = sc.s_values.names.iter().zip(&s_of).find(|(_, m)| m.is_none()) {
+        return Err(Error::param(
+            "sensitive",
+            bad.0,
+            format!("a group the saved model does not know ({:?})", sensitive.groups),
+        ));
+    }
+    let y: Vec<u8> = sc.y_ids.iter().map(|&i| y_of[i as usize].unwrap()).collect();
+    let s: Vec<u32> = sc.s_ids.iter().map(|&i| s_of[i as usize].unwrap()).collect();
+    drop((sc.y_ids, sc.s_ids));
+    let n_groups = sensitive.groups.len();
+    let splits = split::splits(&y, &s, n_groups, spec)?;
+    check_group_sizes(&sc.source, &sensitive, &s, &splits.train, &splits.test)?;
+    let mut part = vec![Part::Train; kept];
+    for (p, idx) in [(Part::Val, &splits.val), (Part::Test, &splits.test), (Part::Certify, &splits.certify)] {
+        idx.iter().for_each(|&i| part[i] = p);
+    }
+    let roles = &sc.roles;
+    let encoding = match encoding {
+        Some(e) => e.clone(),
+        None => fit_encoders(path, format, roles, &sc.numeric_cells, kept, &sc.keep, &part, target, sensitive)?,
+    };
+    let d = encoding.n_features();
+    // Pass 4: every kept row into the cache file of its split.
+    let dir = cache_dir()?;
+    let mut writers = Vec::new();
+    for name in ["train", "val", "test", "certify"] {
+        writers.push(CacheWriter::create(dir.join(format!("{name}.f32")))?);
+    }
+    let mut unseen: HashMap<String, usize> = HashMap::new();
+    let (mut first_row, mut k) = (0usize, 0usize);
+    columnar::for_each_batch(path, format, |mut t| {
+        let n = t.n_rows();
+        kept_rows(&mut t, &sc.keep, first_row);
+        first_row += n;
+        let (x, warnings) = encoding.transform_reporting(&t)?;
+        for w in warnings {
+            *unseen.entry(w.split(": ").nth(1).unwrap_or("").to_string()).or_default() += 1;
+        }
+        for row in x.chunks(d.max(1)) {
+            writers[part[k] as usize].write(row)?;
+            k += 1;
+        }
+        Ok(())
+    })?;
+    for column in unseen.keys() {
+        tracing::warn!("{}: {column}: categories not seen in training encode as all zeros", sc.source);
+    }
+    let files = writers.into_iter().map(CacheWriter::finish).collect::<Result<Vec<Floats>>>()?;
+    let _ = std::fs::remove_dir(&dir);
+    let mut files = files.into_iter();
+    let mut set = |idx: &[usize]| Dataset {
+        x: files.next().unwrap(),
+        n: idx.len(),
+        d,
+        shape: vec![d],
+        y: idx.iter().map(|&i| y[i]).collect(),
+        s: idx.iter().map(|&i| s[i]).collect(),
+        n_groups,
+        n_classes: 2,
+    };
+    let (train, val, test, certify) = (set(&splits.train), set(&splits.val), set(&splits.test), set(&splits.certify));
+    Ok(Prepared {
+        train,
+        val: (val.n > 0).then_some(val),
+        test,
+        probe_train: None,
+        probe_test: None,
+        certify: (certify.n > 0).then_some(certify),
+        test_biased: None,
+        description: Description {
+            dataset: spec.name(),
+            sensitive: encoding.sensitive.column.clone(),
+            groups: encoding.sensitive.groups.clone(),
+        },
+        encoding: Some(encoding),
+        n_dropped,
+    })
+}
+
+/// Passes 2 and 3: the feature encoders, by the rules of [`Encoding::fit`] (numeric when not forced
+/// categorical and more than half the kept cells are numbers; mean, population std and categories over the
+/// training rows).
+#[allow(clippy::too_many_arguments)]
+fn fit_encoders(
+    path: &Path,
+    format: Format,
+    roles: &Roles,
+    numeric_cells: &[usize],
+    kept: usize,
+    keep: &[bool],
+    part: &[Part],
+    target: TargetEncoding,
+    sensitive: SensitiveEncoding,
+) -> Result<Encoding> {
+    let numeric: Vec<bool> = roles
+        .features
+        .iter()
+        .zip(numeric_cells)
+        .map(|(f, &c)| !roles.categorical.contains(f) && 2 * c > kept)
+        .collect();
+    let n_train = part.iter().filter(|p| **p == Part::Train).count().max(1) as f64;
+    let mut sums = vec![0f64; numeric.len()];
+    let mut categories: Vec<BTreeSet<String>> = vec![BTreeSet::new(); numeric.len()];
+    // Over the training rows, in file order: pass 2 the sums (or categories), pass 3 the squared deviations.
+    let mut means: Option<Vec<f64>> = None;
+    let mut squares = vec![0f64; numeric.len()];
+    for pass in 0..2 {
+        let (mut first_row, mut k) = (0usize, 0usize);
+        columnar::for_each_batch(path, format, |mut t| {
+            let n = t.n_rows();
+            kept_rows(&mut t, keep, first_row);
+            first_row += n;
+            let train: Vec<bool> = (0..t.n_rows()).map(|r| part[k + r] == Part::Train).collect();
+            k += t.n_rows();
+            for (j, name) in roles.features.iter().enumerate() {
+                if numeric[j] {
+                    let values = super::encoding::parse_column(&t, name)?;
+                    for (v, _) in values.iter().zip(&train).filter(|(_, tr)| **tr) {
+                        match &means {
+                            None => sums[j] += v,
+                            Some(m) => squares[j] += (v - m[j]).powi(2),
+                        }
+                    }
+                } else if pass == 0 {
+                    let c = t.col(name)?;
+                    for r in (0..t.n_rows()).filter(|&r| train[r]) {
+                        let cell = t.columns[c].get(r);
+                        if !categories[j].contains(cell) {
+                            categories[j].insert(cell.to_string());
+                        }
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        if pass == 0 {
+            means = Some(sums.iter().map(|s| s / n_train).collect());
+        }
+    }
+    let means = means.unwrap();
+    let columns = roles
+        .features
+        .iter()
+        .enumerate()
+        .map(|(j, name)| {
+            if numeric[j] {
+                let var = squares[j] / n_train;
+                ColumnEncoder::Numeric {
+                    name: name.clone(),
+                    mean: means[j],
+                    std: if var > 0.0 { var.sqrt() } else { 1.0 },
+                }
+            } else {
+                ColumnEncoder::Categorical {
+                    name: name.clone(),
+                    categories: std::mem::take(&mut categories[j]).into_iter().collect(),
+                }
+            }
+        })
+        .collect();
+    Ok(Encoding { columns, target, sensitive })
+}
+
+/// A fresh directory for this process's cache files.
+fn cache_dir() -> Result<PathBuf> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "fairbits-cache-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).map_err(|source| Error::Io { path: dir.clone(), source })?;
+    Ok(dir)
+}
