@@ -11,9 +11,9 @@ work runs in the fairbits Rust core; this package is its scikit-learn face.
 
 from ._estimator import FairRepresentationClassifier, NotFittedError, UnseenCategoryWarning
 from ._native import __version__
-from . import datasets
+from . import datasets, sweep
 
-__all__ = ["FairRepresentationClassifier", "NotFittedError", "UnseenCategoryWarning", "datasets", "load", "__version__"]
+__all__ = ["FairRepresentationClassifier", "NotFittedError", "UnseenCategoryWarning", "datasets", "load", "sweep", "__version__"]
 
 
 def load(path):  # type: ignore[no-untyped-def]

@@ -6,6 +6,7 @@
 use fairbits::data::{self, DataSpec, Dataset, HeldOut, Prepared, RawTable, Roles, Source, TableSpec};
 use fairbits::estimator::{FairModel, FairParams, Preset};
 use fairbits::eval::EvalOptions;
+use fairbits::experiments;
 use fairbits::model::{Activation, Estimator, Inference, PreActivation};
 use fairbits::penalty::PenaltySpec;
 use fairbits::progress::{Event, Observer};
@@ -162,6 +163,12 @@ fn params(p: &Value) -> PyResult2<FairParams> {
     }
     if let Some(v) = get::<f64>(p, "confidence")? {
         e.confidence = v;
+    }
+    if let Some(v) = get::<usize>(p, "forest_trees")? {
+        e.forest_trees = v;
+    }
+    if let Some(v) = get::<usize>(p, "mc_samples")? {
+        e.mc_samples = v;
     }
     Ok(f.eval(e))
 }
@@ -639,6 +646,75 @@ impl Model {
     }
 }
 
+/// A sweep's data, axes and parameters from the Python package's settings (JSON): `dataset` (shipped) or
+/// `csv` (a table file, with `target`, `sensitive`, `positive`, `categorical`, `drop`), `methods`,
+/// `penalties`, `rhos`, `gammas`, `seeds`, and `params` (the estimator's).
+fn sweep_settings(settings: &str) -> PyResult2<(DataSpec, experiments::Axes, fairbits::estimator::ValidParams)> {
+    let v: Value = serde_json::from_str(settings).map_err(|e| PyValueError::new_err(e.to_string()))?;
+    let seed = 0;
+    let spec = match (get::<String>(&v, "dataset")?, get::<PathBuf>(&v, "csv")?) {
+        (Some(name), None) => match name.parse::<data::ImageDataset>() {
+            Ok(images) => DataSpec::Images(data::ImageSpec::new(images, 0.99, seed)),
+            Err(_) => {
+                let builtin: data::Builtin = lib(name.parse())?;
+                let source = Source::Builtin { name: builtin, sensitive: get(&v, "sensitive")? };
+                DataSpec::Table(TableSpec { source, ..TableSpec::builtin(builtin, seed) })
+            }
+        },
+        (None, Some(path)) => {
+            let need = |k: &str| get::<String>(&v, k)?.ok_or_else(|| PyValueError::new_err(format!("csv needs {k}")));
+            let source = Source::Csv {
+                path: std::path::absolute(&path).unwrap_or(path),
+                target: need("target")?,
+                sensitive: need("sensitive")?,
+                positive: get(&v, "positive")?,
+                categorical: get(&v, "categorical")?.unwrap_or_default(),
+                drop: get(&v, "drop")?.unwrap_or_default(),
+                delimiter: None,
+            };
+            DataSpec::Table(TableSpec { source, ..TableSpec::builtin(data::Builtin::Adult, seed) })
+        }
+        _ => return Err(PyValueError::new_err("give exactly one of dataset= and csv=")),
+    };
+    let names = |k: &str| -> PyResult2<Vec<String>> { Ok(get::<Vec<String>>(&v, k)?.unwrap_or_default()) };
+    let axes = experiments::Axes {
+        methods: names("methods")?.iter().map(|m| lib(m.parse())).collect::<PyResult2<_>>()?,
+        penalties: names("penalties")?.iter().map(|m| lib(m.parse())).collect::<PyResult2<_>>()?,
+        rhos: get(&v, "rhos")?.unwrap_or_default(),
+        gammas: get(&v, "gammas")?,
+        seeds: get(&v, "seeds")?.unwrap_or_else(|| vec![0, 1, 2]),
+    };
+    let p = v.get("params").cloned().unwrap_or(Value::Null);
+    let valid = lib(params(&p)?.check())?;
+    Ok((spec, axes, valid))
+}
+
+/// The run identifiers of a sweep, in grid order.
+#[pyfunction]
+fn sweep_grid(settings: &str) -> PyResult2<Vec<String>> {
+    let (spec, axes, valid) = sweep_settings(settings)?;
+    lib(experiments::grid_ids(spec, axes, &valid))
+}
+
+/// Trains shard `index` of `count` of a sweep into `out` (without the interpreter's lock); returns the
+/// number of runs this call trained.
+#[pyfunction]
+fn sweep_shard(py: Python<'_>, settings: &str, out: PathBuf, index: usize, count: usize) -> PyResult2<usize> {
+    let (spec, axes, valid) = sweep_settings(settings)?;
+    let shard = experiments::Shard { index, count };
+    if index == 0 || index > count {
+        return Err(PyValueError::new_err(format!("invalid shard {index}/{count}")));
+    }
+    let outcome = lib(py.allow_threads(|| experiments::sweep(spec, axes, &valid, &out, (1, shard), &())))?;
+    Ok(outcome.total - outcome.skipped - outcome.by_others)
+}
+
+/// Writes `results.csv`, `summary.csv` and the plots of a sweep directory; returns its number of runs.
+#[pyfunction]
+fn sweep_finish(py: Python<'_>, out: PathBuf) -> PyResult2<usize> {
+    lib(py.allow_threads(|| experiments::merge(std::slice::from_ref(&out), &out)))
+}
+
 /// The native module.
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -647,6 +723,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(load, m)?)?;
     m.add_function(wrap_pyfunction!(from_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(builtin_rows, m)?)?;
+    m.add_function(wrap_pyfunction!(sweep_grid, m)?)?;
+    m.add_function(wrap_pyfunction!(sweep_shard, m)?)?;
+    m.add_function(wrap_pyfunction!(sweep_finish, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -120,6 +120,21 @@ pub fn sweep(
     })
 }
 
+/// The identifiers of the runs of the sweep of `spec` over `axes`, in grid order (run `k` is shard `k + 1` of
+/// `len()`: the Python package's Ray sweep gives each run a task of its own).
+pub fn grid_ids(spec: DataSpec, axes: Axes, params: &crate::estimator::ValidParams) -> Result<Vec<String>> {
+    Ok(match spec {
+        spec @ DataSpec::Table(_) => {
+            let cfg = tabular::SweepConfig::new(spec, axes.methods, axes.gammas, axes.seeds, params)?;
+            tabular::runs(&cfg).into_iter().map(|r| r.id).collect()
+        }
+        DataSpec::Images(spec) => {
+            let cfg = images::ImageSweepConfig::new(spec, axes.rhos, axes.penalties, axes.gammas, axes.seeds, params)?;
+            images::runs(&cfg).into_iter().map(|r| r.id).collect()
+        }
+    })
+}
+
 /// The settings file of each kind of grid.
 const SETTINGS: [&str; 2] = ["sweep.json", "image_sweep.json"];
 
