@@ -14,30 +14,10 @@ fn certify_a_saved_encoder_with_five_groups_and_refuse_its_training_rows() {
     write_law_like(&dir.path().join("law.csv"), 3000, 1);
     let o = fairbits(
         dir.path(),
-        &[
-            "train",
-            "--csv",
-            "law.csv",
-            "--target",
-            "pass_bar",
-            "--sensitive",
-            "race",
-            "--hidden",
-            "16,8",
-            "--penalty",
-            "joint",
-            "--gamma",
-            "2",
-            "--epochs",
-            "10",
-            "--draws",
-            "1",
-            "--forest-trees",
-            "5",
-            "--out",
-            "model",
-            "--json",
-        ],
+        &words(concat!(
+            "train --csv law.csv --target pass_bar --sensitive race --hidden 16,8 --penalty ",
+            "joint --gamma 2 --epochs 10 --draws 1 --forest-trees 5 --out model --json",
+        ))[..],
     );
     assert!(o.status.success(), "{}", stderr(&o));
     let trained = json(&o);
@@ -95,24 +75,9 @@ fn certify_a_saved_encoder_with_five_groups_and_refuse_its_training_rows() {
 #[test]
 fn a_certification_split_is_carved_before_training() {
     let (dir, _) = workdir();
-    let base = [
-        "train",
-        "--csv",
-        "data.csv",
-        "--target",
-        "y",
-        "--sensitive",
-        "s",
-        "--hidden",
-        "16,8",
-        "--epochs",
-        "3",
-        "--draws",
-        "1",
-        "--forest-trees",
-        "5",
-        "--json",
-    ];
+    let base = words(
+        "train --csv data.csv --target y --sensitive s --hidden 16,8 --epochs 3 --draws 1 --forest-trees 5 --json",
+    );
     let plain = json(&fairbits(dir.path(), &base));
     let o = fairbits(dir.path(), &[&base[..], &["--certify-size", "0.25", "--out", "model"]].concat());
     assert!(o.status.success(), "{}", stderr(&o));

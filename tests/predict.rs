@@ -7,25 +7,10 @@ use common::*;
 fn train_table(dir: &std::path::Path) {
     let o = fairbits(
         dir,
-        &[
-            "train",
-            "--csv",
-            "data.csv",
-            "--target",
-            "y",
-            "--sensitive",
-            "s",
-            "--hidden",
-            "16,8",
-            "--epochs",
-            "3",
-            "--draws",
-            "1",
-            "--forest-trees",
-            "5",
-            "--out",
-            "model",
-        ],
+        &words(concat!(
+            "train --csv data.csv --target y --sensitive s --hidden 16,8 --epochs 3 --draws 1 ",
+            "--forest-trees 5 --out model",
+        ))[..],
     );
     assert!(o.status.success(), "{}", stderr(&o));
 }
@@ -103,23 +88,9 @@ fn predict_on_an_image_model_gives_class_probabilities_for_its_sets_and_for_arra
     let dir = tempfile::tempdir().unwrap();
     let o = fairbits(
         dir.path(),
-        &[
-            "train",
-            "--dataset",
-            "biased-mnist",
-            "--rho",
-            "0.9",
-            "--train-size",
-            "200",
-            "--epochs",
-            "1",
-            "--draws",
-            "1",
-            "--forest-trees",
-            "5",
-            "--out",
-            "model",
-        ],
+        &words(
+            "train --dataset biased-mnist --rho 0.9 --train-size 200 --epochs 1 --draws 1 --forest-trees 5 --out model",
+        )[..],
     );
     assert!(o.status.success(), "{}", stderr(&o));
     let o = fairbits(dir.path(), &["predict", "--model", "model", "--split", "test-biased", "--output", "p.csv"]);

@@ -6,35 +6,11 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 fn sweep_args() -> Vec<&'static str> {
-    vec![
-        "sweep",
-        "--csv",
-        "data.csv",
-        "--target",
-        "y",
-        "--sensitive",
-        "s",
-        "--gammas",
-        "0,1,3",
-        "--seeds",
-        "0,1",
-        "--methods",
-        "sqnn,mlp,adversarial,sqnn-joint",
-        "--epochs",
-        "150",
-        "--hidden",
-        "16,8",
-        "--draws",
-        "2",
-        "--forest-trees",
-        "10",
-        "--mc-samples",
-        "100",
-        "--jobs",
-        "1",
-        "--out",
-        "sweep",
-    ]
+    words(concat!(
+        "sweep --csv data.csv --target y --sensitive s --gammas 0,1,3 --seeds 0,1 ",
+        "--methods sqnn,mlp,adversarial,sqnn-joint --epochs 150 --hidden 16,8 --draws 2 ",
+        "--forest-trees 10 --mc-samples 100 --jobs 1 --out sweep",
+    ))
 }
 
 #[test]

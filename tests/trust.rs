@@ -7,25 +7,10 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 fn train(dir: &Path, extra: &[&str]) -> std::process::Output {
-    let mut args = vec![
-        "train",
-        "--csv",
-        "data.csv",
-        "--target",
-        "y",
-        "--sensitive",
-        "s",
-        "--hidden",
-        "16,8",
-        "--epochs",
-        "3",
-        "--draws",
-        "2",
-        "--forest-trees",
-        "5",
-        "--mc-samples",
-        "100",
-    ];
+    let mut args = words(concat!(
+        "train --csv data.csv --target y --sensitive s --hidden 16,8 --epochs 3 --draws 2 ",
+        "--forest-trees 5 --mc-samples 100",
+    ));
     args.extend_from_slice(extra);
     fairbits(dir, &args)
 }
@@ -117,40 +102,15 @@ fn a_configuration_too_big_for_memory_fails_cleanly_and_leaves_no_directory() {
 #[test]
 fn two_sweeps_in_one_directory_train_each_run_once() {
     let (dir, _) = workdir();
-    let args = [
-        "sweep",
-        "--csv",
-        "data.csv",
-        "--target",
-        "y",
-        "--sensitive",
-        "s",
-        "--gammas",
-        "0,1",
-        "--seeds",
-        "0,1,2",
-        "--methods",
-        "sqnn,mlp",
-        "--epochs",
-        "20",
-        "--hidden",
-        "16,8",
-        "--draws",
-        "1",
-        "--forest-trees",
-        "5",
-        "--mc-samples",
-        "50",
-        "--jobs",
-        "1",
-        "--out",
-        "sw",
-        "--quiet",
-    ];
+    let args = words(concat!(
+        "sweep --csv data.csv --target y --sensitive s --gammas 0,1 --seeds 0,1,2 ",
+        "--methods sqnn,mlp --epochs 20 --hidden 16,8 --draws 1 --forest-trees 5 ",
+        "--mc-samples 50 --jobs 1 --out sw --quiet",
+    ));
     let spawn = || {
         Command::new(env!("CARGO_BIN_EXE_fairbits"))
             .current_dir(dir.path())
-            .args(args)
+            .args(&args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

@@ -492,22 +492,8 @@ impl Model {
                 let d = enc.n_features();
                 let train =
                     Dataset { n: y.len(), d, shape: vec![d], x: x.into(), y, s, n_groups: rows.n_groups, n_classes: 2 };
-                Prepared {
-                    train,
-                    val: None,
-                    test: rows,
-                    probe_train: None,
-                    probe_test: None,
-                    certify: None,
-                    test_biased: None,
-                    description: data::Description {
-                        dataset: self.name(),
-                        sensitive: enc.sensitive.column.clone(),
-                        groups: enc.sensitive.groups.clone(),
-                    },
-                    encoding: Some(enc),
-                    n_dropped: 0,
-                }
+                let empty = rows.subset(&[]);
+                Prepared::table(self.name(), enc, [train, empty.clone(), rows, empty], 0)
             }
             None => {
                 let mut p = lib(data::prepare_held_out_rows(rows, &enc, self.seed()))?;

@@ -188,6 +188,32 @@ pub struct Prepared {
 }
 
 impl Prepared {
+    /// A table's splits (an empty validation or certification set counts as none), described by its
+    /// encoding; the probes learn on the training split.
+    pub fn table(
+        dataset: String,
+        encoding: Encoding,
+        [train, val, test, certify]: [Dataset; 4],
+        n_dropped: usize,
+    ) -> Self {
+        Prepared {
+            train,
+            val: (val.n > 0).then_some(val),
+            test,
+            probe_train: None,
+            probe_test: None,
+            certify: (certify.n > 0).then_some(certify),
+            test_biased: None,
+            description: Description {
+                dataset,
+                sensitive: encoding.sensitive.column.clone(),
+                groups: encoding.sensitive.groups.clone(),
+            },
+            encoding: Some(encoding),
+            n_dropped,
+        }
+    }
+
     /// The set probes learn on.
     pub fn probe_train(&self) -> &Dataset {
         self.probe_train.as_ref().unwrap_or(&self.train)

@@ -13,7 +13,7 @@ use super::columnar::{self, Format};
 use super::encoding::{ColumnEncoder, Encoding, SensitiveEncoding, TargetEncoding};
 use super::table::{is_missing, parse_number, Column, RawTable};
 use super::tabular::{check_group_sizes, file_roles, Roles, Source, TableSpec};
-use super::{split, Dataset, Description, Prepared};
+use super::{split, Dataset, Prepared};
 use crate::error::{Error, Result};
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -244,23 +244,8 @@ pub fn prepare(spec: &TableSpec, encoding: Option<&Encoding>) -> Result<Prepared
         n_groups,
         n_classes: 2,
     };
-    let (train, val, test, certify) = (set(&splits.train), set(&splits.val), set(&splits.test), set(&splits.certify));
-    Ok(Prepared {
-        train,
-        val: (val.n > 0).then_some(val),
-        test,
-        probe_train: None,
-        probe_test: None,
-        certify: (certify.n > 0).then_some(certify),
-        test_biased: None,
-        description: Description {
-            dataset: spec.name(),
-            sensitive: encoding.sensitive.column.clone(),
-            groups: encoding.sensitive.groups.clone(),
-        },
-        encoding: Some(encoding),
-        n_dropped,
-    })
+    let sets = [set(&splits.train), set(&splits.val), set(&splits.test), set(&splits.certify)];
+    Ok(Prepared::table(spec.name(), encoding, sets, n_dropped))
 }
 
 /// Passes 2 and 3: the feature encoders, by the rules of [`Encoding::fit`] (numeric when not forced

@@ -4,7 +4,7 @@
 use super::builtin::Builtin;
 use super::encoding::{self, Encoding};
 use super::table::{self, Duplicates, RawTable};
-use super::{split, Dataset, Description, Prepared};
+use super::{split, Dataset, Prepared};
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -246,22 +246,8 @@ pub fn prepare_table(
     drop(table);
     let d = encoding.n_features();
     let all = Dataset { n: y.len(), d, shape: vec![d], x: x.into(), y, s, n_groups, n_classes: 2 };
-    Ok(Prepared {
-        train: all.subset(&train_idx),
-        val: (!val_idx.is_empty()).then(|| all.subset(&val_idx)),
-        test: all.subset(&test_idx),
-        probe_train: None,
-        probe_test: None,
-        certify: (!certify_idx.is_empty()).then(|| all.subset(&certify_idx)),
-        test_biased: None,
-        description: Description {
-            dataset: spec.name(),
-            sensitive: encoding.sensitive.column.clone(),
-            groups: encoding.sensitive.groups.clone(),
-        },
-        encoding: Some(encoding),
-        n_dropped,
-    })
+    let sets = [&train_idx, &val_idx, &test_idx, &certify_idx].map(|idx| all.subset(idx));
+    Ok(Prepared::table(spec.name(), encoding, sets, n_dropped))
 }
 
 /// Every group present must have at least two rows in the training and the test split.
@@ -417,22 +403,11 @@ pub fn prepare_held_out(table: RawTable, encoding: &Encoding, held: &HeldOut) ->
 pub fn prepare_held_out_rows(all: Dataset, encoding: &Encoding, seed: u64) -> Result<Prepared> {
     let halves = TableSpec { test_size: 0.5, ..TableSpec::builtin(Builtin::Adult, seed) };
     let (probe_idx, _, score_idx) = split::stratified(&all.y, &all.s, all.n_groups, &halves)?;
-    Ok(Prepared {
-        train: all.subset(&probe_idx),
-        val: None,
-        probe_train: None,
-        probe_test: Some(all.subset(&score_idx)),
-        certify: None,
-        test_biased: None,
-        description: Description {
-            dataset: String::new(),
-            sensitive: encoding.sensitive.column.clone(),
-            groups: encoding.sensitive.groups.clone(),
-        },
-        test: all,
-        encoding: Some(encoding.clone()),
-        n_dropped: 0,
-    })
+    let (probe, score) = (all.subset(&probe_idx), all.subset(&score_idx));
+    let empty = all.subset(&[]);
+    let mut prepared = Prepared::table(String::new(), encoding.clone(), [probe, empty.clone(), all, empty], 0);
+    prepared.probe_test = Some(score);
+    Ok(prepared)
 }
 
 /// An error naming the first missing cell of the columns `used` (row order, then column order): rows held
@@ -486,21 +461,6 @@ pub fn prepare_fit(table: RawTable, roles: &Roles, val_size: f64, seed: u64, nam
     let x = encoding.transform(&table)?;
     let d = encoding.n_features();
     let all = Dataset { n: y.len(), d, shape: vec![d], x: x.into(), y, s, n_groups, n_classes: 2 };
-    let empty = all.subset(&[]);
-    Ok(Prepared {
-        train: all.subset(&train_idx),
-        val: (!val_idx.is_empty()).then(|| all.subset(&val_idx)),
-        test: empty,
-        probe_train: None,
-        probe_test: None,
-        certify: None,
-        test_biased: None,
-        description: Description {
-            dataset: name.to_string(),
-            sensitive: encoding.sensitive.column.clone(),
-            groups: encoding.sensitive.groups.clone(),
-        },
-        encoding: Some(encoding),
-        n_dropped: 0,
-    })
+    let sets = [&train_idx[..], &val_idx, &[], &[]].map(|idx| all.subset(idx));
+    Ok(Prepared::table(name.to_string(), encoding, sets, 0))
 }

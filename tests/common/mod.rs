@@ -27,6 +27,12 @@ fn normal<R: Rng>(rng: &mut R) -> f64 {
     (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
 }
 
+/// A command line written as one string (no argument here holds a space), so that tests read as the
+/// commands a user types.
+pub fn words(line: &str) -> Vec<&str> {
+    line.split_whitespace().collect()
+}
+
 /// Runs the `fairbits` binary in `dir` with `args`.
 pub fn fairbits(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_fairbits"))
