@@ -10,7 +10,7 @@ import numpy as np
 
 from . import _native
 
-__all__ = ["Split", "load", "load_adult", "load_compas", "load_german"]
+__all__ = ["Split", "load", "load_adult", "load_compas", "load_german", "read_table"]
 
 
 @dataclass
@@ -93,6 +93,33 @@ def load(name: str, *, sensitive: Optional[str] = None, seed: int = 0, test_size
         sensitive=roles["sensitive"],
         pos_label=roles["positive"],
     )
+
+
+def read_table(path: str, *, delimiter: Optional[str] = None) -> Any:
+    """A table file as the command line reads it: CSV (``.csv``, ``.csv.gz``, any ``delimiter``), Parquet
+    (``.parquet``) or Arrow IPC (``.arrow``, ``.feather``), by extension.
+
+    Returns a data frame when pandas is installed (a column whose every non-missing cell is a number is
+    float64, missing cells NaN; the others text, missing cells None), else a dict of numpy arrays.
+    Errors name the file, the line (for columnar files, the row) and the column, as on the command line.
+    """
+    import os
+
+    header, columns = _native.read_table(os.fspath(path), delimiter)
+    missing = {"", "?", "NA", "N/A", "NaN", "nan", "null", "NULL"}
+    data = {}
+    for name, cells in zip(header, columns):
+        present = [c for c in cells if c not in missing]
+        try:
+            [float(c) for c in present]
+            data[name] = np.asarray([np.nan if c in missing else float(c) for c in cells], dtype=np.float64)
+        except ValueError:
+            data[name] = np.asarray([None if c in missing else c for c in cells], dtype=object)
+    try:
+        import pandas as pd
+    except ImportError:
+        return data
+    return pd.DataFrame(data, columns=header)
 
 
 def load_adult(**kw: Any) -> Split:

@@ -632,6 +632,15 @@ impl Model {
     }
 }
 
+/// A table file (CSV, `.csv.gz`, Parquet or Arrow IPC, by extension) read by the command line's reader:
+/// `(header, columns of text cells)`.
+#[pyfunction]
+#[pyo3(signature = (path, delimiter=None))]
+fn read_table(py: Python<'_>, path: PathBuf, delimiter: Option<char>) -> PyResult2<(Vec<String>, Vec<Vec<String>>)> {
+    let t = lib(py.allow_threads(|| RawTable::from_path_with(&path, data::Duplicates::Reject, delimiter)))?;
+    Ok((t.header.clone(), t.columns.iter().map(|c| c.iter().map(String::from).collect()).collect()))
+}
+
 /// A sweep's data, axes and parameters from the Python package's settings (JSON): `dataset` (shipped) or
 /// `csv` (a table file, with `target`, `sensitive`, `positive`, `categorical`, `drop`), `methods`,
 /// `penalties`, `rhos`, `gammas`, `seeds`, and `params` (the estimator's).
@@ -709,6 +718,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(load, m)?)?;
     m.add_function(wrap_pyfunction!(from_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(builtin_rows, m)?)?;
+    m.add_function(wrap_pyfunction!(read_table, m)?)?;
     m.add_function(wrap_pyfunction!(sweep_grid, m)?)?;
     m.add_function(wrap_pyfunction!(sweep_shard, m)?)?;
     m.add_function(wrap_pyfunction!(sweep_finish, m)?)?;

@@ -91,3 +91,17 @@ def test_a_cli_image_model_takes_arrays_in_python(cli, tmp_path):
     assert np.array_equal(cli_p[:, 10].astype(int), clf.predict(x))
     assert clf.transform(x).shape == (20, clf.code_width_)
     assert set(clf.predict(x)) <= set(range(10))
+
+
+def test_read_table_reads_csv_and_what_the_cli_reads(tmp_path, small):
+    from fairbits.datasets import read_table
+
+    X = small[0].iloc[:50]
+    X.to_csv(tmp_path / "x.csv", index=False)
+    back = read_table(tmp_path / "x.csv")
+    assert list(back.columns) == list(X.columns)
+    assert np.allclose(back["age"].to_numpy(), X["age"].to_numpy())
+    assert list(back["workclass"]) == list(X["workclass"])
+    (tmp_path / "bad.parquet").write_bytes(b"nope")
+    with pytest.raises(ValueError, match="bad.parquet: not a readable Parquet file"):
+        read_table(tmp_path / "bad.parquet")
