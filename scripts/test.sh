@@ -14,5 +14,7 @@ fi
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check maturin numpy pandas scikit-learn fairlearn pytest
 # The documented install: `pip install ./python` (maturin builds the abi3 wheel; the crate shares target/).
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps ./python
+# The pytest script (not `python -m pytest`, which would put python/ on the path): the tests import the
+# installed package, never the source folder.
 cd python
-FAIRBITS_CLI="$PWD/../target/release/fairbits" "../$venv/bin/python" -m pytest -q -p no:cacheprovider
+FAIRBITS_CLI="$PWD/../target/release/fairbits" "../$venv/bin/pytest" -q -p no:cacheprovider
