@@ -62,8 +62,8 @@ fn results_without_timing(path: &Path) -> Vec<Vec<String>> {
 #[test]
 fn two_shards_merged_equal_one_unsharded_sweep() {
     let (dir, _) = workdir();
-    let mut a = sweep(dir.path(), "a", Some("1/2")).spawn().unwrap();
-    let mut b = sweep(dir.path(), "b", Some("2/2")).spawn().unwrap();
+    let quiet = |mut c: Command| c.stdout(std::process::Stdio::null()).spawn().unwrap();
+    let (mut a, mut b) = (quiet(sweep(dir.path(), "a", Some("1/2"))), quiet(sweep(dir.path(), "b", Some("2/2"))));
     assert!(a.wait().unwrap().success() && b.wait().unwrap().success());
     let count = |d: &str| std::fs::read_dir(dir.path().join(d).join("runs")).unwrap().count();
     // sqnn at 2 gammas and mlp (gamma 0 only) x 3 seeds = 9 runs: 5 and 4, none in both.

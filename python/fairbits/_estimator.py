@@ -390,7 +390,8 @@ class FairRepresentationClassifier(ClassifierMixin, TransformerMixin, BaseEstima
             raise ValueError("Input y contains infinity")
         if y_arr.dtype.kind == "O" and any(v is None for v in y_arr):
             raise ValueError(f"y has a missing value (None) at row {[v is None for v in y_arr].index(True)}")
-        classes = np.unique(y_arr)
+        # np.unique's sort, on the distinct values only (an object array would be sorted cell by cell).
+        classes = np.unique(np.asarray(list(dict.fromkeys(y_arr.tolist())), dtype=y_arr.dtype))
         if len(classes) != 2:
             kind = "multiclass" if len(classes) > 2 else "a single class"
             if y_arr.dtype.kind == "f" and len(classes) > 2 and not np.all(y_arr == np.round(y_arr)):

@@ -190,9 +190,11 @@ impl Encoding {
             if numeric {
                 let values = parse_column(table, name)?;
                 let ids = train_rows.iter().map(|&r| values[r]).filter(|v| v.fract() == 0.0).count();
+                // All distinct, stopping at the first repeat (which comes early in a real feature).
+                let mut seen = std::collections::HashSet::new();
                 if train_rows.len() >= 20
                     && ids == train_rows.len()
-                    && distinct(train_rows.iter().map(|&r| cells.get(r))).len() == ids
+                    && train_rows.iter().all(|&r| seen.insert(cells.get(r)))
                 {
                     tracing::warn!(
                         "{}: column '{name}' holds a distinct whole number in every row, like an identifier; it is \
@@ -322,9 +324,12 @@ pub(crate) fn parse_column(table: &RawTable, name: &str) -> Result<Vec<f64>> {
         .collect()
 }
 
+/// The distinct cells, sorted (hashed first: a column holds few distinct values and many cells).
 fn distinct<'a>(cells: impl IntoIterator<Item = &'a str>) -> Vec<String> {
-    let set: std::collections::BTreeSet<&str> = cells.into_iter().collect();
-    set.into_iter().map(String::from).collect()
+    let set: std::collections::HashSet<&str> = cells.into_iter().collect();
+    let mut out: Vec<String> = set.into_iter().map(String::from).collect();
+    out.sort_unstable();
+    out
 }
 
 fn preview(values: &[String]) -> String {
