@@ -18,6 +18,11 @@ pub enum Floats {
 }
 
 impl Floats {
+    /// True for a memory-mapped cache file (a table larger than memory).
+    pub fn is_mapped(&self) -> bool {
+        matches!(self, Floats::Mapped(_))
+    }
+
     /// The values as an owned vector (a copy when mapped).
     pub fn into_vec(self) -> Vec<f32> {
         match self {

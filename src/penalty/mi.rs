@@ -87,13 +87,12 @@ fn neuron_means(p: &[f64], m: usize, s: &[u32], k: usize) -> (Vec<f64>, Vec<f64>
     let mut theta = vec![0f64; m];
     let mut theta_s = vec![0f64; k * m];
     let mut counts = vec![0f64; k];
-    for i in 0..n {
-        let g = s[i] as usize;
+    for (row, &g) in p.chunks_exact(m).zip(s) {
+        let g = g as usize;
         counts[g] += 1.0;
-        let row = &p[i * m..(i + 1) * m];
-        for j in 0..m {
-            theta[j] += row[j];
-            theta_s[g * m + j] += row[j];
+        for ((t, ts), &v) in theta.iter_mut().zip(&mut theta_s[g * m..(g + 1) * m]).zip(row) {
+            *t += v;
+            *ts += v;
         }
     }
     theta.iter_mut().for_each(|t| *t /= n as f64);
@@ -134,13 +133,14 @@ pub fn per_neuron_mi_host(p: &[f64], m: usize, s: &[u32], k: usize, want_grad: b
         return (value, Vec::new());
     }
     let d_all: Vec<f64> = theta.iter().map(|&t| h_prime_bits(t)).collect();
-    let d_grp: Vec<f64> = theta_s.iter().map(|&t| h_prime_bits(t)).collect();
-    let mut grad = vec![0f64; n * m];
-    for i in 0..n {
-        let g = s[i] as usize;
-        for j in 0..m {
-            grad[i * m + j] = (d_all[j] - d_grp[g * m + j]) / n as f64;
-        }
+    // A row's gradient depends on its group only: one row per group, copied to the group's rows.
+    let per_group: Vec<f64> = theta_s
+        .chunks_exact(m)
+        .flat_map(|ts| ts.iter().zip(&d_all).map(|(&t, &da)| (da - h_prime_bits(t)) / n as f64))
+        .collect();
+    let mut grad = Vec::with_capacity(n * m);
+    for &g in s {
+        grad.extend_from_slice(&per_group[g as usize * m..(g as usize + 1) * m]);
     }
     (value, grad)
 }

@@ -73,11 +73,12 @@ impl Adam {
         let lr = self.lr as f32;
         let decay = 1.0 - (self.lr * self.weight_decay) as f32;
         let (m, v) = (&mut self.m[k], &mut self.v[k]);
-        for i in 0..theta.len() {
-            m[i] = B1 * m[i] + (1.0 - B1) * g[i];
-            v[i] = B2 * v[i] + (1.0 - B2) * g[i] * g[i];
-            let step = (m[i] * c1) / ((v[i] * c2).sqrt() + EPS);
-            theta[i] = theta[i] * decay - lr * step;
+        // Zipped, so the compiler drops the bounds checks and vectorises the loop.
+        for ((t, &g), (m, v)) in theta.iter_mut().zip(g).zip(m.iter_mut().zip(v.iter_mut())) {
+            *m = B1 * *m + (1.0 - B1) * g;
+            *v = B2 * *v + (1.0 - B2) * g * g;
+            let step = (*m * c1) / ((*v * c2).sqrt() + EPS);
+            *t = *t * decay - lr * step;
         }
     }
 }

@@ -272,6 +272,12 @@ pub fn fit(
         _ => None,
     };
     let d = data.d;
+    // One-hot tables go to the fused step as their nonzeros (decided once, so every batch takes one path).
+    let sparse = fused.is_some() && fused::SparseRows::pays_for(&data.x, d);
+    // In memory, every row is compressed once; a mapped file (larger than memory) row by row per batch.
+    let all_rows = (sparse && !data.x.is_mapped()).then(|| fused::SparseRows::from_dense(&data.x, d));
+    let mut xs = fused::SparseRows::default();
+    let ids: Vec<usize> = (0..cfg.batch_size).collect();
     let mut xb: Vec<f32> = Vec::with_capacity(cfg.batch_size * d);
     let mut yb: Vec<f32> = Vec::with_capacity(cfg.batch_size);
     let stopped_early = |history: &[EpochStats], best: &Option<(f64, usize, Vec<Tensor>)>| matches!((history.last(), best), (Some(h), Some((_, e, _))) if h.epoch - e >= cfg.patience);
@@ -291,12 +297,23 @@ pub fn fit(
             }
             if let Some(f) = fused.as_mut() {
                 xb.clear();
+                xs.clear();
                 yb.clear();
                 for &i in &rows {
-                    xb.extend_from_slice(&data.x[i * d..(i + 1) * d]);
+                    let row = &data.x[i * d..(i + 1) * d];
+                    match (&all_rows, sparse) {
+                        (Some(_), _) => {}
+                        (None, true) => xs.push_row(row),
+                        (None, false) => xb.extend_from_slice(row),
+                    }
                     yb.push(data.y[i] as f32);
                 }
-                let out = f.step(&xb, &yb, &s, data.n_groups, cfg, gamma, &mut noise_rng)?;
+                let x = match &all_rows {
+                    Some(all) => fused::Rows::Sparse(all, &rows),
+                    None if sparse => fused::Rows::Sparse(&xs, &ids[..rows.len()]),
+                    None => fused::Rows::Dense(&xb),
+                };
+                let out = f.step(x, &yb, &s, data.n_groups, cfg, gamma, &mut noise_rng)?;
                 if !out.loss.is_finite() {
                     return Err(diverged(out.loss));
                 }
