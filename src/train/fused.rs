@@ -613,6 +613,63 @@ mod tests {
         assert!(exp_fast(f32::NAN).is_nan());
     }
 
+    /// The widths the step is compiled for give the same bits (the claim on [`FusedNet::step`]).
+    #[test]
+    fn every_compiled_width_gives_the_same_bits() {
+        let mut r = ChaCha8Rng::seed_from_u64(5);
+        let (n, d) = (37, 70);
+        let x: Vec<f32> = (0..n * d).map(|k| if k % 5 == 0 { r.random::<f32>() - 0.5 } else { 0.0 }).collect();
+        let y: Vec<f32> = (0..n).map(|i| (i % 3 == 0) as u8 as f32).collect();
+        let s: Vec<u32> = (0..n).map(|i| (i % 2) as u32).collect();
+        let sparse = SparseRows::from_dense(&x, d);
+        let ids: Vec<usize> = (0..n).collect();
+        let cfg = ModelConfig { n_inputs: d, hidden: vec![80, 21], ..ModelConfig::default() };
+        let net = Net::new(&cfg, &Device::Cpu, &mut ChaCha8Rng::seed_from_u64(6)).unwrap();
+        for kind in [PenaltyKind::PerNeuron, PenaltyKind::Joint] {
+            let tc =
+                TrainConfig { penalty: PenaltySpec::new(kind, Target::Parity), gamma: 0.5, ..TrainConfig::default() };
+            for rows in [Rows::Dense(&x), Rows::Sparse(&sparse, &ids)] {
+                type Run = fn(&mut FusedNet, Rows<'_>, &[f32], &[u32], &TrainConfig, &mut ChaCha8Rng) -> StepLoss;
+                let mut runs: Vec<(&str, Run)> =
+                    vec![("baseline", |f, x, y, s, tc, r| f.step_impl(x, y, s, 2, tc, 0.5, r).unwrap())];
+                #[cfg(target_arch = "x86_64")]
+                {
+                    if std::arch::is_x86_feature_detected!("avx2") {
+                        // SAFETY: the feature was detected.
+                        runs.push(("avx2", |f, x, y, s, tc, r| {
+                            unsafe { f.step_avx2(x, y, s, 2, tc, 0.5, r) }.unwrap()
+                        }));
+                    }
+                    if std::arch::is_x86_feature_detected!("avx512f") {
+                        // SAFETY: the feature was detected.
+                        runs.push(("avx512", |f, x, y, s, tc, r| {
+                            unsafe { f.step_avx512(x, y, s, 2, tc, 0.5, r) }.unwrap()
+                        }));
+                    }
+                }
+                let mut first: Option<(StepLoss, Vec<Vec<f32>>)> = None;
+                for (name, run) in runs {
+                    let mut f = FusedNet::from_net(&net).unwrap();
+                    // Two steps, so that the second starts from updated weights.
+                    let mut rng = ChaCha8Rng::seed_from_u64(7);
+                    run(&mut f, rows, &y, &s, &tc, &mut rng);
+                    for (p, g) in f.params.iter_mut().zip(&f.grads) {
+                        p.iter_mut().zip(g).for_each(|(p, g)| *p -= 0.1 * g);
+                    }
+                    let loss = run(&mut f, rows, &y, &s, &tc, &mut rng);
+                    match &first {
+                        None => first = Some((loss, f.grads.clone())),
+                        Some((l0, g0)) => {
+                            assert_eq!(loss.loss.to_bits(), l0.loss.to_bits(), "{name} {kind:?}");
+                            let bits = |g: &Vec<Vec<f32>>| g.iter().flatten().map(|v| v.to_bits()).collect::<Vec<_>>();
+                            assert_eq!(bits(&f.grads), bits(g0), "{name} {kind:?}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn sparse_rows_keep_the_nonzeros_in_order() {
         let x = [0.0, 2.0, 0.0, -1.0, 0.0, 0.0, f32::NAN, 0.0, 0.0];
