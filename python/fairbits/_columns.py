@@ -8,6 +8,7 @@ categorical column is one-hot encoded, a numeric one standardised.
 from __future__ import annotations
 
 import numbers
+import sys
 from typing import Any, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -23,9 +24,20 @@ def _is_series(x: Any) -> bool:
     return hasattr(x, "dtype") and hasattr(x, "name") and hasattr(x, "to_numpy") and not _is_frame(x)
 
 
+def _all_str(values: np.ndarray) -> bool:
+    """True when every cell of an object array is a ``str``: pandas' C type inference when pandas is already
+    loaded (a data frame came in), else a Python loop."""
+    pd = sys.modules.get("pandas")
+    if pd is not None and values.ndim == 1 and len(values):
+        return pd.api.types.infer_dtype(values, skipna=False) == "string"
+    return all(isinstance(v, str) for v in values.tolist())
+
+
 def _text(values: Any) -> List[str]:
+    if isinstance(values, np.ndarray) and values.dtype == object and _all_str(values):
+        return values.tolist()  # the common case: no cell to convert
     cells = values.tolist() if isinstance(values, np.ndarray) else list(values)
-    if all(type(v) is str for v in cells):  # the common case, at list speed
+    if all(type(v) is str for v in cells):
         return cells
     out = []
     for v in cells:
@@ -37,13 +49,25 @@ def _text(values: Any) -> List[str]:
     return out
 
 
+_SEP = "\x1f"  # the unit separator, which text cells practically never hold
+
+
+def wire(cells: List[str]) -> Any:
+    """Text cells as they cross to the core: joined into one ``str`` by the unit separator (one crossing,
+    not one per cell), or the list itself when a cell holds the separator or there are no cells."""
+    if not cells:
+        return cells
+    joined = _SEP.join(cells)
+    return joined if joined.count(_SEP) == len(cells) - 1 else cells
+
+
 def _numeric_kind(dtype: Any) -> bool:
     kind = getattr(dtype, "kind", None)
     return kind in ("i", "u", "f")
 
 
 def column_values(name: str, values: Any) -> Tuple[Any, bool]:
-    """One column as (float64 array | list of str, is_text)."""
+    """One column as (float64 array | text cells in their `wire` form, is_text)."""
     dtype = getattr(values, "dtype", None)
     if dtype is not None and _numeric_kind(dtype):
         arr = np.asarray(values, dtype=np.float64)
@@ -57,12 +81,15 @@ def column_values(name: str, values: Any) -> Tuple[Any, bool]:
                 return np.ascontiguousarray(values.to_numpy(dtype=np.float64, na_value=np.nan)), False
         except ImportError:  # pragma: no cover - a frame without pandas cannot happen
             pass
-    seq = list(values.to_numpy(dtype=object) if hasattr(values, "to_numpy") else np.asarray(values, dtype=object))
+    obj = values.to_numpy(dtype=object) if hasattr(values, "to_numpy") else np.asarray(values, dtype=object)
+    if obj.ndim == 1 and len(obj) and _all_str(obj):
+        return wire(obj.tolist()), True
+    seq = list(obj)
     if seq and all(
         isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_)) for v in seq if v is not None
     ) and any(v is not None for v in seq):
         return np.asarray([np.nan if v is None else float(v) for v in seq], dtype=np.float64), False
-    return _text(seq), True
+    return wire(_text(seq)), True
 
 
 def to_columns(X: Any, names: Optional[Sequence[str]] = None) -> Tuple[List[Column], List[str], List[str], bool]:
@@ -121,4 +148,4 @@ def one_column(name: str, values: Any) -> Column:
     v = values.to_numpy(dtype=object) if hasattr(values, "to_numpy") else np.asarray(values, dtype=object)
     if v.ndim != 1:
         raise ValueError(f"{name} must be one-dimensional, got shape {v.shape}")
-    return name, _text(v)
+    return name, wire(_text(v))

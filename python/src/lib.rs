@@ -53,24 +53,46 @@ fn lib<T>(r: fairbits::Result<T>) -> PyResult2<T> {
     r.map_err(py_err)
 }
 
-/// One column from Python: numbers (NaN = missing) or text ("" = missing).
+/// One column from Python: numbers (NaN = missing), a list of `str` ("" = missing), or the cells joined
+/// by the unit separator U+001F into one `str` (one crossing instead of one per cell; the Python side
+/// joins only when no cell holds the separator).
 #[derive(FromPyObject)]
 enum Col<'py> {
     Num(PyReadonlyArray1<'py, f64>),
+    Joined(String),
     Text(Vec<String>),
 }
 
 /// Named columns into a table. A number becomes the shortest text that parses back to the same value, so
-/// the encoders see exactly what a CSV holding it would give them.
+/// the encoders see exactly what a CSV holding it would give them. Cells go straight into the table's
+/// column buffers (no string per cell on the way).
 fn table(columns: Vec<(String, Col<'_>)>) -> PyResult2<RawTable> {
     let mut header = Vec::with_capacity(columns.len());
     let mut cells = Vec::with_capacity(columns.len());
+    let too_big = || PyValueError::new_err("a column holds more than 4 GiB of text");
+    let mut buf = String::new();
     for (name, col) in columns {
+        let mut column = data::Column::default();
+        match col {
+            Col::Num(a) => {
+                for &v in a.as_array() {
+                    data::number_text(v, &mut buf);
+                    column.push_trimmed(&buf).then_some(()).ok_or_else(too_big)?;
+                }
+            }
+            Col::Joined(t) => {
+                for cell in t.split('\u{1f}') {
+                    column.push_trimmed(cell).then_some(()).ok_or_else(too_big)?;
+                }
+            }
+            Col::Text(t) => {
+                for cell in &t {
+                    column.push_trimmed(cell).then_some(()).ok_or_else(too_big)?;
+                }
+            }
+        }
         header.push(name);
-        cells.push(match col {
-            Col::Num(a) => a.as_array().iter().map(|v| v.to_string()).collect(),
-            Col::Text(t) => t,
-        });
+        cells.push(column);
     }
     lib(RawTable::from_columns(SOURCE, header, cells))
 }

@@ -5,6 +5,7 @@
 use super::table::{parse_number, sort_values, RawTable};
 use super::Roles;
 use crate::error::{Error, Result};
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde::{Deserialize, Serialize};
 
 /// How one raw column becomes model inputs.
@@ -185,10 +186,29 @@ impl Encoding {
         let mut columns = Vec::with_capacity(spec.features.len());
         for name in &spec.features {
             let cells = table.column(name)?;
-            let numeric_cells = cells.iter().filter(|c| parse_number(c).is_some()).count();
+            // Parsed once: the count decides the kind, and a numeric column's values are these.
+            let parsed: Vec<Option<f64>> = if spec.categorical.contains(name) {
+                Vec::new()
+            } else {
+                // Stops once half the cells failed to parse: the column is text whatever the rest hold.
+                let mut failed = 0;
+                cells
+                    .iter()
+                    .map(parse_number)
+                    .take_while(|v| {
+                        failed += v.is_none() as usize;
+                        2 * failed < cells.len()
+                    })
+                    .collect()
+            };
+            let numeric_cells = parsed.iter().filter(|v| v.is_some()).count();
             let numeric = !spec.categorical.contains(name) && 2 * numeric_cells > cells.len();
             if numeric {
-                let values = parse_column(table, name)?;
+                let values = if numeric_cells == cells.len() && parsed.iter().flatten().all(|v| v.is_finite()) {
+                    parsed.into_iter().flatten().collect()
+                } else {
+                    parse_column(table, name)? // the error naming the first bad cell
+                };
                 let ids = train_rows.iter().map(|&r| values[r]).filter(|v| v.fract() == 0.0).count();
                 // All distinct, stopping at the first repeat (which comes early in a real feature).
                 let mut seen = std::collections::HashSet::new();
@@ -251,14 +271,40 @@ impl Encoding {
         let n = table.n_rows();
         let d = self.n_features();
         let mut x = vec![0f32; n * d];
-        let mut offset = 0;
         // Unseen categories per column: how many cells, and the first value met with its line.
         let mut unseen: Vec<(&str, usize, String, u64)> = Vec::new();
+        // Blocks of rows, column by column within a block: the block's part of `x` stays in cache while
+        // every column writes into it (column by column over all rows streamed `x` once per column).
+        const BLOCK: usize = 2048;
+        for start in (0..n).step_by(BLOCK) {
+            let rows = start..(start + BLOCK).min(n);
+            self.transform_block(table, rows, d, &mut x, &mut unseen)?;
+        }
+        let unseen = unseen.into_iter().map(|(column, count, value, line)| {
+            format!(
+                "{}: column '{column}': {count} cell(s) hold categories not seen in training (first: '{value}' on \
+                 line {line}); they encode as all zeros",
+                table.source
+            )
+        });
+        Ok((x, unseen.collect()))
+    }
+
+    fn transform_block<'a>(
+        &'a self,
+        table: &RawTable,
+        rows: std::ops::Range<usize>,
+        d: usize,
+        x: &mut [f32],
+        unseen: &mut Vec<(&'a str, usize, String, u64)>,
+    ) -> Result<()> {
+        let mut offset = 0;
         for col in &self.columns {
             match col {
                 ColumnEncoder::Numeric { name, mean, std } => {
-                    let values = parse_column(table, name)?;
-                    for (r, v) in values.iter().enumerate() {
+                    let cells = table.column(name)?;
+                    for r in rows.clone() {
+                        let v = parse_cell(table, name, r, cells.get(r))?;
                         let z = ((v - mean) / std) as f32;
                         // A value beyond f32's range once standardised would enter the network as inf.
                         if !z.is_finite() {
@@ -276,10 +322,13 @@ impl Encoding {
                 }
                 ColumnEncoder::Categorical { name, categories } => {
                     let cells = table.column(name)?;
-                    for (r, v) in cells.iter().enumerate() {
-                        match categories.binary_search_by(|c| c.as_str().cmp(v)) {
-                            Ok(k) => x[r * d + offset + k] = 1.0,
-                            Err(_) => match unseen.iter_mut().find(|u| u.0 == name) {
+                    let index: FxHashMap<&str, usize> =
+                        categories.iter().enumerate().map(|(k, c)| (c.as_str(), k)).collect();
+                    for r in rows.clone() {
+                        let v = cells.get(r);
+                        match index.get(v) {
+                            Some(&k) => x[r * d + offset + k] = 1.0,
+                            None => match unseen.iter_mut().find(|u| u.0 == name) {
                                 Some(u) => u.1 += 1,
                                 None => unseen.push((name, 1, v.to_string(), table.lines[r])),
                             },
@@ -289,44 +338,38 @@ impl Encoding {
             }
             offset += col.width();
         }
-        let unseen = unseen.into_iter().map(|(column, count, value, line)| {
-            format!(
-                "{}: column '{column}': {count} cell(s) hold categories not seen in training (first: '{value}' on \
-                 line {line}); they encode as all zeros",
-                table.source
-            )
-        });
-        Ok((x, unseen.collect()))
+        Ok(())
     }
 }
 
 /// Parses a numeric column; a non-number or an infinity is an error naming line and column.
 pub(crate) fn parse_column(table: &RawTable, name: &str) -> Result<Vec<f64>> {
     let cells = table.column(name)?;
-    cells
-        .iter()
-        .enumerate()
-        .map(|(r, c)| match parse_number(c) {
-            Some(v) if v.is_finite() => Ok(v),
-            Some(_) => Err(Error::NonFinite {
-                path: table.source.clone(),
-                line: table.lines[r],
-                column: name.to_string(),
-                value: c.to_string(),
-            }),
-            None => Err(Error::NotNumeric {
-                path: table.source.clone(),
-                line: table.lines[r],
-                column: name.to_string(),
-                value: c.to_string(),
-            }),
-        })
-        .collect()
+    cells.iter().enumerate().map(|(r, c)| parse_cell(table, name, r, c)).collect()
+}
+
+/// Cell `c` of row `r` of numeric column `name` as a finite number, or the error naming it.
+fn parse_cell(table: &RawTable, name: &str, r: usize, c: &str) -> Result<f64> {
+    match parse_number(c) {
+        Some(v) if v.is_finite() => Ok(v),
+        Some(_) => Err(Error::NonFinite {
+            path: table.source.clone(),
+            line: table.lines[r],
+            column: name.to_string(),
+            value: c.to_string(),
+        }),
+        None => Err(Error::NotNumeric {
+            path: table.source.clone(),
+            line: table.lines[r],
+            column: name.to_string(),
+            value: c.to_string(),
+        }),
+    }
 }
 
 /// The distinct cells, sorted (hashed first: a column holds few distinct values and many cells).
 fn distinct<'a>(cells: impl IntoIterator<Item = &'a str>) -> Vec<String> {
-    let set: std::collections::HashSet<&str> = cells.into_iter().collect();
+    let set: FxHashSet<&str> = cells.into_iter().collect();
     let mut out: Vec<String> = set.into_iter().map(String::from).collect();
     out.sort_unstable();
     out

@@ -22,7 +22,7 @@ pub mod tabular;
 pub use builtin::Builtin;
 pub use encoding::{ColumnEncoder, Encoding};
 pub use images::{ImageDataset, ImageSpec};
-pub use table::{Duplicates, RawTable};
+pub use table::{number_text, Column, Duplicates, RawTable};
 pub use tabular::{
     encode_features, labelled_rows, load_table, prepare_fit, prepare_held_out, prepare_held_out_rows, prepare_table,
     require_complete, split_rows, EncodedRows, HeldOut, Roles, Source, TableSpec,

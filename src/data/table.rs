@@ -52,7 +52,8 @@ pub const MISSING_TOKENS: &[&str] = &["", "?", "NA", "N/A", "NaN", "nan", "null"
 
 /// True when a cell counts as missing.
 pub fn is_missing(cell: &str) -> bool {
-    MISSING_TOKENS.contains(&cell)
+    // Every token is at most 4 bytes: a longer cell is settled by its length.
+    cell.len() <= 4 && MISSING_TOKENS.contains(&cell)
 }
 
 /// What to do when two columns share a name.
@@ -114,6 +115,11 @@ impl Column {
         self.text.push_str(&other.text);
         self.ends.extend(other.ends.iter().map(|&e| e + base as u32));
         true
+    }
+
+    /// Appends a cell trimmed of surrounding white space, as a file's cells are; `false` past 4 GiB.
+    pub fn push_trimmed(&mut self, cell: &str) -> bool {
+        self.push(cell.trim())
     }
 
     /// A column of the given cells.
@@ -279,9 +285,9 @@ impl RawTable {
     }
 
     /// A table from columns of cells held in memory (a data frame): a message's "line" is the 0-based row
-    /// position. Cells are trimmed like a file's.
-    pub fn from_columns(source: &str, header: Vec<String>, columns: Vec<Vec<String>>) -> Result<Self> {
-        let n = columns.first().map_or(0, Vec::len);
+    /// position. The caller trims the cells as a file's are ([`Column::push_trimmed`]).
+    pub fn from_columns(source: &str, header: Vec<String>, columns: Vec<Column>) -> Result<Self> {
+        let n = columns.first().map_or(0, Column::len);
         if header.len() != columns.len() || header.is_empty() {
             return Err(Error::param(
                 "columns",
@@ -302,7 +308,6 @@ impl RawTable {
         if let Some(dup) = header.iter().find(|h| !seen.insert(*h)) {
             return Err(Error::DuplicateColumn { path: source.to_string(), column: dup.clone() });
         }
-        let columns = columns.iter().map(|c| Column::from_cells(c.iter().map(|v| v.trim()))).collect();
         Ok(RawTable { source: source.to_string(), header, columns, lines: (0..n as u64).collect() })
     }
 
@@ -352,6 +357,20 @@ pub fn parse_number(cell: &str) -> Option<f64> {
     cell.parse::<f64>().ok()
 }
 
+/// Writes `v` into `buf` (cleared first) as `format!("{v}")` would: the shortest text that parses back to
+/// `v`, how a number from memory becomes a cell the encoders read like a file's. A whole number below
+/// 2^53 takes the integer formatter (the same digits, faster); -0 keeps its sign on the float path.
+pub fn number_text(v: f64, buf: &mut String) {
+    use std::fmt::Write;
+    buf.clear();
+    if v.fract() == 0.0 && v.abs() < 9_007_199_254_740_992.0 && !(v == 0.0 && v.is_sign_negative()) {
+        write!(buf, "{}", v as i64)
+    } else {
+        write!(buf, "{v}")
+    }
+    .expect("writing to a String");
+}
+
 /// Sorts values numerically when all are numbers, otherwise lexicographically. Used to give target and
 /// group values a stable, documented order (so `0 < 1`, `Female < Male`).
 pub fn sort_values(values: &mut [String]) {
@@ -370,6 +389,25 @@ mod tests {
 
     fn read(s: &str) -> Result<RawTable> {
         RawTable::read(s.as_bytes(), "t.csv", Duplicates::Reject)
+    }
+
+    #[test]
+    fn number_text_is_the_display_form() {
+        let mut buf = String::new();
+        let mut r = 0x9e37_79b9_7f4a_7c15u64;
+        let mut values = vec![0.0, -0.0, 1.0, -1.0, 39.0, 1e15, 9_007_199_254_740_991.0, 9_007_199_254_740_992.0];
+        values.extend([1e21, 0.1, -2.5, f64::NAN, f64::INFINITY, f64::NEG_INFINITY, f64::MIN_POSITIVE, f64::MAX]);
+        for _ in 0..100_000 {
+            r ^= r << 13;
+            r ^= r >> 7;
+            r ^= r << 17;
+            values.push((r >> 11) as f64 * if r & 1 == 0 { 1.0 } else { -1.0 }); // whole numbers up to 2^53
+            values.push(f64::from_bits(r)); // any bits
+        }
+        for v in values {
+            number_text(v, &mut buf);
+            assert_eq!(buf, format!("{v}"), "{v:?}");
+        }
     }
 
     #[test]

@@ -461,6 +461,12 @@ pub fn prepare_fit(table: RawTable, roles: &Roles, val_size: f64, seed: u64, nam
     let x = encoding.transform(&table)?;
     let d = encoding.n_features();
     let all = Dataset { n: y.len(), d, shape: vec![d], x: x.into(), y, s, n_groups, n_classes: 2 };
-    let sets = [&train_idx[..], &val_idx, &[], &[]].map(|idx| all.subset(idx));
+    // Without a validation split the training set is every row in order: moved, not copied.
+    let sets = if val_idx.is_empty() {
+        let empty = all.subset(&[]);
+        [all, empty.clone(), empty.clone(), empty]
+    } else {
+        [&train_idx[..], &val_idx, &[], &[]].map(|idx| all.subset(idx))
+    };
     Ok(Prepared::table(name.to_string(), encoding, sets, 0))
 }

@@ -61,14 +61,13 @@ pub struct StepLoss {
     pub penalty: f64,
 }
 
-/// A batch's rows in compressed form: row `i`'s nonzero entries are `cols[start[i]..start[i + 1]]` with
-/// values `vals[..]`. A one-hot encoded table is mostly zeros (Adult: about 14 nonzeros of 102), and the
+/// Rows in compressed form: row `i`'s nonzero entries are `entries[start[i]..start[i + 1]]`, (column,
+/// value) pairs side by side so that a row is one stretch of memory. A one-hot encoded table is mostly zeros (Adult: about 14 nonzeros of 102), and the
 /// first layer then costs the nonzeros, not the width.
 #[derive(Clone, Debug, Default)]
 pub struct SparseRows {
     start: Vec<usize>,
-    cols: Vec<u32>,
-    vals: Vec<f32>,
+    entries: Vec<(u32, f32)>,
 }
 
 impl SparseRows {
@@ -76,8 +75,7 @@ impl SparseRows {
     pub fn clear(&mut self) {
         self.start.clear();
         self.start.push(0);
-        self.cols.clear();
-        self.vals.clear();
+        self.entries.clear();
     }
 
     /// Appends one dense row (its nonzeros; a NaN is kept, so it propagates as in the dense product).
@@ -86,19 +84,25 @@ impl SparseRows {
             self.start.push(0);
         }
         // Branch-free: every cell is written, and the end advances past the nonzero ones only.
-        let base = self.cols.len();
-        self.cols.resize(base + row.len(), 0);
-        self.vals.resize(base + row.len(), 0.0);
-        let (cols, vals) = (&mut self.cols[base..], &mut self.vals[base..]);
+        let base = self.entries.len();
+        self.entries.resize(base + row.len(), (0, 0.0));
+        let entries = &mut self.entries[base..];
         let mut end = 0;
         for (j, &v) in row.iter().enumerate() {
-            cols[end] = j as u32;
-            vals[end] = v;
+            entries[end] = (j as u32, v);
             end += (v != 0.0) as usize;
         }
-        self.cols.truncate(base + end);
-        self.vals.truncate(base + end);
+        self.entries.truncate(base + end);
         self.start.push(base + end);
+    }
+
+    /// Appends row `i` of `other` (a batch gathered into one stretch of memory).
+    pub fn push_from(&mut self, other: &SparseRows, i: usize) {
+        if self.start.is_empty() {
+            self.start.push(0);
+        }
+        self.entries.extend_from_slice(&other.entries[other.start[i]..other.start[i + 1]]);
+        self.start.push(self.entries.len());
     }
 
     /// The rows of a row-major matrix with `d` columns.
@@ -122,17 +126,17 @@ impl SparseRows {
 
     fn row(&self, i: usize) -> impl Iterator<Item = (usize, f32)> + '_ {
         let r = self.start[i]..self.start[i + 1];
-        self.cols[r.clone()].iter().map(|&c| c as usize).zip(self.vals[r].iter().copied())
+        self.entries[r].iter().map(|&(c, v)| (c as usize, v))
     }
 }
 
-/// `out += sum of v * w[c, :]` over the pairs `(c, v)` of `cols` and `vals`, in their order, for a
+/// `out += sum of v * w[c, :]` over the pairs `(c, v)` of `entries`, in their order, for a
 /// row-major `w` with `out.len()` columns: a block of `B` columns sums in registers, not through a store
 /// and reload per pair.
 #[inline(always)]
-fn combine_block<const B: usize>(out: &mut [f32], j0: usize, cols: &[u32], vals: &[f32], w: &[f32], width: usize) {
+fn combine_block<const B: usize>(out: &mut [f32], j0: usize, entries: &[(u32, f32)], w: &[f32], width: usize) {
     let mut acc: [f32; B] = out.try_into().expect("a block of B columns");
-    for (&c, &v) in cols.iter().zip(vals) {
+    for &(c, v) in entries {
         let wr: &[f32; B] = w[c as usize * width + j0..][..B].try_into().expect("B weights");
         for k in 0..B {
             acc[k] += v * wr[k];
@@ -145,18 +149,18 @@ fn combine_block<const B: usize>(out: &mut [f32], j0: usize, cols: &[u32], vals:
 /// Each output sums its terms in the pairs' order whatever the blocking, so the result does not depend on
 /// the vector width: the sparse first layer's product, a row's nonzeros times rows of the weights.
 #[inline(always)]
-fn combine_rows(out: &mut [f32], cols: &[u32], vals: &[f32], w: &[f32]) {
+fn combine_rows(out: &mut [f32], entries: &[(u32, f32)], w: &[f32]) {
     let width = out.len();
     let mut j0 = 0;
     while j0 + 64 <= width {
-        combine_block::<64>(&mut out[j0..j0 + 64], j0, cols, vals, w, width);
+        combine_block::<64>(&mut out[j0..j0 + 64], j0, entries, w, width);
         j0 += 64;
     }
     while j0 + 16 <= width {
-        combine_block::<16>(&mut out[j0..j0 + 16], j0, cols, vals, w, width);
+        combine_block::<16>(&mut out[j0..j0 + 16], j0, entries, w, width);
         j0 += 16;
     }
-    for (&c, &v) in cols.iter().zip(vals) {
+    for &(c, v) in entries {
         let c = c as usize;
         axpy(&mut out[j0..], v, &w[c * width + j0..(c + 1) * width]);
     }
@@ -358,7 +362,7 @@ impl FusedNet {
                 (0, Rows::Sparse(x, ids)) => {
                     for (&i, zi) in ids.iter().zip(z.chunks_exact_mut(dout)) {
                         let r = x.start[i]..x.start[i + 1];
-                        combine_rows(zi, &x.cols[r.clone()], &x.vals[r], w);
+                        combine_rows(zi, &x.entries[r], w);
                     }
                 }
                 (0, Rows::Dense(x)) => sgemm(n, din, dout, x, false, w, false, &mut z, true),
