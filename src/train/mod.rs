@@ -8,6 +8,7 @@
 pub mod adam;
 pub mod checkpoint;
 pub mod fused;
+pub mod kernels;
 
 pub use adam::Adam;
 pub use checkpoint::Checkpointing;
