@@ -33,12 +33,11 @@ fn step(c: &mut Criterion) {
     // One-hot-like rows: 14 nonzeros of 102, as in Adult.
     let onehot: Vec<f32> = x.iter().enumerate().map(|(k, &v)| if k % 102 < 14 { v } else { 0.0 }).collect();
     let sparse = SparseRows::from_dense(&onehot, 102);
-    let ids: Vec<usize> = (0..256).collect();
     c.bench_function("step 102-64-32-1, batch 256, per-neuron, fused, 14 nonzeros per row, dense", |b| {
         b.iter(|| fused.step(Rows::Dense(&onehot), &y, &s, 2, &tc, 1.0, &mut rng).unwrap())
     });
     c.bench_function("step 102-64-32-1, batch 256, per-neuron, fused, 14 nonzeros per row, sparse", |b| {
-        b.iter(|| fused.step(Rows::Sparse(&sparse, &ids), &y, &s, 2, &tc, 1.0, &mut rng).unwrap())
+        b.iter(|| fused.step(Rows::Sparse(&sparse), &y, &s, 2, &tc, 1.0, &mut rng).unwrap())
     });
     let xt = Tensor::from_slice(&x, (256, 102), &Device::Cpu).unwrap();
     let yt = Tensor::from_slice(&y, 256, &Device::Cpu).unwrap();

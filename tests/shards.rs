@@ -8,34 +8,11 @@ use std::process::Command;
 
 fn sweep(dir: &Path, out: &str, shard: Option<&str>) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_fairbits"));
-    c.current_dir(dir).args([
-        "sweep",
-        "--csv",
-        "data.csv",
-        "--target",
-        "y",
-        "--sensitive",
-        "s",
-        "--gammas",
-        "0,1",
-        "--seeds",
-        "0,1,2",
-        "--methods",
-        "sqnn,mlp",
-        "--epochs",
-        "5",
-        "--hidden",
-        "8,4",
-        "--draws",
-        "2",
-        "--forest-trees",
-        "5",
-        "--jobs",
-        "1",
-        "--quiet",
-        "--out",
-        out,
-    ]);
+    c.current_dir(dir).args(words(
+        "sweep --csv data.csv --target y --sensitive s --gammas 0,1 --seeds 0,1,2 --methods sqnn,mlp --epochs 5 \
+         --hidden 8,4 --draws 2 --forest-trees 5 --jobs 1 --quiet --out",
+    ));
+    c.arg(out);
     if let Some(s) = shard {
         c.args(["--shard", s]);
     }

@@ -276,9 +276,18 @@ impl Encoding {
         // Blocks of rows, column by column within a block: the block's part of `x` stays in cache while
         // every column writes into it (column by column over all rows streamed `x` once per column).
         const BLOCK: usize = 2048;
+        // Each text column's categories by value, built once for all blocks.
+        let index: Vec<FxHashMap<&str, usize>> = (self.columns.iter())
+            .map(|col| match col {
+                ColumnEncoder::Categorical { categories, .. } => {
+                    categories.iter().enumerate().map(|(k, c)| (c.as_str(), k)).collect()
+                }
+                ColumnEncoder::Numeric { .. } => FxHashMap::default(),
+            })
+            .collect();
         for start in (0..n).step_by(BLOCK) {
             let rows = start..(start + BLOCK).min(n);
-            self.transform_block(table, rows, d, &mut x, &mut unseen)?;
+            self.transform_block(table, rows, d, &index, &mut x, &mut unseen)?;
         }
         let unseen = unseen.into_iter().map(|(column, count, value, line)| {
             format!(
@@ -295,11 +304,12 @@ impl Encoding {
         table: &RawTable,
         rows: std::ops::Range<usize>,
         d: usize,
+        index: &[FxHashMap<&str, usize>],
         x: &mut [f32],
         unseen: &mut Vec<(&'a str, usize, String, u64)>,
     ) -> Result<()> {
         let mut offset = 0;
-        for col in &self.columns {
+        for (col, index) in self.columns.iter().zip(index) {
             match col {
                 ColumnEncoder::Numeric { name, mean, std } => {
                     let cells = table.column(name)?;
@@ -312,7 +322,7 @@ impl Encoding {
                                 path: table.source.clone(),
                                 line: table.lines[r],
                                 column: name.clone(),
-                                value: table.column(name)?.get(r).to_string(),
+                                value: cells.get(r).to_string(),
                                 mean: *mean,
                                 std: *std,
                             });
@@ -320,10 +330,8 @@ impl Encoding {
                         x[r * d + offset] = z;
                     }
                 }
-                ColumnEncoder::Categorical { name, categories } => {
+                ColumnEncoder::Categorical { name, .. } => {
                     let cells = table.column(name)?;
-                    let index: FxHashMap<&str, usize> =
-                        categories.iter().enumerate().map(|(k, c)| (c.as_str(), k)).collect();
                     for r in rows.clone() {
                         let v = cells.get(r);
                         match index.get(v) {

@@ -180,9 +180,7 @@ impl FusedNet {
         let n = y.len();
         match x {
             Rows::Dense(x) => assert_eq!(x.len(), n * self.dims[0], "dense rows of the wrong width"),
-            Rows::Sparse(x, ids) => {
-                assert!(ids.len() == n && ids.iter().all(|&i| i < x.rows()), "sparse rows out of range")
-            }
+            Rows::Sparse(x) => assert_eq!(x.rows(), n, "sparse rows of the wrong count"),
         }
         let n_hidden = self.cfg.hidden.len();
         let tau = self.cfg.temperature as f32;
@@ -201,8 +199,8 @@ impl FusedNet {
                 z.extend_from_slice(b);
             }
             match (l, x) {
-                (0, Rows::Sparse(x, ids)) => {
-                    for (&i, zi) in ids.iter().zip(z.chunks_exact_mut(dout)) {
+                (0, Rows::Sparse(x)) => {
+                    for (i, zi) in z.chunks_exact_mut(dout).enumerate() {
                         combine_rows(zi, x.entries(i), w);
                     }
                 }
@@ -347,11 +345,11 @@ impl FusedNet {
             }
             let gw = &mut self.grads[2 * l];
             match (l, x) {
-                (0, Rows::Sparse(x, ids)) => {
+                (0, Rows::Sparse(x)) => {
                     // Scattered into the weight rows, row by row: the gradient rows stream through once
                     // and the weights' gradient stays in L1 (gathering by column instead measured slower).
                     gw.fill(0.0);
-                    for (&i, gzi) in ids.iter().zip(self.g_z.chunks_exact(dout)) {
+                    for (i, gzi) in self.g_z.chunks_exact(dout).enumerate() {
                         for (c, v) in x.row(i) {
                             axpy(&mut gw[c * dout..(c + 1) * dout], v, gzi);
                         }
@@ -434,13 +432,12 @@ mod tests {
         let y: Vec<f32> = (0..n).map(|i| (i % 3 == 0) as u8 as f32).collect();
         let s: Vec<u32> = (0..n).map(|i| (i % 2) as u32).collect();
         let sparse = SparseRows::from_dense(&x, d);
-        let ids: Vec<usize> = (0..n).collect();
         let cfg = ModelConfig { n_inputs: d, hidden: vec![80, 21], ..ModelConfig::default() };
         let net = Net::new(&cfg, &Device::Cpu, &mut ChaCha8Rng::seed_from_u64(6)).unwrap();
         for kind in [PenaltyKind::PerNeuron, PenaltyKind::Joint] {
             let tc =
                 TrainConfig { penalty: PenaltySpec::new(kind, Target::Parity), gamma: 0.5, ..TrainConfig::default() };
-            for rows in [Rows::Dense(&x), Rows::Sparse(&sparse, &ids)] {
+            for rows in [Rows::Dense(&x), Rows::Sparse(&sparse)] {
                 type Run = fn(&mut FusedNet, Rows<'_>, &[f32], &[u32], &TrainConfig, &mut ChaCha8Rng) -> StepLoss;
                 let mut runs: Vec<(&str, Run)> =
                     vec![("baseline", |f, x, y, s, tc, r| f.step_impl(x, y, s, 2, tc, 0.5, r).unwrap())];
@@ -491,7 +488,6 @@ mod tests {
             .map(|_| if data_rng.random_bool(0.5) { 0.0 } else { data_rng.random::<f32>() * 2.0 - 1.0 })
             .collect();
         let sparse = SparseRows::from_dense(&x, d);
-        let ids: Vec<usize> = (0..n).collect();
         let y: Vec<f32> = (0..n).map(|i| (i % 3 == 0) as u8 as f32).collect();
         let s: Vec<u32> = (0..n).map(|i| (i % k) as u32).collect();
         let mut cases = 0;
@@ -534,7 +530,7 @@ mod tests {
                                 if stochastic.is_empty() { 0.0 } else { gamma },
                                 100 + cases,
                             );
-                            for (form, rows) in [("dense", Rows::Dense(&x)), ("sparse", Rows::Sparse(&sparse, &ids))] {
+                            for (form, rows) in [("dense", Rows::Dense(&x)), ("sparse", Rows::Sparse(&sparse))] {
                                 let mut fused = FusedNet::from_net(&net).unwrap();
                                 let out = fused
                                     .step(

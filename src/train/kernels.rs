@@ -150,14 +150,14 @@ pub(crate) fn combine_rows(out: &mut [f32], entries: &[(u32, f32)], w: &[f32]) {
     }
 }
 
-/// The inputs of one step: dense rows (row-major `n x d`), or rows of a [`SparseRows`] by index (the
-/// training loop gathers a batch's rows into one, so that the step reads one stretch of memory).
+/// The inputs of one step: dense rows (row-major `n x d`), or the batch's rows compressed (the training
+/// loop gathers them into one [`SparseRows`], so that the step reads one stretch of memory).
 #[derive(Clone, Copy, Debug)]
 pub enum Rows<'a> {
     /// Row-major `n x d`.
     Dense(&'a [f32]),
-    /// The batch's rows `ids` of a compressed matrix.
-    Sparse(&'a SparseRows, &'a [usize]),
+    /// The batch's rows, compressed.
+    Sparse(&'a SparseRows),
 }
 
 /// `acc += a * x` over two equal-length slices (a loop the compiler vectorises).

@@ -278,7 +278,6 @@ pub fn fit(
     // In memory, every row is compressed once; a mapped file (larger than memory) row by row per batch.
     let all_rows = (sparse && !data.x.is_mapped()).then(|| fused::SparseRows::from_dense(&data.x, d));
     let mut xs = fused::SparseRows::default();
-    let ids: Vec<usize> = (0..cfg.batch_size).collect();
     let mut xb: Vec<f32> = Vec::with_capacity(cfg.batch_size * d);
     let mut yb: Vec<f32> = Vec::with_capacity(cfg.batch_size);
     let stopped_early = |history: &[EpochStats], best: &Option<(f64, usize, Vec<Tensor>)>| matches!((history.last(), best), (Some(h), Some((_, e, _))) if h.epoch - e >= cfg.patience);
@@ -311,7 +310,7 @@ pub fn fit(
                 }
                 // The batch's rows gathered into one stretch: the step reads each twice, and scattered
                 // rows of the whole set cost a cache miss each time (measured: 25% of the step).
-                let x = if sparse { fused::Rows::Sparse(&xs, &ids[..rows.len()]) } else { fused::Rows::Dense(&xb) };
+                let x = if sparse { fused::Rows::Sparse(&xs) } else { fused::Rows::Dense(&xb) };
                 let out = f.step(x, &yb, &s, data.n_groups, cfg, gamma, &mut noise_rng)?;
                 if !out.loss.is_finite() {
                     return Err(diverged(out.loss));
