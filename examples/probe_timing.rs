@@ -1,10 +1,10 @@
-use fairbits::data::{tabular, Builtin, TableSpec};
+use fairbits::data::{Builtin, DataSpec, TableSpec};
 use fairbits::eval::probes::{forest_probe, logreg_probe, Repr};
 use fairbits::model::{Inference, Mode, ModelConfig, Net};
 use fairbits::rng::{rng, Stream};
 use std::time::Instant;
 fn main() {
-    let data = tabular::prepare(&TableSpec::builtin(Builtin::Adult, 0), None).unwrap();
+    let data = DataSpec::Table(TableSpec::builtin(Builtin::Adult, 0)).prepare().unwrap();
     let m: usize = std::env::args().nth(1).map(|v| v.parse().unwrap()).unwrap_or(32);
     let cfg = ModelConfig { n_inputs: data.train.d, hidden: vec![64, m], stochastic: vec![1], ..Default::default() };
     let net = Net::new(&cfg, &candle_core::Device::Cpu, &mut rng(0, Stream::Init)).unwrap();

@@ -42,8 +42,28 @@ fn time<F: FnMut() -> Result<()>>(repeats: usize, mut f: F) -> Result<f64> {
 pub fn run(repeats: usize) -> Result<Vec<BenchRow>> {
     let repeats = repeats.max(1);
     let data = tabular::prepare(&TableSpec::builtin(Builtin::Adult, 0), None)?;
+    let mut rows = epoch_rows(&data, repeats)?;
+    rows.extend(sweep_rows(&data)?);
+    let mut r = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    rows.extend(mi_rows(repeats, &mut r)?);
+    // Encoding throughput: one forward pass in sample mode over the test split.
     let device = Device::Cpu;
-    let mut rows = Vec::new();
+    let model = ModelConfig { n_inputs: data.test.d, ..ModelConfig::default() };
+    let net = Net::new(&model, &device, &mut rng(0, Stream::Init))?;
+    let x = Tensor::from_slice(&data.test.x, (data.test.n, data.test.d), &device)?;
+    let secs = time(repeats, || net.forward(&x, Mode::Infer(Inference::Sample), &mut r).map(|_| ()))?;
+    rows.push(BenchRow {
+        what: "encode (sample mode), rows per second".into(),
+        value: data.test.n as f64 / secs,
+        unit: "rows/s",
+    });
+    rows.extend(conv_rows(repeats)?);
+    rows.extend(command_rows(repeats)?);
+    Ok(rows)
+}
+
+/// One training epoch and one step per penalty and backend, and the ratios that matter.
+fn epoch_rows(data: &crate::data::Prepared, repeats: usize) -> Result<Vec<BenchRow>> {
     let steps = data.train.n.div_ceil(256) as f64;
     // (name, hidden, stochastic, penalty, gamma, backend)
     type Config<'a> = (&'a str, Vec<usize>, bool, PenaltyKind, f64, Backend);
@@ -57,45 +77,33 @@ pub fn run(repeats: usize) -> Result<Vec<BenchRow>> {
         ("joint penalty (exact), m = 12, candle", vec![64, 12], true, PenaltyKind::Joint, 1.0, Backend::Candle),
         ("pairwise penalty, m = 32, candle", vec![64, 32], true, PenaltyKind::Pairwise, 1.0, Backend::Candle),
     ];
-    let mut epoch_seconds = Vec::new();
+    let (mut rows, mut epoch_seconds) = (Vec::new(), Vec::new());
     for (name, hidden, stochastic, penalty, gamma, backend) in configs {
-        let model = ModelConfig {
-            n_inputs: data.train.d,
-            stochastic: if stochastic { vec![1] } else { vec![] },
-            hidden,
-            ..ModelConfig::default()
-        };
-        let tc = TrainConfig {
-            epochs: 1,
-            gamma,
-            penalty: PenaltySpec::new(penalty, Target::Parity),
-            backend,
-            ..TrainConfig::default()
-        };
-        let net = Net::new(&model, &device, &mut rng(0, Stream::Init))?;
+        let stochastic = if stochastic { vec![1] } else { vec![] };
+        let model = ModelConfig { n_inputs: data.train.d, stochastic, hidden, ..ModelConfig::default() };
+        let penalty = PenaltySpec::new(penalty, Target::Parity);
+        let tc = TrainConfig { epochs: 1, gamma, penalty, backend, ..TrainConfig::default() };
+        let net = Net::new(&model, &Device::Cpu, &mut rng(0, Stream::Init))?;
         let secs = time(repeats, || train::fit(&net, &data.train, None, &tc, None, &()).map(|_| ()))?;
         epoch_seconds.push(secs);
         rows.push(BenchRow { what: format!("Adult epoch, {name}"), value: secs, unit: "s" });
         rows.push(BenchRow { what: format!("Adult step (batch 256), {name}"), value: secs / steps * 1e3, unit: "ms" });
     }
-    rows.push(BenchRow {
-        what: "epoch ratio: candle / fused (per-neuron, m = 32)".into(),
-        value: epoch_seconds[0] / epoch_seconds[1],
-        unit: "x",
-    });
-    rows.push(BenchRow {
-        what: "epoch ratio: joint / per-neuron (m = 12, fused)".into(),
-        value: epoch_seconds[4] / epoch_seconds[3],
-        unit: "x",
-    });
-    rows.push(BenchRow {
-        what: "epoch ratio: joint / per-neuron (m = 12, candle)".into(),
-        value: epoch_seconds[6] / epoch_seconds[5],
-        unit: "x",
-    });
-    // Sweep throughput: models of the default architecture (per-neuron penalty, 6 gammas x seeds) trained
-    // side by side, one per core, 3 epochs each.
+    for (what, a, b) in [
+        ("epoch ratio: candle / fused (per-neuron, m = 32)", 0, 1),
+        ("epoch ratio: joint / per-neuron (m = 12, fused)", 4, 3),
+        ("epoch ratio: joint / per-neuron (m = 12, candle)", 6, 5),
+    ] {
+        rows.push(BenchRow { what: what.into(), value: epoch_seconds[a] / epoch_seconds[b], unit: "x" });
+    }
+    Ok(rows)
+}
+
+/// Sweep throughput: models of the default architecture (per-neuron penalty, 6 gammas x seeds) trained
+/// side by side, one per core, 3 epochs each.
+fn sweep_rows(data: &crate::data::Prepared) -> Result<Vec<BenchRow>> {
     let gammas = [0.0, 0.1, 0.5, 1.0, 2.0, 5.0];
+    let mut rows = Vec::new();
     for models in [1usize, 6, 18] {
         let epochs = 3;
         let t = Instant::now();
@@ -107,20 +115,22 @@ pub fn run(repeats: usize) -> Result<Vec<BenchRow>> {
             train::fit(&net, &data.train, None, &tc, None, &()).map(|_| ())
         })?;
         let secs = t.elapsed().as_secs_f64();
+        let threads = rayon::current_num_threads();
         rows.push(BenchRow {
-            what: format!(
-                "sweep throughput, {models} model(s) x {epochs} epochs, {} threads",
-                rayon::current_num_threads()
-            ),
+            what: format!("sweep throughput, {models} model(s) x {epochs} epochs, {threads} threads"),
             value: (models * epochs) as f64 / secs,
             unit: "model-epochs/s",
         });
     }
-    // Exact joint MI at evaluation (the host form: rows doubled in parallel, one GEMM per group), 9,000
-    // rows, two groups.
-    let mut r = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    Ok(rows)
+}
+
+/// The exact joint MI at evaluation (the host form: rows doubled in parallel, one GEMM per group) and the
+/// Monte-Carlo estimate, on 9,000 rows of two groups.
+fn mi_rows(repeats: usize, r: &mut rand_chacha::ChaCha8Rng) -> Result<Vec<BenchRow>> {
     let n = 9000;
     let s: Vec<u32> = (0..n).map(|_| r.random_range(0..2u32)).collect();
+    let mut rows = Vec::new();
     for m in [8usize, 12, 16, 20] {
         let p: Vec<f64> = (0..n * m).map(|_| 0.0025 + 0.995 * r.random::<f64>()).collect();
         let secs = time(repeats.min(3), || {
@@ -134,23 +144,8 @@ pub fn run(repeats: usize) -> Result<Vec<BenchRow>> {
     let secs = time(repeats.min(3), || {
         mi::joint_mi_monte_carlo(&p, m, &s, 2, 2000, &mut rand_chacha::ChaCha8Rng::seed_from_u64(1)).map(|_| ())
     })?;
-    rows.push(BenchRow {
-        what: "Monte-Carlo joint MI, m = 32, 9,000 rows, 2,000 draws".into(),
-        value: secs,
-        unit: "s",
-    });
-    // Encoding throughput: one forward pass in sample mode over the test split.
-    let model = ModelConfig { n_inputs: data.test.d, ..ModelConfig::default() };
-    let net = Net::new(&model, &device, &mut rng(0, Stream::Init))?;
-    let x = Tensor::from_slice(&data.test.x, (data.test.n, data.test.d), &device)?;
-    let secs = time(repeats, || net.forward(&x, Mode::Infer(Inference::Sample), &mut r).map(|_| ()))?;
-    rows.push(BenchRow {
-        what: "encode (sample mode), rows per second".into(),
-        value: data.test.n as f64 / secs,
-        unit: "rows/s",
-    });
-    rows.extend(conv_rows(repeats)?);
-    rows.extend(command_rows(repeats)?);
+    let what = "Monte-Carlo joint MI, m = 32, 9,000 rows, 2,000 draws".into();
+    rows.push(BenchRow { what, value: secs, unit: "s" });
     Ok(rows)
 }
 
@@ -206,18 +201,9 @@ fn command_rows(repeats: usize) -> Result<Vec<BenchRow>> {
     let (p, t, e) = (median(prep), median(train), median(eval));
     let row = |what: &str, value, unit| BenchRow { what: what.into(), value, unit };
     Ok(vec![
-        row("train --dataset adult: read and prepare the data", p, "s"),
-        row("train --dataset adult: training (50 epochs)", t, "s"),
-        row("train --dataset adult: evaluation (defaults)", e, "s"),
-        row("train --dataset adult: whole command / training", (p + t + e) / t, "x"),
+        row("the whole training run on adult: read and prepare the data", p, "s"),
+        row("the whole training run on adult: training (50 epochs)", t, "s"),
+        row("the whole training run on adult: evaluation (defaults)", e, "s"),
+        row("the whole training run on adult: whole run / training", (p + t + e) / t, "x"),
     ])
-}
-
-/// The table as text.
-pub fn table(rows: &[BenchRow]) -> String {
-    let mut s = format!("{:<62} {:>14}\n", "measurement (median)", "value");
-    for r in rows {
-        s += &format!("{:<62} {:>10.3} {}\n", r.what, r.value, r.unit);
-    }
-    s
 }

@@ -1,6 +1,9 @@
 //! The library's one error type. Every variant names the file, row (1-based line of the file, the header
-//! being line 1), column or value at fault, so a user can find and fix the input.
+//! being line 1), column or value at fault, so a user can find and fix the input. Parameters are named by
+//! their typed identifier ([`Param`]): the command line and the Python package render each message with
+//! their own names for them ([`Error::render`]), and say what to do from the [`Hint`].
 
+use crate::schema::Param;
 use std::path::PathBuf;
 
 /// Errors of the fairbits library.
@@ -59,7 +62,7 @@ pub enum Error {
     /// A cell of a numeric column is not a number.
     #[error(
         "{path}: line {line}, column '{column}': '{value}' is not a number, but the column is numeric \
-         (most of its values are numbers); fix the cell or pass --categorical {column}"
+         (most of its values are numbers): fix the cell, or encode the column as categories"
     )]
     NotNumeric {
         /// The file.
@@ -102,6 +105,21 @@ pub enum Error {
         /// Training standard deviation.
         std: f64,
     },
+    /// A value so large that a numeric column's mean or spread overflows.
+    #[error(
+        "{path}: line {line}, column '{column}': value '{value}' is too large: the column's mean and spread \
+         overflow (a standardised input would be meaningless); fix the cell or rescale the column"
+    )]
+    Overflow {
+        /// The file.
+        path: String,
+        /// 1-based line.
+        line: u64,
+        /// The column.
+        column: String,
+        /// The cell.
+        value: String,
+    },
     /// The target column does not have exactly two distinct values.
     #[error(
         "{path}: target column '{column}' has {count} distinct value(s) ({values}); a binary target needs exactly two"
@@ -116,8 +134,8 @@ pub enum Error {
         /// Some of them.
         values: String,
     },
-    /// `--positive` names a value the target column does not have.
-    #[error("{path}: --positive '{value}' is not a value of target column '{column}' (values: {values})")]
+    /// The positive value asked for is not a value of the target column.
+    #[error("{path}: the positive value '{value}' is not a value of target column '{column}' (values: {values})")]
     PositiveNotFound {
         /// The file.
         path: String,
@@ -142,7 +160,7 @@ pub enum Error {
     /// meaningless.
     #[error(
         "{path}: group '{group}' of sensitive column '{column}' has {count} row(s) in the {split} split; \
-         each group needs at least 2 in both splits (more rows, another --test-size, or merge the group)"
+         each group needs at least 2 in both splits (more rows, another test fraction, or merge the group)"
     )]
     SmallGroup {
         /// The file.
@@ -155,6 +173,18 @@ pub enum Error {
         split: String,
         /// Its rows there.
         count: usize,
+    },
+    /// A target or sensitive value a saved model does not know (in a file read in passes).
+    #[error("{path}: column '{column}': '{value}' is not a value the model knows ({known})")]
+    UnknownValue {
+        /// The file.
+        path: String,
+        /// The column.
+        column: String,
+        /// The value.
+        value: String,
+        /// The values the model knows.
+        known: String,
     },
     /// A sensitive value unseen when the model was trained.
     #[error("{path}: line {line}, column '{column}': group '{value}' was not seen when the model was trained (groups: {known})")]
@@ -170,12 +200,13 @@ pub enum Error {
         /// The groups the model knows.
         known: String,
     },
-    /// A parameter is out of range or inconsistent with the others or with the data. `param` is the
-    /// library's name for it (`gamma`, `batch_size`, `hidden`, ...); the command line names the flag.
+    /// A parameter is out of range or inconsistent with the others or with the data. The message names
+    /// it by the library's name (`gamma`, `batch_size`); the command line names its flag, Python its
+    /// parameter ([`Error::render`]).
     #[error("invalid {param} = {value}: {reason}")]
     InvalidParam {
         /// The parameter.
-        param: String,
+        param: Param,
         /// Its value.
         value: String,
         /// Why it is invalid.
@@ -198,7 +229,7 @@ pub enum Error {
         reason: String,
     },
     /// Training produced a non-finite loss.
-    #[error("training diverged: the loss became {value} at epoch {epoch}, step {step}; try a smaller --lr or --gamma")]
+    #[error("training diverged: the loss became {value} at epoch {epoch}, step {step}")]
     Diverged {
         /// 1-based epoch.
         epoch: usize,
@@ -214,6 +245,43 @@ pub enum Error {
         epoch: usize,
         /// Step within the epoch.
         step: usize,
+    },
+    /// A table has no feature column left once the target, the sensitive and the dropped columns are out.
+    #[error("{path}: no feature column (the columns are: {columns}); the model needs at least one input")]
+    NoFeatures {
+        /// The file.
+        path: String,
+        /// The header.
+        columns: String,
+    },
+    /// An array of inputs has the wrong shape for the model.
+    #[error("{what}: {got}, but the model reads {expected}")]
+    Shape {
+        /// The file or argument holding the array.
+        what: String,
+        /// What the model reads.
+        expected: String,
+        /// What was given.
+        got: String,
+    },
+    /// Input values a model cannot read (a NaN pixel, images in 0-255 where [0, 1] is read).
+    #[error("{what}: {reason}")]
+    Values {
+        /// The file or argument.
+        what: String,
+        /// What is wrong and what to do.
+        reason: String,
+    },
+    /// A value that must not be read: a file path given both as an input and as the output, a
+    /// directory that holds someone else's files.
+    #[error("{path}: {reason}")]
+    Refused {
+        /// The path.
+        path: PathBuf,
+        /// Why, and what to do.
+        reason: String,
+        /// The parameter that would allow it, when one does.
+        allow: Option<Param>,
     },
     /// A Parquet or Arrow IPC file cannot be read.
     #[error("{path}: not a readable {format} file: {reason}")]
@@ -252,22 +320,118 @@ pub enum Error {
 /// The library's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// What kind of failure an error is: the command line maps each kind to its exit code, the Python
+/// package to an exception class.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Input and output, the tensor library, plots.
+    Runtime,
+    /// A parameter out of range, or inconsistent with the others or with the data.
+    Parameter,
+    /// Bad input data (a file, a column, a cell, an array).
+    Data,
+    /// A model directory that is missing, incomplete, corrupt or from another format.
+    Model,
+    /// Training produced a non-finite loss.
+    Diverged,
+    /// The caller stopped the work.
+    Interrupted,
+}
+
+/// What would fix an error, with the parameters it involves: `text` holds one `{}` per parameter, which
+/// each edge fills with its own name for it (and the value, when there is one).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Hint {
+    /// The advice, with a `{}` for each parameter.
+    pub text: &'static str,
+    /// The parameters, in the order of the `{}`s, each with the value to give it when known.
+    pub params: Vec<(Param, Option<String>)>,
+}
+
+impl Hint {
+    fn new(text: &'static str, params: &[Param]) -> Hint {
+        Hint { text, params: params.iter().map(|&p| (p, None)).collect() }
+    }
+
+    fn with_value(text: &'static str, param: Param, value: impl ToString) -> Hint {
+        Hint { text, params: vec![(param, Some(value.to_string()))] }
+    }
+
+    /// The advice with each parameter named by `name` (which returns `None` for a parameter the caller
+    /// does not have: then there is no advice to give).
+    pub fn render(&self, name: &dyn Fn(Param, Option<&str>) -> Option<String>) -> Option<String> {
+        let mut out = String::new();
+        let mut parts = self.text.split("{}");
+        out += parts.next().unwrap_or_default();
+        for ((param, value), rest) in self.params.iter().zip(parts) {
+            out += &name(*param, value.as_deref())?;
+            out += rest;
+        }
+        Some(out)
+    }
+}
+
 impl Error {
-    /// The documented exit code of the command line for this error: 1 runtime (I/O, tensors, JSON,
-    /// plots), 2 an invalid parameter, 3 bad input data, 4 a bad model directory, 5 training diverged.
-    pub fn exit_code(&self) -> i32 {
+    /// The kind of failure.
+    pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::InvalidParam { .. } => 2,
-            Error::ModelDir { .. } => 4,
-            Error::Diverged { .. } => 5,
-            Error::Interrupted { .. } => 130,
-            Error::Io { .. } | Error::Candle(_) | Error::Json { .. } | Error::Plot(_) => 1,
-            _ => 3,
+            Error::InvalidParam { .. } => ErrorKind::Parameter,
+            Error::ModelDir { .. } => ErrorKind::Model,
+            Error::Diverged { .. } => ErrorKind::Diverged,
+            Error::Interrupted { .. } => ErrorKind::Interrupted,
+            Error::Io { .. } | Error::Candle(_) | Error::Json { .. } | Error::Plot(_) => ErrorKind::Runtime,
+            Error::Refused { .. } => ErrorKind::Parameter,
+            _ => ErrorKind::Data,
         }
     }
 
+    /// What would fix it, when a parameter would.
+    pub fn hint(&self) -> Option<Hint> {
+        Some(match self {
+            Error::NotNumeric { column, .. } => {
+                Hint::with_value("declare it categorical with {}", Param::Categorical, column)
+            }
+            Error::SmallGroup { .. } => Hint::new("another split: {}", &[Param::TestSize]),
+            Error::Diverged { .. } => Hint::new("try a smaller {} or {}", &[Param::Lr, Param::Gamma]),
+            Error::PositiveNotFound { .. } => Hint::new("choose it with {}", &[Param::Positive]),
+            Error::DataMoved { .. } => {
+                Hint::new("or give held-out rows: {} with {} and {}", &[Param::Input, Param::Target, Param::Sensitive])
+            }
+            Error::Refused { allow: Some(p), .. } => Hint::new("to allow it: {}", &[*p]),
+            Error::Idx { path, .. } if path == crate::data::images::FASHION_MNIST_DIR => {
+                Hint::new("the directory is given with {}", &[Param::MnistDir])
+            }
+            _ => return None,
+        })
+    }
+
+    /// The message with every parameter named by `name` (the edge's flag or argument, and its value),
+    /// followed by the hint when there is one and every parameter it involves has a name there.
+    pub fn render(&self, name: &dyn Fn(Param, Option<&str>) -> Option<String>) -> String {
+        let mut text = match self {
+            Error::InvalidParam { param, value, reason } => {
+                let shown = name(*param, None).unwrap_or_else(|| param.name().to_string());
+                format!("invalid {shown} = {value}: {reason}")
+            }
+            e => e.to_string(),
+        };
+        if let Some(hint) = self.hint().and_then(|h| h.render(name)) {
+            text += &format!(" ({hint})");
+        }
+        text
+    }
+
     /// Shorthand for [`Error::InvalidParam`].
-    pub fn param(param: &str, value: impl ToString, reason: impl Into<String>) -> Self {
-        Error::InvalidParam { param: param.to_string(), value: value.to_string(), reason: reason.into() }
+    pub fn param(param: Param, value: impl ToString, reason: impl Into<String>) -> Self {
+        Error::InvalidParam { param, value: value.to_string(), reason: reason.into() }
+    }
+}
+
+impl std::fmt::Display for Hint {
+    /// The advice with the library's names for the parameters.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let library =
+            |p: Param, v: Option<&str>| Some(v.map_or(p.name().to_string(), |v| format!("{} = {v}", p.name())));
+        f.write_str(&self.render(&library).unwrap_or_default())
     }
 }

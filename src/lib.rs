@@ -54,10 +54,11 @@
 // Index loops mirror the formulas of docs/design.md; iterator chains would hide them.
 #![allow(clippy::needless_range_loop)]
 
-/// `name()`, `NAMES`, `Display` and `FromStr` for an enum of named choices (the names are those of the
-/// command line and of saved files).
+/// `name()`, `NAMES`, `Display`, `FromStr` and the parameter text form for an enum of named choices (the
+/// names are those of the command line, of Python and of saved files); `$param` is the parameter a wrong
+/// name is reported against.
 macro_rules! named_choices {
-    ($ty:ident, $param:literal, { $($variant:ident => $name:literal),+ $(,)? }) => {
+    ($ty:ident, $param:ident, { $($variant:ident => $name:literal),+ $(,)? }) => {
         impl $ty {
             /// The name used on the command line and in saved files.
             pub fn name(self) -> &'static str {
@@ -83,11 +84,30 @@ macro_rules! named_choices {
                 match text {
                     $($name => Ok($ty::$variant),)+
                     _ => Err(crate::error::Error::param(
-                        $param,
+                        crate::schema::Param::$param,
                         text,
                         format!("must be one of: {}", Self::NAMES.join(", ")),
                     )),
                 }
+            }
+        }
+
+        impl crate::schema::ParamValue for $ty {
+            const TYPE_NAME: &'static str = "choice";
+
+            fn parse(text: &str) -> Result<Self, String> {
+                text.trim().parse().map_err(|e: crate::error::Error| match e {
+                    crate::error::Error::InvalidParam { reason, .. } => reason,
+                    e => e.to_string(),
+                })
+            }
+
+            fn text(&self) -> String {
+                self.name().to_string()
+            }
+
+            fn choices() -> Option<&'static [&'static str]> {
+                Some(Self::NAMES)
             }
         }
     };
@@ -95,23 +115,25 @@ macro_rules! named_choices {
 
 pub mod bench;
 pub mod data;
-pub mod error;
+mod error;
 pub mod estimator;
 pub mod eval;
 pub mod experiments;
 pub mod files;
-pub mod linalg;
+pub(crate) mod linalg;
 pub mod model;
 pub mod output;
 pub mod penalty;
 pub mod progress;
 pub mod rng;
+pub mod schema;
 pub mod store;
 pub mod train;
 
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, Hint, Result};
 pub use estimator::{FairModel, FairParams, Preset};
 pub use eval::{EvalOptions, Metrics};
 pub use model::{Inference, ModelConfig};
 pub use penalty::PenaltySpec;
+pub use schema::{Param, SCHEMA};
 pub use train::TrainConfig;

@@ -7,6 +7,7 @@ use crate::error::{Error, Result};
 use crate::estimator::{decide, FairModel};
 use crate::files;
 use crate::model::Inference;
+use crate::schema::Param;
 use crate::store::ModelKind;
 use std::path::{Path, PathBuf};
 
@@ -40,7 +41,9 @@ impl Input {
             (Some(p), None) if p.extension().is_some_and(|e| e == "npy") => Ok(Input::Npy(p.to_path_buf())),
             (Some(p), None) => Ok(Input::Csv { path: p.to_path_buf(), id: id.map(String::from), delimiter }),
             (None, s) => Ok(Input::Split(s.unwrap_or("test-unbiased").to_string())),
-            (Some(_), Some(_)) => Err(Error::param("split", "given", "give --input or --split, not both")),
+            (Some(_), Some(_)) => {
+                Err(Error::param(Param::Split, "given", "rows come from an input file or from a set, not both"))
+            }
         }
     }
 }
@@ -83,6 +86,7 @@ pub fn rows(model: &FairModel, input: &Input) -> Result<Rows> {
         (ModelKind::Image, Input::Npy(path)) => {
             let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.clone(), source })?;
             let (shape, x) = read_npy(&bytes, &path.display().to_string())?;
+            model.check_images(&shape, &x, &path.display().to_string())?;
             Ok(Rows { x, lead: vec![index(shape.first().copied().unwrap_or(0))], dropped: 0 })
         }
         (ModelKind::Image, Input::Split(split)) => {
@@ -91,7 +95,9 @@ pub fn rows(model: &FairModel, input: &Input) -> Result<Rows> {
                 "train" => d.train,
                 "test-unbiased" => d.test,
                 "test-biased" => d.test_biased.expect("image data has a biased test set"),
-                _ => return Err(Error::param("split", split, "must be one of: train, test-unbiased, test-biased")),
+                _ => {
+                    return Err(Error::param(Param::Split, split, "must be one of: train, test-unbiased, test-biased"))
+                }
             };
             let lead = vec![
                 index(set.n),
@@ -101,12 +107,12 @@ pub fn rows(model: &FairModel, input: &Input) -> Result<Rows> {
             Ok(Rows { x: set.x.into_vec(), lead, dropped: 0 })
         }
         (ModelKind::Table, _) => {
-            Err(Error::param("input", "not a CSV", "a table model reads the rows of a CSV file (--input PATH)"))
+            Err(Error::param(Param::Input, "not a table", "a table model reads the rows of a table file"))
         }
         (ModelKind::Image, Input::Csv { .. }) => Err(Error::param(
-            "input",
-            "a CSV",
-            "an image model reads a .npy array N x 3 x H x W, or one of its own image sets (--split)",
+            Param::Input,
+            "a table",
+            "an image model reads a .npy array N x 3 x H x W, or one of its own image sets",
         )),
     }
 }
@@ -186,7 +192,7 @@ pub fn write(path: &Path, table: &Table) -> Result<()> {
             files::write_atomic(&path.with_extension("index.csv"), &csv(&lead, &[], 0, &[], false))?;
             files::write_atomic(path, &npy(&table.values, table.width))
         }
-        _ => Err(Error::param("output", path.display(), "the name must end in .csv or .npy")),
+        _ => Err(Error::param(Param::Output, path.display(), "the name must end in .csv or .npy")),
     }
 }
 

@@ -84,6 +84,36 @@ impl SavedConfig {
     }
 }
 
+impl SavedConfig {
+    /// Checks that the parts agree with each other and every value is in its range: what a hand-edited
+    /// or corrupt `config.json` must pass before a model is built from it.
+    pub fn validate(&self) -> Result<()> {
+        self.model.validate()?;
+        self.train.validate()?;
+        self.eval.validate()?;
+        self.train.penalty.check(self.model.code_width())?;
+        match (self.kind, &self.encoding, &self.data) {
+            (ModelKind::Table, Some(enc), DataSpec::Table(_)) => {
+                enc.validate()?;
+                if enc.n_features() != self.model.n_inputs {
+                    return Err(Error::Shape {
+                        what: "the encoders".into(),
+                        expected: format!("{} inputs, as the network reads", self.model.n_inputs),
+                        got: format!("{} inputs", enc.n_features()),
+                    });
+                }
+                Ok(())
+            }
+            (ModelKind::Image, None, DataSpec::Images(_)) => Ok(()),
+            _ => Err(Error::Shape {
+                what: "the configuration".into(),
+                expected: "a table model with its encoders, or an image model".into(),
+                got: format!("a {:?} model with other data", self.kind),
+            }),
+        }
+    }
+}
+
 /// Saves weights, config and (when given) metrics into `dir` (created if needed).
 pub fn save<M: Serialize>(dir: &Path, net: &Net, config: &SavedConfig, metrics: Option<&M>) -> Result<()> {
     files::create_dir(dir)?;
@@ -116,7 +146,7 @@ pub fn load_config(dir: &Path) -> Result<SavedConfig> {
     }
     let config: SavedConfig = serde_json::from_value(value)
         .map_err(|e| bad(format!("config.json does not describe a fairbits model: {e}")))?;
-    config.model.validate()?;
+    config.validate().map_err(|e| bad(format!("config.json is not a valid configuration: {e}")))?;
     Ok(config)
 }
 

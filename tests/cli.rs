@@ -143,7 +143,7 @@ fn encode_then_an_independent_probe_matches_the_builtin_probe() {
         y.push(f[5].parse::<u8>().unwrap());
     }
     let fairbits::data::DataSpec::Table(spec) = csv_spec(&csv, 0) else { unreachable!() };
-    let (tr, _, te) = fairbits::data::split::stratified(&y, &s, 2, &spec).unwrap();
+    let (tr, _, te) = fairbits::data::stratified(&y, &s, 2, &spec).unwrap();
     let m = rows[0].len();
     let mut w = vec![0f64; m + 1];
     for _ in 0..3000 {

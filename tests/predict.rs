@@ -75,7 +75,7 @@ fn predict_refuses_missing_feature_columns_and_the_wrong_kind_of_input() {
     // A table model takes a CSV, not an image set or an array.
     let o = fairbits(dir.path(), &["predict", "--model", "model", "--split", "train", "--output", "p.csv"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("a table model reads the rows of a CSV"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("a table model reads the rows of a table file"), "{}", stderr(&o));
     let o = fairbits(dir.path(), &["predict", "--model", "model", "--input", "data.csv", "--output", "p.txt"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("--output"), "{}", stderr(&o));

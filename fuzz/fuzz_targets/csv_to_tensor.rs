@@ -20,12 +20,21 @@ fuzz_target!(|bytes: &[u8]| {
         categorical: vec![],
     };
     let spec = TableSpec {
-        source: Source::Csv { path: "fuzz.csv".into(), target: String::new(), sensitive: String::new(), positive: None, categorical: vec![], drop: vec![] },
+        source: Source::Csv {
+            path: "fuzz.csv".into(),
+            target: String::new(),
+            sensitive: String::new(),
+            positive: None,
+            categorical: vec![],
+            drop: vec![],
+            delimiter: None,
+        },
         test_size: 0.3,
         val_size: 0.2,
         seed: 0,
         include_sensitive: false,
         certify_size: 0.0,
+        stream: false,
     };
     if let Ok(p) = prepare_table(table, &tspec, &spec, None) {
         for d in [&p.train, &p.test] {

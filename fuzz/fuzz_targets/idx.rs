@@ -1,7 +1,7 @@
 //! Any bytes through the IDX parser: an error or sizes that agree with the data, never a panic.
 #![no_main]
 
-use fairbits::data::images::parse_idx;
+use fairbits::data::parse_idx;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|bytes: &[u8]| {

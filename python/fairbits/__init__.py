@@ -10,10 +10,11 @@ work runs in the fairbits Rust core; this package is its scikit-learn face.
 """
 
 from ._estimator import FairRepresentationClassifier, NotFittedError, UnseenCategoryWarning
+from ._schema import InvalidParameterError
 from ._native import __version__
 from . import datasets, sweep
 
-__all__ = ["FairRepresentationClassifier", "NotFittedError", "UnseenCategoryWarning", "datasets", "load", "sweep", "__version__"]
+__all__ = ["FairRepresentationClassifier", "InvalidParameterError", "NotFittedError", "UnseenCategoryWarning", "datasets", "load", "sweep", "__version__"]
 
 
 def load(path):  # type: ignore[no-untyped-def]

@@ -10,6 +10,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from . import _native
+from . import _schema
 from ._columns import _is_frame, _is_series, as_data, n_rows, one_column, to_columns
 
 try:  # scikit-learn is an optional extra: without it the estimator keeps the same conventions.
@@ -44,8 +45,7 @@ def _json_value(v: Any) -> Any:
     return v.item() if hasattr(v, "item") else v
 
 
-class FairRepresentationClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
-    """A binary classifier whose hidden representation carries (almost) no information about a
+_DOC_HEAD = """A binary classifier whose hidden representation carries (almost) no information about a
     sensitive attribute; as a transformer, that representation.
 
     A layer of stochastic binary neurons makes the representation a random variable, so its mutual
@@ -55,66 +55,14 @@ class FairRepresentationClassifier(ClassifierMixin, TransformerMixin, BaseEstima
     evaluation run in the fairbits Rust core, with the command line's encoders: a text, boolean or
     categorical column is one-hot encoded, a numeric one standardised on the training rows.
 
+    The parameters are the core's, with the command line's meaning and defaults (each entry names its
+    flag); ``None`` takes the core's default, which may depend on the preset.
+
     Parameters
     ----------
-    preset : {"invariant"} or None, default=None
-        A named set of values (explicit parameters override it): ``"invariant"`` is a 12-neuron layer
-        trained with the exact joint-MI penalty, gamma 8 reached over 20 warm-up epochs, 80 epochs.
-    hidden : tuple of int, default=None
-        Widths of the hidden layers; the last is the representation. Default ``(64, 32)``.
-    stochastic : tuple of int, default=None
-        Which hidden layers are stochastic (0-based). Default: the last.
-    full_precision : bool, default=False
-        A plain network (no stochastic layer): the unregularised baseline.
-    penalty : str, default=None
-        ``"per-neuron"`` (default), ``"joint"``, ``"tv"``, ``"adversary"`` or ``"none"``, optionally in
-        the full grammar ``KIND[:TARGET][@ESTIMATE]`` of the command line.
-    target : {"parity", "odds"}, default=None
-        What the penalty makes invariant: demographic parity (``I(T; S)``, default) or equalised odds
-        (``I(T; S | Y)``).
-    estimate : {"batch", "bank"}, default=None
-        Estimate the penalty on each batch or over the whole training set (a bank of firing rates).
-    gamma : float, default=None
-        Weight of the penalty (0 = none). Default 0 (8 with the invariant preset).
-    warmup_epochs : int, default=None
-        Epochs over which gamma ramps up linearly from 0.
-    epochs : int, default=None
-        Training epochs (default 50; 80 with the preset).
-    batch_size : int, default=None
-        Rows per step (default 256).
-    learning_rate : float, default=1e-3
-        Adam's step size.
-    weight_decay : float, default=0.0
-        Decoupled weight decay.
-    temperature : float, default=6.0
-        Steepness of the stochastic neurons' firing probability.
-    activation : {"tanh", "relu"}, default="tanh"
-        Activation of the deterministic hidden layers.
-    patience : int, default=10
-        Early-stopping patience in epochs (with ``val_size > 0``).
-    val_size : float, default=0.0
-        Fraction of the training rows held out (stratified) for early stopping.
-    pos_label : object, default=None
-        The positive class (default: the larger of the two classes, ``classes_[1]``).
-    categorical_features : list of str, default=None
-        Numeric-looking columns to one-hot encode anyway (integer codes of categories).
-    inference : {"sample", "prob", "threshold"}, default="sample"
-        How a code is formed for prediction: a fresh sample of the binary neurons (what the certificate
-        covers), their firing probabilities, or the probabilities thresholded at 0.5.
-    draws : int, default=10
-        Samples averaged per row by ``predict_proba`` in ``"sample"`` mode.
-    threshold : float, default=0.5
-        Probability of the positive class above which ``predict`` says positive.
-    probe_rows : int, default=5000
-        Rows the evaluation's probes learn on and are scored on (0 = all).
-    probe_draws : int, default=2
-        Code samples the probes are averaged over.
-    random_state : int, default=0
-        Seed of initialisation, batch order, noise and evaluation: the same seed and data give the same
-        model, in Python and on the command line.
-    verbose : bool, default=False
-        Write one line per epoch to ``sys.stderr``.
+"""
 
+_DOC_TAIL = """
     Attributes
     ----------
     classes_ : ndarray of shape (2,)
@@ -126,7 +74,7 @@ class FairRepresentationClassifier(ClassifierMixin, TransformerMixin, BaseEstima
     sensitive_groups_ : list of str
         The sensitive groups seen in ``fit``, in the order used by the reports.
     code_width_ : int
-        Width of the representation.
+        Width of the representation (the last stochastic layer).
     history_ : list of dict
         One record per epoch: ``loss``, ``ce``, ``penalty_bits``, ``val_loss``.
 
@@ -135,131 +83,38 @@ class FairRepresentationClassifier(ClassifierMixin, TransformerMixin, BaseEstima
     >>> from fairbits import FairRepresentationClassifier
     >>> from fairbits.datasets import load_adult
     >>> d = load_adult()
-    >>> clf = FairRepresentationClassifier(preset="invariant", epochs=5)
-    >>> clf.fit(d.X_train, d.y_train, sensitive_features=d.s_train)  # doctest: +SKIP
-    """
+    >>> clf = FairRepresentationClassifier(preset="invariant", epochs=2, warmup_epochs=1)
+    >>> clf.fit(d.X_train[:2000], d.y_train[:2000], sensitive_features=d.s_train[:2000]).code_width_
+    12
+"""
 
-    def __init__(
-        self,
-        *,
-        preset: Optional[str] = None,
-        hidden: Optional[Tuple[int, ...]] = None,
-        stochastic: Optional[Tuple[int, ...]] = None,
-        full_precision: bool = False,
-        penalty: Optional[str] = None,
-        target: Optional[str] = None,
-        estimate: Optional[str] = None,
-        gamma: Optional[float] = None,
-        warmup_epochs: Optional[int] = None,
-        epochs: Optional[int] = None,
-        batch_size: Optional[int] = None,
-        learning_rate: float = 1e-3,
-        weight_decay: float = 0.0,
-        temperature: float = 6.0,
-        activation: str = "tanh",
-        patience: int = 10,
-        val_size: float = 0.0,
-        pos_label: Any = None,
-        categorical_features: Optional[List[str]] = None,
-        inference: str = "sample",
-        draws: int = 10,
-        threshold: float = 0.5,
-        probe_rows: int = 5000,
-        probe_draws: int = 2,
-        random_state: int = 0,
-        verbose: bool = False,
-    ) -> None:
-        self.preset = preset
-        self.hidden = hidden
-        self.stochastic = stochastic
-        self.full_precision = full_precision
-        self.penalty = penalty
-        self.target = target
-        self.estimate = estimate
-        self.gamma = gamma
-        self.warmup_epochs = warmup_epochs
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.weight_decay = weight_decay
-        self.temperature = temperature
-        self.activation = activation
-        self.patience = patience
-        self.val_size = val_size
-        self.pos_label = pos_label
-        self.categorical_features = categorical_features
-        self.inference = inference
-        self.draws = draws
-        self.threshold = threshold
-        self.probe_rows = probe_rows
-        self.probe_draws = probe_draws
-        self.random_state = random_state
-        self.verbose = verbose
+
+def _make_init() -> Any:
+    """``__init__`` with one keyword argument per constructor parameter of the schema, each stored as is
+    (scikit-learn's convention), written the way ``dataclasses`` writes its ``__init__``."""
+    names = [d["python"] for d in _schema.CONSTRUCTOR]
+    defaults = {f"_d_{n}": _schema.python_default(d) for n, d in zip(names, _schema.CONSTRUCTOR)}
+    args = ", ".join(f"{n}=_d_{n}" for n in names)
+    body = "\n".join(f"    self.{n} = {n}" for n in names)
+    namespace: Dict[str, Any] = {}
+    exec(f"def __init__(self, *, {args}) -> None:\n{body}\n", dict(defaults), namespace)  # noqa: S102
+    init = namespace["__init__"]
+    init.__doc__ = "Stores the parameters (see the class docstring); nothing is checked until ``fit``."
+    return init
+
+
+class FairRepresentationClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
+    __init__ = _make_init()
 
     # ----------------------------------------------------------------------------------------------
     # parameters
 
-    def _penalty_spec(self) -> Optional[str]:
-        if self.penalty is None and self.target is None and self.estimate is None:
-            return None
-        spec = self.penalty or "per-neuron"
-        if self.target is not None:
-            spec += f":{self.target}"
-        if self.estimate is not None:
-            spec += f"@{self.estimate}"
-        return spec
-
-    def _params_json(self) -> str:
-        def ints(v: Any, name: str) -> Optional[List[int]]:
-            if v is None:
-                return None
-            if isinstance(v, (int, np.integer)):
-                v = (v,)
-            try:
-                return [int(i) for i in v]
-            except (TypeError, ValueError):
-                raise ValueError(f"invalid {name} = {v!r}: a tuple of integers") from None
-
-        def num(v: Any, name: str, kind: type) -> Any:
-            if v is None:
-                return None
-            if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
-                raise ValueError(f"invalid {name} = {v!r}: a number")
-            if kind is int and float(v) != int(v):
-                raise ValueError(f"invalid {name} = {v!r}: an integer")
-            return kind(v)
-
+    def _model_params(self) -> List[Tuple[str, str]]:
+        """The model parameters set, as the core's ``(name, text)`` pairs (types checked here, ranges by
+        the core)."""
         if self.random_state is None or isinstance(self.random_state, np.random.RandomState):
             raise ValueError("invalid random_state: fairbits needs an integer seed (same seed, same model)")
-        p = {
-            "preset": self.preset,
-            "hidden": ints(self.hidden, "hidden"),
-            "stochastic": ints(self.stochastic, "stochastic"),
-            "full_precision": bool(self.full_precision),
-            "penalty": self._penalty_spec(),
-            "gamma": num(self.gamma, "gamma", float),
-            "warmup_epochs": num(self.warmup_epochs, "warmup_epochs", int),
-            "epochs": num(self.epochs, "epochs", int),
-            "batch_size": num(self.batch_size, "batch_size", int),
-            "learning_rate": num(self.learning_rate, "learning_rate", float),
-            "weight_decay": num(self.weight_decay, "weight_decay", float),
-            "temperature": num(self.temperature, "temperature", float),
-            "activation": self.activation,
-            "patience": num(self.patience, "patience", int),
-            "seed": num(self.random_state, "random_state", int),
-            "inference": self.inference,
-            "draws": num(self.draws, "draws", int),
-            "probe_rows": num(self.probe_rows, "probe_rows", int),
-            "probe_draws": num(self.probe_draws, "probe_draws", int),
-        }
-        for k in ("epochs", "batch_size", "warmup_epochs", "patience", "draws", "probe_rows", "probe_draws"):
-            if p[k] is not None and p[k] < 0:
-                raise ValueError(f"invalid {k} = {p[k]}: must not be negative")
-        if not (0.0 <= float(self.val_size) < 1.0):
-            raise ValueError(f"invalid val_size = {self.val_size}: must be in [0, 1)")
-        if not (0.0 <= float(self.threshold) <= 1.0):
-            raise ValueError(f"invalid threshold = {self.threshold}: must be in [0, 1]")
-        return json.dumps(p)
+        return _schema.model_texts(self.get_params(deep=False))
 
     # ----------------------------------------------------------------------------------------------
     # data
@@ -361,7 +216,8 @@ class FairRepresentationClassifier(ClassifierMixin, TransformerMixin, BaseEstima
         -------
         self
         """
-        params = self._params_json()
+        params = self._model_params()
+        val_size = float(_schema.to_text(_schema.PARAMS["val_size"], self.val_size))
         _refuse_sparse(X)
         X = as_data(X)
         if y is None:
@@ -426,7 +282,7 @@ class FairRepresentationClassifier(ClassifierMixin, TransformerMixin, BaseEstima
             str(classes[1]),
             sensitive_name,
             categorical,
-            float(self.val_size),
+            val_size,
             "data",
             bool(self.verbose),
         )
@@ -455,8 +311,7 @@ class FairRepresentationClassifier(ClassifierMixin, TransformerMixin, BaseEstima
             del self.feature_names_in_
         enc = config.get("encoding") or {}
         self.sensitive_groups_ = list((enc.get("sensitive") or {}).get("groups", []))
-        hidden = config["model"]["hidden"]
-        self.code_width_ = int(hidden[-1]) if hidden else 0
+        self.code_width_ = int(model.code_width())
         self.history_ = json.loads(model.history_json())
 
     def _check_fitted(self) -> None:
@@ -487,10 +342,8 @@ class FairRepresentationClassifier(ClassifierMixin, TransformerMixin, BaseEstima
         return json.loads(self.model_.config_json())["kind"] == "image"
 
     def _image_array(self, X: Any) -> np.ndarray:
-        arr = np.asarray(X, dtype=np.float32)
-        if arr.ndim != 4:
-            raise ValueError(f"an image model takes an array of shape (n, 3, height, width); got {arr.shape}")
-        return np.ascontiguousarray(arr.reshape(arr.shape[0], -1))
+        # Shape and values are checked by the core against the model's images (naming X).
+        return np.ascontiguousarray(np.asarray(X, dtype=np.float32))
 
     def transform(self, X: Any, codes: Optional[str] = None) -> np.ndarray:
         """The representation of each row.
@@ -544,7 +397,10 @@ class FairRepresentationClassifier(ClassifierMixin, TransformerMixin, BaseEstima
         p = self.predict_proba(X)
         if p.shape[1] > 2:
             return self.classes_[np.argmax(p, axis=1)]
-        return self.classes_[(p[:, 1] >= self.threshold).astype(int)]
+        threshold = float(_schema.to_text(_schema.PARAMS["threshold"], self.threshold))
+        if not 0.0 <= threshold <= 1.0:
+            raise ValueError(f"invalid threshold = {threshold}: must be in [0, 1]")
+        return self.classes_[(p[:, 1] >= threshold).astype(int)]
 
     # ----------------------------------------------------------------------------------------------
     # audit
@@ -686,19 +542,8 @@ class FairRepresentationClassifier(ClassifierMixin, TransformerMixin, BaseEstima
     @classmethod
     def _from_cli(cls, model: Any) -> "FairRepresentationClassifier":
         config = json.loads(model.config_json())
-        t, m, ev = config["train"], config["model"], config["eval"]
-        est = cls(
-            hidden=tuple(m["hidden"]),
-            full_precision=not m["stochastic"],
-            gamma=t["gamma"],
-            epochs=t["epochs"],
-            batch_size=t["batch_size"],
-            learning_rate=t["lr"],
-            weight_decay=t["weight_decay"],
-            random_state=t["seed"],
-            inference=ev["inference"],
-            draws=ev["draws"],
-        )
+        m = config["model"]
+        est = cls(full_precision=not m["stochastic"], **_schema.from_config(config))
         enc = config.get("encoding")
         if enc is None:  # an image model: classes are the class indices
             est._set_fitted(model, np.arange(max(2, m["n_outputs"])), [], False, ["colour"], "digit")
@@ -734,3 +579,11 @@ except ImportError:  # pragma: no cover
 
     class DataConversionWarning(UserWarning):  # type: ignore[no-redef]
         """A column-vector y was passed where a 1-D array was expected."""
+
+
+FairRepresentationClassifier.__doc__ = (
+    _DOC_HEAD
+    + "\n".join("    " + line if line else "" for e in _schema.CONSTRUCTOR for line in _schema.docstring_entry(e).split("\n"))
+    + "\n"
+    + _DOC_TAIL
+)

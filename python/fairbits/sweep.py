@@ -17,7 +17,7 @@ import json
 import os
 from typing import Any, Dict, List, Optional, Sequence
 
-from . import _native
+from . import _native, _schema
 
 __all__ = ["sweep", "grid"]
 
@@ -36,6 +36,10 @@ def _settings(
 ) -> str:
     if (dataset is None) == (csv is None):
         raise ValueError("give exactly one of dataset= (a shipped dataset) and csv= (a table file)")
+    known = {d["python"] for d in _schema.CONSTRUCTOR}
+    unknown = sorted(set(params) - known)
+    if unknown:
+        raise TypeError(f"sweep() got unexpected keyword argument(s) {unknown}; the estimator's parameters are {sorted(known)}")
     return json.dumps(
         {
             "dataset": dataset,
@@ -47,7 +51,7 @@ def _settings(
             "rhos": list(rhos or []),
             "gammas": None if gammas is None else [float(g) for g in gammas],
             "seeds": [int(s) for s in seeds],
-            "params": params,
+            "params": _schema.model_texts(params),
         }
     )
 

@@ -7,14 +7,14 @@ use fairbits::data::{self, DataSpec, Dataset, HeldOut, Prepared, RawTable, Roles
 use fairbits::estimator::{FairModel, FairParams, Preset};
 use fairbits::eval::EvalOptions;
 use fairbits::experiments;
-use fairbits::model::{Activation, Estimator, Inference, PreActivation};
-use fairbits::penalty::PenaltySpec;
+use fairbits::model::Inference;
 use fairbits::progress::{Event, Observer};
 use fairbits::rng::{rng, Stream};
-use fairbits::train::{Backend, LossForm};
-use fairbits::Error;
-use numpy::{IntoPyArray, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2};
-use pyo3::exceptions::{PyKeyboardInterrupt, PyOSError, PyRuntimeError, PyValueError};
+use fairbits::schema::check;
+use fairbits::store::ModelKind;
+use fairbits::{Error, ErrorKind, Param, SCHEMA};
+use numpy::{IntoPyArray, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArrayDyn, PyUntypedArrayMethods};
+use pyo3::exceptions::{PyFileNotFoundError, PyKeyboardInterrupt, PyOSError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use serde_json::Value;
@@ -26,16 +26,36 @@ use std::time::{Duration, Instant};
 /// What rows handed over from Python are called in messages ("data: row 3, column 'age': ...").
 const SOURCE: &str = "data";
 
-/// A library error as the Python exception a scikit-learn user expects: bad values and data are
-/// `ValueError`, files `OSError`, an interrupt `KeyboardInterrupt`. Messages about in-memory rows say
-/// "row" (0-based) where the command line says "line".
+/// The Python package's name for a parameter: the estimator's constructor parameter or the method's
+/// argument (`learning_rate`, `sensitive_features`), with a value written as Python would.
+fn python_name(p: Param, value: Option<&str>) -> Option<String> {
+    let d = p.def();
+    let name = d.python.or(d.python_arg)?;
+    Some(match value {
+        None => name.to_string(),
+        Some(v) if d.type_name == "list of names" => format!("{name}=['{v}']"),
+        Some(v) if matches!(d.type_name, "number" | "integer") => format!("{name}={v}"),
+        Some(v) => format!("{name}='{v}'"),
+    })
+}
+
+/// A library error as the Python exception a scikit-learn user expects, its parameters named as Python
+/// names them: a missing file or model directory is `FileNotFoundError`, other files `OSError`, an
+/// interrupt `KeyboardInterrupt`, a failure of the computation `RuntimeError`, bad values and data
+/// `ValueError`. Messages about in-memory rows say "row" (0-based) where the command line says "line".
 fn py_err(e: Error) -> PyErr {
-    let msg = row_wording(e.to_string());
-    match e {
-        Error::Interrupted { .. } => PyKeyboardInterrupt::new_err(msg),
-        Error::Io { .. } => PyOSError::new_err(msg),
-        Error::Candle(_) | Error::Plot(_) | Error::Diverged { .. } => PyRuntimeError::new_err(msg),
-        _ => PyValueError::new_err(msg),
+    let msg = row_wording(e.render(&python_name));
+    let missing = match &e {
+        Error::Io { source, .. } => source.kind() == std::io::ErrorKind::NotFound,
+        Error::ModelDir { dir, .. } => !dir.exists(),
+        _ => false,
+    };
+    match e.kind() {
+        _ if missing => PyFileNotFoundError::new_err(msg),
+        ErrorKind::Interrupted => PyKeyboardInterrupt::new_err(msg),
+        ErrorKind::Runtime if matches!(e, Error::Io { .. }) => PyOSError::new_err(msg),
+        ErrorKind::Runtime | ErrorKind::Diverged => PyRuntimeError::new_err(msg),
+        ErrorKind::Parameter | ErrorKind::Data | ErrorKind::Model => PyValueError::new_err(msg),
     }
 }
 
@@ -106,93 +126,45 @@ fn get<T: serde::de::DeserializeOwned>(v: &Value, key: &str) -> PyResult2<Option
     }
 }
 
-fn parse<T: std::str::FromStr<Err = Error>>(v: &Value, key: &str) -> PyResult2<Option<T>> {
-    get::<String>(v, key)?.map(|s| s.parse::<T>().map_err(py_err)).transpose()
+/// The estimator's parameters: `(library name, text)` pairs of the values set (the Python package
+/// writes each value in the text form the command line reads, so a value means the same at both edges).
+fn params(pairs: &[(String, String)]) -> PyResult2<FairParams> {
+    let mut f = FairParams::new();
+    for (name, text) in pairs {
+        let p = Param::from_name(name).ok_or_else(|| PyValueError::new_err(format!("unknown parameter {name}")))?;
+        f = lib(f.set(p, text))?;
+    }
+    Ok(f)
 }
 
-/// The estimator's parameters (a JSON object; null = the default) as the library's builder.
-fn params(p: &Value) -> PyResult2<FairParams> {
-    let mut f = FairParams::new();
-    if let Some(v) = parse::<Preset>(p, "preset")? {
-        f = f.preset(v);
-    }
-    if let Some(v) = get::<Vec<usize>>(p, "hidden")? {
-        f = f.hidden(v);
-    }
-    if let Some(v) = get::<Vec<usize>>(p, "stochastic")? {
-        f = f.stochastic(v);
-    }
-    if let Some(v) = get::<bool>(p, "full_precision")? {
-        f = f.full_precision(v);
-    }
-    if let Some(v) = parse::<PreActivation>(p, "pre_activation")? {
-        f = f.pre_activation(v);
-    }
-    if let Some(v) = get::<f64>(p, "temperature")? {
-        f = f.temperature(v);
-    }
-    if let Some(v) = parse::<Estimator>(p, "estimator")? {
-        f = f.estimator(v);
-    }
-    if let Some(v) = parse::<Activation>(p, "activation")? {
-        f = f.activation(v);
-    }
-    if let Some(v) = get::<usize>(p, "epochs")? {
-        f = f.epochs(v);
-    }
-    if let Some(v) = get::<usize>(p, "batch_size")? {
-        f = f.batch_size(v);
-    }
-    if let Some(v) = get::<f64>(p, "learning_rate")? {
-        f = f.lr(v);
-    }
-    if let Some(v) = get::<f64>(p, "weight_decay")? {
-        f = f.weight_decay(v);
-    }
-    if let Some(v) = get::<f64>(p, "gamma")? {
-        f = f.gamma(v);
-    }
-    if let Some(v) = parse::<PenaltySpec>(p, "penalty")? {
-        f = f.penalty(v);
-    }
-    if let Some(v) = parse::<LossForm>(p, "loss_form")? {
-        f = f.loss_form(v);
-    }
-    if let Some(v) = get::<usize>(p, "patience")? {
-        f = f.patience(v);
-    }
-    if let Some(v) = get::<usize>(p, "warmup_epochs")? {
-        f = f.warmup_epochs(v);
-    }
-    if let Some(v) = parse::<Backend>(p, "backend")? {
-        f = f.backend(v);
-    }
-    if let Some(v) = get::<u64>(p, "seed")? {
-        f = f.seed(v);
-    }
-    let mut e = EvalOptions::default();
-    if let Some(v) = parse::<Inference>(p, "inference")? {
-        e.inference = v;
-    }
-    if let Some(v) = get::<usize>(p, "draws")? {
-        e.draws = v;
-    }
-    if let Some(v) = get::<usize>(p, "probe_rows")? {
-        e.probe_rows = v;
-    }
-    if let Some(v) = get::<usize>(p, "probe_draws")? {
-        e.probe_draws = v;
-    }
-    if let Some(v) = get::<f64>(p, "confidence")? {
-        e.confidence = v;
-    }
-    if let Some(v) = get::<usize>(p, "forest_trees")? {
-        e.forest_trees = v;
-    }
-    if let Some(v) = get::<usize>(p, "mc_samples")? {
-        e.mc_samples = v;
-    }
-    Ok(f.eval(e))
+/// Every parameter of the schema (JSON): the package builds its estimator's signature and docstring from it.
+#[pyfunction]
+fn schema_json() -> String {
+    let presets: serde_json::Map<String, Value> = Preset::NAMES
+        .iter()
+        .filter_map(|name| name.parse::<Preset>().ok())
+        .map(|p| {
+            let values: serde_json::Map<String, Value> = p
+                .values()
+                .given()
+                .into_iter()
+                .map(|(param, text)| (param.name().to_string(), Value::String(text)))
+                .collect();
+            (p.name().to_string(), Value::Object(values))
+        })
+        .collect();
+    let defs: Vec<Value> = SCHEMA
+        .iter()
+        .map(|d| {
+            serde_json::json!({
+                "name": d.name, "group": d.group.title(), "doc": d.doc.trim(), "meaning": d.meaning(),
+                "range": d.range, "values": d.values(), "cli": d.cli, "python": d.python, "python_arg": d.python_arg,
+                "config": d.config, "type": d.type_name, "choices": d.choices(),
+                "default": d.default_text(ModelKind::Table), "default_images": d.default_text(ModelKind::Image),
+            })
+        })
+        .collect();
+    serde_json::json!({ "params": defs, "presets": presets }).to_string()
 }
 
 /// Progress and Ctrl-C for work done without the interpreter's lock: epochs are written to Python's
@@ -263,10 +235,10 @@ struct Model {
 /// Trains a table model on named columns with a target and a sensitive column among them.
 #[pyfunction]
 #[allow(clippy::too_many_arguments)]
-#[pyo3(signature = (params_json, columns, target, positive, sensitive, categorical, val_size, name, verbose))]
+#[pyo3(signature = (params, columns, target, positive, sensitive, categorical, val_size, name, verbose))]
 fn fit(
     py: Python<'_>,
-    params_json: &str,
+    params: Vec<(String, String)>,
     columns: Vec<(String, Col<'_>)>,
     target: String,
     positive: String,
@@ -276,9 +248,9 @@ fn fit(
     name: String,
     verbose: bool,
 ) -> PyResult2<Model> {
-    let p: Value = serde_json::from_str(params_json).map_err(|e| PyValueError::new_err(e.to_string()))?;
-    let valid = lib(params(&p)?.check())?;
-    let seed = get::<u64>(&p, "seed")?.unwrap_or(0);
+    let valid = lib(self::params(&params)?.check())?;
+    lib(check::val_size(&val_size))?;
+    let seed = valid.seed();
     let table = table(columns)?;
     let features = table.header.iter().filter(|h| **h != target && **h != sensitive).cloned().collect();
     let roles = Roles { target, positive: Some(positive), sensitive, features, categorical };
@@ -399,6 +371,15 @@ impl Model {
         Ok((rows, enc))
     }
 
+    /// An image array's values, checked against the model (shape, finite, in [0, 1]) with the argument
+    /// named as Python names it.
+    fn images(&self, x: PyReadonlyArrayDyn<'_, f32>) -> PyResult2<Vec<f32>> {
+        let shape = x.shape().to_vec();
+        let values = x.as_array().iter().copied().collect::<Vec<f32>>();
+        lib(self.inner.check_images(&shape, &values, "X"))?;
+        Ok(values)
+    }
+
     fn seed(&self) -> u64 {
         self.inner.config().train.seed
     }
@@ -419,6 +400,12 @@ impl Model {
     fn history_json(&self) -> String {
         let h = self.inner.report().map(|r| r.history.clone()).unwrap_or_default();
         serde_json::to_string(&h).unwrap_or_else(|_| "[]".into())
+    }
+
+    /// Width of the representation (the last stochastic layer, or the last hidden layer of a
+    /// full-precision network).
+    fn code_width(&self) -> usize {
+        self.inner.code_width()
     }
 
     /// Seconds the training loop took (NaN for a loaded model).
@@ -456,14 +443,14 @@ impl Model {
         Ok((codes, warnings))
     }
 
-    /// Codes `[n, m]` of input rows `x` (`[n, d]` tables or `[n, 3 * h * w]` images).
+    /// Codes `[n, m]` of images `x` (`[n, 3, h, w]`, checked against the model's images).
     fn transform_array<'py>(
         &self,
         py: Python<'py>,
-        x: PyReadonlyArray2<'py, f32>,
+        x: PyReadonlyArrayDyn<'py, f32>,
         inference: &str,
     ) -> PyResult2<Bound<'py, PyArray2<f32>>> {
-        let x = x.as_array().iter().copied().collect::<Vec<f32>>();
+        let x = self.images(x)?;
         self.encode_x(py, &x, inference)
     }
 
@@ -479,15 +466,15 @@ impl Model {
         Ok((self.proba_x(py, &x, inference, draws)?, warnings))
     }
 
-    /// Class probabilities of input rows `x` (tables or flattened images).
+    /// Class probabilities of images `x` (`[n, 3, h, w]`, checked against the model's images).
     fn predict_proba_array<'py>(
         &self,
         py: Python<'py>,
-        x: PyReadonlyArray2<'py, f32>,
+        x: PyReadonlyArrayDyn<'py, f32>,
         inference: &str,
         draws: usize,
     ) -> PyResult2<Bound<'py, PyArray2<f32>>> {
-        let x = x.as_array().iter().copied().collect::<Vec<f32>>();
+        let x = self.images(x)?;
         self.proba_x(py, &x, inference, draws)
     }
 
@@ -544,7 +531,7 @@ impl Model {
             let mut r = rng(opts.seed, Stream::Eval);
             let p = self.inner.encode_set(&rows, Inference::Prob, opts.seed)?;
             let p: Vec<f64> = p.into_iter().map(f64::from).collect();
-            fairbits::eval::binary::information(&p, self.inner.code_width(), &rows, &opts, &mut r)
+            fairbits::eval::information(&p, self.inner.code_width(), &rows, &opts, &mut r)
         });
         let (info, _) = lib(info)?;
         serde_json::to_string(&info).map_err(|e| PyRuntimeError::new_err(e.to_string()))
@@ -572,7 +559,7 @@ impl Model {
         lib(opts.validate())?;
         let pop = py.allow_threads(|| {
             let mut r = rng(opts.seed, Stream::Eval);
-            fairbits::eval::binary::population(self.inner.net(), &rows, &opts, &mut r)
+            fairbits::eval::population(self.inner.net(), &rows, &opts, &mut r)
         });
         let mut v = serde_json::to_value(lib(pop)?).map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
         if !labelled {
@@ -627,7 +614,7 @@ impl Model {
             features: vec![],
             categorical: vec![],
         };
-        let groups = lib(data::encoding::SensitiveEncoding::fit(&t, &roles))?;
+        let groups = lib(data::SensitiveEncoding::fit(&t, &roles))?;
         let s = lib(groups.apply(&t))?;
         if groups.groups.len() < 2 {
             return Err(PyValueError::new_err(format!(
@@ -701,8 +688,8 @@ fn sweep_settings(settings: &str) -> PyResult2<(DataSpec, experiments::Axes, fai
         gammas: get(&v, "gammas")?,
         seeds: get(&v, "seeds")?.unwrap_or_else(|| vec![0, 1, 2]),
     };
-    let p = v.get("params").cloned().unwrap_or(Value::Null);
-    let valid = lib(params(&p)?.check())?;
+    let pairs: Vec<(String, String)> = get(&v, "params")?.unwrap_or_default();
+    let valid = lib(params(&pairs)?.check())?;
     Ok((spec, axes, valid))
 }
 
@@ -737,6 +724,7 @@ fn sweep_finish(py: Python<'_>, out: PathBuf) -> PyResult2<usize> {
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Model>()?;
     m.add_function(wrap_pyfunction!(fit, m)?)?;
+    m.add_function(wrap_pyfunction!(schema_json, m)?)?;
     m.add_function(wrap_pyfunction!(load, m)?)?;
     m.add_function(wrap_pyfunction!(from_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(builtin_rows, m)?)?;

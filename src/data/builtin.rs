@@ -4,6 +4,7 @@
 use super::table::{is_missing, parse_number, Column, Duplicates, RawTable};
 use super::Roles;
 use crate::error::{Error, Result};
+use crate::schema::Param;
 use serde::{Deserialize, Serialize};
 
 const ADULT: &[u8] = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/data/adult.csv"));
@@ -22,7 +23,7 @@ pub enum Builtin {
     German,
 }
 
-named_choices!(Builtin, "dataset", { Adult => "adult", Compas => "compas", German => "german" });
+named_choices!(Builtin, Dataset, { Adult => "adult", Compas => "compas", German => "german" });
 
 impl Builtin {
     /// The sensitive attributes this dataset offers; the first is the default.
@@ -53,7 +54,7 @@ impl Builtin {
             Some(s) if self.sensitive_choices().contains(&s) => s,
             Some(s) => {
                 return Err(Error::param(
-                    "sensitive",
+                    Param::Sensitive,
                     s,
                     format!("dataset {} offers: {}", self.name(), self.sensitive_choices().join(", ")),
                 ))

@@ -59,7 +59,7 @@ pub struct TargetEncoding {
 }
 
 impl TargetEncoding {
-    /// Finds the two values; the positive one is `--positive` or the larger of the two (numerically
+    /// Finds the two values; the positive one is the one asked for or the larger of the two (numerically
     /// when both are numbers).
     pub fn fit(table: &RawTable, spec: &Roles) -> Result<Self> {
         let cells = table.column(&spec.target)?;
@@ -218,13 +218,24 @@ impl Encoding {
                 {
                     tracing::warn!(
                         "{}: column '{name}' holds a distinct whole number in every row, like an identifier; it is \
-                         used as a numeric feature: pass --drop {name} if it is an ID",
+                         used as a numeric feature: drop the column if it is an ID",
                         table.source
                     );
                 }
                 let n = train_rows.len().max(1) as f64;
                 let mean = train_rows.iter().map(|&r| values[r]).sum::<f64>() / n;
                 let var = train_rows.iter().map(|&r| (values[r] - mean).powi(2)).sum::<f64>() / n;
+                if !(mean.is_finite() && var.is_finite()) {
+                    // The sums overflow: name the cell that makes them, the largest in magnitude.
+                    let worst = train_rows.iter().copied().max_by(|&a, &b| values[a].abs().total_cmp(&values[b].abs()));
+                    let row = worst.unwrap_or(0);
+                    return Err(Error::Overflow {
+                        path: table.source.clone(),
+                        line: table.lines[row],
+                        column: name.clone(),
+                        value: cells.get(row).to_string(),
+                    });
+                }
                 let std = if var > 0.0 { var.sqrt() } else { 1.0 };
                 columns.push(ColumnEncoder::Numeric { name: name.clone(), mean, std });
             } else {
@@ -234,6 +245,25 @@ impl Encoding {
             }
         }
         Ok(Encoding { columns, target, sensitive })
+    }
+
+    /// Checks what a saved encoding must hold: finite statistics and a positive spread for every numeric
+    /// column, at least one category for every text column.
+    pub fn validate(&self) -> Result<()> {
+        for c in &self.columns {
+            let ok = match c {
+                ColumnEncoder::Numeric { mean, std, .. } => mean.is_finite() && std.is_finite() && *std > 0.0,
+                ColumnEncoder::Categorical { categories, .. } => !categories.is_empty(),
+            };
+            if !ok {
+                return Err(Error::Shape {
+                    what: format!("the encoder of column '{}'", c.name()),
+                    expected: "finite statistics (numbers) or categories (text)".into(),
+                    got: format!("{c:?}"),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Total input width.

@@ -27,7 +27,7 @@ pub enum ImageDataset {
     BiasedFashionMnist,
 }
 
-named_choices!(ImageDataset, "dataset", {
+named_choices!(ImageDataset, Dataset, {
     BiasedMnist => "biased-mnist",
     BiasedFashionMnist => "biased-fashion-mnist",
 });
@@ -218,9 +218,7 @@ pub const COLOURS: [[u8; 3]; 10] = [
 /// Background colour of each image in a biased split: the label's own with probability `rho`, uniform over
 /// the 10 otherwise (so an image carries its own colour with probability `rho + (1 - rho) / 10`).
 pub fn biased_colours<R: Rng>(labels: &[u8], rho: f64, rng: &mut R) -> Result<Vec<u8>> {
-    if !(0.0..=1.0).contains(&rho) {
-        return Err(Error::param("rho", rho, "must be in [0, 1]"));
-    }
+    crate::schema::check::rho(&vec![rho])?;
     Ok(labels.iter().map(|&y| if rng.random::<f64>() < rho { y % 10 } else { rng.random_range(0..10u8) }).collect())
 }
 
@@ -260,9 +258,7 @@ pub fn off_colour(set: &Dataset) -> usize {
 /// Loads and colours the images of `spec`: the biased training set, the same images recoloured uniformly
 /// (where the colour probes learn), the unbiased test set and a test set coloured like the training set.
 pub fn prepare(spec: &ImageSpec) -> Result<Prepared> {
-    if !(spec.rho.is_finite() && (0.0..=1.0).contains(&spec.rho)) {
-        return Err(Error::param("rho", spec.rho, "must be in [0, 1]"));
-    }
+    crate::schema::check::rho(&vec![spec.rho])?;
     let (train, test) = match (spec.dataset, &spec.mnist_dir) {
         (_, Some(dir)) => read_mnist_dir(dir)?,
         (ImageDataset::BiasedMnist, None) => {
@@ -276,7 +272,7 @@ pub fn prepare(spec: &ImageSpec) -> Result<Prepared> {
                 return Err(Error::Idx {
                     path: FASHION_MNIST_DIR.into(),
                     reason: "Fashion-MNIST is not installed: `apt-get install dataset-fashion-mnist` (Debian) puts \
-                             it here, or pass --mnist-dir DIR with train-images-idx3-ubyte[.gz] and friends \
+                             it here, or give a directory holding train-images-idx3-ubyte[.gz] and friends \
                              (https://github.com/zalandoresearch/fashion-mnist)"
                         .into(),
                 });
@@ -297,9 +293,7 @@ pub fn prepare(spec: &ImageSpec) -> Result<Prepared> {
     }
     let train = match spec.train_size {
         Some(n) if n < train.len() => {
-            if n < 10 {
-                return Err(Error::param("train_size", n, "must be at least 10"));
-            }
+            crate::schema::check::train_size(&Some(n))?;
             let total = train.len();
             let (idx, _) =
                 split::by_class(&train.labels, |c| (c * n).div_ceil(total), &mut rng(spec.seed, Stream::Subsample));

@@ -9,19 +9,21 @@
 //! Both end as a [`Prepared`]: [`Dataset`]s that the model, the training loop and the evaluation read the
 //! same way whatever the input kind.
 
-pub mod builtin;
-pub mod cache;
-pub mod columnar;
-pub mod encoding;
-pub mod images;
-pub mod split;
-pub mod stream;
-pub mod table;
-pub mod tabular;
+pub(crate) mod builtin;
+pub(crate) mod cache;
+pub(crate) mod columnar;
+pub(crate) mod encoding;
+pub(crate) mod images;
+pub(crate) mod split;
+pub(crate) mod stream;
+pub(crate) mod table;
+pub(crate) mod tabular;
 
 pub use builtin::Builtin;
-pub use encoding::{ColumnEncoder, Encoding};
-pub use images::{ImageDataset, ImageSpec};
+pub use cache::Floats;
+pub use encoding::{ColumnEncoder, Encoding, SensitiveEncoding, TargetEncoding};
+pub use images::{parse_idx, ImageDataset, ImageSpec};
+pub use split::stratified;
 pub use table::{number_text, Column, Duplicates, RawTable};
 pub use tabular::{
     encode_features, labelled_rows, load_table, prepare_fit, prepare_held_out, prepare_held_out_rows, prepare_table,

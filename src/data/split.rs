@@ -6,6 +6,7 @@
 use super::TableSpec;
 use crate::error::{Error, Result};
 use crate::rng::{rng, Stream};
+use crate::schema::Param;
 use rand::seq::SliceRandom;
 use rand::Rng;
 
@@ -54,12 +55,18 @@ pub fn splits(y: &[u8], s: &[u32], n_groups: usize, spec: &TableSpec) -> Result<
         val.extend_from_slice(&cell[t..t + n_val]);
         train.extend_from_slice(&cell[t + n_val..]);
     }
-    if train.is_empty() || test.is_empty() {
-        return Err(Error::param(
-            "test_size",
-            spec.test_size,
-            format!("with {} rows this leaves an empty train or test split", y.len()),
-        ));
+    if test.is_empty() {
+        let why = format!("with {} rows the test split is empty", y.len());
+        return Err(Error::param(Param::TestSize, spec.test_size, why));
+    }
+    if train.is_empty() {
+        // Blame the share that took the last training rows.
+        let (param, value) = match (val.is_empty(), certify.is_empty()) {
+            (false, _) => (Param::ValSize, spec.val_size),
+            (true, false) => (Param::CertifySize, spec.certify_size),
+            (true, true) => (Param::TestSize, spec.test_size),
+        };
+        return Err(Error::param(param, value, format!("with {} rows this leaves no training rows", y.len())));
     }
     for v in [&mut train, &mut val, &mut test, &mut certify] {
         v.sort_unstable();

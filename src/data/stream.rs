@@ -15,6 +15,7 @@ use super::table::{is_missing, parse_number, Column, RawTable};
 use super::tabular::{check_group_sizes, file_roles, Roles, Source, TableSpec};
 use super::{split, Dataset, Prepared};
 use crate::error::{Error, Result};
+use crate::schema::Param;
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
@@ -61,14 +62,14 @@ struct Scan {
 fn file_of(spec: &TableSpec) -> Result<(&Path, Format)> {
     let Source::Csv { path, .. } = &spec.source else {
         return Err(Error::param(
-            "stream",
+            Param::Stream,
             spec.name(),
             "streaming reads a Parquet or Arrow IPC file, not shipped data",
         ));
     };
     let format = Format::of(path).ok_or_else(|| {
         Error::param(
-            "stream",
+            Param::Stream,
             path.display(),
             "streaming reads Parquet (.parquet) or Arrow IPC (.arrow) files, not CSV",
         )
@@ -138,7 +139,7 @@ fn kept_rows(t: &mut RawTable, keep: &[bool], first_row: usize) {
 pub fn prepare(spec: &TableSpec, encoding: Option<&Encoding>) -> Result<Prepared> {
     spec.validate()?;
     let (path, format) = file_of(spec)?;
-    let sc = scan(spec, path, format)?;
+    let mut sc = scan(spec, path, format)?;
     let kept = sc.keep.iter().filter(|k| **k).count();
     let n_dropped = sc.keep.len() - kept;
     if kept == 0 {
@@ -151,6 +152,46 @@ pub fn prepare(spec: &TableSpec, encoding: Option<&Encoding>) -> Result<Prepared
             },
         });
     }
+    let (target, sensitive, y, s) = labels(&mut sc, encoding, path)?;
+    let n_groups = sensitive.groups.len();
+    let splits = split::splits(&y, &s, n_groups, spec)?;
+    check_group_sizes(&sc.source, &sensitive, &s, &splits.train, &splits.test)?;
+    let mut part = vec![Part::Train; kept];
+    for (p, idx) in [(Part::Val, &splits.val), (Part::Test, &splits.test), (Part::Certify, &splits.certify)] {
+        idx.iter().for_each(|&i| part[i] = p);
+    }
+    let encoding = match encoding {
+        Some(e) => e.clone(),
+        None => fit_encoders(path, format, &sc.roles, &sc.numeric_cells, kept, &sc.keep, &part, target, sensitive)?,
+    };
+    let d = encoding.n_features();
+    let mut files = write_caches(path, format, &sc, &encoding, &part)?.into_iter();
+    let mut set = |idx: &[usize]| -> Result<Dataset> {
+        Ok(Dataset {
+            x: files.next().ok_or_else(|| Error::Io {
+                path: path.to_path_buf(),
+                source: std::io::Error::other("a cache file is missing"),
+            })?,
+            n: idx.len(),
+            d,
+            shape: vec![d],
+            y: idx.iter().map(|&i| y[i]).collect(),
+            s: idx.iter().map(|&i| s[i]).collect(),
+            n_groups,
+            n_classes: 2,
+        })
+    };
+    let sets = [set(&splits.train)?, set(&splits.val)?, set(&splits.test)?, set(&splits.certify)?];
+    Ok(Prepared::table(spec.name(), encoding, sets, n_dropped))
+}
+
+/// The target and group mappings (fitted on the values present, or a saved model's) and every kept row's
+/// `y` and `s`; a value the mapping does not know is an error naming it.
+fn labels(
+    sc: &mut Scan,
+    encoding: Option<&Encoding>,
+    path: &Path,
+) -> Result<(TargetEncoding, SensitiveEncoding, Vec<u8>, Vec<u32>)> {
     let present = |ids: &[u32], values: &Values| -> Vec<String> {
         let mut seen = vec![false; values.names.len()];
         ids.iter().for_each(|&i| seen[i as usize] = true);
@@ -168,45 +209,31 @@ pub fn prepare(spec: &TableSpec, encoding: Option<&Encoding>) -> Result<Prepared
         .y_values
         .names
         .iter()
-        .map(|v| {
-            if *v == target.positive {
-                Some(1)
-            } else if *v == target.negative {
-                Some(0)
-            } else {
-                None
-            }
-        })
+        .map(|v| (*v == target.positive).then_some(1).or((*v == target.negative).then_some(0)))
         .collect();
     let s_of: Vec<Option<u32>> =
         sc.s_values.names.iter().map(|v| sensitive.groups.iter().position(|g| g == v).map(|i| i as u32)).collect();
+    let unknown = |column: &str, value: &str, known: String| Error::UnknownValue {
+        path: path.display().to_string(),
+        column: column.to_string(),
+        value: value.to_string(),
+        known,
+    };
     if let Some(bad) = sc.y_values.names.iter().zip(&y_of).find(|(_, m)| m.is_none()) {
-        return Err(Error::param("target", bad.0, format!("not a value the saved model knows ({})", target.positive)));
+        return Err(unknown(&target.column, bad.0, format!("{}, {}", target.negative, target.positive)));
     }
     if let Some(bad) = sc.s_values.names.iter().zip(&s_of).find(|(_, m)| m.is_none()) {
-        return Err(Error::param(
-            "sensitive",
-            bad.0,
-            format!("a group the saved model does not know ({:?})", sensitive.groups),
-        ));
+        return Err(unknown(&sensitive.column, bad.0, sensitive.groups.join(", ")));
     }
-    let y: Vec<u8> = sc.y_ids.iter().map(|&i| y_of[i as usize].unwrap()).collect();
-    let s: Vec<u32> = sc.s_ids.iter().map(|&i| s_of[i as usize].unwrap()).collect();
-    drop((sc.y_ids, sc.s_ids));
-    let n_groups = sensitive.groups.len();
-    let splits = split::splits(&y, &s, n_groups, spec)?;
-    check_group_sizes(&sc.source, &sensitive, &s, &splits.train, &splits.test)?;
-    let mut part = vec![Part::Train; kept];
-    for (p, idx) in [(Part::Val, &splits.val), (Part::Test, &splits.test), (Part::Certify, &splits.certify)] {
-        idx.iter().for_each(|&i| part[i] = p);
-    }
-    let roles = &sc.roles;
-    let encoding = match encoding {
-        Some(e) => e.clone(),
-        None => fit_encoders(path, format, roles, &sc.numeric_cells, kept, &sc.keep, &part, target, sensitive)?,
-    };
+    // Every value was found above, so the lookups below are total.
+    let y: Vec<u8> = std::mem::take(&mut sc.y_ids).iter().map(|&i| y_of[i as usize].unwrap_or(0)).collect();
+    let s: Vec<u32> = std::mem::take(&mut sc.s_ids).iter().map(|&i| s_of[i as usize].unwrap_or(0)).collect();
+    Ok((target, sensitive, y, s))
+}
+
+/// Pass 4: every kept row encoded into the cache file of its split (train, val, test, certify).
+fn write_caches(path: &Path, format: Format, sc: &Scan, encoding: &Encoding, part: &[Part]) -> Result<Vec<Floats>> {
     let d = encoding.n_features();
-    // Pass 4: every kept row into the cache file of its split.
     let dir = cache_dir()?;
     let mut writers = Vec::new();
     for name in ["train", "val", "test", "certify"] {
@@ -233,19 +260,7 @@ pub fn prepare(spec: &TableSpec, encoding: Option<&Encoding>) -> Result<Prepared
     }
     let files = writers.into_iter().map(CacheWriter::finish).collect::<Result<Vec<Floats>>>()?;
     let _ = std::fs::remove_dir(&dir);
-    let mut files = files.into_iter();
-    let mut set = |idx: &[usize]| Dataset {
-        x: files.next().unwrap(),
-        n: idx.len(),
-        d,
-        shape: vec![d],
-        y: idx.iter().map(|&i| y[i]).collect(),
-        s: idx.iter().map(|&i| s[i]).collect(),
-        n_groups,
-        n_classes: 2,
-    };
-    let sets = [set(&splits.train), set(&splits.val), set(&splits.test), set(&splits.certify)];
-    Ok(Prepared::table(spec.name(), encoding, sets, n_dropped))
+    Ok(files)
 }
 
 /// Passes 2 and 3: the feature encoders, by the rules of [`Encoding::fit`] (numeric when not forced

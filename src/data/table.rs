@@ -2,6 +2,7 @@
 //! in the file so that later errors can point at it.
 
 use crate::error::{Error, Result};
+use crate::schema::Param;
 use std::cell::RefCell;
 use std::io::Read;
 use std::rc::Rc;
@@ -174,7 +175,7 @@ impl RawTable {
     ) -> Result<Self> {
         let sep = delimiter.unwrap_or(',');
         if !sep.is_ascii() {
-            return Err(Error::param("delimiter", sep, "must be one ASCII character"));
+            return Err(Error::param(Param::Delimiter, sep, "must be one ASCII character"));
         }
         let breaks = Rc::new(RefCell::new(LineBreaks::default()));
         let counting = CountingReader { inner: reader, offset: 0, breaks: Rc::clone(&breaks) };
@@ -289,19 +290,13 @@ impl RawTable {
     pub fn from_columns(source: &str, header: Vec<String>, columns: Vec<Column>) -> Result<Self> {
         let n = columns.first().map_or(0, Column::len);
         if header.len() != columns.len() || header.is_empty() {
-            return Err(Error::param(
-                "columns",
-                header.len(),
-                format!("{} names for {} columns", header.len(), columns.len()),
-            ));
+            let (expected, got) = (format!("{} columns", header.len()), format!("{} columns", columns.len()));
+            return Err(Error::Shape { what: source.to_string(), expected, got });
         }
         for (name, col) in header.iter().zip(&columns) {
             if col.len() != n {
-                return Err(Error::param(
-                    name.as_str(),
-                    col.len(),
-                    format!("the column has {} rows, the first {n}", col.len()),
-                ));
+                let what = format!("{source}: column '{name}'");
+                return Err(Error::Shape { what, expected: format!("{n} rows"), got: format!("{} rows", col.len()) });
             }
         }
         let mut seen = std::collections::HashSet::new();

@@ -6,6 +6,7 @@ use super::encoding::{self, Encoding};
 use super::table::{self, Duplicates, RawTable};
 use super::{split, Dataset, Prepared};
 use crate::error::{Error, Result};
+use crate::schema::Param;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -99,20 +100,15 @@ impl TableSpec {
         }
     }
 
-    /// Checks the option ranges.
+    /// Checks the option ranges ([`crate::schema::check`]) and that the held-out shares leave rows to train on.
     pub fn validate(&self) -> Result<()> {
-        if !(self.test_size > 0.0 && self.test_size < 1.0) {
-            return Err(Error::param("test_size", self.test_size, "must be in (0, 1)"));
-        }
-        if !(0.0..0.9).contains(&self.certify_size) || self.certify_size + self.test_size >= 1.0 {
-            return Err(Error::param(
-                "certify_size",
-                self.certify_size,
-                "must be in [0, 0.9) and leave rows for training with the test split",
-            ));
-        }
-        if !(0.0..1.0).contains(&self.val_size) {
-            return Err(Error::param("val_size", self.val_size, "must be in [0, 1)"));
+        use crate::schema::check;
+        check::test_size(&self.test_size)?;
+        check::certify_size(&self.certify_size)?;
+        check::val_size(&self.val_size)?;
+        if self.certify_size + self.test_size >= 1.0 {
+            let why = format!("with the test fraction {} it leaves no rows to train on", self.test_size);
+            return Err(Error::param(Param::CertifySize, self.certify_size, why));
         }
         Ok(())
     }
@@ -162,7 +158,7 @@ pub fn load_table(spec: &TableSpec) -> Result<(RawTable, Roles)> {
 /// every other column a feature unless dropped. Names that are not columns are errors listing the columns.
 pub fn file_roles(table: &RawTable, spec: &TableSpec) -> Result<Roles> {
     let Source::Csv { target, sensitive, positive, categorical, drop, .. } = &spec.source else {
-        return Err(Error::param("source", spec.name(), "not a file"));
+        return Err(Error::param(Param::Input, spec.name(), "not a file"));
     };
     for c in [target, sensitive].into_iter().chain(drop).chain(categorical) {
         table.col(c)?;

@@ -6,6 +6,7 @@ use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::eval::EvalOptions;
 use crate::rng::{rng, Stream};
+use crate::schema::Param;
 use crate::store::ModelKind;
 use std::path::Path;
 
@@ -30,40 +31,6 @@ pub struct Certification {
     pub note: String,
 }
 
-impl Certification {
-    /// A readable form.
-    pub fn table(&self) -> String {
-        let p = &self.population;
-        let mut s = format!(
-            "population certificate of {} for {} ({}), from {} held-out rows ({}), {:.0}% confidence\n",
-            self.dataset,
-            self.sensitive,
-            self.groups.join(", "),
-            self.rows,
-            self.rows_from,
-            p.confidence * 100.0
-        );
-        if self.rows_removed_as_training > 0 {
-            s += &format!(
-                "  {} row(s) of the file were training rows and were left out\n",
-                self.rows_removed_as_training
-            );
-        }
-        for (k, v) in [
-            ("dp_gap of any classifier of one code <=", p.dp_gap_bound),
-            ("eo_gap of any classifier of one code <=", p.eo_gap_bound),
-            ("AUC of any probe for the sensitive attribute <=", p.probe_auc_bound),
-            ("balanced accuracy of any adversary <=", p.adversary_balanced_accuracy_bound),
-            ("total variation between the groups' codes <=", p.tv_upper),
-            ("  plug-in total variation on these rows", p.tv_plugin),
-        ] {
-            s += &format!("  {k:<50} {v:.4}\n");
-        }
-        s += &format!("  codes {}, per group {:?}, {}\n  note: {}\n", p.codes, p.n_per_group, p.method, self.note);
-        s
-    }
-}
-
 /// The guarantee in words.
 pub const CERTIFY_NOTE: &str = "with the stated confidence, for the population the held-out rows were drawn \
 from (independently of training): any classifier or probe that reads ONE code per row (a fresh sample, or the \
@@ -80,7 +47,11 @@ impl FairModel {
         opts: &EvalOptions,
     ) -> Result<Certification> {
         if self.kind() != ModelKind::Table || !self.net.config().is_stochastic() {
-            return Err(Error::param("model", "this model", "certify covers table models with a stochastic layer"));
+            return Err(Error::param(
+                Param::Model,
+                "this model",
+                "certify covers table models with a stochastic layer",
+            ));
         }
         let data = self.eval_data(held_out)?;
         let (rows, from, removed) = match held_out {

@@ -6,9 +6,9 @@
 //! (checkpoints, the output directory, the memory check); [`certify`] the population certificate of a
 //! saved encoder.
 
-pub mod certify;
-pub mod params;
-pub mod run;
+pub(crate) mod certify;
+pub(crate) mod params;
+pub(crate) mod run;
 
 pub use certify::Certification;
 pub use params::{FairParams, Preset, ValidParams};
@@ -126,15 +126,37 @@ impl FairModel {
         };
         let width: usize = shape.iter().product();
         if x.len() % width != 0 {
-            return Err(Error::param(
-                "x",
-                format!("{} values", x.len()),
-                format!("rows of the model's input width {width} {shape:?}"),
-            ));
+            let expected = format!("rows of {width} values (one row: {shape:?})");
+            return Err(Error::Shape { what: "the rows".into(), expected, got: format!("{} values", x.len()) });
         }
         let n = x.len() / width;
         shape.insert(0, n);
         Ok((Tensor::from_slice(x, shape, self.net.device())?, n))
+    }
+
+    /// Checks an array of images for this (image) model, before any work: the shape `[n, 3, h, w]` of
+    /// the model's images, every value finite and in [0, 1] (the scale the model was trained on). `what`
+    /// names the array in messages (a file, or the caller's argument).
+    pub fn check_images(&self, shape: &[usize], x: &[f32], what: &str) -> Result<()> {
+        let Some(conv) = &self.net.config().conv else {
+            return Err(Error::Shape { what: what.into(), expected: "table rows".into(), got: "images".into() });
+        };
+        let (h, w) = conv.image;
+        if shape.len() != 4 || shape[1..] != [3, h, w] {
+            let expected = format!("an array N x 3 x {h} x {w}");
+            return Err(Error::Shape { what: what.into(), expected, got: format!("an array of shape {shape:?}") });
+        }
+        if let Some(i) = x.iter().position(|v| !v.is_finite()) {
+            let reason = format!("value {} at flat index {i} (image {}) is not a number", x[i], i / (3 * h * w));
+            return Err(Error::Values { what: what.into(), reason });
+        }
+        let (lo, hi) = x.iter().fold((0f32, 0f32), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+        if lo < 0.0 || hi > 1.0 {
+            let hint = if hi > 1.0 && hi <= 255.0 && lo >= 0.0 { ": divide by 255" } else { "" };
+            let reason = format!("values range over [{lo}, {hi}]; the model reads pixels in [0, 1]{hint}");
+            return Err(Error::Values { what: what.into(), reason });
+        }
+        Ok(())
     }
 
     /// The representation of the rows `x`: `[n, m]` row-major, one forward pass in the chosen mode

@@ -1,350 +1,189 @@
-//! The parameters of a fairbits model and where their defaults are decided: [`FairParams`] (unchecked,
-//! builder setters), [`ValidParams`] (checked; resolved against the data's kind into the saved
-//! configuration), and the [`Preset`].
+//! The parameters of a fairbits model and where they are checked: [`FairParams`] (unchecked, builder
+//! setters; generated from the one list in [`crate::schema`]), [`ValidParams`] (checked, once: resolved
+//! against the data's kind into the saved configuration) and the [`Preset`].
 
 use super::run::check_memory;
 use super::FairModel;
 use crate::data::{DataSpec, Prepared};
 use crate::error::{Error, Result};
 use crate::eval::EvalOptions;
-use crate::model::{Activation, ConvLayers, Estimator, ModelConfig, PreActivation};
+use crate::model::{ConvLayers, ModelConfig};
 use crate::penalty::{PenaltyKind, PenaltySpec, Target};
 use crate::progress::Observer;
+use crate::schema::{Param, Resolved};
 use crate::store::{ModelKind, SavedConfig};
-use crate::train::{Backend, Checkpointing, LossForm, TrainConfig, TrainReport};
+use crate::train::{Checkpointing, TrainConfig, TrainReport};
+
+pub use crate::schema::FairParams;
 
 /// A named set of parameter values; values set explicitly override it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Preset {
+    /// No preset: every value not set takes its default.
+    None,
     /// Strong invariance on tables: a 12-neuron stochastic layer trained with the exact joint MI penalty,
-    /// gamma 8 reached by a linear ramp over 20 epochs, 80 epochs (`hidden [64, 12]`, `penalty joint`,
-    /// `gamma 8`, `warmup_epochs 20`, `epochs 80`): on Adult, a certified population DP gap of 0.077 at
-    /// accuracy 0.831 (seeds 0-2; README, "The certified front").
+    /// gamma reached by a linear ramp ([`Preset::values`]); on Adult a certified population DP gap of
+    /// 0.077 at accuracy 0.831 (seeds 0-2; README, "The certified front").
     Invariant,
 }
+named_choices!(Preset, Preset, { None => "none", Invariant => "invariant" });
 
-impl std::str::FromStr for Preset {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "invariant" => Ok(Preset::Invariant),
-            _ => Err(Error::param("preset", s, "must be: invariant")),
-        }
-    }
-}
-
-/// Unchecked parameters of a fairbits model. Every setter documents its default; `None` fields take the
-/// default of the data's kind when fitting.
-#[derive(Clone, Debug, PartialEq)]
-pub struct FairParams {
-    preset: Option<Preset>,
-    hidden: Option<Vec<usize>>,
-    stochastic: Option<Vec<usize>>,
-    full_precision: bool,
-    pre_activation: PreActivation,
-    temperature: f64,
-    estimator: Estimator,
-    activation: Activation,
-    channels: Vec<usize>,
-    kernel: usize,
-    epochs: Option<usize>,
-    batch_size: Option<usize>,
-    lr: f64,
-    weight_decay: f64,
-    gamma: Option<f64>,
-    penalty: Option<PenaltySpec>,
-    loss_form: LossForm,
-    patience: usize,
-    warmup_epochs: Option<usize>,
-    backend: Backend,
-    seed: u64,
-    eval: EvalOptions,
-}
-
-impl Default for FairParams {
-    fn default() -> Self {
-        FairParams {
-            preset: None,
-            hidden: None,
-            stochastic: None,
-            full_precision: false,
-            pre_activation: PreActivation::Tanh,
-            temperature: 6.0,
-            estimator: Estimator::Identity,
-            activation: Activation::Tanh,
-            channels: vec![8, 16],
-            kernel: 5,
-            epochs: None,
-            batch_size: None,
-            lr: 1e-3,
-            weight_decay: 0.0,
-            gamma: None,
-            penalty: None,
-            loss_form: LossForm::Sum,
-            patience: 10,
-            warmup_epochs: None,
-            backend: Backend::Auto,
-            seed: 0,
-            eval: EvalOptions::default(),
+impl Preset {
+    /// The values the preset sets (explicitly set ones override them).
+    pub fn values(self) -> FairParams {
+        match self {
+            Preset::None => FairParams::new(),
+            Preset::Invariant => FairParams::new()
+                .hidden(vec![64, 12])
+                .penalty(PenaltySpec::new(PenaltyKind::Joint, Target::Parity))
+                .gamma(8.0)
+                .warmup_epochs(20)
+                .epochs(80),
         }
     }
 }
 
 impl FairParams {
-    /// The defaults.
+    /// No value set: every parameter takes its default.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// A preset; explicitly set values override it. Default: none.
-    pub fn preset(mut self, preset: Preset) -> Self {
-        self.preset = Some(preset);
-        self
-    }
-
-    /// Hidden layer widths. Default: `[64, 32]` for tables, `[64, 12]` for images.
-    pub fn hidden(mut self, widths: Vec<usize>) -> Self {
-        self.hidden = Some(widths);
-        self
-    }
-
-    /// 0-based indices of the stochastic hidden layers; the MI is taken on the last. Default: the last
-    /// hidden layer.
-    pub fn stochastic(mut self, layers: Vec<usize>) -> Self {
-        self.stochastic = Some(layers);
-        self
-    }
-
-    /// No stochastic layer: the full-precision `mlp` baseline. Default: false.
-    pub fn full_precision(mut self, on: bool) -> Self {
-        self.full_precision = on;
-        self
-    }
-
-    /// Pre-activation of stochastic neurons. Default: tanh.
-    pub fn pre_activation(mut self, p: PreActivation) -> Self {
-        self.pre_activation = p;
-        self
-    }
-
-    /// Temperature `tau` of `p = sigmoid(tau a)`. Default: 6.
-    pub fn temperature(mut self, t: f64) -> Self {
-        self.temperature = t;
-        self
-    }
-
-    /// Straight-through estimator. Default: identity.
-    pub fn estimator(mut self, e: Estimator) -> Self {
-        self.estimator = e;
-        self
-    }
-
-    /// Activation of full-precision layers. Default: tanh.
-    pub fn activation(mut self, a: Activation) -> Self {
-        self.activation = a;
-        self
-    }
-
-    /// Images: output channels of each convolution. Default: `[8, 16]`.
-    pub fn channels(mut self, c: Vec<usize>) -> Self {
-        self.channels = c;
-        self
-    }
-
-    /// Images: kernel size of the convolutions. Default: 5.
-    pub fn kernel(mut self, k: usize) -> Self {
-        self.kernel = k;
-        self
-    }
-
-    /// Passes over the training split. Default: 50 for tables, 20 for images (80 in the invariant preset).
-    pub fn epochs(mut self, n: usize) -> Self {
-        self.epochs = Some(n);
-        self
-    }
-
-    /// Rows per batch. Default: 256 for tables, 128 for images.
-    pub fn batch_size(mut self, n: usize) -> Self {
-        self.batch_size = Some(n);
-        self
-    }
-
-    /// Adam learning rate. Default: 1e-3.
-    pub fn lr(mut self, lr: f64) -> Self {
-        self.lr = lr;
-        self
-    }
-
-    /// Decoupled weight decay. Default: 0 (plain Adam).
-    pub fn weight_decay(mut self, w: f64) -> Self {
-        self.weight_decay = w;
-        self
-    }
-
-    /// Weight of the penalty. Default: 0 (5 in the invariant preset).
-    pub fn gamma(mut self, g: f64) -> Self {
-        self.gamma = Some(g);
-        self
-    }
-
-    /// The penalty. Default: `per-neuron` (parity) for tables, `per-neuron:odds` for images (where the
-    /// colour is nearly the class, so parity would forbid learning the class); `joint` in the preset.
-    pub fn penalty(mut self, p: PenaltySpec) -> Self {
-        self.penalty = Some(p);
-        self
-    }
-
-    /// How CE and penalty combine. Default: sum.
-    pub fn loss_form(mut self, f: LossForm) -> Self {
-        self.loss_form = f;
-        self
-    }
-
-    /// Early-stopping patience in epochs (with a validation split). Default: 10.
-    pub fn patience(mut self, n: usize) -> Self {
-        self.patience = n;
-        self
-    }
-
-    /// Epochs over which gamma ramps linearly from 0. Default: 0 (20 in the invariant preset).
-    pub fn warmup_epochs(mut self, n: usize) -> Self {
-        self.warmup_epochs = Some(n);
-        self
-    }
-
-    /// The fused CPU step where it applies, or always candle. Default: auto.
-    pub fn backend(mut self, b: Backend) -> Self {
-        self.backend = b;
-        self
-    }
-
-    /// Seed of initialisation, batch order, samples and evaluation. Default: 0.
-    pub fn seed(mut self, s: u64) -> Self {
-        self.seed = s;
-        self
-    }
-
-    /// Evaluation options (their seed is replaced by the model's seed). Default: [`EvalOptions::default`].
-    pub fn eval(mut self, e: EvalOptions) -> Self {
-        self.eval = e;
-        self
-    }
-
     /// The parameters with the preset's values filled in where none was set.
     fn with_preset(&self) -> FairParams {
-        let mut p = self.clone();
-        if let Some(Preset::Invariant) = p.preset {
-            p.hidden.get_or_insert(vec![64, 12]);
-            p.penalty.get_or_insert(PenaltySpec::new(PenaltyKind::Joint, Target::Parity));
-            p.gamma.get_or_insert(8.0);
-            p.warmup_epochs.get_or_insert(20);
-            p.epochs.get_or_insert(80);
+        match self.preset {
+            Some(preset) => self.or(&preset.values()),
+            None => self.clone(),
         }
-        p
     }
 
-    /// Checks every value that can be checked without the data; errors name the parameter.
+    /// Checks every value, and every combination that can be checked without the data, once; errors name
+    /// the parameter.
     pub fn check(&self) -> Result<ValidParams> {
         let p = self.with_preset();
-        let model = ModelConfig { n_inputs: 1, ..p.model_config(ModelKind::Table) };
+        p.check_each()?;
+        let r = p.resolved(ModelKind::Table);
+        if r.full_precision && !r.stochastic.is_empty() {
+            let why = "a full-precision network has no stochastic layer";
+            return Err(Error::param(Param::Stochastic, crate::schema::ParamValue::text(&r.stochastic), why));
+        }
+        let model = ModelConfig { n_inputs: 1, ..model_config(&r) };
         model.validate()?;
-        if p.full_precision && p.stochastic.as_ref().is_some_and(|s| !s.is_empty()) {
-            return Err(Error::param(
-                "stochastic",
-                format!("{:?}", p.stochastic.unwrap()),
-                "a full-precision network has no stochastic layer",
-            ));
-        }
-        p.train_config(ModelKind::Table).validate()?;
-        p.eval.validate()?;
-        if let Some(spec) = &p.penalty {
-            spec.check(model.code_width())?;
-        }
+        let train = train_config(&r);
+        train.validate()?;
+        eval_options(&r).validate()?;
+        train.penalty.check(model.code_width())?;
         Ok(ValidParams(p))
-    }
-
-    fn model_config(&self, kind: ModelKind) -> ModelConfig {
-        let hidden = self.hidden.clone().unwrap_or_else(|| match kind {
-            ModelKind::Table => vec![64, 32],
-            ModelKind::Image => vec![64, 12],
-        });
-        let stochastic = if self.full_precision {
-            vec![]
-        } else {
-            match &self.stochastic {
-                Some(s) if !s.is_empty() => s.clone(),
-                _ => vec![hidden.len().saturating_sub(1)],
-            }
-        };
-        ModelConfig {
-            n_inputs: 0,
-            hidden,
-            stochastic,
-            pre_activation: self.pre_activation,
-            temperature: self.temperature,
-            estimator: self.estimator,
-            activation: self.activation,
-            n_outputs: 1,
-            conv: None,
-        }
-    }
-
-    fn train_config(&self, kind: ModelKind) -> TrainConfig {
-        let (epochs, batch_size, target) = match kind {
-            ModelKind::Table => (50, 256, Target::Parity),
-            ModelKind::Image => (20, 128, Target::Odds),
-        };
-        TrainConfig {
-            epochs: self.epochs.unwrap_or(epochs),
-            batch_size: self.batch_size.unwrap_or(batch_size),
-            lr: self.lr,
-            weight_decay: self.weight_decay,
-            gamma: self.gamma.unwrap_or(0.0),
-            penalty: self.penalty.unwrap_or(PenaltySpec::new(PenaltyKind::PerNeuron, target)),
-            loss_form: self.loss_form,
-            patience: self.patience,
-            warmup_epochs: self.warmup_epochs.unwrap_or(0),
-            backend: self.backend,
-            seed: self.seed,
-        }
     }
 }
 
-/// Checked parameters: [`ValidParams::fit`] trains a model.
+fn model_config(r: &Resolved) -> ModelConfig {
+    let stochastic = match (r.full_precision, r.stochastic.is_empty()) {
+        (true, _) => vec![],
+        (false, true) => vec![r.hidden.len().saturating_sub(1)],
+        (false, false) => r.stochastic.clone(),
+    };
+    ModelConfig {
+        n_inputs: 0,
+        hidden: r.hidden.clone(),
+        stochastic,
+        pre_activation: r.pre_activation,
+        temperature: r.temperature,
+        estimator: r.estimator,
+        activation: r.activation,
+        n_outputs: 1,
+        conv: None,
+    }
+}
+
+fn train_config(r: &Resolved) -> TrainConfig {
+    TrainConfig {
+        epochs: r.epochs,
+        batch_size: r.batch_size,
+        lr: r.lr,
+        weight_decay: r.weight_decay,
+        gamma: r.gamma,
+        penalty: r.penalty,
+        loss_form: r.loss_form,
+        patience: r.patience,
+        warmup_epochs: r.warmup_epochs,
+        backend: r.backend,
+        seed: r.seed,
+    }
+}
+
+fn eval_options(r: &Resolved) -> EvalOptions {
+    EvalOptions {
+        inference: r.inference,
+        draws: r.draws,
+        mc_samples: r.mc_samples,
+        m_max: r.m_max,
+        forest_trees: r.forest_trees,
+        seed: r.seed,
+        probe_rows: r.probe_rows,
+        probe_draws: r.probe_draws,
+        confidence: r.confidence,
+    }
+}
+
+impl Default for ModelConfig {
+    /// The defaults of [`crate::schema`] for tables (no inputs yet: `n_inputs` is the data's).
+    fn default() -> Self {
+        model_config(&FairParams::new().resolved(ModelKind::Table))
+    }
+}
+
+impl Default for TrainConfig {
+    /// The defaults of [`crate::schema`] for tables.
+    fn default() -> Self {
+        train_config(&FairParams::new().resolved(ModelKind::Table))
+    }
+}
+
+impl Default for EvalOptions {
+    /// The defaults of [`crate::schema`].
+    fn default() -> Self {
+        eval_options(&FairParams::new().resolved(ModelKind::Table))
+    }
+}
+
+/// Checked parameters ([`FairParams::check`]): [`ValidParams::fit`] trains a model.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ValidParams(FairParams);
 
 impl ValidParams {
+    /// The seed of the run.
+    pub fn seed(&self) -> u64 {
+        self.0.resolved(ModelKind::Table).seed
+    }
+
     /// The architecture, training and evaluation options for inputs of `shape` (one row: `[d]`, or
-    /// `[3, h, w]` for images) and `n_classes` task classes. This is where every default is decided.
+    /// `[3, h, w]` for images) and `n_classes` task classes: the defaults of the data's kind filled in.
     pub fn resolve_for(
         &self,
         kind: ModelKind,
         shape: &[usize],
         n_classes: usize,
     ) -> Result<(ModelConfig, TrainConfig, EvalOptions)> {
-        let p = &self.0;
-        if kind == ModelKind::Image && p.preset.is_some() {
-            return Err(Error::param(
-                "preset",
-                "invariant",
-                "the invariant preset is for tables; images take the image defaults",
-            ));
+        let r = self.0.resolved(kind);
+        if let (ModelKind::Image, preset @ Preset::Invariant) = (kind, r.preset) {
+            let why = "the preset is for tables; images take the image defaults";
+            return Err(Error::param(Param::Preset, preset, why));
         }
-        let mut model = p.model_config(kind);
+        let mut model = model_config(&r);
         model.n_outputs = if n_classes == 2 { 1 } else { n_classes };
         model.n_inputs = shape.iter().product();
         if kind == ModelKind::Image {
-            let conv = ConvLayers { image: (shape[1], shape[2]), channels: p.channels.clone(), kernel: p.kernel };
+            let conv = ConvLayers { image: (shape[1], shape[2]), channels: r.channels.clone(), kernel: r.kernel };
             model.n_inputs = conv.feature_width()?;
             model.conv = Some(conv);
         }
         model.validate()?;
-        let train = p.train_config(kind);
+        let train = train_config(&r);
+        // The defaults of images differ from those of tables that `check` saw.
         train.validate()?;
         train.penalty.check(model.code_width())?;
-        let eval = EvalOptions { seed: p.seed, ..p.eval.clone() };
-        Ok((model, train, eval))
+        Ok((model, train, eval_options(&r)))
     }
 
     /// The resolved configuration for `data` prepared from `spec`, checked against the memory the run
@@ -363,7 +202,7 @@ impl ValidParams {
         Ok(config)
     }
 
-    /// Trains on `data` (prepared from `spec`): returns the fitted model and the training report.
+    /// Trains on `data` (prepared from `spec`): returns the fitted model.
     pub fn fit(&self, data: &Prepared, spec: &DataSpec) -> Result<FairModel> {
         Ok(self.fit_with(data, spec, None, &())?.0)
     }
@@ -377,5 +216,30 @@ impl ValidParams {
         observer: &dyn Observer,
     ) -> Result<(FairModel, TrainReport)> {
         FairModel::train(self.resolve(data, spec)?, data, ckpt, observer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_preset_fills_what_is_not_set_and_yields_to_what_is() {
+        let p = FairParams::new().preset(Preset::Invariant).gamma(3.0).check().unwrap();
+        let (model, train, _) = p.resolve_for(ModelKind::Table, &[10], 2).unwrap();
+        assert_eq!((model.hidden, train.gamma, train.epochs), (vec![64, 12], 3.0, 80));
+        assert_eq!(train.penalty.kind, PenaltyKind::Joint);
+    }
+
+    #[test]
+    fn every_value_is_checked_once_with_its_name() {
+        let e = FairParams::new().gamma(-1.0).check().unwrap_err();
+        assert!(matches!(e, Error::InvalidParam { param: Param::Gamma, .. }), "{e}");
+        let e = FairParams::new().epochs(10).warmup_epochs(20).check().unwrap_err();
+        assert!(matches!(e, Error::InvalidParam { param: Param::WarmupEpochs, .. }), "{e}");
+        let e = FairParams::new().draws(0).check().unwrap_err();
+        assert!(matches!(e, Error::InvalidParam { param: Param::Draws, .. }), "{e}");
+        let e = FairParams::new().set(Param::Gamma, "abc").unwrap_err();
+        assert!(e.to_string().contains("invalid gamma = abc: must be a number"), "{e}");
     }
 }

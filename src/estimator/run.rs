@@ -8,6 +8,7 @@ use crate::eval::{EvalOptions, Metrics, RunInfo};
 use crate::model::ModelConfig;
 use crate::penalty::PenaltyKind;
 use crate::progress::Observer;
+use crate::schema::Param;
 use crate::store::SavedConfig;
 use crate::train::{Checkpointing, TrainConfig};
 use std::path::Path;
@@ -73,7 +74,7 @@ pub(crate) fn check_memory(
     let (what, largest) = parts.iter().copied().max_by(|a, b| a.1.total_cmp(&b.1)).unwrap();
     let gb = |b: f64| format!("{:.1} GB", b / 1e9);
     Err(Error::param(
-        "hidden",
+        Param::Hidden,
         format!("{:?}", model.hidden),
         format!(
             "this configuration needs about {} ({} of it for {what}); this machine has {} available: \
@@ -174,7 +175,7 @@ impl FairModel {
             }
             Some((path, held)) => {
                 let encoding = self.config.encoding.as_ref().ok_or_else(|| {
-                    Error::param("csv", path.display(), "an image model is evaluated on its own images")
+                    Error::param(Param::Input, path.display(), "an image model is evaluated on its own images")
                 })?;
                 crate::data::prepare_held_out(self.read_table(path, held.delimiter)?, encoding, held)
             }

@@ -12,6 +12,7 @@ use crate::model::{Inference, Mode, Net, Prefix};
 use crate::penalty::mi;
 use crate::progress::{Event, Observer};
 use crate::rng::{rng, Stream};
+use crate::schema::Param;
 use candle_core::{DType, Tensor};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -314,82 +315,25 @@ pub(crate) fn evaluate(
     info: &RunInfo,
     observer: &dyn Observer,
 ) -> Result<BinaryMetrics> {
-    let (train, test) = (prepared.probe_train(), &prepared.test);
+    let test = &prepared.test;
     let m = net.config().code_width();
-    let k = test.n_groups;
     let mut rng = rng(opts.seed, Stream::Eval);
     let mut probe_rng = crate::rng::rng(opts.seed, Stream::ProbeRows);
     // A full-precision representation is deterministic: one draw says everything.
     let stochastic = net.config().is_stochastic();
     let draws = if stochastic { opts.draws.max(1) } else { 1 };
-    let probe_draws = if stochastic { opts.probe_draws.clamp(1, draws) } else { 1 };
     let started = Instant::now();
-    // Probes learn on a subsample of the probe set and are scored on one of the held-out rows they did not
-    // learn on (held-out evaluation: the other half; otherwise the test split).
-    let scored = prepared.probe_test.as_ref().unwrap_or(test);
-    let tr_rows = train.subset(&subsample(train.n, opts.probe_rows, &mut probe_rng));
-    let sc_rows = scored.subset(&subsample(scored.n, opts.probe_rows, &mut probe_rng));
-    let (xtr, xsc) = (net.features_of(&tr_rows)?, net.features_of(&sc_rows)?);
-    let xte = net.features_of(test)?;
+    // The probes' rows are drawn first, from their own stream.
+    let probe_rows = ProbeRows::draw(net, prepared, opts, &mut probe_rng)?;
     let steps = draws + 2;
     let step = |done: usize, what: &str| {
         tracing::debug!(seconds = started.elapsed().as_secs_f64(), what, "evaluation step");
         observer.event(Event::Evaluation { done, of: steps, what })
     };
-
-    // Task and fairness metrics over draws (or once in prob / threshold mode).
-    let pre = net.prefix(&xte)?;
-    let pre = pre.as_ref();
-    let (prob_scores, p_test, _) = represent_from(net, &xte, pre, Inference::Prob, &mut rng)?;
-    let mut task_rows: Vec<[f64; 5]> = Vec::new();
-    match opts.inference {
-        Inference::Sample => {
-            for draw in 0..draws {
-                step(draw, "sampled codes");
-                let (scores, _, _) = represent_from(net, &xte, pre, Inference::Sample, &mut rng)?;
-                task_rows.push(task_and_fairness(&scores, test));
-            }
-        }
-        Inference::Prob => task_rows.push(task_and_fairness(&prob_scores, test)),
-        Inference::Threshold => {
-            let (scores, _, _) = represent_from(net, &xte, pre, Inference::Threshold, &mut rng)?;
-            task_rows.push(task_and_fairness(&scores, test));
-        }
-    }
-    let col = |c: usize| mean_std(&task_rows.iter().map(|r| r[c]).collect::<Vec<_>>());
-    let (auc, auc_std) = col(0);
-    let (accuracy, accuracy_std) = col(1);
-    let (dp_gap, dp_gap_std) = col(2);
-    let (eo_gap, eo_gap_std) = col(3);
-    let (di_ratio, di_ratio_std) = col(4);
-
-    // Probes on sampled codes and on p.
+    let (task, fairness, p_test) = task_and_fairness_over_draws(net, test, opts, draws, &mut rng, &step)?;
     step(draws, "probes");
-    let (mut lr_rows, mut rf_rows) = (Vec::new(), Vec::new());
-    let (pre_tr, pre_sc) = (net.prefix(&xtr)?, net.prefix(&xsc)?);
-    for draw in 0..probe_draws {
-        let (_, _, code_train) = represent_from(net, &xtr, pre_tr.as_ref(), Inference::Sample, &mut probe_rng)?;
-        let (_, _, code_scored) = represent_from(net, &xsc, pre_sc.as_ref(), Inference::Sample, &mut probe_rng)?;
-        let tr = Repr { x: &code_train, d: m, s: &tr_rows.s };
-        let te = Repr { x: &code_scored, d: m, s: &sc_rows.s };
-        lr_rows.push(probes::logreg_probe(tr, te, k));
-        rf_rows.push(probes::forest_probe(tr, te, k, opts.forest_trees, opts.seed.wrapping_add(draw as u64)));
-    }
-    let (_, p_train, _) = represent_from(net, &xtr, pre_tr.as_ref(), Inference::Prob, &mut probe_rng)?;
-    let (_, p_scored, _) = represent_from(net, &xsc, pre_sc.as_ref(), Inference::Prob, &mut probe_rng)?;
-    let ptr = Repr { x: &p_train, d: m, s: &tr_rows.s };
-    let pte = Repr { x: &p_scored, d: m, s: &sc_rows.s };
-    let lr_prob = probes::logreg_probe(ptr, pte, k);
-    let rf_prob = probes::forest_probe(ptr, pte, k, opts.forest_trees, opts.seed);
-    let summarise = |rows: &[ProbeScore], prob: ProbeScore| {
-        let (sample, sample_std) = mean_std(&rows.iter().map(|r| r.auc).collect::<Vec<_>>());
-        let (sample_accuracy, _) = mean_std(&rows.iter().map(|r| r.accuracy).collect::<Vec<_>>());
-        ProbeResult { sample, prob: prob.auc, sample_std, sample_accuracy, prob_accuracy: prob.accuracy }
-    };
-    let counts = sc_rows.group_counts();
-    let majority_rate = *counts.iter().max().unwrap() as f64 / sc_rows.n.max(1) as f64;
-
-    // Information and certificates.
+    let probe_draws = if stochastic { opts.probe_draws.clamp(1, draws) } else { 1 };
+    let probes = probe_rows.probes(net, m, opts, probe_draws, &mut probe_rng)?;
     step(draws + 1, "information and certificate");
     let (information, mut certificate) =
         if stochastic { information(&p_test, m, test, opts, &mut rng)? } else { undefined_information(m) };
@@ -413,20 +357,105 @@ pub(crate) fn evaluate(
         penalty: info.penalty_label.clone(),
         inference: opts.inference.name().to_string(),
         draws: if opts.inference == Inference::Sample { draws } else { 1 },
-        task: Task { auc, accuracy, auc_std, accuracy_std },
-        fairness: Fairness { dp_gap, eo_gap, di_ratio, dp_gap_std, eo_gap_std, di_ratio_std },
-        probes: Probes {
-            logreg: summarise(&lr_rows, lr_prob),
-            forest: summarise(&rf_rows, rf_prob),
-            majority_rate,
-            rows_train: tr_rows.n,
-            rows_test: sc_rows.n,
-            draws: probe_draws,
-        },
+        task,
+        fairness,
+        probes,
         information,
         certificate,
         timing: Timing { train_seconds: info.train_seconds, epochs: info.epochs },
     })
+}
+
+/// Task and fairness metrics on `test`, as mean and std over `draws` draws of sampled codes (or once in
+/// `prob` / `threshold` mode), and the test rows' `p` (for the information).
+fn task_and_fairness_over_draws(
+    net: &Net,
+    test: &Dataset,
+    opts: &EvalOptions,
+    draws: usize,
+    rng: &mut ChaCha8Rng,
+    step: &dyn Fn(usize, &str),
+) -> Result<(Task, Fairness, Vec<f64>)> {
+    let xte = net.features_of(test)?;
+    let pre = net.prefix(&xte)?;
+    let pre = pre.as_ref();
+    let (prob_scores, p_test, _) = represent_from(net, &xte, pre, Inference::Prob, rng)?;
+    let mut rows: Vec<[f64; 5]> = Vec::new();
+    match opts.inference {
+        Inference::Sample => {
+            for draw in 0..draws {
+                step(draw, "sampled codes");
+                let (scores, _, _) = represent_from(net, &xte, pre, Inference::Sample, rng)?;
+                rows.push(task_and_fairness(&scores, test));
+            }
+        }
+        Inference::Prob => rows.push(task_and_fairness(&prob_scores, test)),
+        Inference::Threshold => {
+            let (scores, _, _) = represent_from(net, &xte, pre, Inference::Threshold, rng)?;
+            rows.push(task_and_fairness(&scores, test));
+        }
+    }
+    let col = |c: usize| mean_std(&rows.iter().map(|r| r[c]).collect::<Vec<_>>());
+    let ((auc, auc_std), (accuracy, accuracy_std)) = (col(0), col(1));
+    let ((dp_gap, dp_gap_std), (eo_gap, eo_gap_std), (di_ratio, di_ratio_std)) = (col(2), col(3), col(4));
+    let task = Task { auc, accuracy, auc_std, accuracy_std };
+    Ok((task, Fairness { dp_gap, eo_gap, di_ratio, dp_gap_std, eo_gap_std, di_ratio_std }, p_test))
+}
+
+/// The rows the probes learn on (a subsample of the probe set) and are scored on (a subsample of the
+/// held-out rows they did not learn on: the other half of held-out rows, otherwise the test split), with
+/// their inputs to the representation.
+struct ProbeRows {
+    train: Dataset,
+    scored: Dataset,
+    x_train: Tensor,
+    x_scored: Tensor,
+}
+
+impl ProbeRows {
+    fn draw(net: &Net, prepared: &Prepared, opts: &EvalOptions, rng: &mut ChaCha8Rng) -> Result<Self> {
+        let (train, scored) = (prepared.probe_train(), prepared.probe_test.as_ref().unwrap_or(&prepared.test));
+        let train = train.subset(&subsample(train.n, opts.probe_rows, rng));
+        let scored = scored.subset(&subsample(scored.n, opts.probe_rows, rng));
+        let (x_train, x_scored) = (net.features_of(&train)?, net.features_of(&scored)?);
+        Ok(ProbeRows { train, scored, x_train, x_scored })
+    }
+
+    /// The logistic and forest probes on sampled codes (mean over `draws`) and on `p`.
+    fn probes(&self, net: &Net, m: usize, opts: &EvalOptions, draws: usize, rng: &mut ChaCha8Rng) -> Result<Probes> {
+        let k = self.scored.n_groups;
+        let (lr_train, sc) = (&self.train, &self.scored);
+        let (mut lr_rows, mut rf_rows) = (Vec::new(), Vec::new());
+        let (pre_tr, pre_sc) = (net.prefix(&self.x_train)?, net.prefix(&self.x_scored)?);
+        for draw in 0..draws {
+            let (_, _, code_train) = represent_from(net, &self.x_train, pre_tr.as_ref(), Inference::Sample, rng)?;
+            let (_, _, code_scored) = represent_from(net, &self.x_scored, pre_sc.as_ref(), Inference::Sample, rng)?;
+            let tr = Repr { x: &code_train, d: m, s: &lr_train.s };
+            let te = Repr { x: &code_scored, d: m, s: &sc.s };
+            lr_rows.push(probes::logreg_probe(tr, te, k));
+            rf_rows.push(probes::forest_probe(tr, te, k, opts.forest_trees, opts.seed.wrapping_add(draw as u64)));
+        }
+        let (_, p_train, _) = represent_from(net, &self.x_train, pre_tr.as_ref(), Inference::Prob, rng)?;
+        let (_, p_scored, _) = represent_from(net, &self.x_scored, pre_sc.as_ref(), Inference::Prob, rng)?;
+        let ptr = Repr { x: &p_train, d: m, s: &lr_train.s };
+        let pte = Repr { x: &p_scored, d: m, s: &sc.s };
+        let lr_prob = probes::logreg_probe(ptr, pte, k);
+        let rf_prob = probes::forest_probe(ptr, pte, k, opts.forest_trees, opts.seed);
+        let summarise = |rows: &[ProbeScore], prob: ProbeScore| {
+            let (sample, sample_std) = mean_std(&rows.iter().map(|r| r.auc).collect::<Vec<_>>());
+            let (sample_accuracy, _) = mean_std(&rows.iter().map(|r| r.accuracy).collect::<Vec<_>>());
+            ProbeResult { sample, prob: prob.auc, sample_std, sample_accuracy, prob_accuracy: prob.accuracy }
+        };
+        let counts = sc.group_counts();
+        Ok(Probes {
+            logreg: summarise(&lr_rows, lr_prob),
+            forest: summarise(&rf_rows, rf_prob),
+            majority_rate: *counts.iter().max().unwrap_or(&0) as f64 / sc.n.max(1) as f64,
+            rows_train: lr_train.n,
+            rows_test: sc.n,
+            draws,
+        })
+    }
 }
 
 /// The population certificate (docs/design.md, section 4b) from held-out `rows` (a split carved before
@@ -448,115 +477,6 @@ pub fn population(
     let method = certificate::TvMethod { m_max: opts.m_max, samples: opts.mc_samples, mc_share: 0.2 };
     let m = net.config().code_width();
     Ok(certificate::population(&p, m, &rows.s, rows.n_groups, &rows.y, 2, opts.confidence, method, codes, rng))
-}
-
-fn num(v: f64, digits: usize) -> String {
-    if v.is_finite() {
-        format!("{v:.digits$}")
-    } else {
-        "n/a".into()
-    }
-}
-
-fn pm(mean: f64, std: f64) -> String {
-    if std > 0.0 && mean.is_finite() {
-        format!("{mean:.4} ± {std:.4}")
-    } else {
-        num(mean, 4)
-    }
-}
-
-/// A one-line reading of the certificate: how unfair a consumer of one code can be at most.
-pub fn verdict(m: &BinaryMetrics) -> String {
-    let c = &m.certificate;
-    let Some(pop) = &c.population else {
-        return "no stochastic layer: nothing is certified; the probes are the only evidence (see their AUCs)".into();
-    };
-    let (u, conf) = (pop.dp_gap_bound, pop.confidence * 100.0);
-    let reach = match c.probe_auc_exact {
-        Some(auc) => format!("the best possible probe reaches AUC {auc:.3} for {} on these test rows", m.sensitive),
-        None => format!("the forest probe reaches AUC {:.3} for {}", m.probes.forest.sample, m.sensitive),
-    };
-    let level = if u <= 0.1 {
-        "invariant"
-    } else if u <= 0.3 {
-        "partly invariant"
-    } else {
-        "NOT invariant"
-    };
-    let hint = if u > 0.1 && m.gamma == 0.0 { "; train with --gamma > 0 or --preset invariant" } else { "" };
-    format!(
-        "{level}: with {conf:.0}% confidence no classifier of one sampled code per row treats the {} groups more than \
-         {u:.3} apart (demographic parity) in the population; {reach}{hint}",
-        m.sensitive
-    )
-}
-
-/// A readable table of the metrics, each block saying which direction is good.
-pub fn table(m: &BinaryMetrics) -> String {
-    let mut out = String::new();
-    let mut line = |k: &str, v: String| out.push_str(&format!("  {k:<46} {v}\n"));
-    line("data", format!("{} (sensitive: {}; groups: {})", m.dataset, m.sensitive, m.groups.join(", ")));
-    line("rows", format!("train {}, test {}, dropped (missing values) {}", m.n_train, m.n_test, m.n_dropped));
-    let time =
-        if m.timing.train_seconds.is_finite() { format!(" in {:.2} s", m.timing.train_seconds) } else { String::new() };
-    let run = format!("seed {}, penalty {}, gamma {}, {} epochs{time}", m.seed, m.penalty, m.gamma, m.timing.epochs);
-    line("run", run);
-    let mode = if m.inference == "sample" {
-        format!("sample (mean ± std over {} draws)", m.draws)
-    } else {
-        m.inference.clone()
-    };
-    line("inference", mode);
-    line("task (higher is better): AUC", pm(m.task.auc, m.task.auc_std));
-    line("  accuracy", pm(m.task.accuracy, m.task.accuracy_std));
-    line("fairness (0 = groups treated alike): dp_gap", pm(m.fairness.dp_gap, m.fairness.dp_gap_std));
-    line("  eo_gap", pm(m.fairness.eo_gap, m.fairness.eo_gap_std));
-    line("  di_ratio (1 = alike)", pm(m.fairness.di_ratio, m.fairness.di_ratio_std));
-    let p = &m.probes;
-    line(
-        &format!("{} from the codes (AUC; 0.5 = nothing recovered)", m.sensitive),
-        format!("probes on {} training, {} test rows, {} draw(s)", p.rows_train, p.rows_test, p.draws),
-    );
-    if let Some(auc) = m.certificate.probe_auc_exact {
-        line("  best possible probe (exact, likelihood ratio)", num(auc, 4));
-    }
-    for (name, r) in [("logistic", &p.logreg), ("forest", &p.forest)] {
-        line(
-            &format!("  {name} probe, sampled codes"),
-            format!("{}   (on p: {}, not certified)", pm(r.sample, r.sample_std), num(r.prob, 4)),
-        );
-    }
-    let i = &m.information;
-    let joint = match i.mi_joint_method.as_str() {
-        "exact" => format!("{} (exact, m = {})", num(i.mi_joint_bits, 5), i.code_width),
-        "monte-carlo" => {
-            format!("{} ± {} (Monte Carlo, m = {})", num(i.mi_joint_bits, 5), num(i.mi_joint_stderr, 5), i.code_width)
-        }
-        _ => format!("n/a (no stochastic layer, m = {})", i.code_width),
-    };
-    line("information (bits; 0 = none): I(T; S)", joint);
-    line("  sum_j I(T_j; S), per neuron", num(i.mi_per_neuron_bits, 5));
-    let c = &m.certificate;
-    if let Some(pop) = &c.population {
-        line(
-            &format!("population certificate ({:.0}% confidence, {} codes)", pop.confidence * 100.0, pop.codes),
-            format!("(a bound near 1 = no guarantee; groups {:?}, {})", pop.n_per_group, pop.method),
-        );
-        line("  dp_gap of any classifier <=", num(pop.dp_gap_bound, 4));
-        line("  eo_gap of any classifier <=", num(pop.eo_gap_bound, 4));
-        line("  AUC of any probe for s <=", num(pop.probe_auc_bound, 4));
-        line("  balanced accuracy of any adversary <=", num(pop.adversary_balanced_accuracy_bound, 4));
-    }
-    line(
-        "empirical certificate (these test rows)",
-        format!("dp_gap <= {}, probe AUC <= {} (from I(T; S))", num(c.dp_gap_bound, 4), num(c.probe_auc_bound, 4)),
-    );
-    if let Some(tv) = c.tv_exact {
-        line("  exact worst-case dp_gap (TV)", num(tv, 4));
-    }
-    out.push_str(&format!("  verdict: {}\n  note: {}\n", verdict(m), c.caveat));
-    out
 }
 
 /// The `mi` subcommand's report: per-neuron and joint MI side by side (exact and Monte Carlo where the
@@ -593,14 +513,14 @@ pub fn mi_report(
 ) -> Result<MiReport> {
     if !net.config().is_stochastic() {
         return Err(crate::Error::param(
-            "model",
+            Param::Model,
             "a full-precision network",
             "it has no stochastic layer, so its information about s is not computable",
         ));
     }
     if net.config().n_outputs != 1 {
         return Err(crate::Error::param(
-            "model",
+            Param::Model,
             "an image model",
             "the mi report covers binary tasks; an image model's information is in its metrics",
         ));
@@ -624,46 +544,4 @@ pub fn mi_report(
         probes: metrics.probes,
         certificate_holds: holds,
     })
-}
-
-/// A readable form of the [`MiReport`].
-pub fn mi_table(r: &MiReport) -> String {
-    let i = &r.information;
-    let c = &r.certificate;
-    let mut s = format!(
-        "information about s in the stochastic layer (m = {}), test split of {} ({} rows)\n",
-        i.code_width, r.dataset, r.n_test
-    );
-    s += &format!("  per-neuron MI  sum_j I(T_j; S)      {:.5} bits\n", i.mi_per_neuron_bits);
-    if i.mi_joint_method == "exact" {
-        s += &format!("  joint MI  I(T; S), exact             {:.5} bits\n", i.mi_joint_bits);
-    }
-    s += &format!(
-        "  joint MI  I(T; S), Monte Carlo       {:.5} ± {:.5} bits\n",
-        r.mi_joint_monte_carlo_bits, r.mi_joint_monte_carlo_stderr
-    );
-    if i.mi_per_neuron_bits > 0.0 {
-        s += &format!("  joint / per-neuron                   {:.2}x\n", i.mi_joint_bits / i.mi_per_neuron_bits);
-    }
-    s += "certificate (consumers of ONE sampled code per row)\n";
-    s += &format!("  MI used                              {:.5} bits\n", c.mi_bits_used);
-    s += &format!("  dp_gap bound                         {:.4}\n", c.dp_gap_bound);
-    s += &format!("  probe AUC bound                      {:.4}\n", c.probe_auc_bound);
-    match (c.tv_exact, c.probe_auc_exact) {
-        (Some(tv), Some(auc)) => {
-            s += &format!("  exact worst-case dp_gap (TV)         {tv:.4}\n");
-            s += &format!("  exact worst-case probe AUC (LR)      {auc:.4}\n");
-        }
-        _ => s += "  exact worst case                     not computed (layer wider than --m-max)\n",
-    }
-    s += "measured probes for s (AUC)\n";
-    for (name, p) in [("logistic regression", &r.probes.logreg), ("random forest", &r.probes.forest)] {
-        s += &format!("  {name:<20} sampled codes {:.4} ± {:.4}   p {:.4}\n", p.sample, p.sample_std, p.prob);
-    }
-    s += &format!(
-        "certificate {} for the probes on sampled codes; p is not covered\n",
-        if r.certificate_holds { "holds" } else { "VIOLATED (a bug: please report)" }
-    );
-    s += &format!("note: {}\n", c.caveat);
-    s
 }

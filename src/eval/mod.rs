@@ -5,26 +5,28 @@
 //! representation carries about `s`, probe it, and certify it, with the tools of [`metrics`], [`probes`]
 //! and [`certificate`]. Assessment never trains the model.
 
-pub mod binary;
+pub(crate) mod binary;
 pub mod certificate;
 pub mod metrics;
-pub mod multiclass;
+pub(crate) mod multiclass;
 pub mod probes;
 
-pub use binary::{mi_report, BinaryMetrics, MiReport};
-pub use multiclass::ImageMetrics;
+pub use binary::{
+    information, mi_report, population, BinaryMetrics, Certificate, Fairness, Information, MiReport, ProbeResult,
+    Probes, Task, Timing,
+};
+pub use multiclass::{ColourProbes, ImageInformation, ImageMetrics, ImageRun, ImageTask};
 
 use crate::data::Prepared;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::model::{Inference, Net};
-use crate::penalty::mi::DEFAULT_M_MAX;
 use crate::penalty::PenaltySpec;
 use crate::progress::Observer;
 use crate::train::EpochStats;
 use serde::{Deserialize, Serialize};
 
 /// `f64` fields that may be undefined: `NaN` is written as `null` and `null` read back as `NaN`.
-pub mod nullable {
+pub(crate) mod nullable {
     use serde::{Deserialize, Deserializer, Serializer};
 
     /// Writes `NaN` as `null`.
@@ -70,58 +72,29 @@ pub struct EvalOptions {
 }
 
 fn default_probe_rows() -> usize {
-    5000
+    crate::schema::default::probe_rows(crate::store::ModelKind::Table)
 }
 
 fn default_probe_draws() -> usize {
-    2
+    crate::schema::default::probe_draws(crate::store::ModelKind::Table)
 }
 
 fn default_confidence() -> f64 {
-    0.95
-}
-
-impl Default for EvalOptions {
-    fn default() -> Self {
-        EvalOptions {
-            inference: Inference::Sample,
-            draws: 10,
-            mc_samples: 2000,
-            m_max: DEFAULT_M_MAX,
-            forest_trees: 100,
-            seed: 0,
-            probe_rows: default_probe_rows(),
-            probe_draws: default_probe_draws(),
-            confidence: default_confidence(),
-        }
-    }
+    crate::schema::default::confidence(crate::store::ModelKind::Table)
 }
 
 impl EvalOptions {
-    /// Checks ranges.
+    /// Checks every value's range ([`crate::schema::check`]).
     pub fn validate(&self) -> Result<()> {
-        if self.draws == 0 {
-            return Err(Error::param("draws", 0, "must be >= 1"));
-        }
-        if self.forest_trees == 0 {
-            return Err(Error::param("forest_trees", 0, "must be >= 1"));
-        }
-        if self.mc_samples < 2 {
-            return Err(Error::param("mc_samples", self.mc_samples, "must be >= 2"));
-        }
-        if self.probe_rows < 10 {
-            return Err(Error::param("probe_rows", self.probe_rows, "must be at least 10"));
-        }
-        if self.probe_draws == 0 {
-            return Err(Error::param("probe_draws", 0, "must be >= 1"));
-        }
-        if !(self.confidence > 0.0 && self.confidence < 1.0) {
-            return Err(Error::param("confidence", self.confidence, "must be in (0, 1)"));
-        }
-        if self.m_max > 24 {
-            return Err(Error::param("m_max", self.m_max, "at most 24 (2^24 codes)"));
-        }
-        Ok(())
+        use crate::schema::check;
+        check::inference(&self.inference)?;
+        check::draws(&self.draws)?;
+        check::mc_samples(&self.mc_samples)?;
+        check::m_max(&self.m_max)?;
+        check::forest_trees(&self.forest_trees)?;
+        check::probe_rows(&self.probe_rows)?;
+        check::probe_draws(&self.probe_draws)?;
+        check::confidence(&self.confidence)
     }
 }
 
@@ -157,14 +130,6 @@ pub enum Metrics {
 }
 
 impl Metrics {
-    /// A readable table.
-    pub fn table(&self) -> String {
-        match self {
-            Metrics::Binary(m) => binary::table(m),
-            Metrics::Multiclass(m) => multiclass::table(m),
-        }
-    }
-
     /// The binary metrics, when the task is binary.
     pub fn binary(&self) -> Option<&BinaryMetrics> {
         match self {

@@ -11,6 +11,7 @@ use crate::model::{Inference, Mode, Net};
 use crate::penalty::{mi, Estimate};
 use crate::progress::{Event, Observer};
 use crate::rng::{rng, Stream};
+use crate::schema::Param;
 use crate::train::EpochStats;
 use candle_core::{DType, Tensor};
 use rand::Rng;
@@ -131,7 +132,7 @@ pub(crate) fn evaluate(
 ) -> Result<ImageMetrics> {
     let biased = data.test_biased.as_ref().ok_or_else(|| {
         Error::param(
-            "data",
+            Param::Dataset,
             &data.description.dataset,
             "a multi-class model is evaluated on coloured images (an unbiased and a biased test set)",
         )
@@ -206,49 +207,4 @@ pub(crate) fn evaluate(
         probes,
         history: info.history.clone(),
     })
-}
-
-/// A readable table of image metrics.
-pub fn table(m: &ImageMetrics) -> String {
-    let r = &m.run;
-    let i = &m.information;
-    let f = |v: f64| {
-        if v.is_nan() {
-            "n/a".to_string()
-        } else {
-            format!("{v:.4}")
-        }
-    };
-    format!(
-        "{} rho {} | penalty {} ({}) gamma {} | seed {} | m {} | {} training images, {} off their colour\n\
-         accuracy (unbiased test)   {:.4}\n\
-         accuracy (biased test)     {:.4}\n\
-         I(T; colour)               per-neuron {}  joint {}{}\n\
-         I(T; colour | y)           per-neuron {}  joint {}\n\
-         colour probe, logistic     AUC {:.4}  accuracy {:.4} (chance 0.1)\n\
-         colour probe, forest       AUC {:.4}  accuracy {:.4}\n\
-         training                   {} epochs{}\n",
-        r.dataset,
-        r.rho,
-        r.penalty,
-        r.estimate,
-        r.gamma,
-        r.seed,
-        r.m,
-        r.n_train,
-        r.off_colour_train,
-        m.task.accuracy_unbiased,
-        m.task.accuracy_biased,
-        f(i.per_neuron_mi),
-        f(i.joint_mi),
-        if i.joint_exact { "" } else { " (Monte Carlo)" },
-        f(i.per_neuron_mi_conditional),
-        f(i.joint_mi_conditional),
-        m.probes.logistic.auc,
-        m.probes.logistic.accuracy,
-        m.probes.forest.auc,
-        m.probes.forest.accuracy,
-        r.epochs,
-        if r.train_seconds.is_nan() { String::new() } else { format!(", {:.1} s", r.train_seconds) },
-    )
 }

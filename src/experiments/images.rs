@@ -3,7 +3,7 @@
 //! accuracy against colour-probe accuracy) and its section of the report, with a computed verdict per rho.
 
 use super::plots::{self, Chart, Series};
-use super::{pm, read_runs, run_grid, summarize, write_results, write_summary, GridOutcome, Key, Run, SummaryRow};
+use super::{read_runs, run_grid, summarize, write_results, write_summary, GridOutcome, Key, Run, SummaryRow};
 use crate::data::{DataSpec, ImageSpec, Prepared};
 use crate::error::{Error, Result};
 use crate::estimator::FairModel;
@@ -12,11 +12,11 @@ use crate::files;
 use crate::model::ModelConfig;
 use crate::penalty::PenaltySpec;
 use crate::progress::Observer;
+use crate::schema::Param;
 use crate::store::SavedConfig;
 use crate::train::TrainConfig;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::path::Path;
 
 /// The grid; written to `image_sweep.json` so that a resumed sweep runs the same one.
@@ -65,7 +65,7 @@ impl ImageSweepConfig {
     }
 
     /// A line describing the settings for the report.
-    fn settings(&self) -> String {
+    pub fn settings(&self) -> String {
         let conv = self.model.conv.as_ref();
         format!(
             "{} epochs, batch {}, lr {}, channels {:?}, kernel {}, hidden {:?}{}",
@@ -123,12 +123,11 @@ pub fn run(
     jobs: usize,
     observer: &dyn Observer,
 ) -> Result<(GridOutcome, Vec<ImageMetrics>)> {
-    if cfg.gammas.iter().any(|g| !(g.is_finite() && *g >= 0.0)) || cfg.seeds.is_empty() {
-        return Err(Error::param(
-            "gammas/seeds",
-            format!("{:?} / {:?}", cfg.gammas, cfg.seeds),
-            "gammas must be >= 0 and there must be a seed",
-        ));
+    if let Some(g) = cfg.gammas.iter().find(|g| !(g.is_finite() && **g >= 0.0)) {
+        return Err(Error::param(Param::Gammas, g, "every gamma must be a finite number >= 0"));
+    }
+    if cfg.seeds.is_empty() {
+        return Err(Error::param(Param::Seeds, "none", "a sweep needs at least one seed"));
     }
     files::create_dir(out)?;
     super::claim_directory(out, "image_sweep.json", cfg)?;
@@ -163,7 +162,7 @@ fn run_one(cfg: &ImageSweepConfig, job: &Job, data: &Prepared) -> Result<ImageMe
     let info = fitted.run_info(report.train_seconds, report.epochs);
     match fitted.evaluate(data, &eval, &info, &())? {
         Metrics::Multiclass(m) => Ok(*m),
-        Metrics::Binary(_) => Err(Error::param("data", "images", "an image sweep needs images")),
+        Metrics::Binary(_) => Err(Error::param(Param::Dataset, "a table", "an image sweep needs images")),
     }
 }
 
@@ -193,19 +192,23 @@ type CellKey = (Key, bool, String, Key);
 /// Mean and std over seeds of one (rho, penalty, gamma) cell.
 pub type Summary = SummaryRow<CellKey>;
 
-fn label(s: &Summary) -> &str {
+/// A cell's penalty label (`none` for the baseline).
+pub fn label(s: &Summary) -> &str {
     &s.key.2
 }
 
-fn rho(s: &Summary) -> f64 {
+/// A cell's colour bias rho.
+pub fn rho(s: &Summary) -> f64 {
     s.key.0 .0
 }
 
-fn gamma(s: &Summary) -> f64 {
+/// A cell's gamma.
+pub fn gamma(s: &Summary) -> f64 {
     s.key.3 .0
 }
 
-fn get(s: &Summary, name: &str) -> (f64, f64) {
+/// A cell's `(mean, std)` of the column `name` of [`COLUMNS`].
+pub fn get(s: &Summary, name: &str) -> (f64, f64) {
     s.get(COLUMNS, name)
 }
 
@@ -279,93 +282,4 @@ fn plot(out: &Path, records: &[ImageMetrics]) -> Result<()> {
         plots::write_svg_png(out, &format!("unbiased_accuracy_rho{r}"), &chart)?;
     }
     Ok(())
-}
-
-/// The best penalised cell of one rho against gamma 0: the verdict of the images issue's acceptance
-/// (mean unbiased accuracy above gamma 0 by more than two standard deviations, the larger of the two
-/// cells' sample standard deviations, with at least 3 seeds, and a lower colour-probe accuracy).
-pub fn verdict(rows: &[Summary], at: f64) -> Option<String> {
-    let base = rows.iter().find(|r| rho(r) == at && label(r) == "none")?;
-    let best = rows
-        .iter()
-        .filter(|r| rho(r) == at && label(r) != "none")
-        .max_by(|a, b| get(a, "task.accuracy_unbiased").0.total_cmp(&get(b, "task.accuracy_unbiased").0))?;
-    let (b, bs) = get(base, "task.accuracy_unbiased");
-    let (a, s) = get(best, "task.accuracy_unbiased");
-    let (pb, pa) = (get(base, "probes.logistic.accuracy").0, get(best, "probes.logistic.accuracy").0);
-    let rho = at;
-    let sd = bs.max(s);
-    let met = a - b > 2.0 * sd && best.n >= 3 && base.n >= 3 && pa < pb;
-    Some(format!(
-        "rho {rho}: best setting {} gamma {}: unbiased accuracy {a:.3} ± {s:.3} vs {b:.3} ± {bs:.3} at gamma 0 \
-         (difference {:.3} = {:.1} x the larger std; {} and {} seeds); colour-probe accuracy {pa:.3} vs {pb:.3}: {}.",
-        label(best),
-        gamma(best),
-        a - b,
-        if sd > 0.0 { (a - b) / sd } else { f64::INFINITY },
-        best.n,
-        base.n,
-        if met { "**target met**" } else { "**target not met**" }
-    ))
-}
-
-/// The Markdown section of an image sweep for `fairbits report`; plots linked relative to `base`.
-pub fn report_section(dir: &Path, base: &Path) -> Result<String> {
-    let records = read(dir)?;
-    if records.is_empty() {
-        return Err(Error::param("from", dir.display(), "no finished runs in this directory"));
-    }
-    let cfg: ImageSweepConfig = files::read_json(&dir.join("image_sweep.json"))?;
-    let rows = summary(&records);
-    let r0 = &records[0].run;
-    let mut md = String::new();
-    let _ = writeln!(md, "## {}\n", r0.dataset);
-    let _ = writeln!(
-        md,
-        "{} runs, seeds {:?}, {} training images, width m = {}; {}. Accuracies on the unbiased test set \
-         (uniform colours) and the biased one (coloured like training), sampled inference; colour probes on one \
-         sampled code per row, trained on the training images recoloured uniformly, scored on the unbiased \
-         test set (chance: accuracy 0.1, AUC 0.5); MI in bits on the unbiased test set.\n",
-        records.len(),
-        cfg.seeds,
-        r0.n_train,
-        r0.m,
-        cfg.settings()
-    );
-    let rel = |p: &Path| super::relative(p, base).display().to_string();
-    let mut rhos: Vec<f64> = rows.iter().map(rho).collect();
-    rhos.dedup();
-    for at in rhos {
-        let off: Vec<usize> = records.iter().filter(|r| r.run.rho == at).map(|r| r.run.off_colour_train).collect();
-        let _ = writeln!(
-            md,
-            "### rho {at}\n\nTraining images off their class's colour: {:.0} on average.\n",
-            off.iter().sum::<usize>() as f64 / off.len().max(1) as f64
-        );
-        let _ = writeln!(md, "| penalty | gamma | n | unbiased acc | biased acc | colour probe acc (logistic) | colour probe acc (forest) | I(T;colour) joint | I(T;colour\\|y) joint | I(T;colour\\|y) per-neuron | train s |");
-        let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|");
-        for r in rows.iter().filter(|r| rho(r) == at) {
-            let f = |name: &str| pm(get(r, name));
-            let _ = writeln!(
-                md,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0} |",
-                label(r),
-                gamma(r),
-                r.n,
-                f("task.accuracy_unbiased"),
-                f("task.accuracy_biased"),
-                f("probes.logistic.accuracy"),
-                f("probes.forest.accuracy"),
-                f("information.joint_mi"),
-                f("information.joint_mi_conditional"),
-                f("information.per_neuron_mi_conditional"),
-                get(r, "run.train_seconds").0
-            );
-        }
-        if let Some(v) = verdict(&rows, at) {
-            let _ = writeln!(md, "\n{v}\n");
-        }
-        let _ = writeln!(md, "![rho {at}]({})\n", rel(&dir.join(format!("unbiased_accuracy_rho{at}.svg"))));
-    }
-    Ok(md)
 }

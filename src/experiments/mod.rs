@@ -8,8 +8,7 @@
 //! ([`merge`]).
 
 pub mod images;
-pub mod plots;
-pub mod report;
+pub(crate) mod plots;
 pub mod tabular;
 
 use crate::data::{DataSpec, Prepared};
@@ -17,6 +16,7 @@ use crate::error::{Error, Result};
 use crate::eval::metrics::mean_std;
 use crate::files;
 use crate::progress::{Event, Observer};
+use crate::schema::Param;
 use rayon::prelude::*;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -72,7 +72,7 @@ impl std::str::FromStr for Shard {
     type Err = Error;
 
     fn from_str(text: &str) -> Result<Self> {
-        let bad = || Error::param("shard", text, "must be INDEX/COUNT with 1 <= INDEX <= COUNT, e.g. 2/8");
+        let bad = || Error::param(Param::Shard, text, "must be INDEX/COUNT with 1 <= INDEX <= COUNT, e.g. 2/8");
         let (i, n) = text.split_once('/').ok_or_else(bad)?;
         let (index, count) = (i.trim().parse().map_err(|_| bad())?, n.trim().parse().map_err(|_| bad())?);
         if count == 0 || index == 0 || index > count {
@@ -142,28 +142,28 @@ const SETTINGS: [&str; 2] = ["sweep.json", "image_sweep.json"];
 /// the same in all, every finished run is copied (a run finished in two directories must have the same
 /// record), then `results.csv`, `summary.csv` and the plots are written for all of them. Returns the number
 /// of runs in `into`.
-pub fn merge(from: &[PathBuf], into: &Path) -> Result<usize> {
-    let first = from.first().ok_or_else(|| Error::param("from", "", "no directory to merge"))?;
+pub fn merge(sources: &[PathBuf], into: &Path) -> Result<usize> {
+    let first = sources.first().ok_or_else(|| Error::param(Param::Sources, "none", "no directory to merge"))?;
     let name = SETTINGS.iter().copied().find(|n| first.join(n).exists()).ok_or_else(|| {
-        Error::param("from", first.display(), "not a sweep directory (no sweep.json or image_sweep.json)")
+        Error::param(Param::Sources, first.display(), "not a sweep directory (no sweep.json or image_sweep.json)")
     })?;
     let settings: serde_json::Value = files::read_json(&first.join(name))?;
     files::create_dir(&into.join("runs"))?;
     let target = into.join(name);
     if target.exists() && files::read_json::<serde_json::Value>(&target)? != settings {
-        return Err(Error::param("merge", into.display(), "the directory holds a sweep with other settings"));
+        return Err(Error::param(Param::Merged, into.display(), "the directory holds a sweep with other settings"));
     }
-    for dir in from {
+    for dir in sources {
         let other: serde_json::Value = files::read_json(&dir.join(name)).map_err(|_| {
             Error::param(
-                "from",
+                Param::Sources,
                 dir.display(),
                 format!("not a shard of the same sweep as {} (no {name})", first.display()),
             )
         })?;
         if other != settings {
             return Err(Error::param(
-                "from",
+                Param::Sources,
                 dir.display(),
                 format!("its {name} differs from that of {}: not a shard of the same sweep", first.display()),
             ));
@@ -184,7 +184,7 @@ pub fn merge(from: &[PathBuf], into: &Path) -> Result<usize> {
                 Ok(existing) if same_but_timing(&existing, &bytes) => {}
                 Ok(_) => {
                     return Err(Error::param(
-                        "from",
+                        Param::Sources,
                         path.display(),
                         format!("differs from the same run's record already in {}", dest.display()),
                     ))
@@ -254,7 +254,7 @@ where
     }
     let different = || {
         Error::param(
-            "out",
+            Param::Out,
             out.display(),
             "the directory holds a sweep with other settings; use another directory to start a new sweep",
         )
@@ -345,7 +345,7 @@ where
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(jobs.max(1))
         .build()
-        .map_err(|e| Error::param("jobs", jobs, e.to_string()))?;
+        .map_err(|e| Error::param(Param::Jobs, jobs, e.to_string()))?;
     pool.install(|| {
         groups.par_iter().try_for_each(|(spec, group)| -> Result<()> {
             let mut data: Option<Prepared> = None;
@@ -381,7 +381,7 @@ where
                 _ if done(id) => break,
                 _ => {
                     return Err(Error::param(
-                        "out",
+                        Param::Out,
                         out.display(),
                         format!(
                             "run {id} was claimed by another process that stopped before finishing it; \

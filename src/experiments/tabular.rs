@@ -5,7 +5,7 @@
 //! networks at matched AUC).
 
 use super::plots::{self, Chart, Series};
-use super::{pm, read_runs, run_grid, summarize, write_results, write_summary, GridOutcome, Key, Run};
+use super::{read_runs, run_grid, summarize, write_results, write_summary, GridOutcome, Key, Run};
 use crate::data::{DataSpec, Prepared};
 use crate::error::{Error, Result};
 use crate::estimator::FairModel;
@@ -13,11 +13,11 @@ use crate::eval::{BinaryMetrics, EvalOptions, Metrics};
 use crate::model::ModelConfig;
 use crate::penalty::{PenaltyKind, PenaltySpec, Target};
 use crate::progress::Observer;
+use crate::schema::Param;
 use crate::store::SavedConfig;
 use crate::train::TrainConfig;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::fmt::Write;
 use std::path::Path;
 
 /// A method of the comparison.
@@ -35,7 +35,7 @@ pub enum Method {
     /// Full precision with adversarial debiasing through a gradient-reversal layer of weight gamma.
     Adversarial,
 }
-named_choices!(Method, "methods", {
+named_choices!(Method, Methods, {
     Sqnn => "sqnn",
     SqnnJoint => "sqnn-joint",
     Mlp => "mlp",
@@ -168,11 +168,16 @@ pub fn run(
     jobs: usize,
     observer: &dyn Observer,
 ) -> Result<(GridOutcome, Vec<RunRecord>)> {
-    if cfg.gammas.iter().any(|g| !(g.is_finite() && *g >= 0.0)) {
-        return Err(Error::param("gammas", format!("{:?}", cfg.gammas), "every gamma must be >= 0"));
+    if let Some(g) = cfg.gammas.iter().find(|g| !(g.is_finite() && **g >= 0.0)) {
+        return Err(Error::param(Param::Gammas, g, "every gamma must be a finite number >= 0"));
     }
-    if cfg.methods.is_empty() || cfg.seeds.is_empty() || cfg.gammas.is_empty() {
-        return Err(Error::param("methods/seeds/gammas", "", "none may be empty"));
+    for (param, empty) in [(Param::Methods, cfg.methods.is_empty()), (Param::Seeds, cfg.seeds.is_empty())] {
+        if empty {
+            return Err(Error::param(param, "none", "a sweep needs at least one"));
+        }
+    }
+    if cfg.gammas.is_empty() {
+        return Err(Error::param(Param::Gammas, "none", "a sweep needs at least one"));
     }
     crate::files::create_dir(out)?;
     super::claim_directory(out, "sweep.json", cfg)?;
@@ -201,7 +206,7 @@ fn run_one(cfg: &SweepConfig, job: &Job, data: &Prepared) -> Result<RunRecord> {
     let metrics = match fitted.evaluate(data, &eval, &info, &())? {
         Metrics::Binary(m) => *m,
         Metrics::Multiclass(_) => {
-            return Err(Error::param("data", cfg.data.name(), "a tabular sweep needs a binary task"))
+            return Err(Error::param(Param::Dataset, cfg.data.name(), "a tabular sweep needs a binary task"))
         }
     };
     Ok(RunRecord { method: job.method, gamma: job.gamma, seed: job.seed, hidden, metrics })
@@ -274,7 +279,8 @@ fn write_tables(out: &Path, records: &[RunRecord]) -> Result<()> {
     write_summary(out, &["method", "gamma"], SUMMARY_COLUMNS, &rows)
 }
 
-fn col(name: &str) -> usize {
+/// The index of `name` in [`SUMMARY_COLUMNS`].
+pub fn col(name: &str) -> usize {
     SUMMARY_COLUMNS.iter().position(|c| *c == name).unwrap()
 }
 
@@ -344,183 +350,4 @@ fn plot(out: &Path, records: &[RunRecord]) -> Result<()> {
         plots::write_svg_png(out, stem, &chart)?;
     }
     Ok(())
-}
-
-/// The fairness level at which Q1 compares AUCs.
-pub const DP_TARGET: f64 = 0.05;
-/// How far below the `mlp`'s AUC a point may be and still count as matched in Q2.
-pub const AUC_MATCH: f64 = 0.02;
-
-/// The best row of a method by AUC among those with mean `dp_gap <= DP_TARGET`, or else its fairest row.
-fn q1_pick(rows: &[&Cell]) -> Option<(Cell, bool)> {
-    let (auc, dp) = (col("task.auc"), col("fairness.dp_gap"));
-    let fair: Vec<&&Cell> = rows.iter().filter(|r| r.values[dp].0 <= DP_TARGET).collect();
-    if let Some(best) = fair.iter().max_by(|a, b| a.values[auc].0.total_cmp(&b.values[auc].0)) {
-        return Some(((**best).clone(), true));
-    }
-    rows.iter().min_by(|a, b| a.values[dp].0.total_cmp(&b.values[dp].0)).map(|r| ((*r).clone(), false))
-}
-
-/// The Markdown section of a tabular sweep for `fairbits report`: the table of every method and gamma,
-/// the plots (linked relative to `base`), and the answers to Q1 and Q2.
-pub fn report_section(dir: &Path, base: &Path) -> Result<String> {
-    let mut md = String::new();
-    let records = read_sweep(dir)?;
-    if records.is_empty() {
-        return Err(Error::param("from", dir.display(), "no finished runs in this directory"));
-    }
-    let dataset = records[0].metrics.dataset.clone();
-    let seeds: std::collections::BTreeSet<u64> = records.iter().map(|r| r.seed).collect();
-    let rows = cells(&records);
-    let _ = writeln!(md, "## {dataset}\n");
-    let _ = writeln!(
-        md,
-        "{} runs, seeds {:?}, {} test rows, sensitive attribute `{}` (groups {}), {} epochs.\n",
-        records.len(),
-        seeds,
-        records[0].metrics.n_test,
-        records[0].metrics.sensitive,
-        records[0].metrics.groups.join(", "),
-        records[0].metrics.timing.epochs
-    );
-    let cols = [
-        ("AUC", "task.auc"),
-        ("accuracy", "task.accuracy"),
-        ("dp_gap", "fairness.dp_gap"),
-        ("eo_gap", "fairness.eo_gap"),
-        ("logreg s-AUC codes", "probes.logreg.sample"),
-        ("forest s-AUC codes", "probes.forest.sample"),
-        ("forest s-AUC p", "probes.forest.prob"),
-        ("joint MI bits", "information.mi_joint_bits"),
-        ("probe-AUC bound", "certificate.probe_auc_bound"),
-        ("train s", "timing.train_seconds"),
-    ];
-    let _ = writeln!(md, "| method | gamma | n | {} |", cols.iter().map(|c| c.0).collect::<Vec<_>>().join(" | "));
-    let _ = writeln!(md, "|---|---|---|{}", "---|".repeat(cols.len()));
-    for r in &rows {
-        let cells: Vec<String> = cols.iter().map(|c| pm(r.values[col(c.1)])).collect();
-        let _ = writeln!(md, "| {} | {} | {} | {} |", r.method.name(), r.gamma, r.n, cells.join(" | "));
-    }
-    let _ = writeln!(md);
-    for (stem, alt) in [
-        ("auc_vs_dp_gap", "AUC vs dp_gap"),
-        ("auc_vs_forest_s_auc", "AUC vs forest s-AUC on sampled codes"),
-        ("auc_vs_joint_mi", "AUC vs joint MI"),
-    ] {
-        let svg = dir.join(format!("{stem}.svg"));
-        if svg.exists() {
-            let _ = writeln!(md, "![{dataset}: {alt}]({})\n", super::relative(&svg, base).display());
-        }
-    }
-    // Q1.
-    let _ = writeln!(md, "**Q1 (fair classifiers).** Best mean AUC per method with mean `dp_gap <= {DP_TARGET}`:\n");
-    let (auc, dp) = (col("task.auc"), col("fairness.dp_gap"));
-    let mut picks = Vec::new();
-    for method in [Method::Sqnn, Method::SqnnJoint, Method::Adversarial, Method::Mlp] {
-        let mine: Vec<&Cell> = rows.iter().filter(|r| r.method == method).collect();
-        if let Some((r, fair)) = q1_pick(&mine) {
-            let _ = writeln!(
-                md,
-                "- `{}`: {} at gamma {} (AUC {}, dp_gap {})",
-                method.name(),
-                if fair { "reached" } else { "not reached; fairest point" },
-                r.gamma,
-                pm(r.values[auc]),
-                pm(r.values[dp]),
-            );
-            if fair {
-                picks.push((method, r.values[auc].0, r.values[auc].1));
-            }
-        }
-    }
-    picks.sort_by(|a, b| b.1.total_cmp(&a.1));
-    if let Some(best) = picks.first() {
-        let close: Vec<String> = picks
-            .iter()
-            .skip(1)
-            .filter(|p| best.1 - p.1 <= best.2 + p.2)
-            .map(|p| format!("`{}`", p.0.name()))
-            .collect();
-        let _ = writeln!(
-            md,
-            "\nAt this fairness level `{}` has the highest AUC{}.\n",
-            best.0.name(),
-            if close.is_empty() {
-                String::new()
-            } else {
-                format!(", within one standard deviation of {}", close.join(", "))
-            }
-        );
-    } else {
-        let _ = writeln!(md, "\nNo method reached `dp_gap <= {DP_TARGET}` in this sweep.\n");
-    }
-    // Q2.
-    let forest = col("probes.forest.sample");
-    if let Some(mlp) = rows.iter().find(|r| r.method == Method::Mlp) {
-        let _ = writeln!(
-                md,
-                "**Q2 (invariance at matched AUC).** The `mlp` reaches AUC {}; a forest recovers `s` from its hidden layer with AUC {}.",
-                pm(mlp.values[auc]),
-                pm(mlp.values[forest])
-            );
-        for method in [Method::Sqnn, Method::SqnnJoint] {
-            let mine: Vec<&Cell> = rows.iter().filter(|r| r.method == method).collect();
-            // The most invariant point within AUC_MATCH below the mlp's AUC (or above it); failing
-            // that, the point of closest AUC.
-            let matched = mine
-                .iter()
-                .filter(|r| r.values[auc].0 >= mlp.values[auc].0 - AUC_MATCH)
-                .min_by(|a, b| a.values[forest].0.total_cmp(&b.values[forest].0))
-                .map(|r| (*r, true))
-                .or_else(|| {
-                    mine.iter()
-                        .min_by(|a, b| {
-                            (a.values[auc].0 - mlp.values[auc].0)
-                                .abs()
-                                .total_cmp(&(b.values[auc].0 - mlp.values[auc].0).abs())
-                        })
-                        .map(|r| (*r, false))
-                });
-            if let Some((r, within)) = matched {
-                let (f, fs) = r.values[forest];
-                let (g, gs) = mlp.values[forest];
-                let verdict = if f + fs < g - gs {
-                    "more invariant than the `mlp`"
-                } else if f - fs > g + gs {
-                    "less invariant than the `mlp`"
-                } else {
-                    "not distinguishable from the `mlp` over these seeds"
-                };
-                let _ = writeln!(
-                    md,
-                    "`{}` at gamma {} ({}; AUC {}) has forest s-AUC {} on one sampled code per row: {verdict}.",
-                    method.name(),
-                    r.gamma,
-                    if within {
-                        format!("within {AUC_MATCH} of the `mlp`'s AUC")
-                    } else {
-                        format!("no point within {AUC_MATCH}; closest AUC")
-                    },
-                    pm(r.values[auc]),
-                    pm(r.values[forest])
-                );
-            }
-        }
-        let best_joint = rows
-            .iter()
-            .filter(|r| r.method == Method::SqnnJoint)
-            .min_by(|a, b| a.values[forest].0.total_cmp(&b.values[forest].0));
-        if let Some(r) = best_joint {
-            let _ = writeln!(
-                    md,
-                    "The most invariant `sqnn-joint` point (gamma {}) has forest s-AUC {} at AUC {} (certified probe-AUC bound {}).",
-                    r.gamma,
-                    pm(r.values[forest]),
-                    pm(r.values[auc]),
-                    pm(r.values[col("certificate.probe_auc_bound")])
-                );
-        }
-        let _ = writeln!(md);
-    }
-    Ok(md)
 }

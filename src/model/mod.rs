@@ -9,13 +9,14 @@
 //! [`ModelConfig`] is the architecture (saved beside the weights), [`Net`] the network, [`conv`] the image
 //! encoder's convolution, [`init`] the one weight initialiser.
 
-pub mod conv;
-pub mod init;
+pub(crate) mod conv;
+pub(crate) mod init;
 mod net;
 
 pub use net::{Forward, Net, Prefix};
 
 use crate::error::{Error, Result};
+use crate::schema::Param;
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -28,7 +29,7 @@ pub enum PreActivation {
     /// `a = z`.
     Linear,
 }
-named_choices!(PreActivation, "pre_activation", { Tanh => "tanh", Linear => "linear" });
+named_choices!(PreActivation, PreActivation, { Tanh => "tanh", Linear => "linear" });
 
 /// Gradient estimator of the binary sample.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,7 +40,7 @@ pub enum Estimator {
     /// `dt/da := tau p (1 - p)`.
     Sigmoid,
 }
-named_choices!(Estimator, "estimator", { Identity => "identity", Sigmoid => "sigmoid" });
+named_choices!(Estimator, Estimator, { Identity => "identity", Sigmoid => "sigmoid" });
 
 /// Activation of full-precision hidden layers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,7 +51,7 @@ pub enum Activation {
     /// Rectified linear unit.
     Relu,
 }
-named_choices!(Activation, "activation", { Tanh => "tanh", Relu => "relu" });
+named_choices!(Activation, Activation, { Tanh => "tanh", Relu => "relu" });
 
 /// What a stochastic layer emits at inference (docs/design.md, section 1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,7 +64,7 @@ pub enum Inference {
     /// The deterministic code `1[p >= 0.5]`.
     Threshold,
 }
-named_choices!(Inference, "inference", { Sample => "sample", Prob => "prob", Threshold => "threshold" });
+named_choices!(Inference, Inference, { Sample => "sample", Prob => "prob", Threshold => "threshold" });
 
 /// Training (straight-through samples) or inference in a chosen mode.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,18 +90,13 @@ pub struct ConvLayers {
 impl ConvLayers {
     /// `(channels, height, width)` after the convolutions and poolings.
     pub fn feature_shape(&self) -> Result<(usize, usize, usize)> {
-        if self.channels.is_empty() || self.channels.contains(&0) || self.kernel == 0 {
-            return Err(Error::param(
-                "channels",
-                format!("{:?}", self.channels),
-                "needs at least one convolution, all channel counts and the kernel size > 0",
-            ));
-        }
+        crate::schema::check::channels(&self.channels)?;
+        crate::schema::check::kernel(&self.kernel)?;
         let (mut h, mut w) = self.image;
         for _ in &self.channels {
             if h < self.kernel + 1 || w < self.kernel + 1 {
                 return Err(Error::param(
-                    "kernel",
+                    Param::Kernel,
                     self.kernel,
                     format!(
                         "{} convolutions of this size and their pooling do not fit a {}x{} image",
@@ -154,53 +150,32 @@ fn one() -> usize {
     1
 }
 
-impl Default for ModelConfig {
-    fn default() -> Self {
-        ModelConfig {
-            n_inputs: 0,
-            hidden: vec![64, 32],
-            stochastic: vec![1],
-            pre_activation: PreActivation::Tanh,
-            temperature: 6.0,
-            estimator: Estimator::Identity,
-            activation: Activation::Tanh,
-            n_outputs: 1,
-            conv: None,
-        }
-    }
-}
-
 impl ModelConfig {
     /// Checks widths, indices, temperature and (for an image model) that the convolutions fit.
     pub fn validate(&self) -> Result<()> {
-        if self.hidden.is_empty() || self.hidden.contains(&0) {
-            return Err(Error::param(
-                "hidden",
-                format!("{:?}", self.hidden),
-                "needs at least one layer, all widths > 0",
-            ));
-        }
+        use crate::schema::check;
+        check::hidden(&self.hidden)?;
         if self.stochastic.iter().any(|&i| i >= self.hidden.len()) {
-            return Err(Error::param(
-                "stochastic",
-                format!("{:?}", self.stochastic),
-                format!("each index must be below the number of hidden layers ({})", self.hidden.len()),
-            ));
+            let why = format!("each index must be below the number of hidden layers ({})", self.hidden.len());
+            return Err(Error::param(Param::Stochastic, format!("{:?}", self.stochastic), why));
         }
-        if !(self.temperature.is_finite() && self.temperature > 0.0) {
-            return Err(Error::param("temperature", self.temperature, "must be > 0"));
-        }
+        check::temperature(&self.temperature)?;
+        let shape =
+            |expected: String, got: String| Error::Shape { what: "the model's configuration".into(), expected, got };
         if self.n_outputs == 0 {
-            return Err(Error::param("n_outputs", 0, "the head needs an output"));
+            return Err(shape("a head with at least one output".into(), "none".into()));
         }
         if let Some(conv) = &self.conv {
             let width = conv.feature_width()?;
             if self.n_inputs != width {
-                return Err(Error::param("n_inputs", self.n_inputs, format!("the convolutions give {width} features")));
+                return Err(shape(
+                    format!("{width} features from the convolutions"),
+                    format!("{} inputs", self.n_inputs),
+                ));
             }
         }
         if self.n_inputs == 0 {
-            return Err(Error::param("n_inputs", 0, "the data has no features"));
+            return Err(shape("at least one input".into(), "none".into()));
         }
         Ok(())
     }
@@ -307,7 +282,7 @@ mod tests {
             assert_eq!(name.parse::<Inference>().unwrap().name(), *name);
         }
         let e = "median".parse::<Inference>().unwrap_err();
-        assert!(matches!(&e, Error::InvalidParam { param, .. } if param == "inference"));
+        assert!(matches!(&e, Error::InvalidParam { param: Param::Inference, .. }));
         assert!(e.to_string().contains("sample, prob, threshold"), "{e}");
     }
 

@@ -12,6 +12,7 @@
 
 use super::{mi, PenaltyKind, JOINT_PENALTY_M_MAX};
 use crate::error::{Error, Result};
+use crate::schema::Param;
 use candle_core::{DType, Device, Tensor};
 
 /// Which quantity the bank estimates.
@@ -34,7 +35,7 @@ impl Form {
             PenaltyKind::Joint => Ok(Form::Joint),
             PenaltyKind::Tv => Ok(Form::Tv),
             other => Err(Error::param(
-                "penalty",
+                Param::Penalty,
                 format!("{other}@bank"),
                 format!("the bank estimates the per-neuron and joint penalties, not {other}"),
             )),
@@ -72,7 +73,7 @@ impl CellBank {
     ) -> Result<Self> {
         if form != Form::PerNeuron && m > JOINT_PENALTY_M_MAX {
             return Err(Error::param(
-                "hidden",
+                Param::Hidden,
                 m,
                 format!("the joint penalty enumerates 2^m codes: m must be at most {JOINT_PENALTY_M_MAX}"),
             ));

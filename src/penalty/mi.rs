@@ -19,6 +19,7 @@
 
 use crate::error::{Error, Result};
 use crate::linalg::gemm;
+use crate::schema::Param;
 use candle_core::{DType, Device, Tensor, D};
 use rand::Rng;
 use rayon::prelude::*;
@@ -698,7 +699,7 @@ pub fn joint_mi_monte_carlo<R: Rng>(
 ) -> Result<McEstimate> {
     let n = s.len();
     if n == 0 || p.len() != n * m || draws < 2 {
-        return Err(Error::param("mc_samples", draws, "needs at least 2 draws and a non-empty p of shape n x m"));
+        return Err(Error::param(Param::McSamples, draws, "needs at least 2 draws and a non-empty p of shape n x m"));
     }
     let all: Vec<usize> = (0..n).collect();
     let (rows, codes) = sample_codes(p, m, &all, draws, rng);

@@ -13,14 +13,15 @@
 //! assert_eq!("per-neuron@bank".parse::<PenaltySpec>().unwrap().to_string(), "per-neuron@bank");
 //! ```
 
-pub mod adversary;
-pub mod bank;
+pub(crate) mod adversary;
+pub(crate) mod bank;
 pub mod mi;
 
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::model::{Forward, Inference, Mode, Net};
 use crate::rng::{rng, Stream};
+use crate::schema::Param;
 use adversary::Adversary;
 use bank::{CellBank, Form, Swap};
 use candle_core::{DType, Tensor, Var};
@@ -47,7 +48,7 @@ pub enum PenaltyKind {
     /// the quantity the population certificate bounds (docs/design.md, section 4b).
     Tv,
 }
-named_choices!(PenaltyKind, "penalty", {
+named_choices!(PenaltyKind, Penalty, {
     PerNeuron => "per-neuron",
     Joint => "joint",
     Pairwise => "pairwise",
@@ -64,7 +65,7 @@ pub enum Target {
     /// `I(T; S | Y) = sum_y P(y) I(T; S | Y = y)`: equalised odds.
     Odds,
 }
-named_choices!(Target, "penalty", { Parity => "parity", Odds => "odds" });
+named_choices!(Target, Penalty, { Parity => "parity", Odds => "odds" });
 
 /// Where the penalty is estimated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -76,7 +77,7 @@ pub enum Estimate {
     /// ([`bank`]); rare `(y, s)` cells count at their true weight.
     Bank,
 }
-named_choices!(Estimate, "penalty", { Batch => "batch", Bank => "bank" });
+named_choices!(Estimate, Penalty, { Batch => "batch", Bank => "bank" });
 
 impl Estimate {
     /// The one default: the bank for equalised odds (the conditional MI needs every `(y, s)` cell, which a
@@ -124,7 +125,7 @@ impl PenaltySpec {
 
     /// Checks the combination against a representation layer of width `m`.
     pub fn check(&self, m: usize) -> Result<()> {
-        let bad = |reason: String| Err(Error::param("penalty", self, reason));
+        let bad = |reason: String| Err(Error::param(Param::Penalty, self, reason));
         match (self.kind, self.target, self.estimate) {
             (PenaltyKind::Adversarial, Target::Odds, _) => {
                 return bad("the adversary predicts s from the representation alone: equalised odds \
@@ -166,7 +167,7 @@ impl PenaltySpec {
             PenaltyKind::Tv => mi::total_variation_exact,
             PenaltyKind::Adversarial => {
                 return Err(Error::param(
-                    "penalty",
+                    Param::Penalty,
                     self,
                     "the adversarial penalty needs its adversary (a Regulariser)",
                 ))
@@ -201,7 +202,7 @@ impl std::str::FromStr for PenaltySpec {
     fn from_str(text: &str) -> Result<Self> {
         let grammar = |reason: &str| {
             Error::param(
-                "penalty",
+                Param::Penalty,
                 text,
                 format!(
                     "{reason}; a penalty is KIND[:TARGET][@ESTIMATE] with KIND one of {}, TARGET one \
@@ -275,7 +276,7 @@ impl Regulariser {
         if !cfg.is_stochastic() && spec.kind != PenaltyKind::Adversarial {
             if gamma > 0.0 {
                 return Err(Error::param(
-                    "penalty",
+                    Param::Penalty,
                     spec,
                     "an information penalty needs a stochastic layer; this network has none",
                 ));
@@ -392,7 +393,7 @@ mod tests {
         assert_eq!("joint:parity@bank".parse::<PenaltySpec>().unwrap().to_string(), "joint@bank");
         for bad in ["", "joint:", "joint:equal", "joint@everywhere", "mutual", "@bank"] {
             let e = bad.parse::<PenaltySpec>().unwrap_err();
-            assert!(matches!(&e, Error::InvalidParam { param, .. } if param == "penalty"), "{bad}: {e}");
+            assert!(matches!(&e, Error::InvalidParam { param, .. } if *param == Param::Penalty), "{bad}: {e}");
         }
     }
 
@@ -404,6 +405,6 @@ mod tests {
         assert!(check("pairwise@bank", 32).is_err());
         assert!(check("adversarial", 32).is_ok());
         let e = check("adversarial:odds", 32).unwrap_err();
-        assert!(matches!(&e, Error::InvalidParam { param, .. } if param == "penalty"));
+        assert!(matches!(&e, Error::InvalidParam { param, .. } if *param == Param::Penalty));
     }
 }

@@ -37,7 +37,8 @@ impl Adam {
             && m.iter().zip(&self.m).all(|(a, b)| a.len() == b.len())
             && v.iter().zip(&self.v).all(|(a, b)| a.len() == b.len());
         if !ok {
-            return Err(Error::param("resume", "checkpoint", "its optimiser state does not fit this model"));
+            let what = "the optimiser state".to_string();
+            return Err(Error::Shape { what, expected: "the model's weights".into(), got: "other sizes".into() });
         }
         (self.t, self.m, self.v) = (t, m, v);
         Ok(())

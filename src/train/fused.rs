@@ -65,7 +65,8 @@ impl FusedNet {
         let mut dims = vec![cfg.n_inputs];
         dims.extend(&cfg.hidden);
         if cfg.n_outputs != 1 {
-            return Err(crate::Error::param("backend", "auto", "the fused step implements the binary head only"));
+            let why = "the fused step implements the binary head only";
+            return Err(crate::Error::param(crate::schema::Param::Backend, "auto", why));
         }
         dims.push(1);
         let params = net

@@ -1,0 +1,198 @@
+//! One schema for every parameter: each edge is derived from it or checked against it here. The command
+//! line's flags (every subcommand's `--help`), a saved model's `config.json` and the README's parameter
+//! tables; the Python estimator's signature, docstring and docs/python.md are checked by
+//! python/tests/test_schema.py. A new parameter is one entry in `src/schema/mod.rs` plus its use; this test
+//! then says where its name must appear (the docs tables: `FAIRBITS_BLESS=1 cargo test --release --test
+//! schema` writes them).
+
+mod common;
+
+use common::{fairbits, stdout, words, workdir};
+use fairbits::schema::{Group, ParamDef};
+use fairbits::store::ModelKind;
+use fairbits::SCHEMA;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+const COMMANDS: &[&str] = &["train", "eval", "mi", "certify", "predict", "encode", "sweep", "report"];
+
+#[test]
+fn every_flag_of_the_schema_is_on_the_command_line_with_its_doc_and_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let helps: Vec<String> = COMMANDS.iter().map(|c| stdout(&fairbits(dir.path(), &[c, "--help"]))).collect();
+    for d in SCHEMA.iter() {
+        let Some(flag) = d.cli else { continue };
+        let help = helps
+            .iter()
+            .find(|h| h.contains(&format!("--{flag} ")) || h.contains(&format!("--{flag}\n")))
+            .unwrap_or_else(|| panic!("--{flag} ({}) is on no command", d.name));
+        // clap wraps nothing here (the terminal width is unknown), so the doc reads whole on one line.
+        assert!(help.contains(d.doc.trim()), "--{flag}: the help lacks the schema's doc '{}'", d.doc.trim());
+        let default = d.default_words();
+        if !default.is_empty() && !d.is_switch() {
+            assert!(help.contains(&format!("[default: {default}]")), "--{flag}: no [default: {default}]");
+        }
+    }
+}
+
+#[test]
+fn a_parameter_the_command_does_not_take_is_refused_not_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    for line in ["sweep --seed 3 --dataset adult --out s", "predict --gamma 1 --model m --output o.csv"] {
+        let o = fairbits(dir.path(), &words(line));
+        assert_eq!(o.status.code(), Some(2), "{line}");
+    }
+}
+
+/// A value for each parameter `config.json` records, other than its default, valid for a small table
+/// model; the test fails for a recorded parameter without one, so a new parameter gets a row here.
+fn sample(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "hidden" => "12,6",
+        "stochastic" => "0",
+        "pre_activation" => "linear",
+        "temperature" => "4",
+        "estimator" => "sigmoid",
+        "activation" => "relu",
+        "gamma" => "0.5",
+        "penalty" => "joint",
+        "loss_form" => "convex",
+        "epochs" => "3",
+        "batch_size" => "64",
+        "lr" => "0.002",
+        "weight_decay" => "0.01",
+        "warmup_epochs" => "1",
+        "patience" => "4",
+        "backend" => "candle",
+        "seed" => "5",
+        "inference" => "threshold",
+        "draws" => "3",
+        "mc_samples" => "500",
+        "m_max" => "18",
+        "forest_trees" => "7",
+        "probe_rows" => "300",
+        "probe_draws" => "1",
+        "confidence" => "0.9",
+        "test_size" => "0.25",
+        "val_size" => "0.2",
+        "include_sensitive" => "true",
+        // Image models only: their convolutions are recorded under model.conv.
+        "channels" | "kernel" => return None,
+        _ => return None,
+    })
+}
+
+fn at<'a>(v: &'a serde_json::Value, path: &str) -> Option<&'a serde_json::Value> {
+    path.split('.').try_fold(v, |v, k| v.get(k))
+}
+
+/// A JSON value in the parameter's text form (lists comma-separated).
+fn text(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Array(items) => items.iter().map(text).collect::<Vec<_>>().join(","),
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+#[test]
+fn config_json_records_every_parameter_under_its_schema_path() {
+    let (dir, _) = workdir();
+    let mut line = String::from("train --input data.csv --target y --sensitive s --out model");
+    let table_params: Vec<&ParamDef> =
+        SCHEMA.iter().filter(|d| d.config.is_some() && !d.config.unwrap().starts_with("model.conv")).collect();
+    for d in &table_params {
+        let value =
+            sample(d.name).unwrap_or_else(|| panic!("no sample value for {} (recorded at {:?})", d.name, d.config));
+        if d.is_switch() {
+            line += &format!(" --{}", d.cli.unwrap());
+        } else {
+            line += &format!(" --{} {value}", d.cli.unwrap());
+        }
+    }
+    let o = fairbits(dir.path(), &words(&line));
+    assert!(o.status.success(), "{line}: {}", common::stderr(&o));
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("model/config.json")).unwrap()).unwrap();
+    for d in &table_params {
+        let path = d.config.unwrap();
+        let saved = at(&config, path).unwrap_or_else(|| panic!("config.json has no {path}"));
+        let want = d.normalise(sample(d.name).unwrap()).unwrap();
+        assert_eq!(d.normalise(&text(saved)).unwrap(), want, "{} at {path}", d.name);
+    }
+}
+
+/// The Markdown table of the parameters of `groups` that have a flag.
+fn table(groups: &[Group]) -> String {
+    let mut md = String::from("| flag | default | meaning |\n| --- | --- | --- |\n");
+    for d in SCHEMA.iter().filter(|d| d.cli.is_some() && groups.contains(&d.group)) {
+        let default = if d.is_switch() { "off".to_string() } else { d.default_words() };
+        let meaning = d.meaning().replace('|', "\\|");
+        md += &format!("| `--{}` | {} | {} |\n", d.cli.unwrap(), default.replace('|', "\\|"), meaning);
+    }
+    md
+}
+
+/// The Markdown table of the Python estimator's constructor parameters.
+fn python_table() -> String {
+    let mut md = String::from("| parameter | flag | default | meaning |\n| --- | --- | --- | --- |\n");
+    for d in SCHEMA.iter().filter(|d| d.python.is_some()) {
+        let flag = d.cli.map_or(String::new(), |f| format!("`--{f}`"));
+        let default = match (d.default_text(ModelKind::Table), d.default_text(ModelKind::Image)) {
+            (Some(t), Some(i)) if t != i => format!("{t} (images: {i})"),
+            (Some(t), _) if t.is_empty() => "none".into(),
+            (Some(t), _) => t,
+            (None, _) => "none".into(),
+        };
+        let meaning = d.meaning().replace('|', "\\|");
+        md += &format!("| `{}` | {flag} | {} | {meaning} |\n", d.python.unwrap(), default.replace('|', "\\|"));
+    }
+    md
+}
+
+/// The text between `<!-- params:NAME -->` and `<!-- /params -->` in `file`, checked against `want`, or
+/// rewritten with it when `FAIRBITS_BLESS` is set.
+fn check_block(file: &Path, name: &str, want: &str) {
+    let text = std::fs::read_to_string(file).unwrap();
+    let open = format!("<!-- params:{name} -->\n");
+    let start = text.find(&open).unwrap_or_else(|| panic!("{}: no {open}", file.display())) + open.len();
+    let end = start + text[start..].find("<!-- /params -->").expect("a closing marker");
+    if std::env::var_os("FAIRBITS_BLESS").is_some() {
+        std::fs::write(file, format!("{}{want}{}", &text[..start], &text[end..])).unwrap();
+        return;
+    }
+    assert_eq!(
+        &text[start..end],
+        want,
+        "{}: the {name} table differs from the schema; run FAIRBITS_BLESS=1 cargo test --release --test schema",
+        file.display()
+    );
+}
+
+#[test]
+fn the_docs_tables_are_the_schema() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = root.join("README.md");
+    check_block(&readme, "data", &table(&[Group::Data]));
+    check_block(&readme, "model", &table(&[Group::Model, Group::Train]));
+    check_block(&readme, "eval", &table(&[Group::Eval]));
+    check_block(&root.join("docs/python.md"), "python", &python_table());
+}
+
+#[test]
+fn every_parameter_has_one_name_per_edge_and_a_doc() {
+    let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
+    for d in SCHEMA.iter() {
+        assert!(!d.doc.trim().is_empty(), "{} has no doc", d.name);
+        assert!(!d.doc.contains("--"), "{}: the doc names a flag: {}", d.name, d.doc);
+        for name in [Some(d.name), d.cli, d.python, d.python_arg].into_iter().flatten() {
+            if let Some(other) = seen.insert(name, d.name) {
+                assert_eq!(other, d.name, "the name {name} is used by two parameters");
+            }
+        }
+        // The default is a valid value of the parameter.
+        if let Some(t) = d.default_text(ModelKind::Table).filter(|t| !t.is_empty()) {
+            assert!(d.normalise(&t).is_ok(), "{}: default {t} is out of its range", d.name);
+        }
+    }
+}
