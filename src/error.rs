@@ -435,3 +435,108 @@ impl std::fmt::Display for Hint {
         f.write_str(&self.render(&library).unwrap_or_default())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One error of every variant (the match below fails to compile when a variant is added without one).
+    fn every_variant() -> Vec<Error> {
+        let s = || "x".to_string();
+        let json = serde_json::from_str::<u8>("x").unwrap_err();
+        let all = vec![
+            Error::Io { path: "f".into(), source: std::io::Error::other("x") },
+            Error::Csv { path: s(), line: 2, message: s() },
+            Error::EmptyFile { path: s() },
+            Error::NoRows { path: s(), detail: s() },
+            Error::DuplicateColumn { path: s(), column: s() },
+            Error::MissingColumn { path: s(), column: s(), available: s() },
+            Error::NotNumeric { path: s(), line: 2, column: "age".into(), value: s() },
+            Error::NonFinite { path: s(), line: 2, column: s(), value: s() },
+            Error::OutOfRange { path: s(), line: 2, column: s(), value: s(), mean: 0.0, std: 1.0 },
+            Error::Overflow { path: s(), line: 2, column: s(), value: s() },
+            Error::TargetValues { path: s(), column: s(), count: 3, values: s() },
+            Error::PositiveNotFound { path: s(), column: s(), value: s(), values: s() },
+            Error::OneGroup { path: s(), column: s(), value: s() },
+            Error::SmallGroup { path: s(), column: s(), group: s(), split: s(), count: 1 },
+            Error::UnknownValue { path: s(), column: s(), value: s(), known: s() },
+            Error::UnknownGroup { path: s(), line: 2, column: s(), value: s(), known: s() },
+            Error::param(Param::Gamma, -1, "must be >= 0"),
+            Error::ModelDir { dir: "m".into(), reason: s() },
+            Error::DataMoved { path: "f".into(), reason: s() },
+            Error::Diverged { epoch: 1, step: 2, value: f64::NAN },
+            Error::Interrupted { epoch: 1, step: 2 },
+            Error::NoFeatures { path: s(), columns: s() },
+            Error::Shape { what: s(), expected: s(), got: s() },
+            Error::Values { what: s(), reason: s() },
+            Error::Refused { path: "f".into(), reason: s(), allow: Some(Param::Force) },
+            Error::Columnar { path: s(), format: "Parquet", reason: s() },
+            Error::Idx { path: crate::data::images::FASHION_MNIST_DIR.into(), reason: s() },
+            Error::Plot(s()),
+            Error::Candle(candle_core::Error::Msg(s())),
+            Error::Json { path: "f".into(), source: json },
+        ];
+        for e in &all {
+            match e {
+                Error::Io { .. }
+                | Error::Csv { .. }
+                | Error::EmptyFile { .. }
+                | Error::NoRows { .. }
+                | Error::DuplicateColumn { .. }
+                | Error::MissingColumn { .. }
+                | Error::NotNumeric { .. }
+                | Error::NonFinite { .. }
+                | Error::OutOfRange { .. }
+                | Error::Overflow { .. }
+                | Error::TargetValues { .. }
+                | Error::PositiveNotFound { .. }
+                | Error::OneGroup { .. }
+                | Error::SmallGroup { .. }
+                | Error::UnknownValue { .. }
+                | Error::UnknownGroup { .. }
+                | Error::InvalidParam { .. }
+                | Error::ModelDir { .. }
+                | Error::DataMoved { .. }
+                | Error::Diverged { .. }
+                | Error::Interrupted { .. }
+                | Error::NoFeatures { .. }
+                | Error::Shape { .. }
+                | Error::Values { .. }
+                | Error::Refused { .. }
+                | Error::Columnar { .. }
+                | Error::Idx { .. }
+                | Error::Plot(_)
+                | Error::Candle(_)
+                | Error::Json { .. } => {}
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn no_library_message_names_a_flag_and_each_edge_names_its_own_parameters() {
+        let flag = |p: Param, v: Option<&str>| {
+            p.def().cli.map(|f| format!("--{f}{}", v.map_or(String::new(), |v| format!(" {v}"))))
+        };
+        let python = |p: Param, _: Option<&str>| p.def().python.or(p.def().python_arg).map(String::from);
+        let mut hinted = 0;
+        for e in every_variant() {
+            let text = e.to_string();
+            assert!(!text.contains("--"), "a library message names a flag: {text}");
+            assert!(!e.render(&python).contains("--"), "{}", e.render(&python));
+            if let Some(hint) = e.hint() {
+                hinted += 1;
+                // The command line names the parameter by its flag; Python by its name, or not at all.
+                let cli = e.render(&flag);
+                assert!(cli.contains("--"), "the command line's hint names no flag: {cli}");
+                assert!(!hint.to_string().contains("--"), "{hint}");
+            }
+        }
+        assert!(
+            hinted >= 6,
+            "the hints of NotNumeric, SmallGroup, Diverged, PositiveNotFound, DataMoved, Refused, Idx"
+        );
+        let e = Error::NotNumeric { path: "f.csv".into(), line: 3, column: "age".into(), value: "young".into() };
+        assert!(e.render(&flag).ends_with("(declare it categorical with --categorical age)"), "{}", e.render(&flag));
+    }
+}

@@ -58,7 +58,7 @@
 /// names are those of the command line, of Python and of saved files); `$param` is the parameter a wrong
 /// name is reported against.
 macro_rules! named_choices {
-    ($ty:ident, $param:ident, { $($variant:ident => $name:literal),+ $(,)? }) => {
+    ($ty:ident, $param:ident, { $($variant:ident => $name:literal),+ $(,)? } $(, values = $values:expr)?) => {
         impl $ty {
             /// The name used on the command line and in saved files.
             pub fn name(self) -> &'static str {
@@ -109,6 +109,12 @@ macro_rules! named_choices {
             fn choices() -> Option<&'static [&'static str]> {
                 Some(Self::NAMES)
             }
+
+            $(
+                fn values() -> Option<String> {
+                    Some($values())
+                }
+            )?
         }
     };
 }

@@ -196,3 +196,88 @@ fn every_parameter_has_one_name_per_edge_and_a_doc() {
         }
     }
 }
+
+/// The messages the review of the vocabulary found wrong, each with the right name and exit code.
+#[test]
+fn the_reviewed_messages_name_what_the_user_gave_with_the_right_exit_code() {
+    let (dir, _) = workdir();
+    let run = |line: &str| {
+        let o = fairbits(dir.path(), &words(line));
+        (o.status.code(), common::stderr(&o))
+    };
+    let train = "train --input data.csv --target y --sensitive s --hidden 8,4 --epochs 2 --draws 1 --forest-trees 3";
+    assert_eq!(run(&format!("{train} --out model")).0, Some(0));
+    // predict's threshold and draws are checked as everywhere else.
+    for (flag, value) in [("threshold", "2"), ("threshold", "nan"), ("draws", "0")] {
+        let (code, err) = run(&format!("predict --model model --input data.csv --output p.csv --{flag} {value}"));
+        assert_eq!(code, Some(2), "{err}");
+        assert!(err.contains(&format!("invalid --{flag} = ")), "{err}");
+        assert!(!dir.path().join("p.csv").exists());
+    }
+    // A validation share that leaves no training rows blames itself, not the test share.
+    let (code, err) = run(&format!("{train} --val-size 0.999"));
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("invalid --val-size = 0.999") && !err.contains("--test-size"), "{err}");
+    // A table with no feature column is a data error naming the file.
+    std::fs::write(dir.path().join("bare.csv"), "s,y\n0,1\n1,0\n0,0\n1,1\n").unwrap();
+    let (code, err) = run("train --input bare.csv --target y --sensitive s");
+    assert_eq!(code, Some(3), "{err}");
+    assert!(err.contains("bare.csv: no feature column"), "{err}");
+    // Encoders that disagree with the weights: the model directory is refused at load (exit 4).
+    let path = dir.path().join("model/config.json");
+    let mut config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let colour = config["encoding"]["columns"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|c| c["name"] == "colour")
+        .expect("a categorical column");
+    colour["categories"].as_array_mut().unwrap().pop();
+    std::fs::write(&path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
+    let (code, err) = run("predict --model model --input data.csv --output p.csv");
+    assert_eq!(code, Some(4), "{err}");
+    assert!(err.contains("model directory model") && err.contains("the encoders"), "{err}");
+    // The penalty's help lists every kind (tv among them).
+    let help = stdout(&fairbits(dir.path(), &["train", "--help"]));
+    for kind in ["per-neuron", "joint", "pairwise", "adversarial", "tv"] {
+        assert!(help.contains(kind), "--penalty help lacks {kind}");
+    }
+    assert!(help.contains("invariant: hidden 64,12, gamma 8, penalty joint, epochs 80, warmup_epochs 20"), "{help}");
+}
+
+/// An image array of the wrong shape, with a NaN, or in 0-255 names the file and what the model reads.
+#[test]
+fn image_arrays_are_checked_against_the_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = fairbits(
+        dir.path(),
+        &words("train --dataset biased-mnist --epochs 1 --train-size 200 --draws 1 --forest-trees 3 --out m"),
+    );
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let npy = |name: &str, shape: &[usize], value: f32| {
+        let n: usize = shape.iter().product();
+        let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+        let header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({},), }}", dims.join(", "));
+        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+        let pad = (64 - (10 + header.len() + 1) % 64) % 64;
+        let header = format!("{header}{}\n", " ".repeat(pad));
+        bytes.extend((header.len() as u16).to_le_bytes());
+        bytes.extend(header.as_bytes());
+        for k in 0..n {
+            bytes.extend((if k == 5 { value } else { 0.5f32 }).to_le_bytes());
+        }
+        std::fs::write(dir.path().join(name), bytes).unwrap();
+    };
+    npy("small.npy", &[2, 3, 32, 32], 0.5);
+    npy("nan.npy", &[2, 3, 28, 28], f32::NAN);
+    npy("bytes.npy", &[2, 3, 28, 28], 255.0);
+    for (file, fragment) in [
+        ("small.npy", "small.npy: an array of shape [2, 3, 32, 32], but the model reads an array N x 3 x 28 x 28"),
+        ("nan.npy", "nan.npy: value NaN at flat index 5 (image 0) is not a number"),
+        ("bytes.npy", "the model reads pixels in [0, 1]: divide by 255"),
+    ] {
+        let o = fairbits(dir.path(), &["predict", "--model", "m", "--input", file, "--output", "p.csv"]);
+        assert_eq!(o.status.code(), Some(3), "{}", common::stderr(&o));
+        assert!(common::stderr(&o).contains(fragment), "{}", common::stderr(&o));
+    }
+}

@@ -60,9 +60,9 @@ def test_the_docs_table_lists_every_constructor_parameter():
 
 def _fit(small, **params):
     X, y, s, *_ = small
-    return FairRepresentationClassifier(epochs=1, hidden=(8, 4), draws=1, forest_trees=3, **params).fit(
-        X, y, sensitive_features=s
-    )
+    settings = dict(epochs=1, hidden=(8, 4), draws=1, forest_trees=3)
+    settings.update(params)
+    return FairRepresentationClassifier(**settings).fit(X, y, sensitive_features=s)
 
 
 @pytest.mark.parametrize(
@@ -90,15 +90,11 @@ def test_errors_name_the_python_parameter_never_a_flag(small, params, exc, fragm
     assert "--" not in message, message
 
 
-def test_a_data_error_names_the_column_and_row_and_the_python_fix(small):
-    X, y, s, *_ = small
-    X = X.copy()
-    X["age"] = X["age"].astype(object)
-    X.loc[3, "age"] = "young"
-    with pytest.raises(ValueError) as info:
-        FairRepresentationClassifier(epochs=1, hidden=(8, 4)).fit(X, y, sensitive_features=s)
+def test_a_diverged_training_is_a_runtime_error_with_the_python_fix(small):
+    with pytest.raises(RuntimeError) as info:
+        _fit(small, learning_rate=1e38, epochs=3)
     message = str(info.value)
-    assert "row 3, column 'age'" in message and "categorical_features=['age']" in message, message
+    assert "training diverged" in message and "learning_rate" in message and "gamma" in message, message
     assert "--" not in message, message
 
 
@@ -131,3 +127,14 @@ def _german_rows():
     from fairbits.datasets import load_german
 
     return load_german().X_test[:10]
+
+
+def test_the_docstring_example_runs():
+    import doctest
+
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+    tests = doctest.DocTestFinder().find(FairRepresentationClassifier, "FairRepresentationClassifier", globs={})
+    assert tests and any(t.examples for t in tests)
+    for t in tests:
+        runner.run(t)
+    assert runner.failures == 0

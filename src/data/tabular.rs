@@ -144,7 +144,7 @@ pub fn load_table(spec: &TableSpec) -> Result<(RawTable, Roles)> {
     let table = match &spec.source {
         Source::Builtin { name, sensitive } => {
             let (table, roles) = name.load(sensitive.as_deref())?;
-            let roles = finish_roles(&table, roles, spec);
+            let roles = finish_roles(&table, roles, spec)?;
             return Ok((table, roles));
         }
         Source::Memory { name } => return Err(in_memory(name)),
@@ -172,12 +172,15 @@ pub fn file_roles(table: &RawTable, spec: &TableSpec) -> Result<Roles> {
         features,
         categorical: categorical.clone(),
     };
-    Ok(finish_roles(table, roles, spec))
+    finish_roles(table, roles, spec)
 }
 
-fn finish_roles(table: &RawTable, mut roles: Roles, spec: &TableSpec) -> Roles {
+fn finish_roles(table: &RawTable, mut roles: Roles, spec: &TableSpec) -> Result<Roles> {
     if spec.include_sensitive {
         roles.features.push(roles.sensitive.clone());
+    }
+    if roles.features.is_empty() {
+        return Err(Error::NoFeatures { path: table.source.clone(), columns: table.header.join(", ") });
     }
     if roles.target == roles.sensitive {
         tracing::warn!(
@@ -187,7 +190,7 @@ fn finish_roles(table: &RawTable, mut roles: Roles, spec: &TableSpec) -> Roles {
             roles.target
         );
     }
-    roles
+    Ok(roles)
 }
 
 /// Loads, filters, splits and encodes. With `encoding = Some(..)` (a saved model), the saved encoders and

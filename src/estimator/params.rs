@@ -26,9 +26,22 @@ pub enum Preset {
     /// 0.077 at accuracy 0.831 (seeds 0-2; README, "The certified front").
     Invariant,
 }
-named_choices!(Preset, Preset, { None => "none", Invariant => "invariant" });
+named_choices!(Preset, Preset, { None => "none", Invariant => "invariant" }, values = Preset::describe);
 
 impl Preset {
+    /// Every preset with the values it sets, in words (`invariant: hidden 64,12, ...`), for help and docs.
+    pub fn describe() -> String {
+        let each = Preset::NAMES.iter().filter_map(|n| n.parse::<Preset>().ok()).map(|p| {
+            let values: Vec<String> = p.values().given().iter().map(|(q, v)| format!("{q} {v}")).collect();
+            if values.is_empty() {
+                p.name().to_string()
+            } else {
+                format!("{}: {}", p.name(), values.join(", "))
+            }
+        });
+        format!("one of: {}", each.collect::<Vec<_>>().join("; "))
+    }
+
     /// The values the preset sets (explicitly set ones override them).
     pub fn values(self) -> FairParams {
         match self {
