@@ -27,6 +27,18 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
+    /// A table read with one separator that looks written with another (its header is one column).
+    #[error("{path}: line 1: the header reads as one column ('{header}'): the file looks {looks}-separated")]
+    Separator {
+        /// The file.
+        path: String,
+        /// The header as read.
+        header: String,
+        /// The separator it looks written with, in words.
+        looks: &'static str,
+        /// That separator.
+        separator: char,
+    },
     /// The file has no header row.
     #[error("{path}: the file is empty (no header row)")]
     EmptyFile {
@@ -238,13 +250,11 @@ pub enum Error {
         /// The loss value.
         value: f64,
     },
-    /// The caller asked training to stop ([`crate::progress::Observer::cancelled`]).
-    #[error("training interrupted at epoch {epoch}, step {step}")]
+    /// The caller asked the work to stop ([`crate::progress::Observer::cancelled`]: Ctrl-C).
+    #[error("interrupted during {during}")]
     Interrupted {
-        /// 1-based epoch.
-        epoch: usize,
-        /// Step within the epoch.
-        step: usize,
+        /// Where: `training, epoch 3, step 12`, `evaluation`.
+        during: String,
     },
     /// A table has no feature column left once the target, the sensitive and the dropped columns are out.
     #[error("{path}: no feature column (the columns are: {columns}); the model needs at least one input")]
@@ -282,6 +292,14 @@ pub enum Error {
         reason: String,
         /// The parameter that would allow it, when one does.
         allow: Option<Param>,
+    },
+    /// An output directory holds an interrupted training, which a new one would discard.
+    #[error("{path}: holds an interrupted training ({state})")]
+    Unfinished {
+        /// The directory.
+        path: PathBuf,
+        /// Where it stopped.
+        state: String,
     },
     /// A Parquet or Arrow IPC file cannot be read.
     #[error("{path}: not a readable {format} file: {reason}")]
@@ -380,7 +398,7 @@ impl Error {
             Error::Diverged { .. } => ErrorKind::Diverged,
             Error::Interrupted { .. } => ErrorKind::Interrupted,
             Error::Io { .. } | Error::Candle(_) | Error::Json { .. } | Error::Plot(_) => ErrorKind::Runtime,
-            Error::Refused { .. } => ErrorKind::Parameter,
+            Error::Refused { .. } | Error::Unfinished { .. } => ErrorKind::Parameter,
             _ => ErrorKind::Data,
         }
     }
@@ -392,12 +410,22 @@ impl Error {
                 Hint::with_value("declare it categorical with {}", Param::Categorical, column)
             }
             Error::SmallGroup { .. } => Hint::new("another split: {}", &[Param::TestSize]),
+            // Written as a shell would need it.
+            Error::Separator { separator, .. } => Hint::with_value(
+                "read it with {}",
+                Param::Delimiter,
+                if *separator == '\t' { "$'\\t'".to_string() } else { format!("'{separator}'") },
+            ),
             Error::Diverged { .. } => Hint::new("try a smaller {} or {}", &[Param::Lr, Param::Gamma]),
             Error::PositiveNotFound { .. } => Hint::new("choose it with {}", &[Param::Positive]),
             Error::DataMoved { .. } => {
                 Hint::new("or give held-out rows: {} with {} and {}", &[Param::Input, Param::Target, Param::Sensitive])
             }
             Error::Refused { allow: Some(p), .. } => Hint::new("to allow it: {}", &[*p]),
+            Error::Unfinished { path, .. } => Hint {
+                text: "continue it with {}, or start again with {} (which discards it)",
+                params: vec![(Param::Resume, Some(path.display().to_string())), (Param::Force, None)],
+            },
             Error::Idx { path, .. } if path == crate::data::images::FASHION_MNIST_DIR => {
                 Hint::new("the directory is given with {}", &[Param::MnistDir])
             }
@@ -448,6 +476,7 @@ mod tests {
             Error::Io { path: "f".into(), source: std::io::Error::other("x") },
             Error::Csv { path: s(), line: 2, message: s() },
             Error::EmptyFile { path: s() },
+            Error::Separator { path: s(), header: s(), looks: "tab", separator: '\t' },
             Error::NoRows { path: s(), detail: s() },
             Error::DuplicateColumn { path: s(), column: s() },
             Error::MissingColumn { path: s(), column: s(), available: s() },
@@ -465,11 +494,12 @@ mod tests {
             Error::ModelDir { dir: "m".into(), reason: s() },
             Error::DataMoved { path: "f".into(), reason: s() },
             Error::Diverged { epoch: 1, step: 2, value: f64::NAN },
-            Error::Interrupted { epoch: 1, step: 2 },
+            Error::Interrupted { during: s() },
             Error::NoFeatures { path: s(), columns: s() },
             Error::Shape { what: s(), expected: s(), got: s() },
             Error::Values { what: s(), reason: s() },
             Error::Refused { path: "f".into(), reason: s(), allow: Some(Param::Force) },
+            Error::Unfinished { path: "m".into(), state: s() },
             Error::Columnar { path: s(), format: "Parquet", reason: s() },
             Error::Idx { path: crate::data::images::FASHION_MNIST_DIR.into(), reason: s() },
             Error::Plot(s()),
@@ -481,6 +511,7 @@ mod tests {
                 Error::Io { .. }
                 | Error::Csv { .. }
                 | Error::EmptyFile { .. }
+                | Error::Separator { .. }
                 | Error::NoRows { .. }
                 | Error::DuplicateColumn { .. }
                 | Error::MissingColumn { .. }
@@ -503,6 +534,7 @@ mod tests {
                 | Error::Shape { .. }
                 | Error::Values { .. }
                 | Error::Refused { .. }
+                | Error::Unfinished { .. }
                 | Error::Columnar { .. }
                 | Error::Idx { .. }
                 | Error::Plot(_)

@@ -50,12 +50,56 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     write_atomic(path, s.as_bytes())
 }
 
+/// Named tensors as the bytes of a safetensors file.
+pub fn safetensors_bytes(
+    path: &Path,
+    tensors: &std::collections::HashMap<String, candle_core::Tensor>,
+) -> Result<Vec<u8>> {
+    safetensors::serialize(tensors.iter().map(|(k, v)| (k.clone(), v)).collect::<Vec<_>>(), None)
+        .map_err(|e| Error::Io { path: path.to_path_buf(), source: std::io::Error::other(e.to_string()) })
+}
+
 /// Writes named tensors as safetensors atomically (the bytes are built in memory, so the file gets the
 /// same permissions as every other file written here).
 pub fn write_safetensors(path: &Path, tensors: &std::collections::HashMap<String, candle_core::Tensor>) -> Result<()> {
-    let bytes = safetensors::serialize(tensors.iter().map(|(k, v)| (k.clone(), v)).collect::<Vec<_>>(), None)
-        .map_err(|e| Error::Io { path: path.to_path_buf(), source: std::io::Error::other(e.to_string()) })?;
-    write_atomic(path, &bytes)
+    write_atomic(path, &safetensors_bytes(path, tensors)?)
+}
+
+/// SHA-256 of `bytes`, hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Removes the temporary files of [`tmp_path`] in `dir` left by processes that no longer run (a killed
+/// writer's): they never became real files.
+pub fn remove_stale_tmp(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        let pid = name.strip_suffix(".tmp").and_then(|n| n.rsplit('.').nth(1)).and_then(|p| p.parse::<u32>().ok());
+        if is_tmp(&name) && pid.is_some_and(|p| !process_alive(p)) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// The crash-safety tests' hook: when the environment variable `FAIRBITS_PAUSE_AT` names `point`, the
+/// process says so on stderr and waits there (`FAIRBITS_PAUSE_SECONDS`, default 60), so that a test can
+/// kill or interrupt it at that moment. The points lie between whole steps of a run (`reading`,
+/// `encoding`, `training` after an epoch and its checkpoint, `evaluation`, `writing` between two files of a
+/// model). Otherwise nothing happens.
+pub fn pause_point(point: &str) {
+    if std::env::var("FAIRBITS_PAUSE_AT").is_ok_and(|p| p == point) {
+        let seconds = std::env::var("FAIRBITS_PAUSE_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(60);
+        eprintln!("paused at {point}");
+        std::thread::sleep(std::time::Duration::from_secs(seconds));
+    }
+}
+
+/// Whether a process with this id runs on this machine.
+pub fn process_alive(pid: u32) -> bool {
+    pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists()
 }
 
 /// Reads one JSON file.

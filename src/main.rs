@@ -6,18 +6,20 @@ mod cli;
 use anyhow::{Context, Result};
 use clap::Parser;
 use cli::args::{Cli, Cmd, EvalCmd, PredictCmd};
-use cli::terminal::{init_logs, TerminalBar};
+use cli::exit::Failure;
+use cli::terminal::{catch_ctrl_c, init_logs, TerminalBar};
 use cli::{exit, report, show};
 use fairbits::experiments::{merge, sweep};
 use fairbits::output::{self, Apply, Input};
 use fairbits::schema::{default, Param};
-use fairbits::{eval, Error, FairModel};
+use fairbits::{eval, store, Error, FairModel};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 fn main() {
     let cli = Cli::parse();
     init_logs(cli.quiet);
+    catch_ctrl_c();
     // A network runs fastest on one thread at these sizes (candle reads this variable); probes, Monte
     // Carlo and sweeps use the pool below.
     std::env::set_var("RAYON_NUM_THREADS", "1");
@@ -30,30 +32,40 @@ fn main() {
     let bar = TerminalBar::new(!cli.quiet && std::io::stderr().is_terminal());
     let result = run(cli.command, threads, &bar);
     bar.finish();
-    let Err(e) = result else { return };
-    let (message, code) = exit::describe(&e);
+    let Err(failure) = result else { return };
+    let (message, code) = exit::describe(&failure.error);
     eprintln!("error: {message}");
+    if let Some(advice) = failure.advice {
+        eprintln!("hint: {advice}");
+    }
     std::process::exit(code);
 }
 
-fn print(text: &str) -> Result<()> {
+fn print(text: &str) -> Result<(), Failure> {
     // A closed pipe (`| head`) is not an error.
     match std::io::stdout().lock().write_all(text.as_bytes()) {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        r => Ok(r?),
+        r => Ok(r.map_err(anyhow::Error::from)?),
     }
 }
 
-fn show<T: serde::Serialize>(value: &T, table: impl FnOnce() -> String, json: bool) -> Result<()> {
+fn show<T: serde::Serialize>(value: &T, table: impl FnOnce() -> String, json: bool) -> Result<(), Failure> {
     print(&if json { serde_json::to_string_pretty(value)? + "\n" } else { table() })
 }
 
-fn run(command: Cmd, threads: usize, bar: &TerminalBar) -> Result<()> {
+fn run(command: Cmd, threads: usize, bar: &TerminalBar) -> Result<(), Failure> {
     match command {
         Cmd::Train(c) => {
-            let (run, data, resumed) = c.run_file().context("preparing the run")?;
-            let out = resumed.clone().or(c.given.get::<PathBuf>(Param::Out)?);
-            let m = run.execute(&data, out.as_deref(), resumed.is_some(), bar)?;
+            // The output directory is checked before anything is read: a refusal costs nothing.
+            let (out, reuse) = c.output()?;
+            if let Some(dir) = &out {
+                store::check_model_dir(dir, reuse)?;
+            }
+            let result = c
+                .run_file()
+                .context("preparing the run")
+                .and_then(|(run, data, _)| Ok(run.execute(&data, out.as_deref().map(|dir| (dir, reuse)), bar)?));
+            let m = result.map_err(|e| Failure { advice: exit::resume_advice(&e, out.as_deref()), error: e })?;
             show(&m, || show::metrics(&m), c.json)
         }
         Cmd::Eval(c) => evaluate(c, "eval", bar),
@@ -86,7 +98,7 @@ fn run(command: Cmd, threads: usize, bar: &TerminalBar) -> Result<()> {
     }
 }
 
-fn evaluate(c: EvalCmd, what: &str, bar: &TerminalBar) -> Result<()> {
+fn evaluate(c: EvalCmd, what: &str, bar: &TerminalBar) -> Result<(), Failure> {
     let dir: PathBuf = c.given.required(Param::Model, "the model directory to evaluate")?;
     let model = FairModel::load(&dir)?;
     let opts = c.given.eval_options(model.config().eval.seed)?;
@@ -105,19 +117,23 @@ fn evaluate(c: EvalCmd, what: &str, bar: &TerminalBar) -> Result<()> {
     show(&m, || show::metrics(&m), c.json)
 }
 
-fn apply(c: PredictCmd, encode: bool) -> Result<()> {
+fn apply(c: PredictCmd, encode: bool) -> Result<(), Failure> {
     let g = &c.given;
     let dir: PathBuf = g.required(Param::Model, "the model directory to apply")?;
-    let model = FairModel::load(&dir)?;
-    let (input, split): (Option<PathBuf>, Option<String>) = (g.get(Param::Input)?, g.get(Param::Split)?);
-    let id: Option<String> = g.get(Param::Id)?;
-    let input = Input::new(input.as_deref(), split.as_deref(), id.as_deref(), g.get(Param::Delimiter)?)?;
-    let rows = output::rows(&model, &input)?;
-    let (draws, threshold) = (g.value(Param::Draws, default::draws)?, g.value(Param::Threshold, default::threshold)?);
-    let what = if encode { Apply::Encode } else { Apply::Predict { draws, threshold } };
-    let (inference, seed) = (g.value(Param::Inference, default::inference)?, g.value(Param::Seed, default::seed)?);
-    let table = output::apply(&model, rows, what, inference, seed)?;
     let out: PathBuf = g.required(Param::Output, "the file to write")?;
+    let (input_path, split): (Option<PathBuf>, Option<String>) = (g.get(Param::Input)?, g.get(Param::Split)?);
+    // Checked before any work: an output never replaces the input or the model it comes from.
+    let model_files = ["config.json", "model.safetensors", "metrics.json"].map(|f| dir.join(f));
+    let inputs: Vec<&std::path::Path> = input_path.iter().chain(&model_files).map(|p| p.as_path()).collect();
+    output::check_output(&out, &inputs)?;
+    let (draws, threshold) = (g.value(Param::Draws, default::draws)?, g.value(Param::Threshold, default::threshold)?);
+    let (inference, seed) = (g.value(Param::Inference, default::inference)?, g.value(Param::Seed, default::seed)?);
+    let model = FairModel::load(&dir)?;
+    let id: Option<String> = g.get(Param::Id)?;
+    let input = Input::new(input_path.as_deref(), split.as_deref(), id.as_deref(), g.get(Param::Delimiter)?)?;
+    let rows = output::rows(&model, &input)?;
+    let what = if encode { Apply::Encode } else { Apply::Predict { draws, threshold } };
+    let table = output::apply(&model, rows, what, inference, seed)?;
     output::write(&out, &table)?;
     tracing::info!(rows = table.lead[0].1.len(), output = %out.display(), "written");
     Ok(())

@@ -117,6 +117,32 @@ pub fn rows(model: &FairModel, input: &Input) -> Result<Rows> {
     }
 }
 
+/// Refuses to write `output` (or its `.index.csv` companion, for `.npy`) over one of `inputs`: an output
+/// never replaces what it was computed from.
+pub fn check_output(output: &Path, inputs: &[&Path]) -> Result<()> {
+    let same = |a: &Path, b: &Path| match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => std::path::absolute(a).ok() == std::path::absolute(b).ok(),
+    };
+    let mut written = vec![output.to_path_buf()];
+    if output.extension().is_some_and(|e| e == "npy") {
+        written.push(output.with_extension("index.csv"));
+    }
+    for w in &written {
+        if let Some(input) = inputs.iter().find(|i| same(w, i)) {
+            return Err(Error::Refused {
+                path: w.clone(),
+                reason: format!(
+                    "is an input of this command ({}): an output never replaces its input",
+                    input.display()
+                ),
+                allow: None,
+            });
+        }
+    }
+    Ok(())
+}
+
 /// What to compute for each row.
 #[derive(Clone, Copy, Debug)]
 pub enum Apply {

@@ -280,6 +280,11 @@ fn model_dir_errors_are_clear() {
     std::fs::write(dir.path().join("model/model.safetensors"), b"garbage").unwrap();
     let o = fairbits(dir.path(), &["eval", "--model", "model"]);
     assert_eq!(o.status.code(), Some(4));
+    assert!(stderr(&o).contains("model.safetensors is not the file saved with config.json"), "{}", stderr(&o));
+    // Without the weights' checksum (a hand-made config.json), the file itself is refused.
+    common::forget_weights_checksum(&dir.path().join("model"));
+    let o = fairbits(dir.path(), &["eval", "--model", "model"]);
+    assert_eq!(o.status.code(), Some(4));
     assert!(stderr(&o).contains("model.safetensors cannot be read"), "{}", stderr(&o));
 }
 

@@ -78,7 +78,7 @@ fn train_on_shipped_digits_saves_and_encodes() {
     assert!(m["run"]["train_seconds"].is_null());
     // The same command again: a byte-identical metrics.json.
     let first = std::fs::read(dir.path().join("model/metrics.json")).unwrap();
-    let o = fairbits(dir.path(), &args);
+    let o = fairbits(dir.path(), &[&args[..], &["--force"]].concat());
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(first, std::fs::read(dir.path().join("model/metrics.json")).unwrap());
     // encode: one sampled code per unbiased test image, with label and colour.

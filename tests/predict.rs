@@ -108,7 +108,7 @@ fn predict_on_an_image_model_gives_class_probabilities_for_its_sets_and_for_arra
     // Arrays N x 3 x 28 x 28 from Python: two grey images.
     let mut npy = b"\x93NUMPY\x01\x00".to_vec();
     let mut header = "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3, 28, 28), }".to_string();
-    while (10 + header.len() + 1) % 64 != 0 {
+    while !(10 + header.len() + 1).is_multiple_of(64) {
         header.push(' ');
     }
     header.push('\n');

@@ -34,7 +34,7 @@ proptest! {
 
     #[test]
     fn auc_is_a_probability_symmetric_and_order_free(scores in proptest::collection::vec(-3.0f64..3.0, 2..60), seed in 0u64..1000) {
-        let labels: Vec<bool> = scores.iter().enumerate().map(|(i, _)| (i as u64 * 7 + seed) % 3 == 0).collect();
+        let labels: Vec<bool> = scores.iter().enumerate().map(|(i, _)| (i as u64 * 7 + seed).is_multiple_of(3)).collect();
         let a = metrics::roc_auc(&scores, &labels);
         if labels.iter().all(|&l| l) || labels.iter().all(|&l| !l) {
             prop_assert!(a.is_nan());
@@ -125,7 +125,7 @@ proptest! {
     #[test]
     fn non_finite_scores_and_features_neither_hang_nor_panic(values in hostile(4..40), seed in 0u64..50) {
         let n = values.len();
-        let labels: Vec<bool> = (0..n).map(|i| (i as u64 + seed) % 2 == 0).collect();
+        let labels: Vec<bool> = (0..n).map(|i| (i as u64 + seed).is_multiple_of(2)).collect();
         let s: Vec<u32> = (0..n).map(|i| ((i as u64 * 3 + seed) % 2) as u32).collect();
         let v = values.clone();
         finishes("roc_auc", move || {

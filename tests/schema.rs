@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{fairbits, stdout, words, workdir};
+use common::{check_doc_block, fairbits, stdout, words, workdir};
 use fairbits::schema::{Group, ParamDef};
 use fairbits::store::ModelKind;
 use fairbits::SCHEMA;
@@ -150,33 +150,14 @@ fn python_table() -> String {
     md
 }
 
-/// The text between `<!-- params:NAME -->` and `<!-- /params -->` in `file`, checked against `want`, or
-/// rewritten with it when `FAIRBITS_BLESS` is set.
-fn check_block(file: &Path, name: &str, want: &str) {
-    let text = std::fs::read_to_string(file).unwrap();
-    let open = format!("<!-- params:{name} -->\n");
-    let start = text.find(&open).unwrap_or_else(|| panic!("{}: no {open}", file.display())) + open.len();
-    let end = start + text[start..].find("<!-- /params -->").expect("a closing marker");
-    if std::env::var_os("FAIRBITS_BLESS").is_some() {
-        std::fs::write(file, format!("{}{want}{}", &text[..start], &text[end..])).unwrap();
-        return;
-    }
-    assert_eq!(
-        &text[start..end],
-        want,
-        "{}: the {name} table differs from the schema; run FAIRBITS_BLESS=1 cargo test --release --test schema",
-        file.display()
-    );
-}
-
 #[test]
 fn the_docs_tables_are_the_schema() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let readme = root.join("README.md");
-    check_block(&readme, "data", &table(&[Group::Data]));
-    check_block(&readme, "model", &table(&[Group::Model, Group::Train]));
-    check_block(&readme, "eval", &table(&[Group::Eval]));
-    check_block(&root.join("docs/python.md"), "python", &python_table());
+    check_doc_block(&readme, "params:data", &table(&[Group::Data]));
+    check_doc_block(&readme, "params:model", &table(&[Group::Model, Group::Train]));
+    check_doc_block(&readme, "params:eval", &table(&[Group::Eval]));
+    check_doc_block(&root.join("docs/python.md"), "params:python", &python_table());
 }
 
 #[test]

@@ -41,6 +41,11 @@ def _refuse_sparse(X: Any) -> None:
         )
 
 
+def _is_missing(v: Any) -> bool:
+    """None, a float NaN, or pandas' NA / NaT."""
+    return v is None or (isinstance(v, float) and v != v) or type(v).__name__ in ("NAType", "NaTType")
+
+
 def _json_value(v: Any) -> Any:
     return v.item() if hasattr(v, "item") else v
 
@@ -244,8 +249,10 @@ class FairRepresentationClassifier(ClassifierMixin, TransformerMixin, BaseEstima
             raise ValueError(f"y has a missing value (NaN) at row {int(np.flatnonzero(np.isnan(y_arr))[0])}")
         if y_arr.dtype.kind == "f" and not np.all(np.isfinite(y_arr)):
             raise ValueError("Input y contains infinity")
-        if y_arr.dtype.kind == "O" and any(v is None for v in y_arr):
-            raise ValueError(f"y has a missing value (None) at row {[v is None for v in y_arr].index(True)}")
+        if y_arr.dtype.kind == "O":
+            missing = [i for i, v in enumerate(y_arr) if _is_missing(v)]
+            if missing:
+                raise ValueError(f"y has a missing value ({y_arr[missing[0]]!r}) at row {missing[0]}")
         # np.unique's sort, on the distinct values only (an object array would be sorted cell by cell).
         classes = np.unique(np.asarray(list(dict.fromkeys(y_arr.tolist())), dtype=y_arr.dtype))
         if len(classes) != 2:
@@ -498,13 +505,17 @@ class FairRepresentationClassifier(ClassifierMixin, TransformerMixin, BaseEstima
     # ----------------------------------------------------------------------------------------------
     # persistence
 
-    def save(self, path: Union[str, "os.PathLike[str]"]) -> None:
+    def save(self, path: Union[str, "os.PathLike[str]"], overwrite: bool = False) -> None:
         """Saves into a model directory of the command line's format (``config.json`` and
         ``model.safetensors``), plus ``python.json`` with the estimator's parameters and classes, so that
-        ``fairbits eval --model PATH`` and :meth:`load` both read it."""
+        :meth:`load` and the command line's ``predict``, ``encode``, and ``eval``/``certify`` with held-out
+        rows (``--input FILE --target COL --sensitive COL``) read it.
+
+        ``path`` must be a new or empty directory; one holding a fairbits model is replaced only with
+        ``overwrite=True`` (``FileExistsError`` otherwise), and one holding other files never is."""
         self._check_fitted()
         path = os.fspath(path)
-        self.model_.save(path)
+        self.model_.save(path, bool(overwrite))
         meta = {
             "params": {k: _json_value(v) for k, v in self.get_params().items()},
             "classes": [_json_value(c) for c in self.classes_],

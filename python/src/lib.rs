@@ -14,7 +14,9 @@ use fairbits::schema::check;
 use fairbits::store::ModelKind;
 use fairbits::{Error, ErrorKind, Param, SCHEMA};
 use numpy::{IntoPyArray, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArrayDyn, PyUntypedArrayMethods};
-use pyo3::exceptions::{PyFileNotFoundError, PyKeyboardInterrupt, PyOSError, PyRuntimeError, PyValueError};
+use pyo3::exceptions::{
+    PyFileExistsError, PyFileNotFoundError, PyKeyboardInterrupt, PyOSError, PyRuntimeError, PyValueError,
+};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use serde_json::Value;
@@ -52,6 +54,7 @@ fn py_err(e: Error) -> PyErr {
     };
     match e.kind() {
         _ if missing => PyFileNotFoundError::new_err(msg),
+        _ if matches!(e, Error::Refused { .. } | Error::Unfinished { .. }) => PyFileExistsError::new_err(msg),
         ErrorKind::Interrupted => PyKeyboardInterrupt::new_err(msg),
         ErrorKind::Runtime if matches!(e, Error::Io { .. }) => PyOSError::new_err(msg),
         ErrorKind::Runtime | ErrorKind::Diverged => PyRuntimeError::new_err(msg),
@@ -413,15 +416,17 @@ impl Model {
         self.inner.report().map_or(f64::NAN, |r| r.train_seconds)
     }
 
-    /// Saves into `dir` (the command line's model directory).
-    fn save(&self, dir: PathBuf) -> PyResult2<()> {
-        lib(self.inner.save(&dir, None))
+    /// Saves into `dir` (the command line's model directory): a new or empty one, or with `overwrite` one
+    /// that holds a model.
+    #[pyo3(signature = (dir, overwrite=false))]
+    fn save(&self, dir: PathBuf, overwrite: bool) -> PyResult2<()> {
+        lib(self.inner.save_to(&dir, None, overwrite))
     }
 
     /// `(config JSON, safetensors bytes)`, for pickling.
     fn to_bytes<'py>(&self, py: Python<'py>) -> PyResult2<(String, Bound<'py, PyBytes>)> {
         let dir = tempdir()?;
-        let result = self.save(dir.clone()).and_then(|_| {
+        let result = lib(self.inner.save(&dir, None)).and_then(|_| {
             let c = std::fs::read_to_string(dir.join("config.json"));
             let w = std::fs::read(dir.join("model.safetensors"));
             c.and_then(|c| w.map(|w| (c, w))).map_err(|e| PyOSError::new_err(e.to_string()))

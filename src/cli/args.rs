@@ -11,7 +11,7 @@ use fairbits::data::{Builtin, DataSpec, HeldOut, ImageDataset, ImageSpec, Prepar
 use fairbits::estimator::RunFile;
 use fairbits::experiments::{tabular::Method, Axes, Shard};
 use fairbits::schema::{check, default, Group, Param, ParamValue};
-use fairbits::store::ModelKind;
+use fairbits::store::{ModelKind, Reuse};
 use fairbits::{Error, EvalOptions, FairParams, PenaltySpec, Result, SCHEMA};
 use std::marker::PhantomData;
 use std::path::PathBuf;
@@ -26,7 +26,7 @@ pub struct Cli {
     pub command: Cmd,
     #[arg(long, global = true, help = "Threads for probes, Monte Carlo and sweeps (>= 1) [default: all cores].")]
     pub threads: Option<usize>,
-    #[arg(long, short, global = true, help = "No progress bar, warnings only.")]
+    #[arg(long, short, global = true, overrides_with = "quiet", help = "No progress bar, warnings only.")]
     pub quiet: bool,
 }
 
@@ -107,7 +107,6 @@ impl ParamSet for PredictParams {
                     | Param::Draws
                     | Param::Seed
                     | Param::Delimiter
-                    | Param::Force
             )
     }
 }
@@ -388,6 +387,16 @@ impl<S> Given<S> {
 }
 
 impl TrainCmd {
+    /// The model directory (the one to resume, or `--out`) and what it may already hold.
+    pub fn output(&self) -> Result<(Option<PathBuf>, Reuse)> {
+        let g = &self.given;
+        if let Some(dir) = g.get::<PathBuf>(Param::Resume)? {
+            return Ok((Some(dir), Reuse::Resume));
+        }
+        let reuse = if g.value(Param::Force, default::force)? { Reuse::Replace } else { Reuse::Fresh };
+        Ok((g.get(Param::Out)?, reuse))
+    }
+
     /// The run the flags describe (or the one to resume, and its directory), and its data (prepared once:
     /// the defaults depend on it).
     pub fn run_file(&self) -> Result<(RunFile, Prepared, Option<PathBuf>)> {
@@ -411,7 +420,7 @@ impl TrainCmd {
         let data = spec.prepare()?;
         let config = params.resolve(&data, &spec)?;
         let (checkpoint_every, reproducible) = (self.checkpoint_every, self.reproducible);
-        Ok((RunFile { config, checkpoint_every, reproducible }, data, None))
+        Ok((RunFile { config, checkpoint_every, reproducible, writer_pid: 0 }, data, None))
     }
 }
 

@@ -2,6 +2,7 @@
 //! and the documented exit code of the library's [`ErrorKind`].
 
 use fairbits::{Error, ErrorKind, Param};
+use std::path::Path;
 
 /// The command line's name for a parameter (its flag, with the value when there is one).
 pub fn flag(p: Param, value: Option<&str>) -> Option<String> {
@@ -22,6 +23,41 @@ pub fn code(kind: ErrorKind) -> i32 {
         ErrorKind::Model => 4,
         ErrorKind::Diverged => 5,
         ErrorKind::Interrupted => 130,
+    }
+}
+
+/// A failure, and what the user can do about it beyond the error's own hint.
+pub struct Failure {
+    /// The error.
+    pub error: anyhow::Error,
+    /// A line of advice printed after the error.
+    pub advice: Option<String>,
+}
+
+impl<E: Into<anyhow::Error>> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Failure { error: e.into(), advice: None }
+    }
+}
+
+/// What can be done about an interrupted training: continue from the checkpoint the output directory
+/// holds, or start again (nothing was saved).
+pub fn resume_advice(e: &anyhow::Error, out: Option<&Path>) -> Option<String> {
+    if !e.chain().any(|c| matches!(c.downcast_ref::<Error>(), Some(Error::Interrupted { .. }))) {
+        return None;
+    }
+    let Some(dir) = out else {
+        return Some("nothing was saved (train with --out DIR to be able to resume)".to_string());
+    };
+    let checkpoint = dir.join("checkpoint");
+    let epoch = fairbits::files::read_json::<serde_json::Value>(&checkpoint.join("checkpoint.json"))
+        .ok()
+        .and_then(|v| v.get("epoch").and_then(|e| e.as_u64()));
+    let resume = format!("fairbits train --resume {}", dir.display());
+    match (epoch, checkpoint.join("run.json").exists()) {
+        (Some(epoch), _) => Some(format!("the training state of epoch {epoch} is saved: continue with `{resume}`")),
+        (None, true) => Some(format!("no epoch was checkpointed yet: `{resume}` starts the training again")),
+        _ => None,
     }
 }
 

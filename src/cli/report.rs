@@ -32,6 +32,10 @@ pub fn write_report(from: &[PathBuf], out: &Path, command: &str) -> Result<()> {
         from.iter().map(|p| format!("`{}`", p.display())).collect::<Vec<_>>().join(", ")
     );
     for dir in from {
+        if !dir.join("sweep.json").exists() && !dir.join("image_sweep.json").exists() {
+            let why = "not a sweep directory (no sweep.json or image_sweep.json)";
+            return Err(Error::param(Param::Sources, dir.display(), why));
+        }
         if dir.join("image_sweep.json").exists() {
             md.push_str(&image_section(dir, &base)?);
         } else {

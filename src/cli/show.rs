@@ -48,11 +48,41 @@ pub fn verdict(m: &BinaryMetrics) -> String {
         "NOT invariant"
     };
     let hint = if u > 0.1 && m.gamma == 0.0 { "; train with --gamma > 0 or --preset invariant" } else { "" };
-    format!(
+    let mut text = format!(
         "{level}: with {conf:.0}% confidence no classifier of one sampled code per row treats the {} groups more than \
          {u:.3} apart (demographic parity) in the population; {reach}{hint}",
         m.sensitive
-    )
+    );
+    // Equalised odds is certified separately; a loose bound is no guarantee and is said so.
+    if pop.eo_gap_bound > 0.1 {
+        text += &format!(
+            "; equalised odds is NOT certified at a useful level (its bound is {:.3}; train with --penalty KIND:odds)",
+            pop.eo_gap_bound
+        );
+    }
+    text
+}
+
+/// A number as written by hand: `8`, `0.5`, `1e30` (not thirty zeros).
+fn short(v: f64) -> String {
+    if v != 0.0 && !(1e-4..1e6).contains(&v.abs()) {
+        format!("{v:e}")
+    } else {
+        v.to_string()
+    }
+}
+
+/// A warning when the model does worse than predicting the majority class for every row.
+fn below_majority(m: &BinaryMetrics) -> Option<String> {
+    (m.task.accuracy <= m.task.majority_accuracy).then(|| {
+        format!(
+            "WARNING: accuracy {:.4} is not above the {:.4} of predicting the majority class for every row: the \
+             model learned nothing usable about the task (gamma {} too strong? too few epochs?)",
+            m.task.accuracy,
+            m.task.majority_accuracy,
+            short(m.gamma)
+        )
+    })
 }
 
 /// A readable table of the metrics, each block saying which direction is good.
@@ -61,9 +91,13 @@ pub fn binary(m: &BinaryMetrics) -> String {
     let mut line = |k: &str, v: String| out.push_str(&format!("  {k:<46} {v}\n"));
     line("data", format!("{} (sensitive: {}; groups: {})", m.dataset, m.sensitive, m.groups.join(", ")));
     line("rows", format!("train {}, test {}, dropped (missing values) {}", m.n_train, m.n_test, m.n_dropped));
+    if m.rows_removed_as_training > 0 {
+        line("  left out (rows the model was trained on)", m.rows_removed_as_training.to_string());
+    }
     let time =
         if m.timing.train_seconds.is_finite() { format!(" in {:.2} s", m.timing.train_seconds) } else { String::new() };
-    let run = format!("seed {}, penalty {}, gamma {}, {} epochs{time}", m.seed, m.penalty, m.gamma, m.timing.epochs);
+    let run =
+        format!("seed {}, penalty {}, gamma {}, {} epochs{time}", m.seed, m.penalty, short(m.gamma), m.timing.epochs);
     line("run", run);
     let mode = if m.inference == "sample" {
         format!("sample (mean ± std over {} draws)", m.draws)
@@ -73,6 +107,7 @@ pub fn binary(m: &BinaryMetrics) -> String {
     line("inference", mode);
     line("task (higher is better): AUC", pm(m.task.auc, m.task.auc_std));
     line("  accuracy", pm(m.task.accuracy, m.task.accuracy_std));
+    line("  accuracy of the majority class alone", num(m.task.majority_accuracy, 4));
     line("fairness (0 = groups treated alike): dp_gap", pm(m.fairness.dp_gap, m.fairness.dp_gap_std));
     line("  eo_gap", pm(m.fairness.eo_gap, m.fairness.eo_gap_std));
     line("  di_ratio (1 = alike)", pm(m.fairness.di_ratio, m.fairness.di_ratio_std));
@@ -118,7 +153,11 @@ pub fn binary(m: &BinaryMetrics) -> String {
     if let Some(tv) = c.tv_exact {
         line("  exact worst-case dp_gap (TV)", num(tv, 4));
     }
-    out.push_str(&format!("  verdict: {}\n  note: {}\n", verdict(m), c.caveat));
+    out.push_str(&format!("  verdict: {}\n", verdict(m)));
+    if let Some(warning) = below_majority(m) {
+        out.push_str(&format!("  {warning}\n"));
+    }
+    out.push_str(&format!("  note: {}\n", c.caveat));
     out
 }
 
@@ -130,6 +169,9 @@ pub fn mi(r: &MiReport) -> String {
         "information about s in the stochastic layer (m = {}), test split of {} ({} rows)\n",
         i.code_width, r.dataset, r.n_test
     );
+    if r.rows_removed_as_training > 0 {
+        s += &format!("  {} row(s) of the file were training rows and were left out\n", r.rows_removed_as_training);
+    }
     s += &format!("  per-neuron MI  sum_j I(T_j; S)      {:.5} bits\n", i.mi_per_neuron_bits);
     if i.mi_joint_method == "exact" {
         s += &format!("  joint MI  I(T; S), exact             {:.5} bits\n", i.mi_joint_bits);

@@ -1,6 +1,22 @@
 //! The terminal: a progress bar drawn from the library's progress events, and the logs.
 
 use fairbits::progress::{Event, Observer};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Set by the first Ctrl-C: training stops after the batch it is in, evaluation after its step.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Ctrl-C asks the work to stop where it can be left cleanly (the library checks between batches and
+/// evaluation steps); a second Ctrl-C quits at once.
+pub fn catch_ctrl_c() {
+    let _ = ctrlc::set_handler(|| {
+        if INTERRUPTED.swap(true, Ordering::SeqCst) {
+            eprintln!("\ninterrupted");
+            std::process::exit(130);
+        }
+        eprintln!("\nstopping after the current step (Ctrl-C again to quit now)");
+    });
+}
 
 /// A progress bar on the terminal (stderr) for every event: training epochs, evaluation steps, sweep runs.
 /// Hidden when not wanted (`--quiet`, or stderr not a terminal).
@@ -33,6 +49,10 @@ impl Observer for TerminalBar {
         self.0.set_length(of as u64);
         self.0.set_position(done as u64);
         self.0.set_message(msg);
+    }
+
+    fn cancelled(&self) -> bool {
+        INTERRUPTED.load(Ordering::Relaxed)
     }
 }
 

@@ -37,7 +37,7 @@ fn bytes_as_floats(bytes: &[u8]) -> &[f32] {
         return &[];
     }
     // A map starts on a page boundary, so it is aligned for f32; the writer writes whole f32s.
-    assert!(bytes.as_ptr() as usize % std::mem::align_of::<f32>() == 0 && bytes.len() % 4 == 0);
+    assert!((bytes.as_ptr() as usize).is_multiple_of(std::mem::align_of::<f32>()) && bytes.len().is_multiple_of(4));
     // SAFETY: aligned, a whole number of f32s, any bit pattern is a valid f32, and the map is read-only
     // and lives as long as the borrow.
     unsafe { std::slice::from_raw_parts(bytes.as_ptr() as *const f32, bytes.len() / 4) }

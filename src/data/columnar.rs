@@ -100,6 +100,16 @@ fn convert(path: &Path, batch: &RecordBatch, first_line: u64) -> Result<RawTable
     if let Some(dup) = header.iter().find(|h| !seen.insert(*h)) {
         return Err(Error::DuplicateColumn { path: source, column: dup.clone() });
     }
+    // A list or a struct in a cell is no feature: its text ('[1, 2]') would become a category.
+    if let Some(field) = batch.schema().fields().iter().find(|f| f.data_type().is_nested()) {
+        let reason = format!(
+            "column '{}' holds {} values (a nested type); fairbits reads flat columns of numbers, text or \
+             booleans: flatten it or leave it out of the file",
+            field.name(),
+            field.data_type()
+        );
+        return Err(bad(path, reason));
+    }
     // A null is an empty cell, as in a CSV; floats print as the shortest text that parses back to them.
     let options = FormatOptions::default().with_null("");
     let mut cell = String::new();

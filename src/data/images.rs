@@ -316,6 +316,7 @@ pub fn prepare(spec: &ImageSpec) -> Result<Prepared> {
         test_biased: Some(coloured(&test, biased)),
         encoding: None,
         n_dropped: 0,
+        n_left_out: 0,
         description: Description {
             dataset: spec.dataset.name().to_string(),
             sensitive: "colour".into(),

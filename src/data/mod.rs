@@ -185,6 +185,8 @@ pub struct Prepared {
     pub encoding: Option<Encoding>,
     /// Rows dropped for a missing value in a used column.
     pub n_dropped: usize,
+    /// Rows of a held-out file left out because the model was trained on them.
+    pub n_left_out: usize,
     /// Names for reports.
     pub description: Description,
 }
@@ -213,6 +215,7 @@ impl Prepared {
             },
             encoding: Some(encoding),
             n_dropped,
+            n_left_out: 0,
         }
     }
 

@@ -331,19 +331,26 @@ fn fit_encoders(
         .map(|(j, name)| {
             if numeric[j] {
                 let var = squares[j] / n_train;
-                ColumnEncoder::Numeric {
+                if !(means[j].is_finite() && var.is_finite()) {
+                    let what = format!("{}: column '{name}'", path.display());
+                    let reason = "its values are so large that their mean or spread overflows (a standardised input \
+                                  would be meaningless): fix or rescale the column"
+                        .to_string();
+                    return Err(Error::Values { what, reason });
+                }
+                Ok(ColumnEncoder::Numeric {
                     name: name.clone(),
                     mean: means[j],
                     std: if var > 0.0 { var.sqrt() } else { 1.0 },
-                }
+                })
             } else {
-                ColumnEncoder::Categorical {
+                Ok(ColumnEncoder::Categorical {
                     name: name.clone(),
                     categories: std::mem::take(&mut categories[j]).into_iter().collect(),
-                }
+                })
             }
         })
-        .collect();
+        .collect::<Result<_>>()?;
     Ok(Encoding { columns, target, sensitive })
 }
 

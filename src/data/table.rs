@@ -207,12 +207,8 @@ impl RawTable {
         if let (1, None) = (header_rec.len(), delimiter) {
             if let Some((name, c)) = [("';'", ';'), ("tab", '\t')].into_iter().find(|(_, c)| header_rec[0].contains(*c))
             {
-                let message = format!(
-                    "the header reads as one column ('{}'): the file looks {name}-separated; pass --delimiter {}",
-                    &header_rec[0].chars().take(60).collect::<String>(),
-                    if c == '\t' { "$'\\t'".to_string() } else { format!("'{c}'") }
-                );
-                return Err(Error::Csv { path: source.to_string(), line: 1, message });
+                let header = header_rec[0].chars().take(60).collect::<String>();
+                return Err(Error::Separator { path: source.to_string(), header, looks: name, separator: c });
             }
         }
         let mut header: Vec<String> = Vec::with_capacity(header_rec.len());
@@ -272,6 +268,10 @@ impl RawTable {
     /// Reads a CSV file with a field separator (a name ending in `.gz` is decompressed on the way), or a
     /// Parquet or Arrow IPC file by its extension ([`super::columnar`]).
     pub fn from_path_with(path: &std::path::Path, duplicates: Duplicates, delimiter: Option<char>) -> Result<Self> {
+        if path.is_dir() {
+            let source = std::io::Error::other("a directory, not a table file");
+            return Err(Error::Io { path: path.to_path_buf(), source });
+        }
         if let Some(format) = super::columnar::Format::of(path) {
             return super::columnar::read(path, format);
         }
@@ -354,12 +354,16 @@ pub fn parse_number(cell: &str) -> Option<f64> {
 
 /// Writes `v` into `buf` (cleared first) as `format!("{v}")` would: the shortest text that parses back to
 /// `v`, how a number from memory becomes a cell the encoders read like a file's. A whole number below
-/// 2^53 takes the integer formatter (the same digits, faster); -0 keeps its sign on the float path.
+/// 2^53 takes the integer formatter (the same digits, faster); -0 keeps its sign on the float path; a
+/// magnitude below 1e-5 or from 1e16 up takes the exponent form (`1e308`, not 309 digits).
 pub fn number_text(v: f64, buf: &mut String) {
     use std::fmt::Write;
     buf.clear();
     if v.fract() == 0.0 && v.abs() < 9_007_199_254_740_992.0 && !(v == 0.0 && v.is_sign_negative()) {
         write!(buf, "{}", v as i64)
+    } else if v.is_finite() && v != 0.0 && !(1e-5..1e16).contains(&v.abs()) {
+        // `1e308`, not three hundred digits (in a message, a category); it parses back the same.
+        write!(buf, "{v:e}")
     } else {
         write!(buf, "{v}")
     }
@@ -401,8 +405,17 @@ mod tests {
         }
         for v in values {
             number_text(v, &mut buf);
-            assert_eq!(buf, format!("{v}"), "{v:?}");
+            let whole = v.fract() == 0.0 && v.abs() < 9_007_199_254_740_992.0;
+            if !whole && v.is_finite() && v != 0.0 && !(1e-5..1e16).contains(&v.abs()) {
+                // Very large or small: the exponent form, which parses back to the same value.
+                assert_eq!(buf, format!("{v:e}"), "{v:?}");
+                assert_eq!(buf.parse::<f64>().unwrap(), v, "{v:?}");
+            } else {
+                assert_eq!(buf, format!("{v}"), "{v:?}");
+            }
         }
+        number_text(1e308, &mut buf);
+        assert_eq!(buf, "1e308");
     }
 
     #[test]

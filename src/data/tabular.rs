@@ -203,7 +203,9 @@ pub fn prepare(spec: &TableSpec, encoding: Option<&Encoding>) -> Result<Prepared
         return super::stream::prepare(spec, encoding);
     }
     spec.validate()?;
+    crate::files::pause_point("reading");
     let (table, tspec) = load_table(spec)?;
+    crate::files::pause_point("encoding");
     prepare_table(table, &tspec, spec, encoding)
 }
 
@@ -381,9 +383,19 @@ pub fn labelled_rows(mut table: RawTable, encoding: &Encoding, held: &HeldOut) -
 /// Every row of a held-out table through a saved model's encoders ([`labelled_rows`]): `test` holds all
 /// of them (task metrics, fairness, information, certificate); the probes for `s` learn on one stratified
 /// half (`train`) and are scored on the other (`probe_test`).
-pub fn prepare_held_out(table: RawTable, encoding: &Encoding, held: &HeldOut) -> Result<Prepared> {
+pub fn prepare_held_out(
+    table: RawTable,
+    encoding: &Encoding,
+    held: &HeldOut,
+    leave_out: impl FnOnce(Dataset) -> Result<(Dataset, usize)>,
+) -> Result<Prepared> {
     let source = table.source.clone();
     let (all, encoding, n_dropped) = labelled_rows(table, encoding, held)?;
+    let (all, removed) = leave_out(all)?;
+    if all.n == 0 && removed > 0 {
+        let detail = format!(": all {removed} usable rows are rows the model was trained on; held-out rows are needed");
+        return Err(Error::NoRows { path: source, detail });
+    }
     if all.n < 4 {
         return Err(Error::NoRows {
             path: source,
@@ -394,6 +406,7 @@ pub fn prepare_held_out(table: RawTable, encoding: &Encoding, held: &HeldOut) ->
     prepared.description.dataset =
         std::path::Path::new(&source).file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or(source);
     prepared.n_dropped = n_dropped;
+    prepared.n_left_out = removed;
     Ok(prepared)
 }
 

@@ -58,6 +58,14 @@ impl FairModel {
         store::save(dir, &self.net, &self.config, metrics)
     }
 
+    /// Saves into a model directory claimed as training claims it ([`store::claim_model_dir`]): a new or
+    /// empty directory, or, with `replace`, one holding a model; never one holding other files, or one
+    /// another process is writing.
+    pub fn save_to(&self, dir: &Path, metrics: Option<&Metrics>, replace: bool) -> Result<()> {
+        let claim = store::claim_model_dir(dir, if replace { store::Reuse::Replace } else { store::Reuse::Fresh })?;
+        self.save(claim.dir(), metrics)
+    }
+
     /// The network.
     pub fn net(&self) -> &Net {
         &self.net
@@ -125,7 +133,7 @@ impl FairModel {
             None => vec![cfg.n_inputs],
         };
         let width: usize = shape.iter().product();
-        if x.len() % width != 0 {
+        if !x.len().is_multiple_of(width) {
             let expected = format!("rows of {width} values (one row: {shape:?})");
             return Err(Error::Shape { what: "the rows".into(), expected, got: format!("{} values", x.len()) });
         }

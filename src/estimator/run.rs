@@ -9,7 +9,7 @@ use crate::model::ModelConfig;
 use crate::penalty::PenaltyKind;
 use crate::progress::Observer;
 use crate::schema::Param;
-use crate::store::SavedConfig;
+use crate::store::{Reuse, SavedConfig};
 use crate::train::{Checkpointing, TrainConfig};
 use std::path::Path;
 
@@ -96,54 +96,48 @@ pub struct RunFile {
     pub checkpoint_every: usize,
     /// Leave the wall-clock time out of the metrics.
     pub reproducible: bool,
+    /// The process writing the run (named to a second writer that finds the directory locked).
+    #[serde(default)]
+    pub writer_pid: u32,
 }
 
 impl RunFile {
     /// The run recorded in `dir/checkpoint/run.json`.
     pub fn load(dir: &Path) -> Result<RunFile> {
-        crate::files::read_json(&dir.join("checkpoint").join("run.json"))
-            .map_err(|e| Error::ModelDir { dir: dir.to_path_buf(), reason: format!("nothing to resume: {e}") })
+        let run: RunFile = crate::files::read_json(&dir.join("checkpoint").join("run.json"))
+            .map_err(|e| Error::ModelDir { dir: dir.to_path_buf(), reason: format!("nothing to resume: {e}") })?;
+        run.config.validate().map_err(|e| Error::ModelDir {
+            dir: dir.to_path_buf(),
+            reason: format!("checkpoint/run.json is not a valid configuration: {e}"),
+        })?;
+        Ok(run)
     }
 
-    /// Trains (or, with `resume`, continues from `out/checkpoint`), evaluates on `data`'s test split and,
-    /// with `out`, saves the model there (checkpoints while training). A failed run leaves no directory it
-    /// created.
-    pub fn execute(
-        &self,
-        data: &Prepared,
-        out: Option<&Path>,
-        resume: bool,
-        observer: &dyn Observer,
-    ) -> Result<Metrics> {
+    /// Trains (or, with [`Reuse::Resume`], continues from `out`'s checkpoint), evaluates on `data`'s test
+    /// split and, with `out`, saves the model there: the directory is claimed first
+    /// ([`crate::store::claim_model_dir`]: created, locked, what it may hold checked); the training state
+    /// is checkpointed into it while training, and the checkpoint removed once the model is saved. A run
+    /// that fails leaves no directory it created, unless it holds a training to resume.
+    pub fn execute(&self, data: &Prepared, out: Option<(&Path, Reuse)>, observer: &dyn Observer) -> Result<Metrics> {
         let d = &data.train;
         tracing::info!(dataset = %data.description.dataset, n_train = d.n, n_test = data.test.n, n_dropped = data.n_dropped, inputs = d.d, "data ready");
-        let created = out.filter(|dir| !dir.exists()).map(Path::to_path_buf);
-        let result = self.execute_in(data, out, resume, observer);
-        if let (Err(_), Some(dir)) = (&result, created) {
-            let _ = std::fs::remove_dir_all(dir);
-        }
-        result
-    }
-
-    fn execute_in(
-        &self,
-        data: &Prepared,
-        out: Option<&Path>,
-        resume: bool,
-        observer: &dyn Observer,
-    ) -> Result<Metrics> {
-        let ckpt = out.map(|dir| Checkpointing { dir: dir.join("checkpoint"), every: self.checkpoint_every, resume });
-        if let (Some(ck), false) = (&ckpt, resume) {
+        let claim = out.map(|(dir, reuse)| crate::store::claim_model_dir(dir, reuse)).transpose()?;
+        let resume = out.is_some_and(|(_, reuse)| reuse == Reuse::Resume);
+        let dir = claim.as_ref().map(|c| c.dir());
+        let ckpt = dir.map(|dir| Checkpointing { dir: dir.join("checkpoint"), every: self.checkpoint_every, resume });
+        if let Some(ck) = &ckpt {
             crate::files::create_dir(&ck.dir)?;
-            crate::files::write_json(&ck.dir.join("run.json"), self)?;
+            let run = RunFile { writer_pid: std::process::id(), ..self.clone() };
+            crate::files::write_json(&ck.dir.join("run.json"), &run)?;
         }
         let (model, report) = FairModel::train(self.config.clone(), data, ckpt.as_ref(), observer)?;
         tracing::info!(seconds = format!("{:.2}", report.train_seconds), epochs = report.epochs, "trained; evaluating");
         // Wall-clock time is the one non-deterministic number; `reproducible` leaves it out.
         let seconds = if self.reproducible { f64::NAN } else { report.train_seconds };
         let info = model.run_info(seconds, report.epochs);
+        crate::files::pause_point("evaluation");
         let metrics = model.evaluate(data, &self.config.eval, &info, observer)?;
-        if let Some(dir) = out {
+        if let Some(dir) = dir {
             model.save(dir, Some(&metrics))?;
             let _ = std::fs::remove_dir_all(dir.join("checkpoint"));
             tracing::info!(dir = %dir.display(), "saved");
@@ -166,7 +160,8 @@ impl FairModel {
     }
 
     /// The data to evaluate on: the model's own data and split (its training file checked to be where
-    /// and what it was), or every row of a held-out CSV.
+    /// and what it was), or the rows of a held-out file, without those the model was trained on (one rule
+    /// for `eval`, `mi` and `certify`: [`Prepared::n_left_out`] counts them).
     pub fn eval_data(&self, held_out: Option<(&Path, &crate::data::HeldOut)>) -> Result<Prepared> {
         match held_out {
             None => {
@@ -177,7 +172,8 @@ impl FairModel {
                 let encoding = self.config.encoding.as_ref().ok_or_else(|| {
                     Error::param(Param::Input, path.display(), "an image model is evaluated on its own images")
                 })?;
-                crate::data::prepare_held_out(self.read_table(path, held.delimiter)?, encoding, held)
+                let table = self.read_table(path, held.delimiter)?;
+                crate::data::prepare_held_out(table, encoding, held, |rows| self.without_training_rows(&rows))
             }
         }
     }

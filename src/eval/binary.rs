@@ -33,6 +33,10 @@ pub struct Task {
     /// Std of `accuracy` over draws.
     #[serde(with = "nullable")]
     pub accuracy_std: f64,
+    /// Accuracy of the constant prediction of the test rows' majority class: what a model must beat
+    /// (`NaN` in metrics written before it was recorded).
+    #[serde(with = "nullable", default = "undefined")]
+    pub majority_accuracy: f64,
 }
 
 /// Fairness metrics of the hard predictions.
@@ -148,6 +152,14 @@ pub struct Timing {
     pub epochs: usize,
 }
 
+fn undefined() -> f64 {
+    f64::NAN
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
 /// The metrics JSON of a binary task (`metrics.json`, `--json`).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct BinaryMetrics {
@@ -165,6 +177,9 @@ pub struct BinaryMetrics {
     pub n_test: usize,
     /// Rows dropped for a missing value.
     pub n_dropped: usize,
+    /// Rows of a held-out file left out because the model was trained on them.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub rows_removed_as_training: usize,
     /// Seed.
     pub seed: u64,
     /// Penalty weight.
@@ -326,22 +341,26 @@ pub(crate) fn evaluate(
     // The probes' rows are drawn first, from their own stream.
     let probe_rows = ProbeRows::draw(net, prepared, opts, &mut probe_rng)?;
     let steps = draws + 2;
-    let step = |done: usize, what: &str| {
+    let step = |done: usize, what: &str| -> Result<()> {
         tracing::debug!(seconds = started.elapsed().as_secs_f64(), what, "evaluation step");
-        observer.event(Event::Evaluation { done, of: steps, what })
+        observer.event(Event::Evaluation { done, of: steps, what });
+        match observer.cancelled() {
+            true => Err(crate::Error::Interrupted { during: format!("evaluation ({what})") }),
+            false => Ok(()),
+        }
     };
     let (task, fairness, p_test) = task_and_fairness_over_draws(net, test, opts, draws, &mut rng, &step)?;
-    step(draws, "probes");
+    step(draws, "probes")?;
     let probe_draws = if stochastic { opts.probe_draws.clamp(1, draws) } else { 1 };
     let probes = probe_rows.probes(net, m, opts, probe_draws, &mut probe_rng)?;
-    step(draws + 1, "information and certificate");
+    step(draws + 1, "information and certificate")?;
     let (information, mut certificate) =
         if stochastic { information(&p_test, m, test, opts, &mut rng)? } else { undefined_information(m) };
     if stochastic {
         let rows = prepared.certify.as_ref().unwrap_or(&prepared.test);
         certificate.population = Some(population(net, rows, opts, &mut rng)?);
     }
-    step(steps, "done");
+    step(steps, "done")?;
     tracing::debug!(seconds = started.elapsed().as_secs_f64(), "evaluation");
     let about = &prepared.description;
     Ok(BinaryMetrics {
@@ -352,6 +371,7 @@ pub(crate) fn evaluate(
         n_train: prepared.train.n,
         n_test: test.n,
         n_dropped: prepared.n_dropped,
+        rows_removed_as_training: prepared.n_left_out,
         seed: info.seed,
         gamma: info.gamma,
         penalty: info.penalty_label.clone(),
@@ -374,7 +394,7 @@ fn task_and_fairness_over_draws(
     opts: &EvalOptions,
     draws: usize,
     rng: &mut ChaCha8Rng,
-    step: &dyn Fn(usize, &str),
+    step: &dyn Fn(usize, &str) -> Result<()>,
 ) -> Result<(Task, Fairness, Vec<f64>)> {
     let xte = net.features_of(test)?;
     let pre = net.prefix(&xte)?;
@@ -384,7 +404,7 @@ fn task_and_fairness_over_draws(
     match opts.inference {
         Inference::Sample => {
             for draw in 0..draws {
-                step(draw, "sampled codes");
+                step(draw, "sampled codes")?;
                 let (scores, _, _) = represent_from(net, &xte, pre, Inference::Sample, rng)?;
                 rows.push(task_and_fairness(&scores, test));
             }
@@ -398,7 +418,8 @@ fn task_and_fairness_over_draws(
     let col = |c: usize| mean_std(&rows.iter().map(|r| r[c]).collect::<Vec<_>>());
     let ((auc, auc_std), (accuracy, accuracy_std)) = (col(0), col(1));
     let ((dp_gap, dp_gap_std), (eo_gap, eo_gap_std), (di_ratio, di_ratio_std)) = (col(2), col(3), col(4));
-    let task = Task { auc, accuracy, auc_std, accuracy_std };
+    let positives = test.y.iter().filter(|&&y| y == 1).count() as f64 / test.n.max(1) as f64;
+    let task = Task { auc, accuracy, auc_std, accuracy_std, majority_accuracy: positives.max(1.0 - positives) };
     Ok((task, Fairness { dp_gap, eo_gap, di_ratio, dp_gap_std, eo_gap_std, di_ratio_std }, p_test))
 }
 
@@ -487,6 +508,9 @@ pub struct MiReport {
     pub dataset: String,
     /// Test rows the numbers are measured on.
     pub n_test: usize,
+    /// Rows of a held-out file left out because the model was trained on them.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub rows_removed_as_training: usize,
     /// Information (the joint MI exact where possible).
     pub information: Information,
     /// The Monte-Carlo estimate of the joint MI, always computed as a cross-check.
@@ -537,6 +561,7 @@ pub fn mi_report(
     Ok(MiReport {
         dataset: metrics.dataset,
         n_test: test.n,
+        rows_removed_as_training: metrics.rows_removed_as_training,
         information: metrics.information,
         mi_joint_monte_carlo_bits: mc.mean,
         mi_joint_monte_carlo_stderr: mc.stderr,

@@ -270,10 +270,6 @@ where
 /// process has died (a killed sweep) is taken over.
 struct Claim(PathBuf);
 
-fn process_alive(pid: u32) -> bool {
-    pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists()
-}
-
 impl Claim {
     fn path(runs: &Path, id: &str) -> PathBuf {
         runs.join(format!("{id}.claim"))
@@ -290,7 +286,7 @@ impl Claim {
                     return Ok(Some(Claim(path)));
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    if Self::holder(&path).is_some_and(process_alive) {
+                    if Self::holder(&path).is_some_and(files::process_alive) {
                         return Ok(None);
                     }
                     // The holder died (or never wrote its id): take the claim over.
@@ -377,7 +373,7 @@ where
         let claim = Claim::path(&dir, id);
         while !done(id) {
             match Claim::holder(&claim) {
-                Some(pid) if process_alive(pid) => std::thread::sleep(Duration::from_millis(200)),
+                Some(pid) if files::process_alive(pid) => std::thread::sleep(Duration::from_millis(200)),
                 _ if done(id) => break,
                 _ => {
                     return Err(Error::param(

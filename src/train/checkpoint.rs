@@ -63,6 +63,11 @@ impl Checkpointing {
         Ok(())
     }
 
+    /// Whether a state has been saved (a run killed before its first checkpoint has none).
+    pub(crate) fn has_state(&self) -> bool {
+        self.json().exists()
+    }
+
     /// The saved state and its tensors.
     pub(crate) fn load(&self) -> Result<(CheckpointState, HashMap<String, Tensor>)> {
         let text = std::fs::read_to_string(self.json())

@@ -182,7 +182,8 @@ pub fn fit(
 ) -> Result<TrainReport> {
     let start = Instant::now();
     let mut run = Run::new(net, data, cfg)?;
-    if let Some(c) = ckpt.filter(|c| c.resume) {
+    // A run killed before its first checkpoint resumes from the start.
+    if let Some(c) = ckpt.filter(|c| c.resume && c.has_state()) {
         checkpoint::restore(c, &mut run)?;
     }
     let mut step = Step::new(net, data, cfg)?;
@@ -195,6 +196,7 @@ pub fn fit(
         if let Some(c) = ckpt.filter(|c| c.every > 0 && epoch % c.every == 0) {
             checkpoint::save(c, &run, epoch, run.prior_seconds + start.elapsed().as_secs_f64())?;
         }
+        crate::files::pause_point("training");
     }
     let best_epoch = run.keep_best()?;
     let (epochs, history) = (run.history.len(), run.history);
@@ -330,7 +332,7 @@ impl Step {
         let order = std::mem::take(&mut run.order);
         for (step, chunk) in order.chunks(run.cfg.batch_size).enumerate() {
             if observer.cancelled() {
-                return Err(Error::Interrupted { epoch, step: step + 1 });
+                return Err(Error::Interrupted { during: format!("training, epoch {epoch}, step {}", step + 1) });
             }
             let rows: Vec<usize> = chunk.iter().map(|&i| i as usize).collect();
             let loss = if self.fused.is_some() {

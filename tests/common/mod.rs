@@ -133,3 +133,31 @@ pub fn write_law_like(path: &Path, n: usize, seed: u64) {
     }
     std::fs::write(path, out).unwrap();
 }
+
+/// The text between `<!-- TAG -->` and the next `<!-- /...-->` in `file`, checked against `want`, or
+/// rewritten with it when `FAIRBITS_BLESS` is set (docs tables generated from the code they describe).
+pub fn check_doc_block(file: &Path, tag: &str, want: &str) {
+    let text = std::fs::read_to_string(file).unwrap();
+    let open = format!("<!-- {tag} -->\n");
+    let start = text.find(&open).unwrap_or_else(|| panic!("{}: no {open}", file.display())) + open.len();
+    let end = start + text[start..].find("<!-- /").expect("a closing marker");
+    if std::env::var_os("FAIRBITS_BLESS").is_some() {
+        std::fs::write(file, format!("{}{want}{}", &text[..start], &text[end..])).unwrap();
+        return;
+    }
+    assert_eq!(
+        &text[start..end],
+        want,
+        "{}: the {tag} block differs from the code; run FAIRBITS_BLESS=1 cargo test --release --test NAME",
+        file.display()
+    );
+}
+
+/// Removes the weights' checksum from a model's `config.json` (as a hand-made or older config has none), so
+/// that a test can reach the checks of the weights file itself.
+pub fn forget_weights_checksum(model: &Path) {
+    let path = model.join("config.json");
+    let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    v.as_object_mut().unwrap().remove("weights_sha256");
+    std::fs::write(&path, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+}
