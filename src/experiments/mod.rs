@@ -486,13 +486,17 @@ impl<K> SummaryRow<K> {
     }
 }
 
-/// Writes `out/results.csv`: the key columns of each run, then every flattened metric (sorted by name).
+/// Writes `out/results.csv`: the key columns of each run, then every flattened metric (sorted by name). A
+/// metric named like a key column (`gamma`, `seed`: `metrics.json` records them too) is written as
+/// `metrics.NAME`, so that every column name is unique.
 pub fn write_results(out: &Path, key_names: &[&str], runs: &[(Vec<String>, BTreeMap<String, String>)]) -> Result<()> {
     let mut columns: Vec<String> = runs.iter().flat_map(|(_, f)| f.keys().cloned()).collect();
     columns.sort();
     columns.dedup();
     let mut header: Vec<String> = key_names.iter().map(|s| s.to_string()).collect();
-    header.extend(columns.iter().cloned());
+    header.extend(
+        columns.iter().map(|c| if key_names.contains(&c.as_str()) { format!("metrics.{c}") } else { c.clone() }),
+    );
     let rows = runs.iter().map(|(key, f)| {
         let mut row = key.clone();
         row.extend(columns.iter().map(|c| f.get(c).cloned().unwrap_or_default()));
