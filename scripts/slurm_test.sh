@@ -263,6 +263,6 @@ print(f"slurm_test: the merged results.csv equals the local sweep's: {len(r1)} r
       "cell for cell (wall-clock seconds aside)")
 EOF
 lap compare_seconds
-say "passed in $((SECONDS - start)) s: apt-get ${apt_seconds} s, cluster up ${bringup_seconds} s, clone (and" \
+say "passed in $((SECONDS - start)) s: packages ${apt_seconds} s, cluster up ${bringup_seconds} s, clone (and" \
   "copy of target/release) ${clone_seconds} s, the README's block (build, submit) ${block_seconds} s, jobs" \
   "${jobs_seconds} s, local sweep and comparison ${compare_seconds} s"
