@@ -177,6 +177,9 @@ fn image_sweep_resumes_and_reports() {
     assert!(o.status.success(), "{}", stderr(&o));
     let results = std::fs::read_to_string(dir.path().join("sw/results.csv")).unwrap();
     assert_eq!(results.lines().count(), 1 + 3 * 3);
+    let header: Vec<&str> = results.lines().next().unwrap().split(',').collect();
+    let unique: std::collections::BTreeSet<&str> = header.iter().copied().collect();
+    assert_eq!(unique.len(), header.len(), "repeated column names in {header:?}");
     // A second call finds every run done and changes nothing.
     let run = dir.path().join("sw/runs/rho0.9_none_g0_s0.json");
     let before = std::fs::read(&run).unwrap();

@@ -73,7 +73,13 @@ fn sweep_killed_midway_resumes_without_redoing_finished_runs() {
     }
     let csv = std::fs::read_to_string(dir.path().join("sweep/results.csv")).unwrap();
     assert_eq!(csv.lines().count(), total + 1);
-    assert!(csv.lines().next().unwrap().contains("task.auc"));
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    assert!(header.contains(&"task.auc"));
+    // Every column name is unique: metrics.json's own gamma and seed do not repeat the key columns' names.
+    let unique: std::collections::BTreeSet<&str> = header.iter().copied().collect();
+    assert_eq!(unique.len(), header.len(), "repeated column names in {header:?}");
+    assert_eq!(header[..4], ["method", "gamma", "seed", "hidden"]);
+    assert!(header.contains(&"metrics.gamma"), "{header:?}");
     // No temporary file is left behind.
     assert!(std::fs::read_dir(&runs).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().ends_with(".tmp")));
     // A different sweep in the same directory is refused.

@@ -279,23 +279,42 @@ impl Claim {
     fn take(runs: &Path, id: &str) -> Result<Option<Claim>> {
         let path = Self::path(runs, id);
         for _ in 0..2 {
-            match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
-                Ok(mut f) => {
-                    use std::io::Write;
-                    let _ = write!(f, "{}", std::process::id());
-                    return Ok(Some(Claim(path)));
-                }
+            match Self::create(runs, &path, id) {
+                Ok(()) => return Ok(Some(Claim(path))),
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                     if Self::holder(&path).is_some_and(files::process_alive) {
                         return Ok(None);
                     }
-                    // The holder died (or never wrote its id): take the claim over.
+                    // The holder died (or, on a filesystem without hard links, is still writing its id):
+                    // take the claim over.
                     let _ = std::fs::remove_file(&path);
                 }
                 Err(source) => return Err(Error::Io { path, source }),
             }
         }
         Ok(None)
+    }
+
+    /// Creates the claim file `path` holding this process's id, failing with `AlreadyExists` if it exists.
+    /// The file appears with the id already in it: written under a name of this take's own, then
+    /// hard-linked to `path`. Created empty and written after, a claim seen in between passed for a dead
+    /// holder's, and two processes trained the run.
+    fn create(runs: &Path, path: &Path, id: &str) -> std::io::Result<()> {
+        static TAKES: AtomicUsize = AtomicUsize::new(0);
+        let pid = std::process::id();
+        let own = runs.join(format!(".{id}.claim.{pid}.{}.tmp", TAKES.fetch_add(1, Ordering::Relaxed)));
+        std::fs::write(&own, pid.to_string())?;
+        let linked = std::fs::hard_link(&own, path);
+        let _ = std::fs::remove_file(&own);
+        match linked {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+                // No hard links here (some network and FUSE filesystems): create, then write.
+                use std::io::Write;
+                let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(path)?;
+                write!(f, "{pid}")
+            }
+            linked => linked,
+        }
     }
 
     fn holder(path: &Path) -> Option<u32> {
@@ -482,13 +501,17 @@ impl<K> SummaryRow<K> {
     }
 }
 
-/// Writes `out/results.csv`: the key columns of each run, then every flattened metric (sorted by name).
+/// Writes `out/results.csv`: the key columns of each run, then every flattened metric (sorted by name). A
+/// metric named like a key column (`gamma`, `seed`: `metrics.json` records them too) is written as
+/// `metrics.NAME`, so that every column name is unique.
 pub fn write_results(out: &Path, key_names: &[&str], runs: &[(Vec<String>, BTreeMap<String, String>)]) -> Result<()> {
     let mut columns: Vec<String> = runs.iter().flat_map(|(_, f)| f.keys().cloned()).collect();
     columns.sort();
     columns.dedup();
     let mut header: Vec<String> = key_names.iter().map(|s| s.to_string()).collect();
-    header.extend(columns.iter().cloned());
+    header.extend(
+        columns.iter().map(|c| if key_names.contains(&c.as_str()) { format!("metrics.{c}") } else { c.clone() }),
+    );
     let rows = runs.iter().map(|(key, f)| {
         let mut row = key.clone();
         row.extend(columns.iter().map(|c| f.get(c).cloned().unwrap_or_default()));
@@ -572,6 +595,30 @@ mod tests {
         // A claim left by a process that no longer exists (pid far above the kernel's maximum).
         std::fs::write(Claim::path(dir.path(), "r"), "999999999").unwrap();
         assert!(Claim::take(dir.path(), "r").unwrap().is_some());
+    }
+
+    #[test]
+    fn simultaneous_takes_of_one_run_give_it_to_exactly_one_taker() {
+        // A claim seen before its holder's id is in it must not pass for a dead one (the run would be
+        // trained twice): several threads race for one run, many times over.
+        let dir = tempfile::tempdir().unwrap();
+        for _ in 0..300 {
+            let barrier = std::sync::Barrier::new(4);
+            let claims: Vec<Option<Claim>> = std::thread::scope(|s| {
+                let takers: Vec<_> = (0..4)
+                    .map(|_| {
+                        s.spawn(|| {
+                            barrier.wait();
+                            Claim::take(dir.path(), "r").unwrap()
+                        })
+                    })
+                    .collect();
+                takers.into_iter().map(|t| t.join().unwrap()).collect()
+            });
+            assert_eq!(claims.iter().filter(|c| c.is_some()).count(), 1);
+        }
+        // Only the claim files' names are left behind: none at all once the claims are dropped.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 
     #[test]
