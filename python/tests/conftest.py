@@ -59,3 +59,14 @@ def blobs(n=400, seed=0):
     x1 = s * 1.0 + rng.normal(size=n)
     colour = np.where(rng.random(n) < 0.5, "red", "blue")
     return x0, x1, colour, y, s
+
+
+def small_frame(n=60, seed=0):
+    """A numeric and a text feature, binary y and two groups: the smallest frame fit accepts."""
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    X = pd.DataFrame({"age": rng.normal(40, 10, n), "job": rng.choice(["a", "b", "c"], n)})
+    y = rng.integers(0, 2, n)
+    s = np.where(rng.random(n) < 0.5, "f", "m")
+    return X, y, s

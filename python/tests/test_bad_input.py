@@ -8,15 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import small_frame
 from fairbits import FairRepresentationClassifier, UnseenCategoryWarning
-
-
-def small_frame(n=60, seed=0):
-    rng = np.random.default_rng(seed)
-    X = pd.DataFrame({"age": rng.normal(40, 10, n), "job": rng.choice(["a", "b", "c"], n)})
-    y = rng.integers(0, 2, n)
-    s = np.where(rng.random(n) < 0.5, "f", "m")
-    return X, y, s
 
 
 def clf(**kw):

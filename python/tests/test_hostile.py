@@ -7,21 +7,17 @@ import hashlib
 import os
 
 import numpy as np
-import pandas as pd
 import pytest
 
+from conftest import small_frame
 from fairbits import FairRepresentationClassifier, InvalidParameterError
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 
 
-def frame(n=80, seed=0):
-    rng = np.random.default_rng(seed)
-    X = pd.DataFrame({"age": rng.normal(40, 10, n), "job": rng.choice(["a", "b", "c"], n)})
-    y = rng.integers(0, 2, n)
-    s = np.where(rng.random(n) < 0.5, "f", "m")
-    return X, y, s
+def frame():
+    return small_frame(n=80)
 
 
 def small(**kw):

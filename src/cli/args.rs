@@ -166,18 +166,7 @@ impl<S> Given<S> {
 
     /// The evaluation options given, over their defaults, with `seed`.
     pub fn eval_options(&self, seed: u64) -> Result<EvalOptions> {
-        let o = EvalOptions {
-            inference: self.value(Param::Inference, default::inference)?,
-            draws: self.value(Param::Draws, default::draws)?,
-            mc_samples: self.value(Param::McSamples, default::mc_samples)?,
-            m_max: self.value(Param::MMax, default::m_max)?,
-            forest_trees: self.value(Param::ForestTrees, default::forest_trees)?,
-            seed,
-            probe_rows: self.value(Param::ProbeRows, default::probe_rows)?,
-            probe_draws: self.value(Param::ProbeDraws, default::probe_draws)?,
-            confidence: self.value(Param::Confidence, default::confidence)?,
-        };
-        o.validate().map(|_| o)
+        self.params()?.seed(seed).eval_options()
     }
 }
 

@@ -70,6 +70,14 @@ impl FairParams {
         }
     }
 
+    /// The evaluation options these parameters describe (their seed the run's), checked: what `eval`,
+    /// `mi` and `certify` apply to a saved model.
+    pub fn eval_options(&self) -> Result<EvalOptions> {
+        self.check_each()?;
+        let options = eval_options(&self.resolved(ModelKind::Table));
+        options.validate().map(|_| options)
+    }
+
     /// Checks every value, and every combination that can be checked without the data, once; errors name
     /// the parameter.
     pub fn check(&self) -> Result<ValidParams> {
