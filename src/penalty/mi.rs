@@ -507,6 +507,44 @@ pub fn joint_mi_host(p: &[f64], m: usize, s: &[u32], k: usize, want_grad: bool, 
     (value, f.rows_backward(p, m, &l, single))
 }
 
+/// The host form of [`conditional`]: `sum_y (n_y / n) f(rows of label y)` for a host penalty `f` (one of
+/// [`per_neuron_mi_host`], [`joint_mi_host`], [`tv_host`] with its `single` flag bound), and its gradient,
+/// each label's rows scaled by `n_y / n`. The fused CPU step's `odds` target on a batch.
+#[allow(clippy::too_many_arguments)]
+pub fn conditional_host(
+    f: impl Fn(&[f64], usize, &[u32], usize, bool) -> (f64, Vec<f64>),
+    p: &[f64],
+    m: usize,
+    s: &[u32],
+    k: usize,
+    y: &[u32],
+    n_labels: usize,
+    want_grad: bool,
+) -> (f64, Vec<f64>) {
+    let n = y.len() as f64;
+    let mut value = 0.0;
+    let mut grad = if want_grad { vec![0f64; p.len()] } else { Vec::new() };
+    for label in 0..n_labels as u32 {
+        let rows: Vec<usize> = (0..y.len()).filter(|&i| y[i] == label).collect();
+        if rows.is_empty() {
+            continue;
+        }
+        let sub_p: Vec<f64> = rows.iter().flat_map(|&i| p[i * m..(i + 1) * m].iter().copied()).collect();
+        let sub_s: Vec<u32> = rows.iter().map(|&i| s[i]).collect();
+        let w = rows.len() as f64 / n;
+        let (v, g) = f(&sub_p, m, &sub_s, k, want_grad);
+        value += w * v;
+        if want_grad {
+            for (r, &i) in rows.iter().enumerate() {
+                for j in 0..m {
+                    grad[i * m + j] = w * g[r * m + j];
+                }
+            }
+        }
+    }
+    (value, grad)
+}
+
 /// The largest total variation between two groups' code distributions, `max_{a<b} sum_t max(0, P(t|a) -
 /// P(t|b))`, of a row-major `n x m` host matrix `p` (docs/design.md, sections 4 and 4c), and with
 /// `want_grad` its (sub)gradient: for the maximising pair, `1[P(t|a) > P(t|b)] / n_a` on the code

@@ -51,13 +51,12 @@ pub struct FusedNet {
 impl FusedNet {
     /// True when the fused step implements this configuration: a dense network with the binary head on
     /// CPU, and no penalty other than the batch estimate of the per-neuron MI, the joint MI or the total
-    /// variation for parity.
+    /// variation, for parity or odds.
     pub fn supports(tc: &TrainConfig, net: &Net) -> bool {
         let p = &tc.penalty;
         net.device().is_cpu()
             && net.config().conv.is_none()
             && net.config().n_outputs == 1
-            && p.target == Target::Parity
             && p.estimate == Estimate::Batch
             && matches!(p.kind, PenaltyKind::PerNeuron | PenaltyKind::Joint | PenaltyKind::Tv)
     }
@@ -294,10 +293,17 @@ impl FusedNet {
             self.p64.clear();
             self.p64.extend(self.probs[mi_layer].iter().map(|&v| v as f64));
             let want = gamma > 0.0;
-            let (value, grad) = match tc.penalty.kind {
-                PenaltyKind::Joint => mi::joint_mi_host(&self.p64, m, s, n_groups, want, true),
-                PenaltyKind::Tv => mi::tv_host(&self.p64, m, s, n_groups, want, true),
-                _ => mi::per_neuron_mi_host(&self.p64, m, s, n_groups, want),
+            let host = |p: &[f64], m: usize, s: &[u32], k: usize, want: bool| match tc.penalty.kind {
+                PenaltyKind::Joint => mi::joint_mi_host(p, m, s, k, want, true),
+                PenaltyKind::Tv => mi::tv_host(p, m, s, k, want, true),
+                _ => mi::per_neuron_mi_host(p, m, s, k, want),
+            };
+            let (value, grad) = match tc.penalty.target {
+                Target::Parity => host(&self.p64, m, s, n_groups, want),
+                Target::Odds => {
+                    let labels: Vec<u32> = y.iter().map(|&v| (v > 0.5) as u32).collect();
+                    mi::conditional_host(host, &self.p64, m, s, n_groups, &labels, 2, want)
+                }
             };
             self.pen32.clear();
             if exact {
@@ -494,15 +500,21 @@ mod tests {
         // The tensor form (not the fused op) is the reference.
         let groups = mi::group_onehot(s, k, &dev).unwrap();
         let p = out.probs.to_dtype(candle_core::DType::F64).unwrap();
-        let pen = match tc.penalty.kind {
-            PenaltyKind::Joint => mi::joint_mi_exact(&p, &groups),
-            PenaltyKind::Tv => mi::total_variation_exact(&p, &groups),
-            _ => mi::per_neuron_mi(&p, &groups),
+        let f = match tc.penalty.kind {
+            PenaltyKind::Joint => mi::joint_mi_exact,
+            PenaltyKind::Tv => mi::total_variation_exact,
+            _ => mi::per_neuron_mi,
+        };
+        let pen = match tc.penalty.target {
+            Target::Parity => f(&p, &groups),
+            Target::Odds => {
+                let labels: Vec<u32> = labels.iter().map(|&v| v as u32).collect();
+                mi::conditional(f, &p, &groups, &labels, 2)
+            }
         }
         .unwrap()
         .to_dtype(candle_core::DType::F32)
         .unwrap();
-        let _ = labels;
         let w_ce = if tc.loss_form == LossForm::Convex { 1.0 - gamma } else { 1.0 };
         let loss = ((ce * w_ce).unwrap() + (pen * gamma).unwrap()).unwrap();
         let grads = loss.backward().unwrap();
@@ -727,12 +739,14 @@ mod tests {
         for estimator in [Estimator::Identity, Estimator::Sigmoid] {
             for pre_activation in [PreActivation::Tanh, PreActivation::Linear] {
                 for activation in [Activation::Tanh, Activation::Relu] {
-                    for (penalty, stochastic) in [
-                        (PenaltyKind::PerNeuron, vec![1]),
-                        (PenaltyKind::Joint, vec![1]),
-                        (PenaltyKind::Tv, vec![1]),
-                        (PenaltyKind::PerNeuron, vec![0, 1]),
-                        (PenaltyKind::PerNeuron, vec![]),
+                    for (penalty, target, stochastic) in [
+                        (PenaltyKind::PerNeuron, Target::Parity, vec![1]),
+                        (PenaltyKind::Joint, Target::Parity, vec![1]),
+                        (PenaltyKind::Tv, Target::Parity, vec![1]),
+                        (PenaltyKind::Joint, Target::Odds, vec![1]),
+                        (PenaltyKind::Tv, Target::Odds, vec![1]),
+                        (PenaltyKind::PerNeuron, Target::Parity, vec![0, 1]),
+                        (PenaltyKind::PerNeuron, Target::Parity, vec![]),
                     ] {
                         for loss_form in [LossForm::Sum, LossForm::Convex] {
                             let cfg = ModelConfig {
@@ -749,7 +763,7 @@ mod tests {
                             let net = Net::new(&cfg, &Device::Cpu, &mut ChaCha8Rng::seed_from_u64(cases)).unwrap();
                             let gamma = 0.7;
                             let tc = TrainConfig {
-                                penalty: PenaltySpec::new(penalty, Target::Parity),
+                                penalty: PenaltySpec::new(penalty, target).with_estimate(Estimate::Batch),
                                 loss_form,
                                 gamma,
                                 ..TrainConfig::default()
@@ -777,7 +791,7 @@ mod tests {
                                         &mut ChaCha8Rng::seed_from_u64(100 + cases),
                                     )
                                     .unwrap();
-                                let case = format!("{form} {estimator:?} {pre_activation:?} {activation:?} {penalty:?} {stochastic:?} {loss_form:?}");
+                                let case = format!("{form} {estimator:?} {pre_activation:?} {activation:?} {penalty:?} {target:?} {stochastic:?} {loss_form:?}");
                                 assert!(
                                     (out.loss - ref_loss).abs() <= 1e-5 * ref_loss.abs().max(1.0),
                                     "{case}: loss {} vs {ref_loss}",
@@ -802,6 +816,6 @@ mod tests {
                 }
             }
         }
-        assert_eq!(cases, 80);
+        assert_eq!(cases, 112);
     }
 }
