@@ -7,6 +7,7 @@
 //! saved encoder.
 
 pub mod certify;
+pub mod constraint;
 pub mod params;
 pub mod run;
 
