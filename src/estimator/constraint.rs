@@ -115,6 +115,12 @@ pub struct SearchOptions {
     pub draws: usize,
     /// Enumeration width and Monte-Carlo codes of the plug-in total variation (as in evaluation).
     pub tv_method: TvMethod,
+    /// Train the chosen configuration again, same seed, on the training and selection rows together, and
+    /// certify that model (default); `false` certifies the candidate as it was compared.
+    pub refit: bool,
+    /// Redraws of the selection rows behind each predicted plug-in (docs/design.md, section 4d). Default
+    /// 40.
+    pub resamples: usize,
     /// Seed of the carved selection rows, the candidates (candidate `i` trains with seed `seed + i`) and
     /// the draws. Default 0.
     pub seed: u64,
@@ -128,6 +134,8 @@ impl Default for SearchOptions {
             final_tries: 1,
             draws: 5,
             tv_method: TvMethod { m_max: 20, samples: 2000, mc_share: 0.2 },
+            resamples: 40,
+            refit: true,
             seed: 0,
         }
     }
@@ -147,6 +155,9 @@ impl SearchOptions {
         if self.draws == 0 {
             return Err(Error::param("draws", 0, "must be >= 1"));
         }
+        if self.resamples == 0 {
+            return Err(Error::param("resamples", 0, "must be >= 1"));
+        }
         Ok(())
     }
 }
@@ -161,6 +172,20 @@ pub trait Candidate {
     fn label(&self) -> String;
 }
 
+impl<C: Candidate + ?Sized> Candidate for &C {
+    fn code_probs(&self, rows: &Dataset) -> Result<(Vec<f64>, usize)> {
+        (**self).code_probs(rows)
+    }
+
+    fn accuracy(&self, rows: &Dataset, draws: usize, seed: u64) -> Result<f64> {
+        (**self).accuracy(rows, draws, seed)
+    }
+
+    fn label(&self) -> String {
+        (**self).label()
+    }
+}
+
 /// One candidate as the selection rows see it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CandidateScore {
@@ -170,9 +195,10 @@ pub struct CandidateScore {
     pub accuracy: f64,
     /// Plug-in total variation on the selection rows (equalised odds: the largest over the labels).
     pub tv_plugin: f64,
-    /// The prediction of its final certificate: the selection rows' plug-in plus the McDiarmid term at
-    /// `delta / final_tries` for the final rows' number split in the selection rows' group (and label)
-    /// shares (equalised odds: per label, the largest).
+    /// The prediction of its final certificate: the plug-in expected on rows of the final rows' group
+    /// sizes (the selection rows' Jensen bias taken out, the final rows' put in: docs/design.md, section
+    /// 4d) plus the McDiarmid term at `delta / final_tries`; the final rows' group sizes are their number
+    /// split in the selection rows' group (and label) shares (equalised odds: per label, the largest).
     pub predicted_bound: f64,
     /// The certificate the selection rows themselves give, at `delta / k` for `k` candidates compared on
     /// them: with the stated confidence it holds for every candidate at once.
@@ -222,32 +248,13 @@ pub struct SearchReport {
     pub final_rows: usize,
     /// Where the final rows come from.
     pub final_from: String,
-    /// Seconds spent training the candidates (0 when they were given).
+    /// Seconds spent training the candidates and the refit (0 when they were given).
     pub train_seconds: f64,
+    /// Whether the certified model is the chosen configuration trained again on the training and
+    /// selection rows ([`SearchOptions::refit`]).
+    pub refit: bool,
     /// The outcome in words (says plainly when the request was not met).
     pub message: String,
-}
-
-/// Pairwise plug-in total variations of `rows` (all of them, and per label), with the per-group counts.
-struct Plugins {
-    /// `tv[a][b]` over all rows.
-    all: Vec<Vec<f64>>,
-    /// Per label.
-    by_label: Vec<Vec<Vec<f64>>>,
-}
-
-fn plugins(p: &[f64], m: usize, rows: &Dataset, method: TvMethod, rng: &mut ChaCha8Rng) -> Plugins {
-    let k = rows.n_groups;
-    let (all, _, _) = certificate::pairwise_tv(p, m, &rows.s, k, method, 0.05, rng);
-    let by_label = (0..rows.n_classes as u8)
-        .map(|label| {
-            let idx: Vec<usize> = (0..rows.n).filter(|&i| rows.y[i] == label).collect();
-            let sub_p: Vec<f64> = idx.iter().flat_map(|&i| p[i * m..(i + 1) * m].iter().copied()).collect();
-            let sub_s: Vec<u32> = idx.iter().map(|&i| rows.s[i]).collect();
-            certificate::pairwise_tv(&sub_p, m, &sub_s, k, method, 0.05, rng).0
-        })
-        .collect();
-    Plugins { all, by_label }
 }
 
 /// Group sizes of `rows` (per label with `Some(y)`).
@@ -261,20 +268,47 @@ fn counts(rows: &Dataset, label: Option<u8>) -> Vec<usize> {
     c
 }
 
-/// `max over pairs (tv[a][b] + eps(n_a, n_b, delta / pairs))` for the groups present in `sizes`, and the
-/// largest plug-in alone (docs/design.md, section 4b; the pairs share `delta`).
-fn predicted(tv: &[Vec<f64>], present_in: &[usize], sizes: &[usize], delta: f64) -> (f64, f64) {
-    let present: Vec<usize> = (0..sizes.len()).filter(|&g| sizes[g] > 0 && present_in[g] > 0).collect();
-    let pairs = present.len() * present.len().saturating_sub(1) / 2;
-    let (mut bound, mut plugin) = (0f64, 0f64);
+/// The rows of `label` (all with `None`): their code probabilities and groups.
+fn subset(p: &[f64], m: usize, rows: &Dataset, label: Option<u8>) -> (Vec<f64>, Vec<u32>) {
+    let idx: Vec<usize> = (0..rows.n).filter(|&i| label.is_none_or(|y| rows.y[i] == y)).collect();
+    (
+        idx.iter().flat_map(|&i| p[i * m..(i + 1) * m].iter().copied()).collect(),
+        idx.iter().map(|&i| rows.s[i]).collect(),
+    )
+}
+
+/// The prediction of one certificate (all rows, or one label's) on final rows of group sizes `sizes` from
+/// the selection rows' `p` and groups `s`: the plug-in expected there ([`certificate::expected_plugin_at`],
+/// the selection rows' own Jensen bias taken out and the final rows' put in) plus the largest McDiarmid
+/// term over the pairs present, at `delta` shared by the pairs. Returns `(prediction, selection plug-in)`.
+fn predicted(
+    p: &[f64],
+    m: usize,
+    s: &[u32],
+    k: usize,
+    sizes: &[usize],
+    delta: f64,
+    opts: &SearchOptions,
+) -> (f64, f64) {
+    let mut rng = ChaCha8Rng::seed_from_u64(opts.seed ^ 0x5e1ec7);
+    let (tv, _, _) = certificate::pairwise_tv(p, m, s, k, opts.tv_method, 0.05, &mut rng);
+    let plugin = tv.iter().flatten().fold(0f64, |a, &v| a.max(v));
+    let mut own = vec![0usize; k];
+    s.iter().for_each(|&g| own[g as usize] += 1);
+    let present: Vec<usize> = (0..k).filter(|&g| own[g] > 0 && sizes[g] > 0).collect();
+    if present.len() < 2 {
+        return (0.0, 0.0);
+    }
+    let pairs = present.len() * (present.len() - 1) / 2;
+    let mut eps = 0f64;
     for (x, &a) in present.iter().enumerate() {
         for &b in &present[x + 1..] {
-            let t = tv[a][b].max(tv[b][a]);
-            plugin = plugin.max(t);
-            bound = bound.max((t + mcdiarmid_eps(delta / pairs as f64, sizes[a], sizes[b])).min(1.0));
+            eps = eps.max(mcdiarmid_eps(delta / pairs as f64, sizes[a], sizes[b]));
         }
     }
-    (bound, plugin)
+    let (_, expected) =
+        certificate::expected_plugin_at(p, m, s, k, sizes, opts.tv_method, opts.resamples, opts.seed ^ 0x9e7);
+    ((expected + eps).min(1.0), plugin)
 }
 
 /// Selection on `select` and certification on `final_rows` (docs/design.md, section 4d), for candidates
@@ -291,6 +325,21 @@ pub fn select_and_certify<C: Candidate>(
     final_rows: &Dataset,
     opts: &SearchOptions,
 ) -> Result<SearchReport> {
+    let (report, _) = select_and_certify_with(candidates, constraint, select, final_rows, opts, |_, c| Ok(c))?;
+    Ok(report)
+}
+
+/// [`select_and_certify`] where the model certified for candidate `i` is `finalize(i, &candidates[i])`
+/// (the candidate itself, or its configuration trained again on more rows), called only once the order
+/// is fixed, in that order; returns the report and the finalized model returned.
+pub fn select_and_certify_with<'a, C: Candidate, D: Candidate>(
+    candidates: &'a [C],
+    constraint: Constraint,
+    select: &Dataset,
+    final_rows: &Dataset,
+    opts: &SearchOptions,
+    mut finalize: impl FnMut(usize, &'a C) -> Result<D>,
+) -> Result<(SearchReport, D)> {
     constraint.check()?;
     opts.check()?;
     if candidates.is_empty() {
@@ -313,13 +362,17 @@ pub fn select_and_certify<C: Candidate>(
     for (i, c) in candidates.iter().enumerate() {
         let (p, m) = c.code_probs(select)?;
         let mut rng = ChaCha8Rng::seed_from_u64(opts.seed ^ 0x5e1ec7);
-        let tv = plugins(&p, m, select, opts.tv_method, &mut rng);
+        let k_groups = select.n_groups;
         let (predicted_bound, tv_plugin) = match constraint {
-            Constraint::DemographicParity { .. } => predicted(&tv.all, &select_sizes, &final_sizes, delta_final),
+            Constraint::DemographicParity { .. } => {
+                let (sp, ss) = subset(&p, m, select, None);
+                predicted(&sp, m, &ss, k_groups, &final_sizes, delta_final, opts)
+            }
             Constraint::EqualizedOdds { .. } => {
-                let labels = tv.by_label.len() as f64;
-                tv.by_label.iter().enumerate().fold((0f64, 0f64), |(b, t), (y, tv_y)| {
-                    let (by, ty) = predicted(tv_y, &select_sizes_y[y], &final_sizes_y[y], delta_final / labels);
+                let labels = select.n_classes as f64;
+                (0..select.n_classes).fold((0f64, 0f64), |(b, t), y| {
+                    let (sp, ss) = subset(&p, m, select, Some(y as u8));
+                    let (by, ty) = predicted(&sp, m, &ss, k_groups, &final_sizes_y[y], delta_final / labels, opts);
                     (b.max(by), t.max(ty))
                 })
             }
@@ -355,8 +408,11 @@ pub fn select_and_certify<C: Candidate>(
     order.truncate(opts.final_tries);
     // The order is fixed: now, and only now, the final rows are read.
     let mut certified: Vec<FinalCertificate> = Vec::new();
+    let mut finalized: Vec<D> = Vec::new();
     for &i in &order {
-        let (p, m) = candidates[i].code_probs(final_rows)?;
+        let model = finalize(i, &candidates[i])?;
+        let (p, m) = model.code_probs(final_rows)?;
+        finalized.push(model);
         let mut rng = ChaCha8Rng::seed_from_u64(opts.seed ^ 0xf17a1);
         let population = certificate::population(
             &p,
@@ -378,8 +434,13 @@ pub fn select_and_certify<C: Candidate>(
     }
     let last = certified.last().unwrap();
     let met = last.bound <= e;
-    let returned =
-        if met { last.clone() } else { certified.iter().min_by(|a, b| a.bound.total_cmp(&b.bound)).unwrap().clone() };
+    let at = if met {
+        certified.len() - 1
+    } else {
+        (0..certified.len()).min_by(|&a, &b| certified[a].bound.total_cmp(&certified[b].bound)).unwrap()
+    };
+    let returned = certified[at].clone();
+    let model = finalized.swap_remove(at);
     let chosen = returned.candidate;
     let share = if opts.final_tries > 1 {
         format!(
@@ -415,23 +476,27 @@ pub fn select_and_certify<C: Candidate>(
             constraint.param(),
         )
     };
-    Ok(SearchReport {
-        constraint,
-        confidence: opts.confidence,
-        met,
-        chosen,
-        bound: returned.bound,
-        selection_accuracy: scores[chosen].accuracy,
-        candidates: scores,
-        certified,
-        final_tries: opts.final_tries,
-        selection_rows: select.n,
-        selection_from: String::new(),
-        final_rows: final_rows.n,
-        final_from: String::new(),
-        train_seconds: 0.0,
-        message,
-    })
+    Ok((
+        SearchReport {
+            constraint,
+            confidence: opts.confidence,
+            met,
+            chosen,
+            bound: returned.bound,
+            selection_accuracy: scores[chosen].accuracy,
+            candidates: scores,
+            certified,
+            final_tries: opts.final_tries,
+            selection_rows: select.n,
+            selection_from: String::new(),
+            final_rows: final_rows.n,
+            final_from: String::new(),
+            train_seconds: 0.0,
+            refit: false,
+            message,
+        },
+        model,
+    ))
 }
 
 /// A stratified (on `(y, s)`) part of `rows`: `round(n_cell * fraction)` rows of each cell after a seeded
@@ -452,6 +517,17 @@ pub fn carve(rows: &Dataset, fraction: f64, seed: u64) -> (Dataset, Dataset) {
     part.sort_unstable();
     rest.sort_unstable();
     (rows.subset(&part), rows.subset(&rest))
+}
+
+/// The rows of `a` followed by those of `b` (same width, groups and classes).
+fn concat(a: &Dataset, b: &Dataset) -> Dataset {
+    let mut x = a.x.to_vec();
+    x.extend_from_slice(&b.x);
+    let mut y = a.y.clone();
+    y.extend_from_slice(&b.y);
+    let mut s = a.s.clone();
+    s.extend_from_slice(&b.s);
+    Dataset { x: x.into(), n: a.n + b.n, y, s, ..a.clone() }
 }
 
 /// A trained model as a [`Candidate`].
@@ -482,6 +558,35 @@ impl Candidate for ModelCandidate {
     }
 }
 
+/// The model certified for a chosen candidate: the candidate itself or its refit.
+enum Final<'a> {
+    Same(&'a ModelCandidate),
+    Refit(Box<ModelCandidate>),
+}
+
+impl Candidate for Final<'_> {
+    fn code_probs(&self, rows: &Dataset) -> Result<(Vec<f64>, usize)> {
+        match self {
+            Final::Same(c) => c.code_probs(rows),
+            Final::Refit(c) => c.code_probs(rows),
+        }
+    }
+
+    fn accuracy(&self, rows: &Dataset, draws: usize, seed: u64) -> Result<f64> {
+        match self {
+            Final::Same(c) => c.accuracy(rows, draws, seed),
+            Final::Refit(c) => c.accuracy(rows, draws, seed),
+        }
+    }
+
+    fn label(&self) -> String {
+        match self {
+            Final::Same(c) => c.label(),
+            Final::Refit(c) => c.label(),
+        }
+    }
+}
+
 /// The outcome of [`search`]: the returned model and the report.
 pub struct Found {
     /// The returned model (check [`SearchReport::met`], or use [`Found::model_if_met`]).
@@ -504,19 +609,21 @@ impl Found {
 
 /// The recommended base parameters and ladder of gammas for a constraint (docs/design.md, section 4d;
 /// README, "Certified fairness on demand"): a one-bit code trained with the exact estimator and the
-/// total-variation penalty (its `odds` target for equalised odds) at temperature 10, 80 epochs with gamma
-/// ramped over 20; candidate `i` trains at `gammas[i]`.
+/// total-variation penalty (its `odds` target, on batches of 1024, for equalised odds) at temperature 10,
+/// learning rate 2e-3, batches of 128, 80 epochs with gamma ramped over 20 (tuned on Adult seeds 0-2 and
+/// 6-8); candidate `i` trains at `gammas[i]`.
 pub fn recommended(constraint: Constraint) -> (FairParams, Vec<f64>) {
     let base = FairParams::new()
         .hidden(vec![64, 1])
         .estimator(Estimator::Exact)
         .temperature(10.0)
         .lr(2e-3)
+        .batch_size(128)
         .epochs(80)
         .warmup_epochs(20);
     match constraint {
         Constraint::DemographicParity { .. } => {
-            (base.penalty(PenaltySpec::new(PenaltyKind::Tv, Target::Parity)), vec![1.5, 2.0, 2.5, 3.0])
+            (base.penalty(PenaltySpec::new(PenaltyKind::Tv, Target::Parity)), vec![1.75, 2.0, 2.25, 2.5])
         }
         Constraint::EqualizedOdds { .. } => (
             base.penalty(
@@ -568,12 +675,39 @@ pub fn search(
         candidates
             .push(ModelCandidate { model, label: format!("gamma {g}, seed {}", opts.seed.wrapping_add(i as u64)) });
     }
-    let train_seconds = start.elapsed().as_secs_f64();
-    let mut report = select_and_certify(&candidates, constraint, &select, final_rows, opts)?;
+    // With refit, the chosen configuration trains again, same seed, on the training and selection rows
+    // together: selection picks a configuration, and the model certified learned from every row that is
+    // not a final row.
+    let refit_data = opts.refit.then(|| {
+        let mut d = data.clone();
+        d.val = None;
+        d.train = concat(&fit_data.train, &select);
+        d
+    });
+    let gamma_of = |i: usize| gammas[i];
+    let (mut report, returned) =
+        select_and_certify_with(&candidates, constraint, &select, final_rows, opts, |i, c| {
+            Ok(match &refit_data {
+                None => Final::Same(c),
+                Some(d) => Final::Refit(Box::new(ModelCandidate {
+                    model: base
+                        .clone()
+                        .gamma(gamma_of(i))
+                        .seed(opts.seed.wrapping_add(i as u64))
+                        .check()?
+                        .fit(d, spec)?,
+                    label: format!("{}, refit on training and selection rows", c.label),
+                })),
+            })
+        })?;
     report.selection_from = selection_from;
     report.final_from = final_from.to_string();
-    report.train_seconds = train_seconds;
-    let model = candidates.swap_remove(report.chosen).model;
+    report.train_seconds = start.elapsed().as_secs_f64();
+    report.refit = opts.refit;
+    let model = match returned {
+        Final::Refit(c) => c.model,
+        Final::Same(_) => candidates.swap_remove(report.chosen).model,
+    };
     Ok(Found { model, report })
 }
 
@@ -686,8 +820,8 @@ mod tests {
     fn misses(draws: usize, final_tries: usize, e: f64, broken: bool) -> (usize, usize) {
         let mut rng = ChaCha8Rng::seed_from_u64(77 + final_tries as u64);
         // Many candidates near the request, so that selection has something to be optimistic about.
-        let cands: Vec<Synthetic> = (0..12).map(|i| Synthetic { beta: 0.03 + 0.004 * i as f64 }).collect();
-        let opts = SearchOptions { final_tries, ..SearchOptions::default() };
+        let cands: Vec<Synthetic> = (0..5).map(|i| Synthetic { beta: 0.03 + 0.01 * i as f64 }).collect();
+        let opts = SearchOptions { final_tries, resamples: 5, ..SearchOptions::default() };
         let (mut miss, mut met) = (0, 0);
         for _ in 0..draws {
             let select = population_rows(300, 500, &mut rng);
