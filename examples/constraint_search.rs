@@ -7,7 +7,7 @@
 //!     cargo run --release --example constraint_search -- --dataset adult --seed 3 --max-certified-dp 0.05
 //!     cargo run --release --example constraint_search -- --dataset adult --seed 3 --max-certified-eo 0.15
 //!     options: --sensitive COL, --certify-size F, --final-tries R, --gammas 1.5,2,2.5, --confidence C,
-//!              --val-fraction F, --hidden 64,1, --epochs N
+//!              --val-fraction F, --hidden 64,1, --epochs N, --refit, --margin Z
 use fairbits::data::{Builtin, DataSpec, Source, TableSpec};
 use fairbits::estimator::constraint::{self, Constraint, SearchOptions};
 use fairbits::eval::certificate::{decompose, TvMethod};
@@ -46,6 +46,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         confidence,
         final_tries: get("--final-tries").map(|v| v.parse()).transpose()?.unwrap_or(1),
         val_fraction: get("--val-fraction").map(|v| v.parse()).transpose()?.unwrap_or(0.2),
+        refit: args.iter().any(|a| a == "--refit"),
+        margin: get("--margin").map(|v| v.parse()).transpose()?.unwrap_or(1.0),
         ..SearchOptions::default()
     };
     let start = Instant::now();

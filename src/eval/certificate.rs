@@ -391,10 +391,26 @@ fn redrawn_plugin(
     resamples: usize,
     seed: u64,
 ) -> f64 {
+    redrawn_plugin_stats(p, m, by_group, sizes, k, lambda, method, resamples, seed).0
+}
+
+/// [`redrawn_plugin`]'s mean and the standard deviation of the redraws' plug-ins.
+#[allow(clippy::too_many_arguments)]
+fn redrawn_plugin_stats(
+    p: &[f64],
+    m: usize,
+    by_group: &[Vec<usize>],
+    sizes: &[usize],
+    k: usize,
+    lambda: f64,
+    method: TvMethod,
+    resamples: usize,
+    seed: u64,
+) -> (f64, f64) {
     use rand::{Rng, SeedableRng};
     let n: usize = by_group.iter().map(Vec::len).sum();
     let all: Vec<usize> = by_group.iter().flatten().copied().collect();
-    let mut total = 0.0;
+    let (mut total, mut squares) = (0.0, 0.0);
     for b in 0..resamples {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed.wrapping_add(b as u64));
         let (mut q, mut sq) = (Vec::with_capacity(n * m), Vec::with_capacity(n));
@@ -410,9 +426,13 @@ fn redrawn_plugin(
             }
         }
         let (tv, _, _) = pairwise_tv(&q, m, &sq, k, method, 0.05, &mut rng);
-        total += tv.iter().flatten().fold(0f64, |a, &v| a.max(v));
+        let v = tv.iter().flatten().fold(0f64, |a, &v| a.max(v));
+        total += v;
+        squares += v * v;
     }
-    total / resamples.max(1) as f64
+    let r = resamples.max(1) as f64;
+    let mean = total / r;
+    (mean, (squares / r - mean * mean).max(0.0).sqrt())
 }
 
 /// The shrinkage `lambda` in `[0, 1]` at which the mean redrawn plug-in equals the observed plug-in
@@ -440,7 +460,9 @@ fn calibrate(mean_at: &dyn Fn(f64) -> f64, observed: f64, at_zero: f64, at_one: 
 /// The plug-in TV expected on other rows of the same population with `sizes[g]` rows of group `g`, from
 /// the rows at hand (docs/design.md, section 4d): the population TV estimated as in [`decompose`]
 /// (`lambda` times the plug-in), then the mean largest pairwise plug-in of redraws of `sizes` rows at that
-/// shrinkage. Returns `(estimated population TV, expected plug-in at sizes)`.
+/// shrinkage. Returns the estimated population TV, the expected plug-in at `sizes`, and the standard
+/// deviations of the plug-in at `sizes` and at the rows' own sizes (from the same redraws): the noise of
+/// the prediction is about the root of the sum of their squares.
 #[allow(clippy::too_many_arguments)]
 pub fn expected_plugin_at(
     p: &[f64],
@@ -451,7 +473,7 @@ pub fn expected_plugin_at(
     method: TvMethod,
     resamples: usize,
     seed: u64,
-) -> (f64, f64) {
+) -> (f64, f64, f64, f64) {
     use rand::SeedableRng;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let (tv, _, _) = pairwise_tv(p, m, s, k, method, 0.05, &mut rng);
@@ -460,8 +482,10 @@ pub fn expected_plugin_at(
     let own: Vec<usize> = by_group.iter().map(Vec::len).collect();
     let mean_at = |lambda: f64| redrawn_plugin(p, m, &by_group, &own, k, lambda, method, resamples, seed ^ 0xb007);
     let lambda = calibrate(&mean_at, observed, mean_at(0.0), mean_at(1.0));
-    let at_sizes = redrawn_plugin(p, m, &by_group, sizes, k, lambda, method, resamples, seed ^ 0x5123);
-    (lambda * observed, at_sizes)
+    let (at_sizes, sd_sizes) =
+        redrawn_plugin_stats(p, m, &by_group, sizes, k, lambda, method, resamples, seed ^ 0x5123);
+    let (_, sd_own) = redrawn_plugin_stats(p, m, &by_group, &own, k, lambda, method, resamples, seed ^ 0x5124);
+    (lambda * observed, at_sizes, sd_sizes, sd_own)
 }
 
 /// [`Decomposition`] of the certificate of the rows with code probabilities `p` (row-major `n x m`) and
