@@ -9,6 +9,8 @@ use cli::args::{Cli, Cmd, EvalCmd, PredictCmd};
 use cli::exit::Failure;
 use cli::terminal::{catch_ctrl_c, init_logs, TerminalBar};
 use cli::{exit, report, show};
+use fairbits::data::{DataSpec, Prepared};
+use fairbits::estimator::ValidParams;
 use fairbits::experiments::{merge, sweep};
 use fairbits::output::{self, Apply, Input};
 use fairbits::schema::{default, Param};
@@ -61,6 +63,10 @@ fn run(command: Cmd, threads: usize, bar: &TerminalBar) -> Result<(), Failure> {
             if let Some(dir) = &out {
                 store::check_model_dir(dir, reuse)?;
             }
+            if let Some((params, spec, data)) = c.search_request().context("preparing the search")? {
+                let m = searched(&params, &spec, &data, out.as_deref().map(|dir| (dir, reuse)), bar)?;
+                return show(&m, || show::metrics(&m), c.json);
+            }
             let result = c
                 .run_file()
                 .context("preparing the run")
@@ -96,6 +102,33 @@ fn run(command: Cmd, threads: usize, bar: &TerminalBar) -> Result<(), Failure> {
         }
         Cmd::Bench(c) => print(&show::bench(&fairbits::bench::run(c.repeats)?)),
     }
+}
+
+/// `train` with a certified bound asked for: the search, its outcome in words (an unmet bound is an error
+/// with the best bound reached), the found model evaluated as `train` evaluates (its population certificate
+/// at the search's confidence per final try) and, with `out`, saved with `search.json`.
+fn searched(
+    params: &ValidParams,
+    spec: &DataSpec,
+    data: &Prepared,
+    out: Option<(&std::path::Path, store::Reuse)>,
+    bar: &TerminalBar,
+) -> Result<eval::Metrics, Failure> {
+    let Some(found) = params.search(data, spec)? else {
+        return Err(anyhow::anyhow!("no certified bound was asked for").into());
+    };
+    let (message, tries) = (found.report.message.clone(), found.report.final_tries);
+    let model = found.model_if_met()?;
+    tracing::info!("{message}");
+    let mut opts = model.config().eval.clone();
+    opts.confidence = 1.0 - (1.0 - opts.confidence) / tries as f64;
+    let info = model.run_info(model.report().map_or(f64::NAN, |r| r.train_seconds), model.config().train.epochs);
+    let metrics = model.evaluate(data, &opts, &info, bar)?;
+    if let Some((dir, reuse)) = out {
+        let claim = store::claim_model_dir(dir, reuse)?;
+        model.save(claim.dir(), Some(&metrics))?;
+    }
+    Ok(metrics)
 }
 
 fn evaluate(c: EvalCmd, what: &str, bar: &TerminalBar) -> Result<(), Failure> {

@@ -223,7 +223,8 @@ pub enum Reuse {
 }
 
 /// The files a model directory holds (anything else is someone else's).
-const MODEL_FILES: &[&str] = &["config.json", "model.safetensors", "metrics.json", "python.json", "checkpoint"];
+const MODEL_FILES: &[&str] =
+    &["config.json", "model.safetensors", "metrics.json", "python.json", "search.json", "checkpoint"];
 
 /// A model directory held by this process while it writes: created if it did not exist, and locked (an
 /// exclusive lock on the directory itself, which the system releases however the process ends) so that a

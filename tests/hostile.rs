@@ -171,7 +171,7 @@ fn cases() -> Vec<Case> {
         case!("`--epochs 0`", Data, none, "train --input data.csv --target y --sensitive s --epochs 0", 2, "invalid --epochs = 0"),
         case!("`--epochs 2.5`", Data, none, "train --input data.csv --target y --sensitive s --epochs 2.5", 2, "invalid --epochs = 2.5: must be a whole number"),
         case!("`--seed -1`", Data, none, "train --input data.csv --target y --sensitive s --seed -1", 2, "invalid --seed = -1"),
-        case!("the preset's warm-up beyond `--epochs 5`", Data, none, "train --input data.csv --target y --sensitive s --preset invariant --epochs 5", 2, "invalid --warmup-epochs = 20"),
+        case!("a warm-up beyond `--epochs 5`", Data, none, "train --input data.csv --target y --sensitive s --preset invariant --epochs 5 --warmup-epochs 20", 2, "invalid --warmup-epochs = 20"),
         case!("an unknown penalty", Data, none, "train --input data.csv --target y --sensitive s --penalty magic", 2, "invalid --penalty = magic"),
         case!("an unknown preset", Data, none, "train --input data.csv --target y --sensitive s --preset fast", 2, "invalid --preset = fast: must be one of: none, invariant"),
         case!("`--confidence 1`", Data, none, "train --input data.csv --target y --sensitive s --confidence 1", 2, "invalid --confidence = 1: must be in (0, 1)"),

@@ -139,6 +139,9 @@ fn python_table() -> String {
     for d in SCHEMA.iter().filter(|d| d.python.is_some()) {
         let flag = d.cli.map_or(String::new(), |f| format!("`--{f}`"));
         let default = match (d.default_text(ModelKind::Table), d.default_text(ModelKind::Image)) {
+            _ if d.python_default.is_some() => {
+                format!("{} (command line: {})", d.python_default.unwrap(), d.default_words())
+            }
             (Some(t), Some(i)) if t != i => format!("{t} (images: {i})"),
             (Some(t), _) if t.is_empty() => "none".into(),
             (Some(t), _) => t,
@@ -157,6 +160,7 @@ fn the_docs_tables_are_the_schema() {
     check_doc_block(&readme, "params:data", &table(&[Group::Data]));
     check_doc_block(&readme, "params:model", &table(&[Group::Model, Group::Train]));
     check_doc_block(&readme, "params:eval", &table(&[Group::Eval]));
+    check_doc_block(&readme, "params:certify", &table(&[Group::Certify]));
     check_doc_block(&root.join("docs/python.md"), "params:python", &python_table());
 }
 

@@ -145,7 +145,10 @@ fn ignored_or_unreachable_settings_are_refused() {
     };
     let csv = ["train", "--csv", "data.csv", "--target", "y", "--sensitive", "s"];
     refused(fairbits(dir.path(), &[&csv[..], &["--epochs", "0"]].concat()), "invalid --epochs = 0");
-    let o = fairbits(dir.path(), &[&csv[..], &["--preset", "invariant", "--epochs", "5"]].concat());
+    let o = fairbits(
+        dir.path(),
+        &[&csv[..], &["--preset", "invariant", "--epochs", "5", "--warmup-epochs", "20"]].concat(),
+    );
     refused(o, "invalid --warmup-epochs = 20");
     let sweep = ["sweep", "--csv", "data.csv", "--target", "y", "--sensitive", "s", "--out", "sw"];
     // A sweep has no --seed (its seeds are --seeds): clap says so and points at --seeds.

@@ -162,6 +162,7 @@ fn schema_json() -> String {
             serde_json::json!({
                 "name": d.name, "group": d.group.title(), "doc": d.doc.trim(), "meaning": d.meaning(),
                 "range": d.range, "values": d.values(), "cli": d.cli, "python": d.python, "python_arg": d.python_arg,
+                "python_default": d.python_default,
                 "config": d.config, "type": d.type_name, "choices": d.choices(),
                 "default": d.default_text(ModelKind::Table), "default_images": d.default_text(ModelKind::Image),
             })
@@ -409,6 +410,11 @@ impl Model {
     /// full-precision network).
     fn code_width(&self) -> usize {
         self.inner.code_width()
+    }
+
+    /// How a search for a certified bound found this model (JSON), or `None`.
+    fn search_json(&self) -> Option<String> {
+        self.inner.search_report().and_then(|r| serde_json::to_string(r).ok())
     }
 
     /// Seconds the training loop took (NaN for a loaded model).

@@ -97,7 +97,9 @@ def test_ctrl_c_interrupts_fit_between_batches():
     timer.start()
     try:
         with pytest.raises(KeyboardInterrupt):
-            FairRepresentationClassifier(hidden=(64, 16), epochs=100000, batch_size=8).fit(X, y, sensitive_features=s)
+            FairRepresentationClassifier(preset="none", hidden=(64, 16), epochs=100000, batch_size=8).fit(
+                X, y, sensitive_features=s
+            )
     finally:
         timer.cancel()
 

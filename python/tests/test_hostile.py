@@ -85,7 +85,8 @@ CASES = [
      ValueError, "column 'job' not found", []),
     ("an image array for a table model", None, lambda d, m: m.model_.transform_array(np.zeros((2, 3, 28, 28), np.float32), "sample"),
      ValueError, "X: images, but the model reads table rows", []),
-    ("a training that diverges (learning_rate=1e38)", None, lambda d, m: fit_with(learning_rate=1e38, epochs=3, hidden=(8, 4)),
+    ("a training that diverges (learning_rate=1e38)", None,
+     lambda d, m: fit_with(preset="none", learning_rate=1e38, epochs=3, hidden=(8, 4)),
      RuntimeError, "(try a smaller learning_rate or gamma)", []),
 ]
 

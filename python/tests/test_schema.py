@@ -37,7 +37,9 @@ def test_defaults_that_the_core_decides_are_none_and_the_rest_are_its_values():
     # hidden depends on the data's kind (tables 64,32; images 64,12).
     assert PARAMS["hidden"]["default"] != PARAMS["hidden"]["default_images"]
     assert python_default(PARAMS["hidden"]) is None
-    assert python_default(PARAMS["lr"]) == float(PARAMS["lr"]["default"])
+    assert python_default(PARAMS["weight_decay"]) == float(PARAMS["weight_decay"]["default"])
+    # The estimator is fair by default: its preset is the certified one, the command line's none.
+    assert python_default(PARAMS["preset"]) == "certified" and PARAMS["preset"]["default"] == "none"
     assert python_default(PARAMS["probe_rows"]) == int(PARAMS["probe_rows"]["default"])
 
 
@@ -107,7 +109,7 @@ def test_a_missing_model_directory_is_file_not_found(tmp_path):
 def test_code_width_is_the_cores_representation_width(small):
     # With two stochastic-capable layers and the first chosen, the representation is 16 wide, not 8.
     X, y, s, *_ = small
-    clf = FairRepresentationClassifier(epochs=1, hidden=(16, 8), stochastic=(0,), draws=1, forest_trees=3)
+    clf = FairRepresentationClassifier(preset="none", epochs=1, hidden=(16, 8), stochastic=(0,), draws=1, forest_trees=3)
     clf.fit(X, y, sensitive_features=s)
     assert clf.code_width_ == 16
     assert clf.transform(X[:5]).shape == (5, 16)

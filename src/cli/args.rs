@@ -9,6 +9,7 @@
 use clap::{Arg, ArgAction, ArgMatches, Args, Command, FromArgMatches, Parser, Subcommand};
 use fairbits::data::{Builtin, DataSpec, HeldOut, ImageDataset, ImageSpec, Prepared, Source, TableSpec};
 use fairbits::estimator::RunFile;
+use fairbits::estimator::ValidParams;
 use fairbits::experiments::{tabular::Method, Axes, Shard};
 use fairbits::schema::{check, default, Group, Param, ParamValue};
 use fairbits::store::{ModelKind, Reuse};
@@ -59,7 +60,7 @@ pub trait ParamSet {
 }
 
 fn model_group(p: Param) -> bool {
-    matches!(p.def().group, Group::Model | Group::Train | Group::Eval)
+    matches!(p.def().group, Group::Model | Group::Train | Group::Eval | Group::Certify)
 }
 
 fn data_group(p: Param) -> bool {
@@ -80,6 +81,7 @@ impl ParamSet for SweepParams {
     fn takes(p: Param) -> bool {
         (model_group(p) || data_group(p) || p.def().group == Group::Sweep || p == Param::Out)
             && !matches!(p, Param::Seed | Param::Sources | Param::Merged)
+            && p.def().group != Group::Certify
     }
 }
 
@@ -200,6 +202,7 @@ fn heading(group: Group) -> &'static str {
         Group::Eval => "Evaluation",
         Group::Data => "Data",
         Group::Predict => "Prediction",
+        Group::Certify => "Certified fairness on demand",
         Group::Files | Group::Python => "Files",
         Group::Sweep => "Sweep",
     }
@@ -384,6 +387,23 @@ impl TrainCmd {
         }
         let reuse = if g.value(Param::Force, default::force)? { Reuse::Replace } else { Reuse::Fresh };
         Ok((g.get(Param::Out)?, reuse))
+    }
+
+    /// With a certified bound asked for (`--max-certified-dp`/`--max-certified-eo`): the checked
+    /// parameters, the data and its spec, for the search; `None` for a plain training run.
+    pub fn search_request(&self) -> Result<Option<(ValidParams, DataSpec, Prepared)>> {
+        let g = &self.given;
+        if !g.has(Param::MaxCertifiedDp) && !g.has(Param::MaxCertifiedEo) {
+            return Ok(None);
+        }
+        if let Some(text) = g.text(Param::Resume) {
+            let why = "a search for a certified bound keeps no checkpoint to resume; run it again";
+            return Err(Error::param(Param::Resume, text, why));
+        }
+        let spec = g.data_spec()?;
+        let params = g.params()?.check()?;
+        let data = spec.prepare()?;
+        Ok(Some((params, spec, data)))
     }
 
     /// The run the flags describe (or the one to resume, and its directory), and its data (prepared once:

@@ -7,6 +7,7 @@
 //! saved encoder.
 
 pub(crate) mod certify;
+pub mod constraint;
 pub(crate) mod params;
 pub(crate) mod run;
 
@@ -31,6 +32,7 @@ pub struct FairModel {
     net: Net,
     config: SavedConfig,
     report: Option<TrainReport>,
+    search: Option<constraint::SearchReport>,
 }
 
 impl FairModel {
@@ -44,18 +46,23 @@ impl FairModel {
         let device = default_device()?;
         let net = Net::new(&config.model, &device, &mut rng(config.train.seed, Stream::Init))?;
         let report = train::fit(&net, &data.train, data.val.as_ref(), &config.train, ckpt, observer)?;
-        Ok((FairModel { net, config, report: Some(report.clone()) }, report))
+        Ok((FairModel { net, config, report: Some(report.clone()), search: None }, report))
     }
 
     /// A saved model directory.
     pub fn load(dir: &Path) -> Result<FairModel> {
         let (net, config) = store::load(dir, &default_device()?)?;
-        Ok(FairModel { net, config, report: None })
+        Ok(FairModel { net, config, report: None, search: None })
     }
 
-    /// Saves weights, `config.json` and (when given) `metrics.json` into `dir`.
+    /// Saves weights, `config.json` and (when given) `metrics.json` into `dir`, and for a model a search
+    /// for a certified bound found, `search.json` (how it was found and certified).
     pub fn save(&self, dir: &Path, metrics: Option<&Metrics>) -> Result<()> {
-        store::save(dir, &self.net, &self.config, metrics)
+        store::save(dir, &self.net, &self.config, metrics)?;
+        match &self.search {
+            Some(report) => crate::files::write_json(&dir.join("search.json"), report),
+            None => Ok(()),
+        }
     }
 
     /// Saves into a model directory claimed as training claims it ([`store::claim_model_dir`]): a new or
@@ -79,6 +86,16 @@ impl FairModel {
     /// Mutable configuration (e.g. to record where the training file lives).
     pub fn config_mut(&mut self) -> &mut SavedConfig {
         &mut self.config
+    }
+
+    /// How the search for a certified bound found this model, for a model it returned.
+    pub fn search_report(&self) -> Option<&constraint::SearchReport> {
+        self.search.as_ref()
+    }
+
+    /// This model with the report of the search that found it.
+    pub(crate) fn with_search(self, report: constraint::SearchReport) -> FairModel {
+        FairModel { search: Some(report), ..self }
     }
 
     /// The training report, for a model trained in this process.

@@ -2,10 +2,12 @@
 //! setters; generated from the one list in [`crate::schema`]), [`ValidParams`] (checked, once: resolved
 //! against the data's kind into the saved configuration) and the [`Preset`].
 
+use super::constraint::{Constraint, Found, SearchOptions};
 use super::run::check_memory;
 use super::FairModel;
 use crate::data::{DataSpec, Prepared};
 use crate::error::{Error, Result};
+use crate::eval::certificate::TvMethod;
 use crate::eval::EvalOptions;
 use crate::model::{ConvLayers, ModelConfig};
 use crate::penalty::{PenaltyKind, PenaltySpec, Target};
@@ -25,8 +27,13 @@ pub enum Preset {
     /// gamma reached by a linear ramp ([`Preset::values`]); on Adult a certified population DP gap of
     /// 0.077 at accuracy 0.831 (seeds 0-2; README, "The certified front").
     Invariant,
+    /// The tightest certificate: a one-bit code trained on its exact expected loss with the total-variation
+    /// penalty (docs/design.md, sections 1b and 4d); on Adult a certified population DP gap of 0.048 at
+    /// accuracy 0.832 (tuning seeds 0-2 and 6-8), 0.044 at 0.830 on seeds 3-5 (README, "Certified fairness
+    /// on demand"). The base of the search for a certified bound.
+    Certified,
 }
-named_choices!(Preset, Preset, { None => "none", Invariant => "invariant" }, values = Preset::describe);
+named_choices!(Preset, Preset, { None => "none", Invariant => "invariant", Certified => "certified" }, values = Preset::describe);
 
 impl Preset {
     /// Every preset with the values it sets, in words (`invariant: hidden 64,12, ...`), for help and docs.
@@ -52,6 +59,16 @@ impl Preset {
                 .gamma(8.0)
                 .warmup_epochs(20)
                 .epochs(80),
+            Preset::Certified => FairParams::new()
+                .hidden(vec![64, 1])
+                .estimator(crate::model::Estimator::Exact)
+                .temperature(10.0)
+                .lr(2e-3)
+                .batch_size(128)
+                .epochs(80)
+                .warmup_epochs(20)
+                .penalty(PenaltySpec::new(PenaltyKind::Tv, Target::Parity))
+                .gamma(1.75),
         }
     }
 }
@@ -62,12 +79,29 @@ impl FairParams {
         Self::default()
     }
 
+    /// The certified bound asked for, if any.
+    pub fn constraint(&self) -> Option<Constraint> {
+        let r = self.resolved(ModelKind::Table);
+        match (r.max_certified_dp, r.max_certified_eo) {
+            (Some(max_gap), _) => Some(Constraint::DemographicParity { max_gap }),
+            (None, Some(max_gap)) => Some(Constraint::EqualizedOdds { max_gap }),
+            (None, None) => None,
+        }
+    }
+
     /// The parameters with the preset's values filled in where none was set.
     fn with_preset(&self) -> FairParams {
-        match self.preset {
-            Some(preset) => self.or(&preset.values()),
-            None => self.clone(),
+        let Some(preset) = self.preset else { return self.clone() };
+        let values = preset.values();
+        let mut p = self.or(&values);
+        // A preset's ramp of gamma is a share of its epochs: with other epochs set (and no ramp), the ramp
+        // keeps that share rather than outlasting the training.
+        if let (None, Some(epochs), Some(w), Some(e)) =
+            (self.warmup_epochs, self.epochs, values.warmup_epochs, values.epochs)
+        {
+            p.warmup_epochs = Some(w * epochs / e.max(1));
         }
+        p
     }
 
     /// The evaluation options these parameters describe (their seed the run's), checked: what `eval`,
@@ -81,6 +115,18 @@ impl FairParams {
     /// Checks every value, and every combination that can be checked without the data, once; errors name
     /// the parameter.
     pub fn check(&self) -> Result<ValidParams> {
+        if let (Some(_), Some(_)) = (self.max_certified_dp.flatten(), self.max_certified_eo.flatten()) {
+            let why = "one certified bound at a time: demographic parity or equalised odds";
+            return Err(Error::param(
+                Param::MaxCertifiedEo,
+                crate::schema::ParamValue::text(&self.max_certified_eo.flatten()),
+                why,
+            ));
+        }
+        if let (Some(g), true) = (self.gamma, self.constraint().is_some()) {
+            let why = "the search for a certified bound chooses gamma itself; give one or the other";
+            return Err(Error::param(Param::Gamma, g, why));
+        }
         let p = self.with_preset();
         p.check_each()?;
         let r = p.resolved(ModelKind::Table);
@@ -187,7 +233,7 @@ impl ValidParams {
         n_classes: usize,
     ) -> Result<(ModelConfig, TrainConfig, EvalOptions)> {
         let r = self.0.resolved(kind);
-        if let (ModelKind::Image, preset @ Preset::Invariant) = (kind, r.preset) {
+        if let (ModelKind::Image, preset @ (Preset::Invariant | Preset::Certified)) = (kind, r.preset) {
             let why = "the preset is for tables; images take the image defaults";
             return Err(Error::param(Param::Preset, preset, why));
         }
@@ -223,9 +269,38 @@ impl ValidParams {
         Ok(config)
     }
 
-    /// Trains on `data` (prepared from `spec`): returns the fitted model.
+    /// Trains on `data` (prepared from `spec`): returns the fitted model. With a certified bound asked for
+    /// ([`FairParams::max_certified_dp`]), the model the search found, or an error when no candidate met
+    /// the bound (with the best bound reached and its accuracy).
     pub fn fit(&self, data: &Prepared, spec: &DataSpec) -> Result<FairModel> {
         Ok(self.fit_with(data, spec, None, &())?.0)
+    }
+
+    /// The certified bound asked for, if any.
+    pub fn constraint(&self) -> Option<Constraint> {
+        self.0.constraint()
+    }
+
+    /// The search for the most accurate model whose certificate meets the bound asked for
+    /// ([`super::constraint::search`]): the candidates are the recommended configuration for the
+    /// constraint ([`super::constraint::recommended`]) with the values set here over it, at its ladder of
+    /// gammas; confidence, seed and the final tries are these parameters'. `None` without a constraint.
+    pub fn search(&self, data: &Prepared, spec: &DataSpec) -> Result<Option<Found>> {
+        let Some(constraint) = self.constraint() else { return Ok(None) };
+        let (recommended, gammas) = super::constraint::recommended(constraint);
+        let mut base = self.0.clone();
+        (base.max_certified_dp, base.max_certified_eo, base.final_tries) = (None, None, None);
+        let base = base.or(&recommended);
+        let r = self.0.resolved(ModelKind::Table);
+        let tv_method = TvMethod { m_max: r.m_max, samples: r.mc_samples, ..SearchOptions::default().tv_method };
+        let opts = SearchOptions {
+            confidence: r.confidence,
+            final_tries: r.final_tries,
+            seed: r.seed,
+            tv_method,
+            ..SearchOptions::default()
+        };
+        super::constraint::search(&base, &gammas, constraint, data, spec, &opts).map(Some)
     }
 
     /// [`ValidParams::fit`] with checkpoints and a progress observer.
@@ -236,6 +311,12 @@ impl ValidParams {
         ckpt: Option<&Checkpointing>,
         observer: &dyn Observer,
     ) -> Result<(FairModel, TrainReport)> {
+        if let Some(found) = self.search(data, spec)? {
+            let model = found.model_if_met()?;
+            let report = model.report().cloned();
+            let empty = TrainReport { epochs: 0, best_epoch: 0, train_seconds: 0.0, history: Vec::new() };
+            return Ok((model, report.unwrap_or(empty)));
+        }
         FairModel::train(self.resolve(data, spec)?, data, ckpt, observer)
     }
 }
@@ -250,6 +331,15 @@ mod tests {
         let (model, train, _) = p.resolve_for(ModelKind::Table, &[10], 2).unwrap();
         assert_eq!((model.hidden, train.gamma, train.epochs), (vec![64, 12], 3.0, 80));
         assert_eq!(train.penalty.kind, PenaltyKind::Joint);
+    }
+
+    #[test]
+    fn the_presets_ramp_keeps_its_share_of_fewer_epochs() {
+        let p = FairParams::new().preset(Preset::Invariant).epochs(8).check().unwrap();
+        let (_, train, _) = p.resolve_for(ModelKind::Table, &[10], 2).unwrap();
+        assert_eq!((train.epochs, train.warmup_epochs), (8, 2));
+        let p = FairParams::new().preset(Preset::Invariant).epochs(8).warmup_epochs(5).check().unwrap();
+        assert_eq!(p.resolve_for(ModelKind::Table, &[10], 2).unwrap().1.warmup_epochs, 5);
     }
 
     #[test]

@@ -39,8 +39,17 @@ pub enum Estimator {
     Identity,
     /// `dt/da := tau p (1 - p)`.
     Sigmoid,
+    /// No sample in training: the task loss is its exact expectation over the `2^m` codes,
+    /// `sum_t pi_i(t) CE(head(t), y_i)`, whose gradient at `p` (and the penalty's) passes straight through
+    /// to `a` (`dp/da := 1`; docs/design.md, section 1b). The code layer must be the only stochastic layer
+    /// and the last hidden layer, `m <= EXACT_M_MAX`, with the binary head; implemented by the fused CPU
+    /// step.
+    Exact,
 }
-named_choices!(Estimator, Estimator, { Identity => "identity", Sigmoid => "sigmoid" });
+named_choices!(Estimator, Estimator, { Identity => "identity", Sigmoid => "sigmoid", Exact => "exact" });
+
+/// Widest code layer the exact estimator enumerates (`2^m` head evaluations per row and step).
+pub const EXACT_M_MAX: usize = 10;
 
 /// Activation of full-precision hidden layers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -176,6 +185,28 @@ impl ModelConfig {
         }
         if self.n_inputs == 0 {
             return Err(shape("at least one input".into(), "none".into()));
+        }
+        if self.estimator == Estimator::Exact {
+            let last = self.hidden.len() - 1;
+            if self.stochastic != [last] || self.n_outputs != 1 || self.conv.is_some() {
+                return Err(Error::param(
+                    crate::schema::Param::Estimator,
+                    "exact",
+                    "the exact expected task loss needs one stochastic layer, the last hidden layer, feeding \
+                     the binary head of a table model",
+                ));
+            }
+            if self.hidden[last] > EXACT_M_MAX {
+                return Err(Error::param(
+                    crate::schema::Param::Estimator,
+                    "exact",
+                    format!(
+                        "the exact expected task loss enumerates 2^m codes and allows m <= {EXACT_M_MAX}; the \
+                         stochastic layer has m = {}",
+                        self.hidden[last]
+                    ),
+                ));
+            }
         }
         Ok(())
     }

@@ -202,6 +202,14 @@ impl Net {
                         let base = match self.cfg.estimator {
                             Estimator::Identity => &a,
                             Estimator::Sigmoid => &p,
+                            Estimator::Exact => {
+                                return Err(crate::Error::param(
+                                    crate::schema::Param::Estimator,
+                                    "exact",
+                                    "the exact expected task loss is trained by the fused CPU step only (a \
+                                     table model on CPU, backend auto, a penalty that step implements)",
+                                ))
+                            }
                         };
                         (base + (t - base)?.detach())?
                     }

@@ -253,14 +253,14 @@ struct JointMiOp {
 
 /// Row `i`'s code probabilities over `k` neurons by doubling; `levels` receives every level
 /// (sizes 1, 2, 4, .., 2^k, concatenated) for the backward pass; returns the offset of the last level.
-fn doubling(p: &[f64], levels: &mut Vec<f64>) -> usize {
+pub(crate) fn doubling(p: &[f64], levels: &mut Vec<f64>) -> usize {
     levels.clear();
     levels.resize((2usize << p.len()) - 1, 0.0);
     doubling_into(p, levels)
 }
 
 /// [`doubling`] into a slice of exactly `2^(k+1) - 1` entries.
-fn doubling_into(p: &[f64], levels: &mut [f64]) -> usize {
+pub(crate) fn doubling_into(p: &[f64], levels: &mut [f64]) -> usize {
     let k = p.len();
     levels[0] = 1.0;
     for (j, &pj) in p.iter().enumerate() {
@@ -278,7 +278,13 @@ fn doubling_into(p: &[f64], levels: &mut [f64]) -> usize {
 }
 
 /// Reverse of [`doubling`]: from the gradient `g` of the last level, the gradient of each `p_j`.
-fn doubling_backward(p: &[f64], levels: &[f64], g: &[f64], out: &mut [f64], scratch: &mut (Vec<f64>, Vec<f64>)) {
+pub(crate) fn doubling_backward(
+    p: &[f64],
+    levels: &[f64],
+    g: &[f64],
+    out: &mut [f64],
+    scratch: &mut (Vec<f64>, Vec<f64>),
+) {
     let (grad, next) = scratch;
     grad.clear();
     grad.extend_from_slice(g);
@@ -390,6 +396,65 @@ impl JointForward {
         self.value_and_logs(false).0
     }
 
+    /// The gradient with respect to `p` (row-major `n x m`) of a function of the per-group code
+    /// distributions whose derivative with respect to the code probabilities `pi_i(t)` of a row of group
+    /// `g` is `l[g][t]` (an empty `l[g]`: 0): per group, `U = B_g L^T` and `V = A_g L` (two GEMMs, `L`
+    /// reshaped `2^m1 x 2^m2`), then a reverse pass through each row's doubling of either half.
+    fn rows_backward(&self, p: &[f64], m: usize, l: &[Vec<f64>], single: bool) -> Vec<f64> {
+        let n = self.order.len();
+        let mut scratch = (Vec::new(), Vec::new());
+        let (c1, c2) = (1usize << self.m1, 1usize << self.m2);
+        let mut grad = vec![0f64; n * m];
+        let mut levels = Vec::new();
+        let (mut u, mut v) = (Vec::new(), Vec::new());
+        for (g, l) in l.iter().enumerate() {
+            let (lo, hi) = (self.bounds[g], self.bounds[g + 1]);
+            let n_s = hi - lo;
+            if n_s == 0 || l.is_empty() {
+                continue;
+            }
+            u.resize(n_s * c1, 0.0);
+            v.resize(n_s * c2, 0.0);
+            gemm(single, n_s, c2, c1, 1.0, &self.b[lo * c2..hi * c2], false, l, true, &mut u);
+            gemm(single, n_s, c1, c2, 1.0, &self.a[lo * c1..hi * c1], false, l, false, &mut v);
+            let (la, lb) = (2 * c1 - 1, 2 * c2 - 1);
+            for r in 0..n_s {
+                let i = self.order[lo + r];
+                let row = &p[i * m..(i + 1) * m];
+                let out = &mut grad[i * m..(i + 1) * m];
+                let level_a: &[f64] = match &self.levels {
+                    Some((lv_a, _)) => &lv_a[(lo + r) * la..(lo + r + 1) * la],
+                    None => {
+                        doubling(&row[..self.m1], &mut levels);
+                        &levels
+                    }
+                };
+                doubling_backward(
+                    &row[..self.m1],
+                    level_a,
+                    &u[r * c1..(r + 1) * c1],
+                    &mut out[..self.m1],
+                    &mut scratch,
+                );
+                let level_b: &[f64] = match &self.levels {
+                    Some((_, lv_b)) => &lv_b[(lo + r) * lb..(lo + r + 1) * lb],
+                    None => {
+                        doubling(&row[self.m1..], &mut levels);
+                        &levels
+                    }
+                };
+                doubling_backward(
+                    &row[self.m1..],
+                    level_b,
+                    &v[r * c2..(r + 1) * c2],
+                    &mut out[self.m1..],
+                    &mut scratch,
+                );
+            }
+        }
+        grad
+    }
+
     /// The MI and, when asked, `log2` of every group's distribution and of the marginal (clamped at
     /// 1e-300), computed once for both the value and the gradient.
     fn value_and_logs(&self, keep: bool) -> (f64, Vec<Vec<f64>>, Vec<f64>) {
@@ -431,48 +496,85 @@ pub fn joint_mi_host(p: &[f64], m: usize, s: &[u32], k: usize, want_grad: bool, 
     if !want_grad {
         return (value, Vec::new());
     }
-    let mut scratch = (Vec::new(), Vec::new());
-    let (c1, c2) = (1usize << f.m1, 1usize << f.m2);
-    let mut grad = vec![0f64; n * m];
-    let mut levels = Vec::new();
-    let (mut u, mut v) = (Vec::new(), Vec::new());
-    for g in 0..k {
-        let (lo, hi) = (f.bounds[g], f.bounds[g + 1]);
-        let n_s = hi - lo;
-        if n_s == 0 {
+    // dI/dpi_i(t) = log2(P(t | s_i) / P(t)) / n for a row of group s_i.
+    let l: Vec<Vec<f64>> = (0..k)
+        .map(|g| {
+            if f.bounds[g + 1] == f.bounds[g] {
+                return Vec::new();
+            }
+            log_d[g].iter().zip(&log_m).map(|(ls, lm)| (ls - lm) / n as f64).collect()
+        })
+        .collect();
+    (value, f.rows_backward(p, m, &l, single))
+}
+
+/// The host form of [`conditional`]: `sum_y (n_y / n) f(rows of label y)` for a host penalty `f` (one of
+/// [`per_neuron_mi_host`], [`joint_mi_host`], [`tv_host`] with its `single` flag bound), and its gradient,
+/// each label's rows scaled by `n_y / n`. The fused CPU step's `odds` target on a batch.
+#[allow(clippy::too_many_arguments)]
+pub fn conditional_host(
+    f: impl Fn(&[f64], usize, &[u32], usize, bool) -> (f64, Vec<f64>),
+    p: &[f64],
+    m: usize,
+    s: &[u32],
+    k: usize,
+    y: &[u32],
+    n_labels: usize,
+    want_grad: bool,
+) -> (f64, Vec<f64>) {
+    let n = y.len() as f64;
+    let mut value = 0.0;
+    let mut grad = if want_grad { vec![0f64; p.len()] } else { Vec::new() };
+    for label in 0..n_labels as u32 {
+        let rows: Vec<usize> = (0..y.len()).filter(|&i| y[i] == label).collect();
+        if rows.is_empty() {
             continue;
         }
-        // L_s(t) = log2(P(t | s) / P(t)), scaled by 1/n.
-        let l: Vec<f64> = log_d[g].iter().zip(&log_m).map(|(ls, lm)| (ls - lm) / n as f64).collect();
-        u.resize(n_s * c1, 0.0);
-        v.resize(n_s * c2, 0.0);
-        // U = B_s L^T (n_s x c1), V = A_s L (n_s x c2).
-        gemm(single, n_s, c2, c1, 1.0, &f.b[lo * c2..hi * c2], false, &l, true, &mut u);
-        gemm(single, n_s, c1, c2, 1.0, &f.a[lo * c1..hi * c1], false, &l, false, &mut v);
-        let (la, lb) = (2 * c1 - 1, 2 * c2 - 1);
-        for r in 0..n_s {
-            let i = f.order[lo + r];
-            let row = &p[i * m..(i + 1) * m];
-            let out = &mut grad[i * m..(i + 1) * m];
-            let level_a: &[f64] = match &f.levels {
-                Some((lv_a, _)) => &lv_a[(lo + r) * la..(lo + r + 1) * la],
-                None => {
-                    doubling(&row[..f.m1], &mut levels);
-                    &levels
+        let sub_p: Vec<f64> = rows.iter().flat_map(|&i| p[i * m..(i + 1) * m].iter().copied()).collect();
+        let sub_s: Vec<u32> = rows.iter().map(|&i| s[i]).collect();
+        let w = rows.len() as f64 / n;
+        let (v, g) = f(&sub_p, m, &sub_s, k, want_grad);
+        value += w * v;
+        if want_grad {
+            for (r, &i) in rows.iter().enumerate() {
+                for j in 0..m {
+                    grad[i * m + j] = w * g[r * m + j];
                 }
-            };
-            doubling_backward(&row[..f.m1], level_a, &u[r * c1..(r + 1) * c1], &mut out[..f.m1], &mut scratch);
-            let level_b: &[f64] = match &f.levels {
-                Some((_, lv_b)) => &lv_b[(lo + r) * lb..(lo + r + 1) * lb],
-                None => {
-                    doubling(&row[f.m1..], &mut levels);
-                    &levels
-                }
-            };
-            doubling_backward(&row[f.m1..], level_b, &v[r * c2..(r + 1) * c2], &mut out[f.m1..], &mut scratch);
+            }
         }
     }
     (value, grad)
+}
+
+/// The largest total variation between two groups' code distributions, `max_{a<b} sum_t max(0, P(t|a) -
+/// P(t|b))`, of a row-major `n x m` host matrix `p` (docs/design.md, sections 4 and 4c), and with
+/// `want_grad` its (sub)gradient: for the maximising pair, `1[P(t|a) > P(t|b)] / n_a` on the code
+/// probabilities of a row of group `a`, its negative over `n_b` for group `b`, 0 elsewhere. The fused CPU
+/// form of [`total_variation_exact`] (equal in value and gradient, tested).
+pub fn tv_host(p: &[f64], m: usize, s: &[u32], k: usize, want_grad: bool, single: bool) -> (f64, Vec<f64>) {
+    let f = JointForward::new(p, m, s, k, single);
+    let present: Vec<usize> = (0..k).filter(|&g| f.bounds[g + 1] > f.bounds[g]).collect();
+    let mut best: Option<(f64, usize, usize)> = None;
+    for (x, &a) in present.iter().enumerate() {
+        for &b in &present[x + 1..] {
+            let tv: f64 = f.dists[a].iter().zip(&f.dists[b]).map(|(pa, pb)| (pa - pb).max(0.0)).sum();
+            if best.is_none_or(|(v, _, _)| tv > v) {
+                best = Some((tv, a, b));
+            }
+        }
+    }
+    let Some((value, a, b)) = best else {
+        return (0.0, if want_grad { vec![0.0; p.len()] } else { Vec::new() });
+    };
+    if !want_grad {
+        return (value, Vec::new());
+    }
+    let count = |g: usize| (f.bounds[g + 1] - f.bounds[g]) as f64;
+    let ind: Vec<f64> = f.dists[a].iter().zip(&f.dists[b]).map(|(pa, pb)| (pa > pb) as u8 as f64).collect();
+    let mut l = vec![Vec::new(); k];
+    l[a] = ind.iter().map(|v| v / count(a)).collect();
+    l[b] = ind.iter().map(|v| -v / count(b)).collect();
+    (value, f.rows_backward(p, m, &l, single))
 }
 
 impl candle_core::CustomOp1 for JointMiOp {

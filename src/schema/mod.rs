@@ -37,6 +37,8 @@ pub enum Group {
     Files,
     /// A grid of runs.
     Sweep,
+    /// Certified fairness on demand: a bound asked for, and the search that meets it.
+    Certify,
     /// Only the Python estimator has it.
     Python,
 }
@@ -52,6 +54,7 @@ impl Group {
             Group::Predict => "prediction",
             Group::Files => "files",
             Group::Sweep => "sweep",
+            Group::Certify => "certified fairness",
             Group::Python => "Python",
         }
     }
@@ -73,6 +76,8 @@ pub struct ParamDef {
     pub cli: Option<&'static str>,
     /// The Python estimator's constructor parameter.
     pub python: Option<&'static str>,
+    /// Python's own default, where it differs from the command line's (the estimator is fair by default).
+    pub python_default: Option<&'static str>,
     /// A Python method's argument (e.g. `sensitive_features`), when not a constructor parameter.
     pub python_arg: Option<&'static str>,
     /// Where `config.json` records the value (`train.gamma`).
@@ -178,7 +183,7 @@ macro_rules! parameters {
             $(#[doc = $mdoc:literal])+
             $mid:ident $mfield:ident : $mty:ty = ($mtable:expr $(, $mimage:expr)?)
             $(, check($mcheck:expr, $mrange:literal))?, group $mgroup:ident
-            $(, cli $mcli:literal)? $(, py $mpy:literal)? $(, config $mconfig:literal)?;
+            $(, cli $mcli:literal)? $(, py $mpy:literal $(= $mpyd:literal)?)? $(, config $mconfig:literal)?;
         )* }
         other { $(
             $(#[doc = $odoc:literal])+
@@ -205,6 +210,7 @@ macro_rules! parameters {
                 range: first_of!($($mrange,)? ""),
                 cli: opt_str!($($mcli)?),
                 python: opt_str!($($mpy)?),
+                python_default: opt_str!($($($mpyd)?)?),
                 python_arg: None,
                 config: opt_str!($($mconfig)?),
                 type_name: <$mty as ParamValue>::TYPE_NAME,
@@ -225,6 +231,7 @@ macro_rules! parameters {
                 range: first_of!($($orange,)? ""),
                 cli: opt_str!($($ocli)?),
                 python: opt_str!($($opy)?),
+                python_default: None,
                 python_arg: opt_str!($($oarg)?),
                 config: opt_str!($($oconfig)?),
                 type_name: <$oty as ParamValue>::TYPE_NAME,
@@ -363,7 +370,7 @@ parameters! {
     model {
         /// A named set of values for the other parameters (explicitly set ones override it).
         Preset preset: crate::estimator::Preset = (crate::estimator::Preset::None), group Model, cli "preset",
-            py "preset";
+            py "preset" = "certified";
         /// Widths of the hidden layers; the representation is the last stochastic one.
         Hidden hidden: Vec<usize> = (vec![64, 32], vec![64, 12]),
             check(|v: &Vec<usize>| !v.is_empty() && !v.contains(&0), "one or more widths, each >= 1"),
@@ -379,7 +386,7 @@ parameters! {
         /// Temperature tau of a stochastic neuron's firing probability p = sigmoid(tau a).
         Temperature temperature: f64 = (6.0), check(|v: &f64| v.is_finite() && *v > 0.0, "> 0"), group Model,
             cli "temperature", py "temperature", config "model.temperature";
-        /// Straight-through gradient of a binary sample: `identity` (dt/da = 1) or `sigmoid` (tau p (1 - p)).
+        /// Gradient through the binary layer: straight through a sample (`identity`: dt/da = 1; `sigmoid`: tau p (1 - p)), or `exact`: the expected loss over the 2^m codes (m <= 10).
         Estimator estimator: Estimator = (Estimator::Identity), group Model, cli "estimator",
             py "gradient_estimator", config "model.estimator";
         /// Activation of the full-precision hidden layers.
@@ -448,6 +455,17 @@ parameters! {
         /// Confidence 1 - delta of the population certificate.
         Confidence confidence: f64 = (0.95), check(|v: &f64| *v > 0.0 && *v < 1.0, "in (0, 1)"), group Eval,
             cli "confidence", py "confidence", config "eval.confidence";
+        /// Train the most accurate model whose certified demographic-parity gap, on rows no training or selection read, is at most this (a search over gamma).
+        MaxCertifiedDp max_certified_dp: Option<f64> = (None),
+            check(|v: &Option<f64>| v.is_none_or(|e| e > 0.0 && e <= 1.0), "in (0, 1]"), group Certify,
+            cli "max-certified-dp", py "max_certified_dp";
+        /// The same for the certified equalised-odds gap (the largest over the labels).
+        MaxCertifiedEo max_certified_eo: Option<f64> = (None),
+            check(|v: &Option<f64>| v.is_none_or(|e| e > 0.0 && e <= 1.0), "in (0, 1]"), group Certify,
+            cli "max-certified-eo", py "max_certified_eo";
+        /// With a certified bound asked for: how many candidates the final rows may certify, each at delta / this (a union bound).
+        FinalTries final_tries: usize = (1), check(|v: &usize| *v >= 1, ">= 1"), group Certify, cli "final-tries",
+            py "final_tries";
     }
     other {
         /// A shipped dataset: adult, compas, german (tables), biased-mnist, biased-fashion-mnist (images).

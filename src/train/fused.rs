@@ -44,19 +44,21 @@ pub struct FusedNet {
     p64: Vec<f64>,
     pen32: Vec<f32>,
     uniforms: Vec<u32>,
+    /// The exact estimator's per-row doubling levels (`2^(m+1) - 1` each).
+    levels: Vec<f64>,
 }
 
 impl FusedNet {
     /// True when the fused step implements this configuration: a dense network with the binary head on
-    /// CPU, and no penalty other than the batch estimate of the per-neuron or joint MI for parity.
+    /// CPU, and no penalty other than the batch estimate of the per-neuron MI, the joint MI or the total
+    /// variation, for parity or odds.
     pub fn supports(tc: &TrainConfig, net: &Net) -> bool {
         let p = &tc.penalty;
         net.device().is_cpu()
             && net.config().conv.is_none()
             && net.config().n_outputs == 1
-            && p.target == Target::Parity
             && p.estimate == Estimate::Batch
-            && matches!(p.kind, PenaltyKind::PerNeuron | PenaltyKind::Joint)
+            && matches!(p.kind, PenaltyKind::PerNeuron | PenaltyKind::Joint | PenaltyKind::Tv)
     }
 
     /// Copies the weights of `net`.
@@ -90,6 +92,7 @@ impl FusedNet {
             p64: Vec::new(),
             pen32: Vec::new(),
             uniforms: Vec::new(),
+            levels: Vec::new(),
         })
     }
 
@@ -244,35 +247,46 @@ impl FusedNet {
             LossForm::Sum => 1.0,
             LossForm::Convex => 1.0 - gamma,
         };
+        let exact = self.cfg.estimator == Estimator::Exact;
         let mut ce = 0f64;
-        // The logits, 8 rows at a time: each row still sums its products in order (a chain of dependent
-        // additions), and 8 chains side by side keep the adder busy.
-        self.g_logit.clear();
-        self.g_logit.resize(n, 0.0);
-        let mut rows8 = h.chunks_exact(8 * last);
-        let mut logit8 = self.g_logit.chunks_exact_mut(8);
-        for (h8, l8) in (&mut rows8).zip(&mut logit8) {
-            let mut acc = [0f32; 8];
-            for (j, &wj) in hw.iter().enumerate() {
-                for r in 0..8 {
-                    acc[r] += h8[r * last + j] * wj;
+        // The exact estimator's gradient of the expected CE at p (row-major n x m), else empty.
+        let mut ce_grad_p: Vec<f64> = Vec::new();
+        let mut exact_head: Option<(Vec<f64>, f64)> = None;
+        if exact {
+            let (value, g_p, g_w, g_b) = exact_expected_ce(&self.probs[mi_layer], last, hw, hb, y, &mut self.levels);
+            ce = value;
+            ce_grad_p = g_p;
+            exact_head = Some((g_w, g_b));
+        } else {
+            // The logits, 8 rows at a time: each row still sums its products in order (a chain of dependent
+            // additions), and 8 chains side by side keep the adder busy.
+            self.g_logit.clear();
+            self.g_logit.resize(n, 0.0);
+            let mut rows8 = h.chunks_exact(8 * last);
+            let mut logit8 = self.g_logit.chunks_exact_mut(8);
+            for (h8, l8) in (&mut rows8).zip(&mut logit8) {
+                let mut acc = [0f32; 8];
+                for (j, &wj) in hw.iter().enumerate() {
+                    for r in 0..8 {
+                        acc[r] += h8[r * last + j] * wj;
+                    }
                 }
+                l8.copy_from_slice(&acc);
             }
-            l8.copy_from_slice(&acc);
+            for (hi, l) in rows8.remainder().chunks_exact(last).zip(logit8.into_remainder()) {
+                *l = hi.iter().zip(hw).fold(0.0, |a, (x, w)| a + x * w);
+            }
+            for (g, &yi) in self.g_logit.iter_mut().zip(y) {
+                let xl: f32 = hb + *g;
+                let (xl64, yi) = (xl as f64, yi as f64);
+                // One exp for both: e = exp(-|x|) gives the stable BCE and the sigmoid on either side of 0.
+                let e = (-xl64.abs()).exp();
+                ce += xl64.max(0.0) - xl64 * yi + e.ln_1p();
+                let sig = if xl64 >= 0.0 { 1.0 / (1.0 + e) } else { e / (1.0 + e) };
+                *g = (w_ce * (sig - yi) / n as f64) as f32;
+            }
+            ce /= n as f64;
         }
-        for (hi, l) in rows8.remainder().chunks_exact(last).zip(logit8.into_remainder()) {
-            *l = hi.iter().zip(hw).fold(0.0, |a, (x, w)| a + x * w);
-        }
-        for (g, &yi) in self.g_logit.iter_mut().zip(y) {
-            let xl: f32 = hb + *g;
-            let (xl64, yi) = (xl as f64, yi as f64);
-            // One exp for both: e = exp(-|x|) gives the stable BCE and the sigmoid on either side of 0.
-            let e = (-xl64.abs()).exp();
-            ce += xl64.max(0.0) - xl64 * yi + e.ln_1p();
-            let sig = if xl64 >= 0.0 { 1.0 / (1.0 + e) } else { e / (1.0 + e) };
-            *g = (w_ce * (sig - yi) / n as f64) as f32;
-        }
-        ce /= n as f64;
         // The penalty on the MI layer's p.
         let stochastic = self.cfg.is_stochastic();
         let penalty = if stochastic {
@@ -280,30 +294,56 @@ impl FusedNet {
             self.p64.clear();
             self.p64.extend(self.probs[mi_layer].iter().map(|&v| v as f64));
             let want = gamma > 0.0;
-            let (value, grad) = match tc.penalty.kind {
-                PenaltyKind::Joint => mi::joint_mi_host(&self.p64, m, s, n_groups, want, true),
-                _ => mi::per_neuron_mi_host(&self.p64, m, s, n_groups, want),
+            let host = |p: &[f64], m: usize, s: &[u32], k: usize, want: bool| match tc.penalty.kind {
+                PenaltyKind::Joint => mi::joint_mi_host(p, m, s, k, want, true),
+                PenaltyKind::Tv => mi::tv_host(p, m, s, k, want, true),
+                _ => mi::per_neuron_mi_host(p, m, s, k, want),
+            };
+            let (value, grad) = match tc.penalty.target {
+                Target::Parity => host(&self.p64, m, s, n_groups, want),
+                Target::Odds => {
+                    let labels: Vec<u32> = y.iter().map(|&v| (v > 0.5) as u32).collect();
+                    mi::conditional_host(host, &self.p64, m, s, n_groups, &labels, 2, want)
+                }
             };
             self.pen32.clear();
-            self.pen32.extend(grad.iter().map(|&g| (gamma * g) as f32));
+            if exact {
+                // The expected CE's gradient at p joins the penalty's: both enter through dp/da.
+                let pen = |k: usize| if grad.is_empty() { 0.0 } else { gamma * grad[k] };
+                self.pen32.extend(ce_grad_p.iter().enumerate().map(|(k, &g)| (w_ce * g + pen(k)) as f32));
+            } else {
+                self.pen32.extend(grad.iter().map(|&g| (gamma * g) as f32));
+            }
             value
         } else {
             self.pen32.clear();
             0.0
         };
         let loss = w_ce * ce + if stochastic { gamma * penalty } else { 0.0 };
-        // Backward: head.
-        let g_logit = &self.g_logit;
-        let (gw_head, rest) = self.grads[2 * n_hidden..].split_at_mut(1);
-        let gw_head = &mut gw_head[0];
-        gw_head.fill(0.0);
-        for (hi, &g) in h.chunks_exact(last).zip(g_logit) {
-            axpy(gw_head, g, hi);
-        }
-        rest[0][0] = g_logit.iter().sum();
-        self.g_h.clear();
-        for &g in g_logit {
-            self.g_h.extend(hw.iter().map(|w| g * w));
+        if let Some((g_w, g_b)) = exact_head {
+            // Backward: the head's gradient came with the expected CE; nothing reaches the code layer
+            // through a sample (its gradient is at p, in pen32).
+            let (gw_head, rest) = self.grads[2 * n_hidden..].split_at_mut(1);
+            for (g, v) in gw_head[0].iter_mut().zip(&g_w) {
+                *g = (w_ce * v) as f32;
+            }
+            rest[0][0] = (w_ce * g_b) as f32;
+            self.g_h.clear();
+            self.g_h.resize(n * last, 0.0);
+        } else {
+            // Backward: head.
+            let g_logit = &self.g_logit;
+            let (gw_head, rest) = self.grads[2 * n_hidden..].split_at_mut(1);
+            let gw_head = &mut gw_head[0];
+            gw_head.fill(0.0);
+            for (hi, &g) in h.chunks_exact(last).zip(g_logit) {
+                axpy(gw_head, g, hi);
+            }
+            rest[0][0] = g_logit.iter().sum();
+            self.g_h.clear();
+            for &g in g_logit {
+                self.g_h.extend(hw.iter().map(|w| g * w));
+            }
         }
         // Hidden layers, last to first.
         for l in (0..n_hidden).rev() {
@@ -314,8 +354,10 @@ impl FusedNet {
                 // The gradient at the pre-activation from that at the sample (straight through, times
                 // dp/da with the sigmoid estimator) and the penalty's at p; multiplying by 1 is exact, so
                 // the factors stand in for branches and the loops vectorise.
+                // The exact estimator passes its gradient at p straight through to a (dp/da := 1,
+                // docs/design.md, section 1b), as the identity estimator passes the sample's.
                 let g_pre = |gh: f32, pk: f32, ak: f32, pen: Option<f32>| {
-                    let dp_da = tau * pk * (1.0 - pk);
+                    let dp_da = if exact { 1.0 } else { tau * pk * (1.0 - pk) };
                     let mut g_a = gh * if sigmoid_est { dp_da } else { 1.0 };
                     if let Some(pg) = pen {
                         g_a += pg * dp_da;
@@ -374,6 +416,60 @@ impl FusedNet {
     }
 }
 
+/// The exact estimator's task loss (docs/design.md, section 1b): the binary cross-entropy of the head
+/// `logit(t) = w . t + b` averaged over the `2^m` codes with each row's code probabilities
+/// `pi_i(t) = prod_j p_ij^t_j (1 - p_ij)^(1 - t_j)`, and its exact gradients. `p` row-major `n x m`, `y` the
+/// labels (0 or 1). Returns the mean over rows, `dL/dp` (`n x m`), `dL/dw` and `dL/db`; `levels` is scratch.
+pub(crate) fn exact_expected_ce(
+    p: &[f32],
+    m: usize,
+    w: &[f32],
+    b: f32,
+    y: &[f32],
+    levels: &mut Vec<f64>,
+) -> (f64, Vec<f64>, Vec<f64>, f64) {
+    let n = y.len();
+    let codes = 1usize << m;
+    // Code t's bit j is neuron j (the order of the doubling).
+    let logit: Vec<f64> =
+        (0..codes).map(|t| (0..m).filter(|j| t >> j & 1 == 1).fold(b as f64, |acc, j| acc + w[j] as f64)).collect();
+    let softplus = |x: f64| x.max(0.0) + (-x.abs()).exp().ln_1p();
+    // CE(logit, 1) = softplus(-logit), CE(logit, 0) = softplus(logit).
+    let ce = [logit.iter().map(|&l| softplus(l)).collect::<Vec<_>>(), logit.iter().map(|&l| softplus(-l)).collect()];
+    let mut mass = [vec![0f64; codes], vec![0f64; codes]];
+    levels.resize(2 * codes - 1, 0.0);
+    let (mut total, mut row, mut g) = (0f64, vec![0f64; m], vec![0f64; codes]);
+    let mut grad_p = vec![0f64; n * m];
+    let mut scratch = (Vec::new(), Vec::new());
+    let inv_n = 1.0 / n as f64;
+    for i in 0..n {
+        row.iter_mut().zip(&p[i * m..(i + 1) * m]).for_each(|(r, &v)| *r = v as f64);
+        let off = mi::doubling_into(&row, levels);
+        let label = (y[i] > 0.5) as usize;
+        let pi = &levels[off..];
+        for t in 0..codes {
+            total += pi[t] * ce[label][t];
+            mass[label][t] += pi[t];
+            g[t] = ce[label][t] * inv_n;
+        }
+        mi::doubling_backward(&row, levels, &g, &mut grad_p[i * m..(i + 1) * m], &mut scratch);
+    }
+    // dL/dlogit(t) = sum_i pi_i(t) (sigmoid(logit(t)) - y_i) / n.
+    let mut grad_w = vec![0f64; m];
+    let mut grad_b = 0f64;
+    for t in 0..codes {
+        let sig = 1.0 / (1.0 + (-logit[t]).exp());
+        let gt = ((mass[0][t] + mass[1][t]) * sig - mass[1][t]) * inv_n;
+        grad_b += gt;
+        for (j, gw) in grad_w.iter_mut().enumerate() {
+            if t >> j & 1 == 1 {
+                *gw += gt;
+            }
+        }
+    }
+    (total * inv_n, grad_p, grad_w, grad_b)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -405,14 +501,21 @@ mod tests {
         // The tensor form (not the fused op) is the reference.
         let groups = mi::group_onehot(s, k, &dev).unwrap();
         let p = out.probs.to_dtype(candle_core::DType::F64).unwrap();
-        let pen = match tc.penalty.kind {
-            PenaltyKind::Joint => mi::joint_mi_exact(&p, &groups),
-            _ => mi::per_neuron_mi(&p, &groups),
+        let f = match tc.penalty.kind {
+            PenaltyKind::Joint => mi::joint_mi_exact,
+            PenaltyKind::Tv => mi::total_variation_exact,
+            _ => mi::per_neuron_mi,
+        };
+        let pen = match tc.penalty.target {
+            Target::Parity => f(&p, &groups),
+            Target::Odds => {
+                let labels: Vec<u32> = labels.iter().map(|&v| v as u32).collect();
+                mi::conditional(f, &p, &groups, &labels, 2)
+            }
         }
         .unwrap()
         .to_dtype(candle_core::DType::F32)
         .unwrap();
-        let _ = labels;
         let w_ce = if tc.loss_form == LossForm::Convex { 1.0 - gamma } else { 1.0 };
         let loss = ((ce * w_ce).unwrap() + (pen * gamma).unwrap()).unwrap();
         let grads = loss.backward().unwrap();
@@ -423,6 +526,151 @@ mod tests {
         let logits = out.logits.flatten_all().unwrap().to_vec1::<f32>().unwrap();
         let terms: f32 = logits.iter().zip(y).map(|(&l, &yi)| (1.0 / (1.0 + (-l).exp()) - yi).abs()).sum();
         (loss.to_scalar::<f32>().unwrap() as f64, g, (w_ce as f32).abs() * terms / y.len() as f32)
+    }
+
+    /// The exact estimator's loss and gradients by candle's autodiff: the network's layers written out,
+    /// `p` passed straight through to `a` (`a + stop(p - a)`), the expected BCE over the `2^m` codes and the
+    /// penalty on the same `p`.
+    #[allow(clippy::too_many_arguments)]
+    fn exact_reference(
+        net: &Net,
+        x: &[f32],
+        y: &[f32],
+        s: &[u32],
+        k: usize,
+        kind: PenaltyKind,
+        gamma: f64,
+    ) -> (f64, Vec<Vec<f32>>) {
+        let dev = Device::Cpu;
+        let cfg = net.config();
+        let n = y.len();
+        let vars = net.vars();
+        let mut h = Tensor::from_slice(x, (n, x.len() / n), &dev).unwrap().to_dtype(candle_core::DType::F64).unwrap();
+        let v64 = |k: usize| vars[k].as_tensor().to_dtype(candle_core::DType::F64).unwrap();
+        let last = cfg.hidden.len() - 1;
+        for l in 0..=last {
+            let z = h.matmul(&v64(2 * l)).unwrap().broadcast_add(&v64(2 * l + 1)).unwrap();
+            h = if l == last {
+                let a = if cfg.pre_activation == PreActivation::Tanh { z.tanh().unwrap() } else { z };
+                let p = candle_nn::ops::sigmoid(&(&a * cfg.temperature).unwrap()).unwrap();
+                (&a + (p - &a).unwrap().detach()).unwrap()
+            } else if cfg.activation == Activation::Tanh {
+                z.tanh().unwrap()
+            } else {
+                z.relu().unwrap()
+            };
+        }
+        let m = cfg.hidden[last];
+        let pi = mi::code_probabilities(&h).unwrap();
+        let codes: Vec<f64> = (0..1usize << m).flat_map(|t| (0..m).map(move |j| (t >> j & 1) as f64)).collect();
+        let codes = Tensor::from_vec(codes, (1usize << m, m), &dev).unwrap();
+        let logits = codes.matmul(&v64(2 * last + 2)).unwrap().broadcast_add(&v64(2 * last + 3)).unwrap().t().unwrap();
+        let softplus = |t: &Tensor| -> Tensor {
+            (t.relu().unwrap()
+                + t.abs().unwrap().neg().unwrap().exp().unwrap().affine(1.0, 1.0).unwrap().log().unwrap())
+            .unwrap()
+        };
+        let yt = Tensor::from_vec(y.iter().map(|&v| v as f64).collect::<Vec<_>>(), (n, 1), &dev).unwrap();
+        // CE(l, 1) = softplus(-l), CE(l, 0) = softplus(l).
+        let ce1 = softplus(&logits.neg().unwrap()).broadcast_mul(&yt).unwrap();
+        let ce0 = softplus(&logits).broadcast_mul(&yt.affine(-1.0, 1.0).unwrap()).unwrap();
+        let ce = (pi * (ce1 + ce0).unwrap()).unwrap().sum_all().unwrap().affine(1.0 / n as f64, 0.0).unwrap();
+        let groups = mi::group_onehot(s, k, &dev).unwrap();
+        let pen = match kind {
+            PenaltyKind::Joint => mi::joint_mi_exact(&h, &groups),
+            PenaltyKind::Tv => mi::total_variation_exact(&h, &groups),
+            _ => mi::per_neuron_mi(&h, &groups),
+        }
+        .unwrap();
+        let loss = (ce + (pen * gamma).unwrap()).unwrap();
+        let grads = loss.backward().unwrap();
+        let g = vars
+            .iter()
+            .map(|v| {
+                let g = grads.get(v).unwrap().to_dtype(candle_core::DType::F32).unwrap();
+                g.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+            })
+            .collect();
+        (loss.to_scalar::<f64>().unwrap(), g)
+    }
+
+    #[test]
+    fn the_exact_estimator_equals_autodiff_of_the_expected_loss() {
+        let mut data_rng = ChaCha8Rng::seed_from_u64(21);
+        let (n, d, k) = (40, 6, 2);
+        let x: Vec<f32> = (0..n * d).map(|_| data_rng.random::<f32>() * 2.0 - 1.0).collect();
+        let y: Vec<f32> = (0..n).map(|i| (i % 3 == 0) as u8 as f32).collect();
+        let s: Vec<u32> = (0..n).map(|i| (i % 5 < 2) as u32).collect();
+        let mut cases = 0;
+        for (m, kind, pre_activation, activation) in [
+            (1, PenaltyKind::Tv, PreActivation::Tanh, Activation::Tanh),
+            (3, PenaltyKind::Tv, PreActivation::Tanh, Activation::Relu),
+            (3, PenaltyKind::Joint, PreActivation::Linear, Activation::Tanh),
+            (2, PenaltyKind::PerNeuron, PreActivation::Tanh, Activation::Tanh),
+        ] {
+            for gamma in [0.0, 0.8] {
+                let cfg = ModelConfig {
+                    n_inputs: d,
+                    hidden: vec![5, m],
+                    stochastic: vec![1],
+                    pre_activation,
+                    temperature: 2.5,
+                    estimator: Estimator::Exact,
+                    activation,
+                    n_outputs: 1,
+                    conv: None,
+                };
+                cfg.validate().unwrap();
+                let net = Net::new(&cfg, &Device::Cpu, &mut ChaCha8Rng::seed_from_u64(cases)).unwrap();
+                // Weights large enough that the head separates codes and p spreads over (0, 1).
+                for v in net.vars() {
+                    v.set(&(v.as_tensor() * 3.0).unwrap()).unwrap();
+                }
+                let tc =
+                    TrainConfig { penalty: PenaltySpec::new(kind, Target::Parity), gamma, ..TrainConfig::default() };
+                let (ref_loss, ref_grads) = exact_reference(&net, &x, &y, &s, k, kind, gamma);
+                let mut fused = FusedNet::from_net(&net).unwrap();
+                let out =
+                    fused.step(Rows::Dense(&x), &y, &s, k, &tc, gamma, &mut ChaCha8Rng::seed_from_u64(1)).unwrap();
+                let case = format!("m {m} {kind:?} {pre_activation:?} {activation:?} gamma {gamma}");
+                assert!(
+                    (out.loss - ref_loss).abs() <= 1e-5 * ref_loss.abs().max(1.0),
+                    "{case}: {} vs {ref_loss}",
+                    out.loss
+                );
+                for (gf, gr) in fused.grads.iter().zip(&ref_grads) {
+                    let scale = gr.iter().fold(0f32, |a, v| a.max(v.abs())).max(1e-3);
+                    for (a, b) in gf.iter().zip(gr) {
+                        assert!((a - b).abs() <= 1e-4 * scale, "{case}: gradient {a} vs {b} (scale {scale})");
+                    }
+                }
+                cases += 1;
+            }
+        }
+        assert_eq!(cases, 8);
+    }
+
+    #[test]
+    fn the_exact_estimator_is_refused_where_it_does_not_apply() {
+        let base =
+            ModelConfig { n_inputs: 4, hidden: vec![8, 3], estimator: Estimator::Exact, ..ModelConfig::default() };
+        assert!(base.validate().is_ok());
+        for bad in [
+            ModelConfig { stochastic: vec![0], ..base.clone() },
+            ModelConfig { stochastic: vec![0, 1], ..base.clone() },
+            ModelConfig { hidden: vec![8, crate::model::EXACT_M_MAX + 1], ..base.clone() },
+            ModelConfig { n_outputs: 10, ..base.clone() },
+        ] {
+            let e = bad.validate().unwrap_err();
+            assert!(
+                matches!(&e, crate::Error::InvalidParam { param, .. } if *param == crate::schema::Param::Estimator),
+                "{e}"
+            );
+        }
+        // The candle path has no exact estimator: training through it is an error, not a silent change.
+        let net = Net::new(&base, &Device::Cpu, &mut ChaCha8Rng::seed_from_u64(0)).unwrap();
+        let x = Tensor::zeros((2, 4), candle_core::DType::F32, &Device::Cpu).unwrap();
+        assert!(net.forward(&x, Mode::Train, &mut ChaCha8Rng::seed_from_u64(0)).is_err());
     }
 
     #[test]
@@ -495,11 +743,14 @@ mod tests {
         for estimator in [Estimator::Identity, Estimator::Sigmoid] {
             for pre_activation in [PreActivation::Tanh, PreActivation::Linear] {
                 for activation in [Activation::Tanh, Activation::Relu] {
-                    for (penalty, stochastic) in [
-                        (PenaltyKind::PerNeuron, vec![1]),
-                        (PenaltyKind::Joint, vec![1]),
-                        (PenaltyKind::PerNeuron, vec![0, 1]),
-                        (PenaltyKind::PerNeuron, vec![]),
+                    for (penalty, target, stochastic) in [
+                        (PenaltyKind::PerNeuron, Target::Parity, vec![1]),
+                        (PenaltyKind::Joint, Target::Parity, vec![1]),
+                        (PenaltyKind::Tv, Target::Parity, vec![1]),
+                        (PenaltyKind::Joint, Target::Odds, vec![1]),
+                        (PenaltyKind::Tv, Target::Odds, vec![1]),
+                        (PenaltyKind::PerNeuron, Target::Parity, vec![0, 1]),
+                        (PenaltyKind::PerNeuron, Target::Parity, vec![]),
                     ] {
                         for loss_form in [LossForm::Sum, LossForm::Convex] {
                             let cfg = ModelConfig {
@@ -516,7 +767,7 @@ mod tests {
                             let net = Net::new(&cfg, &Device::Cpu, &mut ChaCha8Rng::seed_from_u64(cases)).unwrap();
                             let gamma = 0.7;
                             let tc = TrainConfig {
-                                penalty: PenaltySpec::new(penalty, Target::Parity),
+                                penalty: PenaltySpec::new(penalty, target).with_estimate(Estimate::Batch),
                                 loss_form,
                                 gamma,
                                 ..TrainConfig::default()
@@ -544,7 +795,7 @@ mod tests {
                                         &mut ChaCha8Rng::seed_from_u64(100 + cases),
                                     )
                                     .unwrap();
-                                let case = format!("{form} {estimator:?} {pre_activation:?} {activation:?} {penalty:?} {stochastic:?} {loss_form:?}");
+                                let case = format!("{form} {estimator:?} {pre_activation:?} {activation:?} {penalty:?} {target:?} {stochastic:?} {loss_form:?}");
                                 assert!(
                                     (out.loss - ref_loss).abs() <= 1e-5 * ref_loss.abs().max(1.0),
                                     "{case}: loss {} vs {ref_loss}",
@@ -569,6 +820,6 @@ mod tests {
                 }
             }
         }
-        assert_eq!(cases, 64);
+        assert_eq!(cases, 112);
     }
 }

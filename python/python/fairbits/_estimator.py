@@ -82,6 +82,9 @@ _DOC_TAIL = """
         Width of the representation (the last stochastic layer).
     history_ : list of dict
         One record per epoch: ``loss``, ``ce``, ``penalty_bits``, ``val_loss``.
+    search_report_ : dict
+        With ``max_certified_dp`` or ``max_certified_eo``: how the search found the model (every candidate,
+        the rows it was selected and certified on, the final certificate, ``message``).
 
     Examples
     --------
@@ -319,6 +322,11 @@ class FairRepresentationClassifier(ClassifierMixin, TransformerMixin, BaseEstima
         enc = config.get("encoding") or {}
         self.sensitive_groups_ = list((enc.get("sensitive") or {}).get("groups", []))
         self.code_width_ = int(model.code_width())
+        search = model.search_json()
+        if search is not None:
+            self.search_report_ = json.loads(search)
+        elif hasattr(self, "search_report_"):
+            del self.search_report_
         self.history_ = json.loads(model.history_json())
 
     def _check_fitted(self) -> None:

@@ -30,7 +30,7 @@ PRESETS: Dict[str, Dict[str, str]] = _SCHEMA["presets"]
 CONSTRUCTOR: List[Dict[str, Any]] = [d for d in _SCHEMA["params"] if d["python"]]
 
 #: The parameters that make a model (architecture, training, evaluation, seed): sent to the core's fit.
-_MODEL_GROUPS = ("model", "training", "evaluation")
+_MODEL_GROUPS = ("model", "training", "evaluation", "certified fairness")
 
 _SET_BY_PRESET = {name for values in PRESETS.values() for name in values}
 
@@ -55,6 +55,8 @@ def _parse(d: Dict[str, Any], text: str) -> Any:
 def python_default(d: Dict[str, Any]) -> Any:
     """The default in the estimator's signature. ``None`` where the core decides: the default depends on
     the data's kind or on the preset, or there is none (the docstring says what it is)."""
+    if d["python_default"] is not None:
+        return _parse(d, d["python_default"])
     text = d["default"]
     if text is None or text == "none" or d["name"] in _SET_BY_PRESET or d["default_images"] != text:
         return None
@@ -81,6 +83,8 @@ def docstring_entry(d: Dict[str, Any]) -> str:
     default = python_default(d)
     shown = f'"{default}"' if isinstance(default, str) else repr(default)
     lines = [f"{d['python']} : {_type_words(d)}, default={shown}", "    " + d["meaning"]]
+    if d["python_default"] is not None:
+        lines.append(f"    Python's default ({d['python_default']}) differs from the command line's ({d['default']}): the estimator is fair unless asked otherwise.")
     words = d["default"]
     if words is not None and (default is None or d["default_images"] != words):
         lines.append(f"    Default: {words}" + (f" (images: {d['default_images']})" if d["default_images"] != words else "") + ".")
