@@ -475,7 +475,7 @@ parameters! {
         /// The target column of the table.
         Target target: Option<String> = (None), group Data, cli "target", arg "y";
         /// The sensitive column(s) of the table (for a shipped dataset: one of its sensitive attributes).
-        Sensitive sensitive: Option<String> = (None), group Data, cli "sensitive", arg "sensitive_features";
+        Sensitive sensitive: Option<String> = (None), group Data, cli "sensitive", py "sensitive_features";
         /// The target value counted as positive (default: the larger of the two).
         Positive positive: Option<String> = (None), group Data, cli "positive", py "pos_label";
         /// Columns to one-hot encode although they hold numbers.
@@ -493,7 +493,7 @@ parameters! {
             cli "certify-size";
         /// Also feed the sensitive attribute to the network.
         IncludeSensitive include_sensitive: bool = (false), group Data, cli "include-sensitive",
-            config "data.include_sensitive";
+            py "include_sensitive", config "data.include_sensitive";
         /// Read a Parquet or Arrow IPC file in passes and train from a mapped cache (data larger than memory).
         Stream stream: bool = (false), group Data, cli "stream";
         /// Field separator of the CSV files read (default: a comma).

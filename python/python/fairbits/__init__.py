@@ -9,12 +9,26 @@ work runs in the fairbits Rust core; this package is its scikit-learn face.
 >>> from fairbits.datasets import load_adult
 """
 
-from ._estimator import FairRepresentationClassifier, NotFittedError, UnseenCategoryWarning
+from ._estimator import FairRepresentationClassifier, NotFittedError, UncertifiedOutputWarning, UnseenCategoryWarning
+from ._pipeline import certificate, evaluate, mutual_information
 from ._schema import InvalidParameterError
 from ._native import __version__
 from . import datasets, sweep
 
-__all__ = ["FairRepresentationClassifier", "InvalidParameterError", "NotFittedError", "UnseenCategoryWarning", "datasets", "load", "sweep", "__version__"]
+__all__ = [
+    "FairRepresentationClassifier",
+    "InvalidParameterError",
+    "NotFittedError",
+    "UncertifiedOutputWarning",
+    "UnseenCategoryWarning",
+    "certificate",
+    "datasets",
+    "evaluate",
+    "load",
+    "mutual_information",
+    "sweep",
+    "__version__",
+]
 
 
 def load(path):  # type: ignore[no-untyped-def]

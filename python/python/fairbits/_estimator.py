@@ -19,13 +19,33 @@ try:  # scikit-learn is an optional extra: without it the estimator keeps the sa
 except ImportError:  # pragma: no cover - exercised only without scikit-learn
     from ._base import BaseEstimator, ClassifierMixin, NotFittedError, TransformerMixin  # type: ignore[assignment]
 
-__all__ = ["FairRepresentationClassifier", "UnseenCategoryWarning", "NotFittedError"]
+__all__ = ["FairRepresentationClassifier", "UnseenCategoryWarning", "UncertifiedOutputWarning", "NotFittedError"]
 
 _PYTHON_META = "python.json"
 
 
 class UnseenCategoryWarning(UserWarning):
     """A categorical feature holds a value not seen in training; it is encoded as all zeros."""
+
+
+class UncertifiedOutputWarning(UserWarning):
+    """An output that the population certificate does not cover (``p`` itself, with ``inference="prob"``)."""
+
+
+_WARNED_UNCERTIFIED: set = set()
+
+
+def _warn_uncertified(what: str) -> None:
+    """Warns once per kind of output that it is not covered by the certificate."""
+    if what not in _WARNED_UNCERTIFIED:
+        _WARNED_UNCERTIFIED.add(what)
+        warnings.warn(
+            f"{what}, which the population certificate does not cover: p is a deterministic function of the row "
+            "and can carry the sensitive attribute (the certificate covers one sampled code per row, "
+            "inference='sample', or thresholded codes, inference='threshold')",
+            UncertifiedOutputWarning,
+            stacklevel=3,
+        )
 
 
 def _warn(messages: Sequence[str]) -> None:
@@ -39,6 +59,20 @@ def _refuse_sparse(X: Any) -> None:
             "Sparse data was passed for X, but dense data is required. Use '.toarray()' to convert to a dense "
             "numpy array."
         )
+
+
+def _refuse_datetimes(X: Any) -> None:
+    """A date or time column would become one category per distinct instant: refused, with what to do."""
+    dtypes = getattr(X, "dtypes", None)
+    if dtypes is None or not hasattr(dtypes, "items"):
+        return
+    for name, dtype in dtypes.items():
+        if getattr(dtype, "kind", None) in ("M", "m") or "datetime" in str(dtype).lower() or str(dtype).startswith("Date"):
+            raise ValueError(
+                f"column {name!r} holds dates or times ({dtype}): fairbits does not encode them (each instant "
+                "would be a category of its own); convert it to numbers (a timestamp, or features such as the "
+                "year or the weekday) or drop it"
+            )
 
 
 def _is_missing(v: Any) -> bool:
@@ -82,6 +116,11 @@ _DOC_TAIL = """
         Width of the representation (the last stochastic layer).
     history_ : list of dict
         One record per epoch: ``loss``, ``ce``, ``penalty_bits``, ``val_loss``.
+    n_iter_ : int
+        Epochs run (fewer than ``epochs`` when early stopping ended the training).
+    random_state_ : int
+        The seed this fit used (``random_state`` itself, or the one drawn for ``None`` or a generator):
+        the same seed and data give the same model, here and on the command line.
     search_report_ : dict
         With ``max_certified_dp`` or ``max_certified_eo``: how the search found the model (every candidate,
         the rows it was selected and certified on, the final certificate, ``message``).
@@ -117,22 +156,36 @@ class FairRepresentationClassifier(ClassifierMixin, TransformerMixin, BaseEstima
     # ----------------------------------------------------------------------------------------------
     # parameters
 
-    def _model_params(self) -> List[Tuple[str, str]]:
+    def _seed(self) -> int:
+        """The seed of this fit: ``random_state`` itself (an int), one drawn from it (a ``RandomState`` or
+        ``Generator``), or one drawn afresh (``None``); kept in ``random_state_`` so the fit can be repeated."""
+        rs = self.random_state
+        if rs is None:
+            return int(np.random.SeedSequence().generate_state(1)[0] >> 1)
+        if isinstance(rs, np.random.RandomState):
+            return int(rs.randint(0, 2**31 - 1))
+        if isinstance(rs, np.random.Generator):
+            return int(rs.integers(0, 2**31 - 1))
+        return rs
+
+    def _model_params(self, seed: int) -> List[Tuple[str, str]]:
         """The model parameters set, as the core's ``(name, text)`` pairs (types checked here, ranges by
         the core)."""
-        if self.random_state is None or isinstance(self.random_state, np.random.RandomState):
-            raise ValueError("invalid random_state: fairbits needs an integer seed (same seed, same model)")
-        return _schema.model_texts(self.get_params(deep=False))
+        return _schema.model_texts({**self.get_params(deep=False), "random_state": seed})
 
     # ----------------------------------------------------------------------------------------------
     # data
 
     def _sensitive(self, X: Any, sensitive_features: Any, n: int) -> Tuple[Any, Any, List[str]]:
-        """Splits the sensitive features from X: returns (X without them, the group values, the names)."""
+        """Splits the sensitive features from X: returns (X without them, the group values, the names).
+        Without ``sensitive_features`` in the call, the constructor's (column names of X) serve: how a
+        wrapper that calls ``fit(X, y, sample_weight=w)`` reaches them."""
+        if sensitive_features is None and self.sensitive_features is not None:
+            return self._constructor_sensitive(X)
         if sensitive_features is None:
             raise ValueError(
                 "sensitive_features is required: an array or Series of group labels, or the name(s) of "
-                "columns of X"
+                "columns of X (in the call, or the constructor's sensitive_features)"
             )
         names = None
         if isinstance(sensitive_features, str):
@@ -152,7 +205,8 @@ class FairRepresentationClassifier(ClassifierMixin, TransformerMixin, BaseEstima
             if missing:
                 raise ValueError(f"sensitive_features: column(s) {missing} not in X; X has {list(X.columns)}")
             values = X[names]
-            return X.drop(columns=names), values, names
+            # The named columns are groups, not features, unless asked for (include_sensitive).
+            return (X if self.include_sensitive else X.drop(columns=names)), values, names
         if _is_series(sensitive_features) or _is_frame(sensitive_features):
             v = sensitive_features
             label = [str(c) for c in v.columns] if _is_frame(v) else [str(v.name) if v.name is not None else "sensitive"]
@@ -161,6 +215,56 @@ class FairRepresentationClassifier(ClassifierMixin, TransformerMixin, BaseEstima
         if v.ndim not in (1, 2):
             raise ValueError(f"sensitive_features must be 1- or 2-dimensional, got shape {v.shape}")
         return X, v, ["sensitive"] if v.ndim == 1 else [f"sensitive{i}" for i in range(v.shape[1])]
+
+    def _constructor_columns(self) -> List[Any]:
+        """The constructor's ``sensitive_features`` as a list of column references (names of a frame's
+        columns, or positions in an array's)."""
+        given = self.sensitive_features
+        refs = list(given) if isinstance(given, (list, tuple)) else [given]
+        if not refs or not all(isinstance(r, (str, int, np.integer)) and not isinstance(r, bool) for r in refs):
+            raise ValueError(
+                f"invalid sensitive_features = {given!r}: the constructor takes column name(s) of X, or "
+                "column position(s) when X is an array (group labels go to fit)"
+            )
+        return refs
+
+    def _constructor_sensitive(self, X: Any) -> Tuple[Any, Any, List[str]]:
+        """Splits the constructor's sensitive columns from X (names of a frame, positions of an array, which
+        wrappers such as ``BaggingClassifier`` pass after converting a frame)."""
+        refs = self._constructor_columns()
+        if _is_frame(X) and all(isinstance(r, str) for r in refs):
+            return self._sensitive(X, refs, n_rows(X))
+        if _is_frame(X):
+            X = X.to_numpy()
+        A = np.asarray(X, dtype=object) if not hasattr(X, "dtype") else np.asarray(X)
+        if A.ndim != 2 or not all(isinstance(r, (int, np.integer)) for r in refs):
+            raise ValueError(
+                f"sensitive_features = {self.sensitive_features!r} names columns, but X has no column names "
+                "(a wrapper may have turned the frame into an array): give positions instead, e.g. "
+                "sensitive_features=-1"
+            )
+        width = A.shape[1]
+        bad = [r for r in refs if not -width <= int(r) < width]
+        if bad:
+            raise ValueError(f"sensitive_features: position(s) {bad} out of range for X with {width} columns")
+        idx = sorted({int(r) % width for r in refs})
+        values = A[:, idx]
+        keep = A if self.include_sensitive else np.delete(A, idx, axis=1)
+        return keep, values, [f"x{i}" for i in idx]
+
+    def _without_constructor_sensitive(self, X: Any) -> Any:
+        """At prediction, X as the model saw it in fit: the constructor's sensitive columns removed (when
+        they were not features and X still holds them)."""
+        if self.sensitive_features is None or self.include_sensitive:
+            return X
+        refs = self._constructor_columns()
+        if _is_frame(X):
+            present = [r for r in refs if isinstance(r, str) and r in X.columns]
+            return X.drop(columns=present) if present else X
+        if np.ndim(X) == 2 and np.shape(X)[1] == self.n_features_in_ + len(refs):
+            A = np.asarray(X) if hasattr(X, "dtype") else np.asarray(X, dtype=object)
+            return np.delete(A, sorted({int(r) % A.shape[1] for r in refs if not isinstance(r, str)}), axis=1)
+        return X
 
     @staticmethod
     def _groups(values: Any, n: int) -> np.ndarray:
@@ -188,6 +292,9 @@ class FairRepresentationClassifier(ClassifierMixin, TransformerMixin, BaseEstima
     def _x_columns(self, X: Any, for_fit: bool) -> List[Tuple[str, Any]]:
         _refuse_sparse(X)
         X = as_data(X)
+        if not for_fit:
+            X = self._without_constructor_sensitive(X)
+        _refuse_datetimes(X)
         if not _is_frame(X) and not hasattr(X, "__array__") and not isinstance(X, (list, tuple)):
             raise ValueError(f"X must be a data frame or a 2-D array-like, got {type(X).__name__}")
         if not for_fit and not _is_frame(X):
@@ -224,7 +331,8 @@ class FairRepresentationClassifier(ClassifierMixin, TransformerMixin, BaseEstima
         -------
         self
         """
-        params = self._model_params()
+        seed = self._seed()
+        params = self._model_params(seed)
         val_size = float(_schema.to_text(_schema.PARAMS["val_size"], self.val_size))
         _refuse_sparse(X)
         X = as_data(X)
@@ -297,6 +405,7 @@ class FairRepresentationClassifier(ClassifierMixin, TransformerMixin, BaseEstima
             bool(self.verbose),
         )
         self._set_fitted(model, classes, feature_names, self._fit_framed, s_names, target_name)
+        self.random_state_ = seed
         return self
 
     def _set_fitted(
@@ -328,6 +437,7 @@ class FairRepresentationClassifier(ClassifierMixin, TransformerMixin, BaseEstima
         elif hasattr(self, "search_report_"):
             del self.search_report_
         self.history_ = json.loads(model.history_json())
+        self.n_iter_ = len(self.history_)
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "model_"):
@@ -373,9 +483,17 @@ class FairRepresentationClassifier(ClassifierMixin, TransformerMixin, BaseEstima
         Returns
         -------
         ndarray of shape (n_samples, code_width_)
+
+        Notes
+        -----
+        Only ``"sample"`` codes (one fresh sample per row, as each call draws) and ``"threshold"`` codes are
+        what the population certificate covers; ``"prob"`` returns ``p``, a deterministic function of the
+        row that can carry the sensitive attribute freely, and warns once (``UncertifiedOutputWarning``).
         """
         self._check_fitted()
         mode = codes or self.inference
+        if mode == "prob":
+            _warn_uncertified("transform returns the firing probabilities p")
         if self._is_image():
             return self.model_.transform_array(self._image_array(X), mode)
         out, warns = self.model_.transform(self._x_columns(X, for_fit=False), mode)
@@ -394,8 +512,18 @@ class FairRepresentationClassifier(ClassifierMixin, TransformerMixin, BaseEstima
         Returns
         -------
         ndarray of shape (n_samples, 2)
+
+        Notes
+        -----
+        Why these scores rank better than :meth:`evaluate` says (Adult, the certified preset: AUC 0.875
+        here against 0.857 there): the mean over ``draws`` codes of a row moves towards what ``p`` says, so
+        it ranks rows better than any one code does; :meth:`evaluate` reports each metric per single draw
+        (averaged over draws), the consumer of one code per row that the certificate covers. A prediction
+        covered by the certificate reads one code: ``draws=1`` (or ``inference="threshold"``).
         """
         self._check_fitted()
+        if self.inference == "prob":
+            _warn_uncertified("predict_proba reads the firing probabilities p (inference='prob')")
         if self._is_image():
             return self.model_.predict_proba_array(self._image_array(X), self.inference, int(self.draws))
         p, warns = self.model_.predict_proba(self._x_columns(X, for_fit=False), self.inference, int(self.draws))
@@ -439,7 +567,7 @@ class FairRepresentationClassifier(ClassifierMixin, TransformerMixin, BaseEstima
         X: Any,
         y: Any,
         *,
-        sensitive_features: Any,
+        sensitive_features: Any = None,
         probe_data: Optional[Tuple[Any, Any, Any]] = None,
     ) -> Dict[str, Any]:
         """The command line's metrics on labelled rows: task AUC and accuracy, fairness gaps, probe AUCs
@@ -461,7 +589,7 @@ class FairRepresentationClassifier(ClassifierMixin, TransformerMixin, BaseEstima
             probe = [(t if c == pt else s if c == ps else c, v) for c, v in pcols]
         return json.loads(self.model_.evaluate(cols, t, s, probe, bool(self.verbose)))
 
-    def mutual_information(self, X: Any, sensitive_features: Any) -> Dict[str, Any]:
+    def mutual_information(self, X: Any, sensitive_features: Any = None) -> Dict[str, Any]:
         """Mutual information (bits) between the representation of the rows and their groups.
 
         Returns
@@ -483,7 +611,7 @@ class FairRepresentationClassifier(ClassifierMixin, TransformerMixin, BaseEstima
         X: Any,
         y: Any = None,
         *,
-        sensitive_features: Any,
+        sensitive_features: Any = None,
         confidence: float = 0.95,
     ) -> Dict[str, Any]:
         """The population certificate from held-out rows (rows not used in ``fit``).
@@ -497,7 +625,10 @@ class FairRepresentationClassifier(ClassifierMixin, TransformerMixin, BaseEstima
         -------
         dict
             ``dp_gap_bound``, ``eo_gap_bound``, ``probe_auc_bound``, ``adversary_balanced_accuracy_bound``,
-            ``tv_upper``, ``tv_plugin``, ``n_per_group``, ``confidence``, ``codes``, ``method``.
+            ``tv_upper``, ``tv_plugin``, ``n_per_group``, ``confidence``, ``codes``, ``method``; ``covers``
+            (what the bounds hold for, in words) and ``covers_predict`` (whether this estimator's own
+            ``predict``/``predict_proba`` read one code per row: with ``inference="prob"`` or ``draws`` > 1
+            they do not, and a warning says so).
         """
         self._check_fitted()
         n = n_rows(X)
@@ -506,9 +637,19 @@ class FairRepresentationClassifier(ClassifierMixin, TransformerMixin, BaseEstima
             cols = self._x_columns(X, for_fit=False)
             s = self._column_name("__sensitive__", [c for c, _ in cols])
             cols = cols + [one_column(s, self._groups(s_values, n))]
-            return json.loads(self.model_.certificate(cols, s, None, float(confidence)))
-        cols, t, s = self._labelled(X, y, sensitive_features)
-        return json.loads(self.model_.certificate(cols, s, t, float(confidence)))
+            result = json.loads(self.model_.certificate(cols, s, None, float(confidence)))
+        else:
+            cols, t, s = self._labelled(X, y, sensitive_features)
+            result = json.loads(self.model_.certificate(cols, s, t, float(confidence)))
+        codes = "thresholded codes 1[p >= 0.5]" if result.get("codes") == "threshold" else "ONE sampled code per row"
+        result["covers"] = (
+            f"any classifier or probe that reads {codes} (transform(X) with codes='{result.get('codes', 'sample')}'), "
+            "for the population the rows come from; not p (codes='prob') and not averages of several samples"
+        )
+        result["covers_predict"] = self.inference == "threshold" or (self.inference == "sample" and int(self.draws) == 1)
+        if self.inference == "prob":
+            _warn_uncertified("this estimator predicts from the firing probabilities p (inference='prob')")
+        return result
 
     # ----------------------------------------------------------------------------------------------
     # persistence

@@ -65,6 +65,8 @@ def python_default(d: Dict[str, Any]) -> Any:
 
 def _type_words(d: Dict[str, Any]) -> str:
     kind = d["type"]
+    if d["name"] == "sensitive":  # Python also takes several columns (intersectional groups).
+        return "str or list of str"
     if d["choices"]:
         return "{" + ", ".join(f'"{c}"' for c in d["choices"]) + "}"
     return {
@@ -111,7 +113,7 @@ def to_text(d: Dict[str, Any], value: Any) -> str:
     if kind == "integer":
         if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
             raise wrong("an integer")
-        if float(value) != int(value):
+        if not isinstance(value, numbers.Integral) and float(value) != int(value):
             raise wrong("an integer")
         return str(int(value))
     if kind == "switch":
