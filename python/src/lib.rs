@@ -239,7 +239,7 @@ struct Model {
 /// Trains a table model on named columns with a target and a sensitive column among them.
 #[pyfunction]
 #[allow(clippy::too_many_arguments)]
-#[pyo3(signature = (params, columns, target, positive, sensitive, categorical, val_size, name, verbose))]
+#[pyo3(signature = (params, columns, target, positive, sensitive, categorical, val_size, name, verbose, sample_weight=None))]
 fn fit(
     py: Python<'_>,
     params: Vec<(String, String)>,
@@ -251,16 +251,19 @@ fn fit(
     val_size: f64,
     name: String,
     verbose: bool,
+    sample_weight: Option<Vec<f64>>,
 ) -> PyResult2<Model> {
     let valid = lib(self::params(&params)?.check())?;
     lib(check::val_size(&val_size))?;
     let seed = valid.seed();
     let table = table(columns)?;
+    let weights = sample_weight.map(|w| data::check_weights(&w, table.n_rows())).transpose();
+    let weights = lib(weights)?;
     let features = table.header.iter().filter(|h| **h != target && **h != sensitive).cloned().collect();
     let roles = Roles { target, positive: Some(positive), sensitive, features, categorical };
     let observer = PyObserver::new(verbose);
     let model = py.allow_threads(|| -> fairbits::Result<FairModel> {
-        let data = data::prepare_fit(table, &roles, val_size, seed, &name)?;
+        let data = data::prepare_fit(table, &roles, val_size, seed, &name, weights)?;
         let source = Source::Memory { name: name.clone() };
         let spec = TableSpec {
             source,
@@ -510,8 +513,17 @@ impl Model {
                 lib(data::require_complete(&t, &used))?;
                 let (x, y, s) = (lib(enc.transform(&t))?, lib(enc.target.apply(&t))?, lib(enc.sensitive.apply(&t))?);
                 let d = enc.n_features();
-                let train =
-                    Dataset { n: y.len(), d, shape: vec![d], x: x.into(), y, s, n_groups: rows.n_groups, n_classes: 2 };
+                let train = Dataset {
+                    n: y.len(),
+                    d,
+                    shape: vec![d],
+                    x: x.into(),
+                    y,
+                    s,
+                    n_groups: rows.n_groups,
+                    n_classes: 2,
+                    w: None,
+                };
                 let empty = rows.subset(&[]);
                 Prepared::table(self.name(), enc, [train, empty.clone(), rows, empty], 0)
             }
@@ -646,6 +658,7 @@ impl Model {
                 s,
                 n_groups: groups.groups.len(),
                 n_classes: 2,
+                w: None,
             },
             groups.groups,
         ))

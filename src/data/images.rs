@@ -247,6 +247,7 @@ fn coloured(images: &Images, colours: Vec<u8>) -> Dataset {
         s: colours.into_iter().map(u32::from).collect(),
         n_groups: 10,
         n_classes: 10,
+        w: None,
     }
 }
 

@@ -101,6 +101,26 @@ pub struct Dataset {
     pub n_groups: usize,
     /// Number of task classes (2 for a binary task).
     pub n_classes: usize,
+    /// Sample weights, one per row (absent: every row counts once). Training draws its batches with
+    /// probability proportional to them (docs/design.md section 3c).
+    pub w: Option<Vec<f32>>,
+}
+
+/// Sample weights checked and narrowed: finite, not negative, not all zero (an error names the first
+/// row that is not).
+pub fn check_weights(w: &[f64], n: usize) -> Result<Vec<f32>> {
+    let bad = |reason: String| Error::Values { what: "sample weights".into(), reason };
+    if w.len() != n {
+        return Err(bad(format!("{} weights for {n} rows", w.len())));
+    }
+    if let Some(i) = w.iter().position(|v| !v.is_finite() || *v < 0.0 || *v > f32::MAX as f64) {
+        return Err(bad(format!("row {} holds {}: a weight is a finite number >= 0", i + 1, w[i])));
+    }
+    let narrowed: Vec<f32> = w.iter().map(|&v| v as f32).collect();
+    if !narrowed.iter().any(|v| *v > 0.0) {
+        return Err(bad("every weight is 0 (in single precision): no row would be trained on".into()));
+    }
+    Ok(narrowed)
 }
 
 impl Dataset {
@@ -128,6 +148,7 @@ impl Dataset {
             s: idx.iter().map(|&i| self.s[i]).collect(),
             n_groups: self.n_groups,
             n_classes: self.n_classes,
+            w: self.w.as_ref().map(|w| idx.iter().map(|&i| w[i]).collect()),
         }
     }
 

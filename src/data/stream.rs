@@ -179,6 +179,7 @@ pub fn prepare(spec: &TableSpec, encoding: Option<&Encoding>) -> Result<Prepared
             s: idx.iter().map(|&i| s[i]).collect(),
             n_groups,
             n_classes: 2,
+            w: None,
         })
     };
     let sets = [set(&splits.train)?, set(&splits.val)?, set(&splits.test)?, set(&splits.certify)?];

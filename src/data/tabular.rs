@@ -246,7 +246,7 @@ pub fn prepare_table(
     // The text cells are no longer needed: free them before the splits are copied out.
     drop(table);
     let d = encoding.n_features();
-    let all = Dataset { n: y.len(), d, shape: vec![d], x: x.into(), y, s, n_groups, n_classes: 2 };
+    let all = Dataset { n: y.len(), d, shape: vec![d], x: x.into(), y, s, n_groups, n_classes: 2, w: None };
     let sets = [&train_idx, &val_idx, &test_idx, &certify_idx].map(|idx| all.subset(idx));
     Ok(Prepared::table(spec.name(), encoding, sets, n_dropped))
 }
@@ -376,7 +376,7 @@ pub fn labelled_rows(mut table: RawTable, encoding: &Encoding, held: &HeldOut) -
     let x = encoding.transform(&table)?;
     let d = encoding.n_features();
     let n_groups = sensitive.groups.len();
-    let rows = Dataset { n: y.len(), d, shape: vec![d], x: x.into(), y, s, n_groups, n_classes: 2 };
+    let rows = Dataset { n: y.len(), d, shape: vec![d], x: x.into(), y, s, n_groups, n_classes: 2, w: None };
     Ok((rows, Encoding { target, sensitive, ..encoding.clone() }, n_dropped))
 }
 
@@ -454,7 +454,14 @@ pub fn split_rows(spec: &TableSpec) -> Result<(RawTable, Roles, split::Splits)> 
 /// A table to fit on, whole: the encoders are fitted on every row (no test split is held out; a
 /// validation split of `val_size`, stratified, when asked), and a row with a missing used cell is an error
 /// naming it ([`require_complete`]).
-pub fn prepare_fit(table: RawTable, roles: &Roles, val_size: f64, seed: u64, name: &str) -> Result<Prepared> {
+pub fn prepare_fit(
+    table: RawTable,
+    roles: &Roles,
+    val_size: f64,
+    seed: u64,
+    name: &str,
+    weights: Option<Vec<f32>>,
+) -> Result<Prepared> {
     let mut used = vec![roles.target.as_str(), roles.sensitive.as_str()];
     used.extend(roles.features.iter().map(String::as_str));
     require_complete(&table, &used)?;
@@ -472,7 +479,7 @@ pub fn prepare_fit(table: RawTable, roles: &Roles, val_size: f64, seed: u64, nam
     let encoding = Encoding::fit(&table, roles, &train_idx, target, sensitive)?;
     let x = encoding.transform(&table)?;
     let d = encoding.n_features();
-    let all = Dataset { n: y.len(), d, shape: vec![d], x: x.into(), y, s, n_groups, n_classes: 2 };
+    let all = Dataset { n: y.len(), d, shape: vec![d], x: x.into(), y, s, n_groups, n_classes: 2, w: weights };
     // Without a validation split the training set is every row in order: moved, not copied.
     let sets = if val_idx.is_empty() {
         let empty = all.subset(&[]);

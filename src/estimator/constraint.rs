@@ -569,7 +569,14 @@ fn concat(a: &Dataset, b: &Dataset) -> Dataset {
     y.extend_from_slice(&b.y);
     let mut s = a.s.clone();
     s.extend_from_slice(&b.s);
-    Dataset { x: x.into(), n: a.n + b.n, y, s, ..a.clone() }
+    let w = match (&a.w, &b.w) {
+        (None, None) => None,
+        (wa, wb) => {
+            let ones = |d: &Dataset| vec![1.0; d.n];
+            Some([wa.clone().unwrap_or_else(|| ones(a)), wb.clone().unwrap_or_else(|| ones(b))].concat())
+        }
+    };
+    Dataset { x: x.into(), n: a.n + b.n, y, s, w, ..a.clone() }
 }
 
 /// A trained model as a [`Candidate`].
@@ -794,7 +801,7 @@ mod tests {
                 s.push(g);
             }
         }
-        Dataset { n: y.len(), d: 2, shape: vec![2], x: x.into(), y, s, n_groups: 2, n_classes: 2 }
+        Dataset { n: y.len(), d: 2, shape: vec![2], x: x.into(), y, s, n_groups: 2, n_classes: 2, w: None }
     }
 
     fn ladder() -> Vec<Synthetic> {

@@ -314,7 +314,9 @@ class FairRepresentationClassifier(ClassifierMixin, TransformerMixin, BaseEstima
     # ----------------------------------------------------------------------------------------------
     # fitting
 
-    def fit(self, X: Any, y: Any, *, sensitive_features: Any = None) -> "FairRepresentationClassifier":
+    def fit(
+        self, X: Any, y: Any, *, sensitive_features: Any = None, sample_weight: Any = None
+    ) -> "FairRepresentationClassifier":
         """Trains the network on rows ``X`` with labels ``y`` and groups ``sensitive_features``.
 
         Parameters
@@ -325,7 +327,14 @@ class FairRepresentationClassifier(ClassifierMixin, TransformerMixin, BaseEstima
             Exactly two classes.
         sensitive_features : array-like, Series, data frame, or column name(s) of X
             The groups; several columns form intersectional groups. Columns of X named here are not used
-            as features.
+            as features. Absent: the constructor's ``sensitive_features`` (column names, or positions of an
+            array's columns).
+        sample_weight : array-like of shape (n_samples,), default=None
+            How much each row counts (finite, >= 0). Training draws each epoch's rows with probability
+            proportional to the weights, so the cross-entropy and the penalty both see the weighted rows
+            (docs/design.md section 3c); equal weights are the same as none. The validation split's loss
+            and the certificate are unweighted (they are estimates on held-out rows, not training
+            objectives).
 
         Returns
         -------
@@ -403,10 +412,23 @@ class FairRepresentationClassifier(ClassifierMixin, TransformerMixin, BaseEstima
             val_size,
             "data",
             bool(self.verbose),
+            self._weights(sample_weight, n),
         )
         self._set_fitted(model, classes, feature_names, self._fit_framed, s_names, target_name)
         self.random_state_ = seed
         return self
+
+    @staticmethod
+    def _weights(sample_weight: Any, n: int) -> Optional[List[float]]:
+        """``sample_weight`` as a list of floats (the core checks the values and names the row)."""
+        if sample_weight is None:
+            return None
+        w = np.asarray(sample_weight.to_numpy() if hasattr(sample_weight, "to_numpy") else sample_weight)
+        if w.ndim != 1 or w.dtype.kind not in "biuf":
+            raise ValueError(f"sample_weight must be a 1-D array of numbers, got shape {w.shape} ({w.dtype})")
+        if len(w) != n:
+            raise ValueError(f"sample_weight has {len(w)} rows but X has {n}")
+        return w.astype(np.float64).tolist()
 
     def _set_fitted(
         self,
