@@ -168,6 +168,20 @@ pub enum Error {
         /// The only value.
         value: String,
     },
+    /// A numeric sensitive column with many distinct values: as groups, each would be small and every
+    /// bound vacuous.
+    #[error(
+        "{path}: sensitive column '{column}' holds {count} distinct numbers: taken as groups, each would be \
+         small and every bound vacuous"
+    )]
+    NumericGroups {
+        /// The file.
+        path: String,
+        /// The sensitive column.
+        column: String,
+        /// Distinct values.
+        count: usize,
+    },
     /// A group has fewer than two rows in the training or the test split: its rates and probes would be
     /// meaningless.
     #[error(
@@ -410,6 +424,9 @@ impl Error {
                 Hint::with_value("declare it categorical with {}", Param::Categorical, column)
             }
             Error::SmallGroup { .. } => Hint::new("another split: {}", &[Param::TestSize]),
+            Error::NumericGroups { .. } => {
+                Hint::with_value("cut it into quantile groups, e.g. {}", Param::SensitiveBins, "4")
+            }
             // Written as a shell would need it.
             Error::Separator { separator, .. } => Hint::with_value(
                 "read it with {}",
@@ -487,6 +504,7 @@ mod tests {
             Error::TargetValues { path: s(), column: s(), count: 3, values: s() },
             Error::PositiveNotFound { path: s(), column: s(), value: s(), values: s() },
             Error::OneGroup { path: s(), column: s(), value: s() },
+            Error::NumericGroups { path: s(), column: s(), count: 71 },
             Error::SmallGroup { path: s(), column: s(), group: s(), split: s(), count: 1 },
             Error::UnknownValue { path: s(), column: s(), value: s(), known: s() },
             Error::UnknownGroup { path: s(), line: 2, column: s(), value: s(), known: s() },
@@ -522,6 +540,7 @@ mod tests {
                 | Error::TargetValues { .. }
                 | Error::PositiveNotFound { .. }
                 | Error::OneGroup { .. }
+                | Error::NumericGroups { .. }
                 | Error::SmallGroup { .. }
                 | Error::UnknownValue { .. }
                 | Error::UnknownGroup { .. }

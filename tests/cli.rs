@@ -355,3 +355,48 @@ fn fused_and_candle_backends_give_the_same_metrics() {
         assert!((x - y).abs() < 1e-3, "{key}: fused {x} vs candle {y}");
     }
 }
+
+#[test]
+fn several_sensitive_columns_form_intersectional_groups() {
+    let (dir, _) = workdir();
+    let out = fairbits(dir.path(), &train_args(&["--sensitive", "s,colour", "--out", "model", "--json"]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let groups: Vec<String> = serde_json::from_value(json(&stdout(&out))["groups"].clone()).unwrap();
+    assert_eq!(groups.len(), 6, "{groups:?}");
+    assert!(groups.contains(&"1 & red".to_string()), "{groups:?}");
+    // A held-out file is read the same way.
+    std::fs::copy(dir.path().join("data.csv"), dir.path().join("held.csv")).unwrap();
+    let cert =
+        fairbits(dir.path(), &words("certify --model model --input held.csv --target y --sensitive s,colour --json"));
+    assert!(cert.status.success(), "{}", stderr(&cert));
+    assert_eq!(json(&stdout(&cert))["population"]["n_per_group"].as_array().unwrap().len(), 6);
+    let typo = fairbits(dir.path(), &train_args(&["--sensitive", "s,color"]));
+    assert_eq!(typo.status.code(), Some(3));
+    assert!(stderr(&typo).contains("column 'color' not found"), "{}", stderr(&typo));
+}
+
+#[test]
+fn a_numeric_sensitive_column_is_refused_as_groups_and_cut_into_quantiles_when_asked() {
+    let (dir, _) = workdir();
+    let refused = fairbits(dir.path(), &train_args(&["--sensitive", "x1"]));
+    assert_eq!(refused.status.code(), Some(3), "{}", stderr(&refused));
+    assert!(stderr(&refused).contains("distinct numbers") && stderr(&refused).contains("--sensitive-bins 4"));
+    let out =
+        fairbits(dir.path(), &train_args(&["--sensitive", "x1", "--sensitive-bins", "3", "--out", "model", "--json"]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let groups: Vec<String> = serde_json::from_value(json(&stdout(&out))["groups"].clone()).unwrap();
+    assert_eq!(groups.len(), 3);
+    assert!(groups[0].starts_with("1: < ") && groups[2].starts_with("3: >= "), "{groups:?}");
+    // Held-out rows are cut at the model's edges, not at their own quantiles: a file of large values only
+    // falls in the top group(s).
+    let text = std::fs::read_to_string(dir.path().join("data.csv")).unwrap();
+    let mut held = String::from(text.lines().next().unwrap());
+    for line in text.lines().skip(1) {
+        let x1: f64 = line.split(',').next().unwrap().parse().unwrap();
+        held += &format!("\n{}", line.replacen(&line[..line.find(',').unwrap()], &format!("{:.4}", x1.abs() + 3.0), 1));
+    }
+    std::fs::write(dir.path().join("held.csv"), held + "\n").unwrap();
+    let ev = fairbits(dir.path(), &words("eval --model model --input held.csv --target y --sensitive x1 --json"));
+    assert_eq!(ev.status.code(), Some(3), "one group only: {}", stderr(&ev));
+    assert!(stderr(&ev).contains("single group ('3: >= "), "{}", stderr(&ev));
+}

@@ -239,7 +239,7 @@ struct Model {
 /// Trains a table model on named columns with a target and a sensitive column among them.
 #[pyfunction]
 #[allow(clippy::too_many_arguments)]
-#[pyo3(signature = (params, columns, target, positive, sensitive, categorical, val_size, name, verbose, sample_weight=None))]
+#[pyo3(signature = (params, columns, target, positive, sensitive, categorical, val_size, name, verbose, sample_weight=None, sensitive_bins=None))]
 fn fit(
     py: Python<'_>,
     params: Vec<(String, String)>,
@@ -252,7 +252,9 @@ fn fit(
     name: String,
     verbose: bool,
     sample_weight: Option<Vec<f64>>,
+    sensitive_bins: Option<usize>,
 ) -> PyResult2<Model> {
+    lib(check::sensitive_bins(&sensitive_bins))?;
     let valid = lib(self::params(&params)?.check())?;
     lib(check::val_size(&val_size))?;
     let seed = valid.seed();
@@ -260,10 +262,10 @@ fn fit(
     let weights = sample_weight.map(|w| data::check_weights(&w, table.n_rows())).transpose();
     let weights = lib(weights)?;
     let features = table.header.iter().filter(|h| **h != target && **h != sensitive).cloned().collect();
-    let roles = Roles { target, positive: Some(positive), sensitive, features, categorical };
+    let roles = Roles { target, positive: Some(positive), sensitive, features, categorical, bins: None };
     let observer = PyObserver::new(verbose);
     let model = py.allow_threads(|| -> fairbits::Result<FairModel> {
-        let data = data::prepare_fit(table, &roles, val_size, seed, &name, weights)?;
+        let data = data::prepare_fit(table, &roles, val_size, seed, &name, weights, sensitive_bins)?;
         let source = Source::Memory { name: name.clone() };
         let spec = TableSpec {
             source,
@@ -626,16 +628,20 @@ impl Model {
     /// Rows with groups but no target (y = 0 for every row; only what does not read y may be computed).
     fn unlabelled(&self, columns: Vec<(String, Col<'_>)>, sensitive: &str) -> PyResult2<(Dataset, Vec<String>)> {
         let enc = self.encoding()?;
-        let t = table(columns)?;
+        let mut t = table(columns)?;
         let mut used: Vec<&str> = enc.columns.iter().map(|c| c.name()).collect();
         used.push(sensitive);
         lib(data::require_complete(&t, &used))?;
+        // A model of binned groups reads the groups given here at its edges.
+        let own = enc.sensitive.bins.is_some().then_some(&enc.sensitive);
+        let bins = lib(data::derive_groups(&mut t, sensitive, None, own))?;
         let roles = Roles {
             target: sensitive.into(),
             positive: None,
             sensitive: sensitive.into(),
             features: vec![],
             categorical: vec![],
+            bins,
         };
         let groups = lib(data::SensitiveEncoding::fit(&t, &roles))?;
         let s = lib(groups.apply(&t))?;
@@ -695,6 +701,7 @@ fn sweep_settings(settings: &str) -> PyResult2<(DataSpec, experiments::Axes, fai
                 path: std::path::absolute(&path).unwrap_or(path),
                 target: need("target")?,
                 sensitive: need("sensitive")?,
+                sensitive_bins: get(&v, "sensitive_bins")?,
                 positive: get(&v, "positive")?,
                 categorical: get(&v, "categorical")?.unwrap_or_default(),
                 drop: get(&v, "drop")?.unwrap_or_default(),
@@ -737,6 +744,66 @@ fn sweep_shard(py: Python<'_>, settings: &str, out: PathBuf, index: usize, count
     Ok(outcome.total - outcome.skipped - outcome.by_others)
 }
 
+/// Trains an image model on arrays `n x 3 x h x w` (values in [0, 1]) with class and group indices.
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+#[pyo3(signature = (params, x, y, s, n_classes, groups, name, verbose))]
+fn fit_images(
+    py: Python<'_>,
+    params: Vec<(String, String)>,
+    x: PyReadonlyArrayDyn<'_, f32>,
+    y: Vec<u8>,
+    s: Vec<u32>,
+    n_classes: usize,
+    groups: Vec<String>,
+    name: String,
+    verbose: bool,
+) -> PyResult2<Model> {
+    let valid = lib(self::params(&params)?.check())?;
+    let shape = x.shape().to_vec();
+    if shape.len() != 4 {
+        return Err(PyValueError::new_err(format!("X must be an array N x 3 x H x W, got shape {shape:?}")));
+    }
+    let values = x.as_array().iter().copied().collect::<Vec<f32>>();
+    let seed = valid.seed();
+    let observer = PyObserver::new(verbose);
+    let model = py.allow_threads(|| -> fairbits::Result<FairModel> {
+        let image = [shape[1], shape[2], shape[3]];
+        let data = data::prepare_images_in_memory(values, image, y, s, n_classes, groups, &name)?;
+        let spec = data::ImageSpec {
+            in_memory: Some(name.clone()),
+            ..data::ImageSpec::new(data::ImageDataset::BiasedMnist, 0.0, seed)
+        };
+        Ok(valid.fit_with(&data, &DataSpec::Images(spec), None, &observer)?.0)
+    });
+    Ok(Model { inner: model.map_err(|e| observer.error(e))? })
+}
+
+/// A shipped image set prepared as the command line prepares it (`train --dataset NAME --rho R --seed S`):
+/// `(x_train, y_train, s_train, x_test, y_test, s_test)`, images `n x 3 x h x w`, the test images coloured
+/// uniformly.
+#[pyfunction]
+#[allow(clippy::type_complexity)]
+fn builtin_images<'py>(
+    py: Python<'py>,
+    name: &str,
+    rho: f64,
+    seed: u64,
+) -> PyResult2<(Bound<'py, numpy::PyArray4<f32>>, Vec<u8>, Vec<u32>, Bound<'py, numpy::PyArray4<f32>>, Vec<u8>, Vec<u32>)>
+{
+    let dataset: data::ImageDataset = lib(name.parse())?;
+    let spec = DataSpec::Images(data::ImageSpec::new(dataset, rho, seed));
+    let data = lib(py.allow_threads(|| spec.prepare()))?;
+    let array = |set: &Dataset| -> PyResult2<Bound<'py, numpy::PyArray4<f32>>> {
+        let dims = (set.n, set.shape[0], set.shape[1], set.shape[2]);
+        let a = numpy::ndarray::Array4::from_shape_vec(dims, set.x.to_vec())
+            .map_err(|e| PyValueError::new_err(e.to_string()))?;
+        Ok(a.into_pyarray(py))
+    };
+    let (tr, te) = (&data.train, &data.test);
+    Ok((array(tr)?, tr.y.clone(), tr.s.clone(), array(te)?, te.y.clone(), te.s.clone()))
+}
+
 /// Writes `results.csv`, `summary.csv` and the plots of a sweep directory; returns its number of runs.
 #[pyfunction]
 fn sweep_finish(py: Python<'_>, out: PathBuf) -> PyResult2<usize> {
@@ -748,6 +815,8 @@ fn sweep_finish(py: Python<'_>, out: PathBuf) -> PyResult2<usize> {
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Model>()?;
     m.add_function(wrap_pyfunction!(fit, m)?)?;
+    m.add_function(wrap_pyfunction!(fit_images, m)?)?;
+    m.add_function(wrap_pyfunction!(builtin_images, m)?)?;
     m.add_function(wrap_pyfunction!(schema_json, m)?)?;
     m.add_function(wrap_pyfunction!(load, m)?)?;
     m.add_function(wrap_pyfunction!(from_bytes, m)?)?;

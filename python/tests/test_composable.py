@@ -45,14 +45,17 @@ def test_wrappers_that_only_pass_x_and_y(small):
     ensemble = pytest.importorskip("sklearn.ensemble")
     X, y, Xt, yt = _framed(small)
     # Bagging turns the frame into an array: the group is named by its position there.
-    numeric = X.select_dtypes("number")
+    def numeric(frame):  # the group as the last column
+        return frame.select_dtypes("number").assign(sex=(frame["sex"] == "Female").astype(int))
+
     bag = ensemble.BaggingClassifier(
-        FairRepresentationClassifier(sensitive_features=-1, **FAST), n_estimators=2, random_state=0
-    ).fit(numeric, y)
-    assert bag.score(Xt[numeric.columns], yt) > 0.7
+        FairRepresentationClassifier(sensitive_features=-1, **{**FAST, "epochs": 20}), n_estimators=2, random_state=0
+    ).fit(numeric(X), y)
+    assert bag.score(numeric(Xt), yt) > 0.7
+    assert len(bag.estimators_[0].sensitive_groups_) == 2
     with pytest.raises(ValueError, match="give positions instead"):
         ensemble.BaggingClassifier(FairRepresentationClassifier(sensitive_features="sex", **FAST), n_estimators=2).fit(
-            numeric, y
+            numeric(X), y
         )
     postprocessing = pytest.importorskip("fairlearn.postprocessing")
     to = postprocessing.ThresholdOptimizer(
@@ -233,3 +236,43 @@ def test_exponentiated_gradient_wraps_the_estimator(small):
     # The weighted fits move the mixture towards parity (measured: 0.022 against 0.185 at accuracy 0.81).
     assert (pred == yt01).mean() > 0.75
     assert dp(pred) < dp(plain.predict(Xt)) / 2
+
+
+def test_a_numeric_group_column_is_refused_without_bins_and_cut_with_them(adult):
+    """Age as the sensitive feature: 70-odd distinct numbers are not groups; sensitive_bins=4 cuts it at the
+    training rows' quartiles, and held-out rows are cut at the same edges."""
+    d = adult
+    X, y, age = d.X_train.iloc[:3000], d.y_train[:3000], d.X_train["age"].iloc[:3000]
+    with pytest.raises(ValueError, match=r"distinct numbers.*sensitive_bins=4"):
+        FairRepresentationClassifier(**FAST).fit(X, y, sensitive_features=age)
+    clf = FairRepresentationClassifier(sensitive_bins=4, **FAST).fit(X, y, sensitive_features=age)
+    cert = clf.certificate(d.X_test, d.y_test, sensitive_features=d.X_test["age"])
+    assert len(cert["n_per_group"]) == 4 and cert["dp_gap_bound"] < 1.0
+    ev = clf.evaluate(d.X_test, d.y_test, sensitive_features=d.X_test["age"])
+    assert len(ev["groups"]) == 4 and ev["groups"][0].startswith("1: < ")
+
+
+def test_a_vacuous_certificate_warns(small):
+    X, y, s, Xt, yt, st = small
+    clf = FairRepresentationClassifier(**FAST).fit(X, y, sensitive_features=s)
+    few = slice(0, 12)
+    with pytest.warns(UserWarning, match="the certificate is vacuous"):
+        clf.certificate(Xt[few], yt[few], sensitive_features=st[few])
+
+
+def test_images_fitted_from_python_are_the_command_lines_model(cli, tmp_path):
+    """The same digits, seed and epochs: the model fitted on arrays in Python predicts exactly as the one
+    `fairbits train --dataset biased-mnist` trains."""
+    from conftest import run
+
+    d = fairbits.datasets.load_biased_mnist(rho=0.99, seed=2)
+    assert d.X_train.shape == (4000, 3, 28, 28) and d.X_test.shape == (1000, 3, 28, 28)
+    run(cli, "train", "--dataset", "biased-mnist", "--seed", "2", "--epochs", "1", "--forest-trees", "2",
+        "--draws", "1", "--out", str(tmp_path / "m"), "--quiet")
+    on_cli = fairbits.load(str(tmp_path / "m"))
+    clf = FairRepresentationClassifier(epochs=1, random_state=2).fit(d.X_train, d.y_train, sensitive_features=d.s_train)
+    assert list(clf.classes_) == list(range(10)) and clf.sensitive_groups_ == [str(c) for c in range(10)]
+    np.testing.assert_array_equal(clf.predict_proba(d.X_test[:200]), on_cli.predict_proba(d.X_test[:200]))
+    assert (clf.predict(d.X_test) == d.y_test).mean() > 0.3  # one epoch, colour-biased training
+    with pytest.raises(ValueError, match="divide by 255"):
+        FairRepresentationClassifier(epochs=1).fit(d.X_train[:50] * 255, d.y_train[:50], sensitive_features=d.s_train[:50])

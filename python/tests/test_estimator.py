@@ -109,7 +109,7 @@ def test_sensitive_features_as_column_names_and_intersections(small):
     assert np.array_equal(a.predict_proba(Xt), b.predict_proba(Xt))
     both = pd.DataFrame({"sex": s, "race": X["race"]})
     c = FairRepresentationClassifier(hidden=(8, 4), epochs=1).fit(X, y, sensitive_features=both)
-    assert any(", " in g for g in c.sensitive_groups_) and len(c.sensitive_groups_) > 2
+    assert any(" & " in g for g in c.sensitive_groups_) and len(c.sensitive_groups_) > 2
 
 
 def test_numpy_input_with_int_labels_keeps_the_label_type():

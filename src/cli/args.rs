@@ -333,6 +333,7 @@ impl<S> Given<S> {
             path: std::path::absolute(&path).unwrap_or_else(|_| path.clone()),
             target: self.required(Param::Target, why)?,
             sensitive: self.required(Param::Sensitive, why)?,
+            sensitive_bins: self.get(Param::SensitiveBins)?,
             positive: self.get(Param::Positive)?,
             categorical: self.value(Param::Categorical, default::categorical)?,
             drop: self.value(Param::Drop, default::drop)?,

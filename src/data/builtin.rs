@@ -66,6 +66,7 @@ impl Builtin {
                 let target = "income-per-year";
                 let features = t.header.iter().filter(|h| *h != target && *h != sensitive).cloned().collect();
                 Roles {
+                    bins: None,
                     target: target.into(),
                     positive: Some(">50K".into()),
                     sensitive: sensitive.into(),
@@ -91,6 +92,7 @@ impl Builtin {
                 .collect();
                 features.push(other.into());
                 Roles {
+                    bins: None,
                     target: "two_year_recid".into(),
                     positive: Some("1".into()),
                     sensitive: sensitive.into(),
@@ -109,6 +111,7 @@ impl Builtin {
                     .cloned()
                     .collect();
                 Roles {
+                    bins: None,
                     target: "credit".into(),
                     positive: Some("1".into()),
                     sensitive: sens_col.into(),

@@ -124,6 +124,10 @@ pub struct SensitiveEncoding {
     pub column: String,
     /// Group values; `s = i` means `groups[i]`.
     pub groups: Vec<String>,
+    /// For a numeric column cut into quantile groups: the inner edges fitted on the training file, which
+    /// held-out rows are cut at ([`super::groups`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bins: Option<Vec<f64>>,
 }
 
 impl SensitiveEncoding {
@@ -139,7 +143,8 @@ impl SensitiveEncoding {
                 value: groups.first().cloned().unwrap_or_default(),
             });
         }
-        Ok(SensitiveEncoding { column: spec.sensitive.clone(), groups })
+        super::groups::check_numeric(&table.source, &spec.sensitive, &groups)?;
+        Ok(SensitiveEncoding { column: spec.sensitive.clone(), groups, bins: spec.bins.clone() })
     }
 
     /// Maps every row to its group index.

@@ -46,12 +46,15 @@ pub struct ImageSpec {
     pub train_size: Option<usize>,
     /// Seed of split, subsample and colours.
     pub seed: u64,
+    /// Images handed over in memory (the Python package), named for reports: they cannot be read again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_memory: Option<String>,
 }
 
 impl ImageSpec {
     /// The shipped digits (or Debian's Fashion-MNIST) at colour bias `rho`.
     pub fn new(dataset: ImageDataset, rho: f64, seed: u64) -> Self {
-        ImageSpec { dataset, rho, mnist_dir: None, train_size: None, seed }
+        ImageSpec { dataset, rho, mnist_dir: None, train_size: None, seed, in_memory: None }
     }
 }
 
@@ -259,6 +262,14 @@ pub fn off_colour(set: &Dataset) -> usize {
 /// Loads and colours the images of `spec`: the biased training set, the same images recoloured uniformly
 /// (where the colour probes learn), the unbiased test set and a test set coloured like the training set.
 pub fn prepare(spec: &ImageSpec) -> Result<Prepared> {
+    if let Some(name) = &spec.in_memory {
+        return Err(Error::DataMoved {
+            path: name.into(),
+            reason: "the model was trained on images held in memory (Python), which cannot be read again: \
+                     evaluate it on held-out images from Python"
+                .into(),
+        });
+    }
     crate::schema::check::rho(&vec![spec.rho])?;
     let (train, test) = match (spec.dataset, &spec.mnist_dir) {
         (_, Some(dir)) => read_mnist_dir(dir)?,
@@ -323,6 +334,54 @@ pub fn prepare(spec: &ImageSpec) -> Result<Prepared> {
             sensitive: "colour".into(),
             groups: COLOUR_NAMES.iter().map(|c| c.to_string()).collect(),
         },
+    })
+}
+
+/// Images handed over in memory as a training set: `x` is `n x 3 x h x w` in [0, 1] (`shape` = `[3, h, w]`),
+/// `y` the class indices (`n_classes` of them), `s` the group indices of `groups`. There is no test split:
+/// the caller evaluates on images of its own.
+pub fn prepare_memory(
+    x: Vec<f32>,
+    shape: [usize; 3],
+    y: Vec<u8>,
+    s: Vec<u32>,
+    n_classes: usize,
+    groups: Vec<String>,
+    name: &str,
+) -> Result<Prepared> {
+    let d: usize = shape.iter().product();
+    let n = y.len();
+    let bad = |reason: String| Error::Values { what: "X".into(), reason };
+    if shape[0] != 3 || d == 0 || x.len() != n * d || s.len() != n {
+        return Err(Error::Shape {
+            what: "X".into(),
+            expected: format!("{n} images of 3 x h x w, with as many labels and groups"),
+            got: format!("{} values of images {shape:?} and {} groups", x.len(), s.len()),
+        });
+    }
+    if let Some(i) = x.iter().position(|v| !v.is_finite()) {
+        return Err(bad(format!("value {} at flat index {i} (image {}) is not a number", x[i], i / d)));
+    }
+    if x.iter().any(|v| !(0.0..=1.0).contains(v)) {
+        let hi = x.iter().fold(0f32, |a, &b| a.max(b));
+        let hint = if hi > 1.0 && hi <= 255.0 { ": divide by 255" } else { "" };
+        return Err(bad(format!("values leave [0, 1] (largest {hi}); the model reads pixels in [0, 1]{hint}")));
+    }
+    let n_groups = groups.len();
+    let train = Dataset { x: x.into(), n, d, shape: shape.to_vec(), y, s, n_groups, n_classes, w: None };
+    let empty = train.subset(&[]);
+    Ok(Prepared {
+        probe_train: None,
+        probe_test: None,
+        certify: None,
+        train,
+        val: None,
+        test: empty,
+        test_biased: None,
+        encoding: None,
+        n_dropped: 0,
+        n_left_out: 0,
+        description: Description { dataset: name.into(), sensitive: "sensitive".into(), groups },
     })
 }
 

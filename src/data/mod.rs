@@ -13,6 +13,7 @@ pub(crate) mod builtin;
 pub(crate) mod cache;
 pub(crate) mod columnar;
 pub(crate) mod encoding;
+pub(crate) mod groups;
 pub(crate) mod images;
 pub(crate) mod split;
 pub(crate) mod stream;
@@ -22,7 +23,8 @@ pub(crate) mod tabular;
 pub use builtin::Builtin;
 pub use cache::Floats;
 pub use encoding::{ColumnEncoder, Encoding, SensitiveEncoding, TargetEncoding};
-pub use images::{parse_idx, ImageDataset, ImageSpec};
+pub use groups::{derive as derive_groups, MAX_NUMERIC_GROUPS};
+pub use images::{parse_idx, prepare_memory as prepare_images_in_memory, ImageDataset, ImageSpec};
 pub use split::stratified;
 pub use table::{number_text, Column, Duplicates, RawTable};
 pub use tabular::{

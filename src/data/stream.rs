@@ -60,13 +60,18 @@ struct Scan {
 }
 
 fn file_of(spec: &TableSpec) -> Result<(&Path, Format)> {
-    let Source::Csv { path, .. } = &spec.source else {
+    let Source::Csv { path, sensitive_bins, .. } = &spec.source else {
         return Err(Error::param(
             Param::Stream,
             spec.name(),
             "streaming reads a Parquet or Arrow IPC file, not shipped data",
         ));
     };
+    if let Some(k) = sensitive_bins {
+        let why = "not while streaming (the quantiles need every value): cut the column into groups before, or read \
+                   the file in memory";
+        return Err(Error::param(Param::SensitiveBins, k, why));
+    }
     let format = Format::of(path).ok_or_else(|| {
         Error::param(
             Param::Stream,

@@ -33,8 +33,11 @@ pub enum Source {
         path: PathBuf,
         /// Target column (two distinct values).
         target: String,
-        /// Sensitive column (any number of values).
+        /// Sensitive column (any number of values), or several joined by commas (intersectional groups).
         sensitive: String,
+        /// Cut a numeric sensitive column into this many quantile groups.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sensitive_bins: Option<usize>,
         /// The target value that counts as positive (default: the larger of the two).
         positive: Option<String>,
         /// Columns to one-hot even though they hold numbers.
@@ -127,6 +130,8 @@ pub struct Roles {
     pub features: Vec<String>,
     /// Feature columns forced to be categorical.
     pub categorical: Vec<String>,
+    /// The edges the sensitive column was cut at, when it was binned ([`super::groups`]).
+    pub bins: Option<Vec<f64>>,
 }
 
 /// The error for rows that were handed over in memory and cannot be read again.
@@ -150,7 +155,14 @@ pub fn load_table(spec: &TableSpec) -> Result<(RawTable, Roles)> {
         Source::Memory { name } => return Err(in_memory(name)),
         Source::Csv { path, delimiter, .. } => RawTable::from_path_with(path, Duplicates::Reject, *delimiter)?,
     };
-    let roles = file_roles(&table, spec)?;
+    let mut table = table;
+    let bins = match &spec.source {
+        Source::Csv { sensitive, sensitive_bins, .. } => {
+            super::groups::derive(&mut table, sensitive, *sensitive_bins, None)?
+        }
+        _ => None,
+    };
+    let roles = Roles { bins, ..file_roles(&table, spec)? };
     Ok((table, roles))
 }
 
@@ -171,6 +183,7 @@ pub fn file_roles(table: &RawTable, spec: &TableSpec) -> Result<Roles> {
         sensitive: sensitive.clone(),
         features,
         categorical: categorical.clone(),
+        bins: None,
     };
     finish_roles(table, roles, spec)
 }
@@ -344,6 +357,9 @@ pub struct HeldOut {
 /// named sensitive column (sorted). Rows with a missing used cell are dropped and counted. Returns the rows
 /// and the encoding with the new target and groups.
 pub fn labelled_rows(mut table: RawTable, encoding: &Encoding, held: &HeldOut) -> Result<(Dataset, Encoding, usize)> {
+    // The model's own groups are cut at its edges; another attribute is read as it is.
+    let own = (encoding.sensitive.column == held.sensitive).then_some(&encoding.sensitive);
+    let bins = super::groups::derive(&mut table, &held.sensitive, None, own)?;
     let mut features: Vec<String> = encoding.columns.iter().map(|c| c.name().to_string()).collect();
     features.retain(|f| *f != held.target && *f != held.sensitive);
     let roles = Roles {
@@ -352,6 +368,7 @@ pub fn labelled_rows(mut table: RawTable, encoding: &Encoding, held: &HeldOut) -
         sensitive: held.sensitive.clone(),
         features,
         categorical: vec![],
+        bins,
     };
     if table.n_rows() == 0 {
         return Err(Error::NoRows { path: table.source.clone(), detail: String::new() });
@@ -461,7 +478,11 @@ pub fn prepare_fit(
     seed: u64,
     name: &str,
     weights: Option<Vec<f32>>,
+    sensitive_bins: Option<usize>,
 ) -> Result<Prepared> {
+    let mut table = table;
+    let roles =
+        &Roles { bins: super::groups::derive(&mut table, &roles.sensitive, sensitive_bins, None)?, ..roles.clone() };
     let mut used = vec![roles.target.as_str(), roles.sensitive.as_str()];
     used.extend(roles.features.iter().map(String::as_str));
     require_complete(&table, &used)?;

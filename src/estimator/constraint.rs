@@ -368,19 +368,97 @@ pub fn select_and_certify_with<'a, C: Candidate, D: Candidate>(
     if candidates.is_empty() {
         return Err(Error::Values { what: "the search".into(), reason: "needs at least one candidate".into() });
     }
+    let scores = score_candidates(candidates, constraint, select, final_rows.n, opts)?;
+    let order = final_order(&scores, opts.final_tries);
+    // The order is fixed: now, and only now, the final rows are read.
+    let mut certified: Vec<FinalCertificate> = Vec::new();
+    let mut finalized: Vec<D> = Vec::new();
+    let delta_final = (1.0 - opts.confidence) / opts.final_tries as f64;
+    for &i in &order {
+        let model = finalize(i, &candidates[i])?;
+        let (p, m) = model.code_probs(final_rows)?;
+        finalized.push(model);
+        let mut rng = ChaCha8Rng::seed_from_u64(opts.seed ^ 0xf17a1);
+        let population = population_of(&p, m, final_rows, 1.0 - delta_final, opts, &mut rng);
+        let bound = constraint.bound_of(&population);
+        certified.push(FinalCertificate { candidate: i, population, bound });
+        if bound <= constraint.max_gap() {
+            break;
+        }
+    }
+    let met = certified.last().is_some_and(|c| c.bound <= constraint.max_gap());
+    // Met: the last certified (the first to meet it); not met: the smallest bound reached.
+    let at = if met {
+        certified.len() - 1
+    } else {
+        (0..certified.len()).min_by(|&a, &b| certified[a].bound.total_cmp(&certified[b].bound)).unwrap_or(0)
+    };
+    let returned = certified[at].clone();
+    let model = finalized.swap_remove(at);
+    let chosen = returned.candidate;
+    let message = search_message(constraint, &scores, chosen, returned.bound, met, opts);
+    let report = SearchReport {
+        constraint,
+        confidence: opts.confidence,
+        met,
+        chosen,
+        bound: returned.bound,
+        selection_accuracy: scores[chosen].accuracy,
+        candidates: scores,
+        certified,
+        final_tries: opts.final_tries,
+        selection_rows: select.n,
+        selection_from: String::new(),
+        final_rows: final_rows.n,
+        final_from: String::new(),
+        train_seconds: 0.0,
+        refit: false,
+        message,
+    };
+    Ok((report, model))
+}
+
+/// The population certificate of codes `p` (`m` bits per row) of `rows`, at `confidence`.
+fn population_of(
+    p: &[f64],
+    m: usize,
+    rows: &Dataset,
+    confidence: f64,
+    opts: &SearchOptions,
+    rng: &mut ChaCha8Rng,
+) -> certificate::Population {
+    certificate::population(
+        p,
+        m,
+        &rows.s,
+        rows.n_groups,
+        &rows.y,
+        rows.n_classes,
+        confidence,
+        opts.tv_method,
+        "sample",
+        rng,
+    )
+}
+
+/// Every candidate scored on the selection rows alone: its accuracy, the bound predicted for the final
+/// rows (of `n_final` rows, their groups sized as the selection rows' shares: not even the final rows'
+/// groups are read before the order is fixed), its own certificate there, and whether its code is constant.
+fn score_candidates<C: Candidate>(
+    candidates: &[C],
+    constraint: Constraint,
+    select: &Dataset,
+    n_final: usize,
+    opts: &SearchOptions,
+) -> Result<Vec<CandidateScore>> {
     let k = candidates.len();
     let delta = 1.0 - opts.confidence;
     let delta_final = delta / opts.final_tries as f64;
-    let e = constraint.max_gap();
-    // The final rows' group sizes enter the prediction as the selection rows' shares of the final rows'
-    // number: not even the final rows' groups are read before the order is fixed.
-    let select_sizes = counts(select, None);
-    let select_sizes_y: Vec<Vec<usize>> = (0..select.n_classes as u8).map(|y| counts(select, Some(y))).collect();
-    let scale = |c: &Vec<usize>| -> Vec<usize> {
-        c.iter().map(|&v| ((v as f64 * final_rows.n as f64 / select.n.max(1) as f64).round() as usize).max(1)).collect()
+    let scale = |c: Vec<usize>| -> Vec<usize> {
+        c.iter().map(|&v| ((v as f64 * n_final as f64 / select.n.max(1) as f64).round() as usize).max(1)).collect()
     };
-    let final_sizes = scale(&select_sizes);
-    let final_sizes_y: Vec<Vec<usize>> = select_sizes_y.iter().map(scale).collect();
+    let final_sizes = scale(counts(select, None));
+    let final_sizes_y: Vec<Vec<usize>> = (0..select.n_classes as u8).map(|y| scale(counts(select, Some(y)))).collect();
     let mut scores = Vec::with_capacity(k);
     for (i, c) in candidates.iter().enumerate() {
         let (p, m) = c.code_probs(select)?;
@@ -405,83 +483,56 @@ pub fn select_and_certify_with<'a, C: Candidate, D: Candidate>(
             }
         };
         // The selection rows' own certificate, valid for all k candidates at once.
-        let own = certificate::population(
-            &p,
-            m,
-            &select.s,
-            select.n_groups,
-            &select.y,
-            select.n_classes,
-            1.0 - delta / k as f64,
-            opts.tv_method,
-            "sample",
-            &mut rng,
-        );
+        let own = population_of(&p, m, select, 1.0 - delta / k as f64, opts, &mut rng);
         scores.push(CandidateScore {
             label: c.label(),
             accuracy: c.accuracy(select, opts.draws, opts.seed.wrapping_add(i as u64))?,
             tv_plugin,
             predicted_bound,
             selection_bound: constraint.bound_of(&own),
-            eligible: predicted_bound <= e && !constant,
+            eligible: predicted_bound <= constraint.max_gap() && !constant,
             constant,
         });
     }
+    Ok(scores)
+}
+
+/// The candidates the final rows certify, in order: the eligible ones, most accurate first; none eligible,
+/// the smallest prediction alone (among the codes that are not constant when there are any: a constant
+/// code's bound is no answer to the request). At most `final_tries`.
+fn final_order(scores: &[CandidateScore], final_tries: usize) -> Vec<usize> {
+    let k = scores.len();
     let mut order: Vec<usize> = (0..k).filter(|&i| scores[i].eligible).collect();
     order.sort_by(|&a, &b| scores[b].accuracy.total_cmp(&scores[a].accuracy).then(a.cmp(&b)));
     if order.is_empty() {
-        // None eligible: the smallest prediction alone, among the candidates that are not constant when
-        // there are any (a constant code's bound is no answer to the request).
         let pool: Vec<usize> = match (0..k).filter(|&i| !scores[i].constant).collect::<Vec<_>>() {
             v if v.is_empty() => (0..k).collect(),
             v => v,
         };
-        let best =
-            pool.into_iter().min_by(|&a, &b| scores[a].predicted_bound.total_cmp(&scores[b].predicted_bound)).unwrap();
-        order.push(best);
+        let smallest =
+            pool.into_iter().min_by(|&a, &b| scores[a].predicted_bound.total_cmp(&scores[b].predicted_bound));
+        order.extend(smallest);
     }
-    order.truncate(opts.final_tries);
-    // The order is fixed: now, and only now, the final rows are read.
-    let mut certified: Vec<FinalCertificate> = Vec::new();
-    let mut finalized: Vec<D> = Vec::new();
-    for &i in &order {
-        let model = finalize(i, &candidates[i])?;
-        let (p, m) = model.code_probs(final_rows)?;
-        finalized.push(model);
-        let mut rng = ChaCha8Rng::seed_from_u64(opts.seed ^ 0xf17a1);
-        let population = certificate::population(
-            &p,
-            m,
-            &final_rows.s,
-            final_rows.n_groups,
-            &final_rows.y,
-            final_rows.n_classes,
-            1.0 - delta_final,
-            opts.tv_method,
-            "sample",
-            &mut rng,
-        );
-        let bound = constraint.bound_of(&population);
-        certified.push(FinalCertificate { candidate: i, population, bound });
-        if bound <= e {
-            break;
-        }
-    }
-    let last = certified.last().unwrap();
-    let met = last.bound <= e;
-    let at = if met {
-        certified.len() - 1
-    } else {
-        (0..certified.len()).min_by(|&a, &b| certified[a].bound.total_cmp(&certified[b].bound)).unwrap()
-    };
-    let returned = certified[at].clone();
-    let model = finalized.swap_remove(at);
-    let chosen = returned.candidate;
+    order.truncate(final_tries);
+    order
+}
+
+/// What the search found, in words: met (the model, its bound and accuracy) or not (the best bound reached
+/// and how many candidates were predicted to meet it).
+fn search_message(
+    constraint: Constraint,
+    scores: &[CandidateScore],
+    chosen: usize,
+    bound: f64,
+    met: bool,
+    opts: &SearchOptions,
+) -> String {
+    let e = constraint.max_gap();
     let share = if opts.final_tries > 1 {
         format!(
             " (each certificate on the final rows at confidence {:.4}: up to {} models may be certified there, a \
              union bound)",
-            1.0 - delta_final,
+            1.0 - (1.0 - opts.confidence) / opts.final_tries as f64,
             opts.final_tries
         )
     } else {
@@ -493,52 +544,32 @@ pub fn select_and_certify_with<'a, C: Candidate, D: Candidate>(
     } else {
         ""
     };
-    let message = if met {
+    if met {
         format!(
             "met: candidate {chosen} ({}) is certified, with {:.0}% confidence, to have a population {} of at most \
              {:.4} <= {e} for any classifier of one sampled code{share}; selection accuracy {:.4}{trivial}",
             scores[chosen].label,
             opts.confidence * 100.0,
             constraint.what(),
-            returned.bound,
+            bound,
             scores[chosen].accuracy
         )
     } else {
         let eligible = scores.iter().filter(|s| s.eligible).count();
         format!(
             "NOT met: the requested {} bound {e} was not reached. The best certified bound is {:.4} (candidate \
-             {chosen}, {}, selection accuracy {:.4}){share}{trivial}; {eligible} of {k} candidates were predicted \
+             {chosen}, {}, selection accuracy {:.4}){share}{trivial}; {eligible} of {} candidates were predicted \
              to meet it on the selection rows, constant codes excepted (smallest prediction {:.4}). No model \
              meeting {} = {e} is returned",
             constraint.what(),
-            returned.bound,
+            bound,
             scores[chosen].label,
             scores[chosen].accuracy,
+            scores.len(),
             scores.iter().map(|s| s.predicted_bound).fold(f64::INFINITY, f64::min),
             constraint.param(),
         )
-    };
-    Ok((
-        SearchReport {
-            constraint,
-            confidence: opts.confidence,
-            met,
-            chosen,
-            bound: returned.bound,
-            selection_accuracy: scores[chosen].accuracy,
-            candidates: scores,
-            certified,
-            final_tries: opts.final_tries,
-            selection_rows: select.n,
-            selection_from: String::new(),
-            final_rows: final_rows.n,
-            final_from: String::new(),
-            train_seconds: 0.0,
-            refit: false,
-            message,
-        },
-        model,
-    ))
+    }
 }
 
 /// A stratified (on `(y, s)`) part of `rows`: `round(n_cell * fraction)` rows of each cell after a seeded

@@ -92,8 +92,12 @@ impl FairParams {
     /// The parameters with the preset's values filled in where none was set.
     fn with_preset(&self) -> FairParams {
         let Some(preset) = self.preset else { return self.clone() };
-        let values = preset.values();
-        let mut p = self.or(&values);
+        self.filled_from(&preset.values())
+    }
+
+    /// These parameters with `values` (a preset's, a search's base) filled in where none was set.
+    fn filled_from(&self, values: &FairParams) -> FairParams {
+        let mut p = self.or(values);
         // A preset's ramp of gamma is a share of its epochs: with other epochs set (and no ramp), the ramp
         // keeps that share rather than outlasting the training.
         if let (None, Some(epochs), Some(w), Some(e)) =
@@ -290,7 +294,7 @@ impl ValidParams {
         let (recommended, gammas) = super::constraint::recommended(constraint);
         let mut base = self.0.clone();
         (base.max_certified_dp, base.max_certified_eo, base.final_tries) = (None, None, None);
-        let base = base.or(&recommended);
+        let base = base.filled_from(&recommended);
         let r = self.0.resolved(ModelKind::Table);
         let tv_method = TvMethod { m_max: r.m_max, samples: r.mc_samples, ..SearchOptions::default().tv_method };
         let opts = SearchOptions {

@@ -476,6 +476,10 @@ parameters! {
         Target target: Option<String> = (None), group Data, cli "target", arg "y";
         /// The sensitive column(s) of the table (for a shipped dataset: one of its sensitive attributes).
         Sensitive sensitive: Option<String> = (None), group Data, cli "sensitive", py "sensitive_features";
+        /// Cut a numeric sensitive column into this many quantile groups (edges fitted on the training rows, kept with the model).
+        SensitiveBins sensitive_bins: Option<usize> = (None),
+            check(|v: &Option<usize>| v.is_none_or(|k| (2..=20).contains(&k)), "in 2..=20"), group Data,
+            cli "sensitive-bins", py "sensitive_bins";
         /// The target value counted as positive (default: the larger of the two).
         Positive positive: Option<String> = (None), group Data, cli "positive", py "pos_label";
         /// Columns to one-hot encode although they hold numbers.

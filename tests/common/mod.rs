@@ -88,6 +88,7 @@ pub fn csv_spec(path: &Path, seed: u64) -> fairbits::data::DataSpec {
             path: path.to_path_buf(),
             target: "y".into(),
             sensitive: "s".into(),
+            sensitive_bins: None,
             positive: None,
             categorical: vec![],
             drop: vec![],

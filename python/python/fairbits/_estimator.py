@@ -268,7 +268,7 @@ class FairRepresentationClassifier(ClassifierMixin, TransformerMixin, BaseEstima
 
     @staticmethod
     def _groups(values: Any, n: int) -> np.ndarray:
-        """Group labels, one per row; several columns form intersectional groups ("a, b")."""
+        """Group labels, one per row; several columns form intersectional groups ("a & b")."""
         if _is_frame(values):
             arr = values.to_numpy(dtype=object)
         elif hasattr(values, "to_numpy"):
@@ -278,7 +278,7 @@ class FairRepresentationClassifier(ClassifierMixin, TransformerMixin, BaseEstima
         if arr.ndim == 2 and arr.shape[1] == 1:
             arr = arr[:, 0]
         if arr.ndim == 2:
-            arr = np.array([", ".join(str(v) for v in row) for row in arr], dtype=object)
+            arr = np.array([" & ".join(str(v) for v in row) for row in arr], dtype=object)
         if len(arr) != n:
             raise ValueError(f"sensitive_features has {len(arr)} rows but X has {n}")
         return arr
@@ -341,6 +341,8 @@ class FairRepresentationClassifier(ClassifierMixin, TransformerMixin, BaseEstima
         self
         """
         seed = self._seed()
+        if not _is_frame(X) and np.ndim(X) == 4:
+            return self._fit_images(X, y, sensitive_features, seed)
         params = self._model_params(seed)
         val_size = float(_schema.to_text(_schema.PARAMS["val_size"], self.val_size))
         _refuse_sparse(X)
@@ -413,8 +415,41 @@ class FairRepresentationClassifier(ClassifierMixin, TransformerMixin, BaseEstima
             "data",
             bool(self.verbose),
             self._weights(sample_weight, n),
+            None if self.sensitive_bins is None else int(_schema.to_text(_schema.PARAMS["sensitive_bins"], self.sensitive_bins)),
         )
         self._set_fitted(model, classes, feature_names, self._fit_framed, s_names, target_name)
+        self.random_state_ = seed
+        return self
+
+    def _fit_images(self, X: Any, y: Any, sensitive_features: Any, seed: int) -> "FairRepresentationClassifier":
+        """``fit`` on images ``N x 3 x H x W`` (values in [0, 1]): the command line's image network and
+        defaults (the table preset the estimator defaults to does not apply to images; any other parameter
+        set here does). Classes and groups are the sorted distinct values of ``y`` and the groups."""
+        images = np.ascontiguousarray(np.asarray(X, dtype=np.float32))
+        n = images.shape[0]
+        if sensitive_features is None or isinstance(sensitive_features, str):
+            raise ValueError("images need sensitive_features as an array of group labels, one per image")
+        classes, y_idx = np.unique(np.asarray(y).ravel(), return_inverse=True)
+        groups, s_idx = np.unique(np.asarray(sensitive_features).ravel(), return_inverse=True)
+        if len(y_idx) != n or len(s_idx) != n:
+            raise ValueError(f"X has {n} images but y has {len(y_idx)} labels and sensitive_features {len(s_idx)}")
+        if not 2 <= len(classes) <= 255:
+            raise ValueError(f"images need between 2 and 255 classes, y has {len(classes)}")
+        values = {**self.get_params(deep=False), "random_state": seed}
+        if values["preset"] == _schema.python_default(_schema.PARAMS["preset"]):
+            values["preset"] = None
+        model = _native.fit_images(
+            _schema.model_texts(values),
+            images,
+            y_idx.astype(np.uint8).tolist(),
+            s_idx.astype(np.uint32).tolist(),
+            len(classes),
+            [str(g) for g in groups],
+            "images",
+            bool(self.verbose),
+        )
+        self._set_fitted(model, classes, [], False, ["sensitive"], "y")
+        self.sensitive_groups_ = [str(g) for g in groups]
         self.random_state_ = seed
         return self
 
@@ -671,6 +706,14 @@ class FairRepresentationClassifier(ClassifierMixin, TransformerMixin, BaseEstima
         result["covers_predict"] = self.inference == "threshold" or (self.inference == "sample" and int(self.draws) == 1)
         if self.inference == "prob":
             _warn_uncertified("this estimator predicts from the firing probabilities p (inference='prob')")
+        if result.get("dp_gap_bound", 0.0) >= 0.999:
+            warnings.warn(
+                f"the certificate is vacuous (dp_gap_bound {result['dp_gap_bound']:.3f}): its smallest group has "
+                f"{min(result.get('n_per_group') or [0])} rows; give more held-out rows, or fewer, larger groups "
+                "(sensitive_bins for a numeric attribute)",
+                UserWarning,
+                stacklevel=2,
+            )
         return result
 
     # ----------------------------------------------------------------------------------------------

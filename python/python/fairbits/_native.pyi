@@ -1,6 +1,6 @@
 """Type stubs of the private native module (kept by hand beside it; the public API is in Python)."""
 
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Any, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -47,7 +47,19 @@ def fit(
     name: str,
     verbose: bool,
     sample_weight: Optional[Sequence[float]] = None,
+    sensitive_bins: Optional[int] = None,
 ) -> Model: ...
+def fit_images(
+    params: Sequence[Tuple[str, str]],
+    x: Any,
+    y: Sequence[int],
+    s: Sequence[int],
+    n_classes: int,
+    groups: Sequence[str],
+    name: str,
+    verbose: bool,
+) -> Model: ...
+def builtin_images(name: str, rho: float, seed: int) -> Tuple[Any, List[int], List[int], Any, List[int], List[int]]: ...
 def load(dir: str) -> Model: ...
 def from_bytes(config: str, weights: bytes) -> Model: ...
 def builtin_rows(

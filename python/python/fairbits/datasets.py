@@ -10,7 +10,7 @@ import numpy as np
 
 from . import _native
 
-__all__ = ["Split", "load", "load_adult", "load_compas", "load_german", "read_table"]
+__all__ = ["ImageSplit", "Split", "load", "load_adult", "load_biased_mnist", "load_compas", "load_german", "read_table"]
 
 
 @dataclass
@@ -120,6 +120,26 @@ def read_table(path: str, *, delimiter: Optional[str] = None) -> Any:
     except ImportError:
         return data
     return pd.DataFrame(data, columns=header)
+
+
+@dataclass
+class ImageSplit:
+    """Images ``N x 3 x 28 x 28`` in [0, 1] with their classes ``y_*`` and background colours ``s_*`` (the
+    sensitive attribute): the training images coloured with bias ``rho``, the test images uniformly."""
+
+    X_train: np.ndarray
+    X_test: np.ndarray
+    y_train: np.ndarray
+    y_test: np.ndarray
+    s_train: np.ndarray
+    s_test: np.ndarray
+
+
+def load_biased_mnist(*, rho: float = 0.99, seed: int = 0) -> ImageSplit:
+    """The shipped 5,000 digits coloured as ``fairbits train --dataset biased-mnist --rho RHO --seed SEED``
+    colours them (4,000 training, 1,000 test images, the same images in the same order)."""
+    xtr, ytr, s_tr, xte, yte, s_te = _native.builtin_images("biased-mnist", float(rho), int(seed))
+    return ImageSplit(xtr, xte, np.asarray(ytr), np.asarray(yte), np.asarray(s_tr), np.asarray(s_te))
 
 
 def load_adult(**kw: Any) -> Split:
