@@ -139,7 +139,8 @@ def load_biased_mnist(*, rho: float = 0.99, seed: int = 0) -> ImageSplit:
     """The shipped 5,000 digits coloured as ``fairbits train --dataset biased-mnist --rho RHO --seed SEED``
     colours them (4,000 training, 1,000 test images, the same images in the same order)."""
     xtr, ytr, s_tr, xte, yte, s_te = _native.builtin_images("biased-mnist", float(rho), int(seed))
-    return ImageSplit(xtr, xte, np.asarray(ytr), np.asarray(yte), np.asarray(s_tr), np.asarray(s_te))
+    labels = lambda v: np.frombuffer(bytes(v), dtype=np.uint8).astype(np.int64)  # noqa: E731 (u8 crosses as bytes)
+    return ImageSplit(xtr, xte, labels(ytr), labels(yte), np.asarray(s_tr), np.asarray(s_te))
 
 
 def load_adult(**kw: Any) -> Split:
