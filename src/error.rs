@@ -301,6 +301,44 @@ pub enum Error {
         /// Where it stopped.
         state: String,
     },
+    /// A text column with so many distinct values that its one-hot inputs would be a column per row (an
+    /// identifier, a free-text field): refused before anything of that width is allocated.
+    #[error(
+        "{path}: column '{column}' has at least {count} distinct text values in the training rows, more than the \
+         {limit} a text column may have (one-hot encoding makes an input of each): a value in nearly every row is \
+         an identifier or free text, not a feature"
+    )]
+    TooManyCategories {
+        /// The file.
+        path: String,
+        /// The column.
+        column: String,
+        /// Distinct values counted (counting stops just past the limit).
+        count: usize,
+        /// The most a text column may hold ([`crate::data::MAX_CATEGORIES`]).
+        limit: usize,
+    },
+    /// The encoded inputs would not fit where they are held (memory, or the disk of the cache files).
+    #[error(
+        "{path}: the encoded inputs need about {needed} ({rows} rows of {width} inputs, {widest}) but {place} has \
+         {available} available"
+    )]
+    TooLarge {
+        /// The file.
+        path: String,
+        /// Rows encoded.
+        rows: usize,
+        /// Inputs per row.
+        width: usize,
+        /// The widest column and its width, in words.
+        widest: String,
+        /// Bytes needed, in words.
+        needed: String,
+        /// Where they would be held, in words.
+        place: String,
+        /// Bytes available there, in words.
+        available: String,
+    },
     /// A Parquet or Arrow IPC file cannot be read.
     #[error("{path}: not a readable {format} file: {reason}")]
     Columnar {
@@ -409,6 +447,7 @@ impl Error {
             Error::NotNumeric { column, .. } => {
                 Hint::with_value("declare it categorical with {}", Param::Categorical, column)
             }
+            Error::TooManyCategories { column, .. } => Hint::with_value("leave it out with {}", Param::Drop, column),
             Error::SmallGroup { .. } => Hint::new("another split: {}", &[Param::TestSize]),
             // Written as a shell would need it.
             Error::Separator { separator, .. } => Hint::with_value(
@@ -501,6 +540,16 @@ mod tests {
             Error::Refused { path: "f".into(), reason: s(), allow: Some(Param::Force) },
             Error::Unfinished { path: "m".into(), state: s() },
             Error::Columnar { path: s(), format: "Parquet", reason: s() },
+            Error::TooManyCategories { path: s(), column: "id".into(), count: 10_001, limit: 10_000 },
+            Error::TooLarge {
+                path: s(),
+                rows: 1,
+                width: 1,
+                widest: s(),
+                needed: s(),
+                place: s(),
+                available: s(),
+            },
             Error::Idx { path: crate::data::images::FASHION_MNIST_DIR.into(), reason: s() },
             Error::Plot(s()),
             Error::Candle(candle_core::Error::Msg(s())),
@@ -536,6 +585,8 @@ mod tests {
                 | Error::Refused { .. }
                 | Error::Unfinished { .. }
                 | Error::Columnar { .. }
+                | Error::TooManyCategories { .. }
+                | Error::TooLarge { .. }
                 | Error::Idx { .. }
                 | Error::Plot(_)
                 | Error::Candle(_)

@@ -116,6 +116,24 @@ fn list_parquet(dir: &Path) {
     w.close().unwrap();
 }
 
+/// `ids.csv` and `ids.parquet`: 15,000 rows whose `id` column holds a distinct text value in every row (more
+/// training rows than a text column may have values), next to an ordinary feature.
+fn id_tables(dir: &Path) {
+    let n = 15_000usize;
+    let ids: Vec<String> = (0..n).map(|i| format!("u{i:06}")).collect();
+    let csv: String = (0..n).map(|i| format!("{},{}.5,{},{}\n", ids[i], i % 7, i % 2, (i / 3) % 2)).collect();
+    write(dir, "ids.csv", &format!("id,a,s,y\n{csv}"));
+    let id: ArrayRef = Arc::new(arrow_array::StringArray::from(ids));
+    let a: ArrayRef = Arc::new(arrow_array::Float64Array::from_iter_values((0..n).map(|i| (i % 7) as f64 + 0.5)));
+    let s: ArrayRef = Arc::new(Int64Array::from_iter_values((0..n as i64).map(|i| i % 2)));
+    let y: ArrayRef = Arc::new(Int64Array::from_iter_values((0..n as i64).map(|i| (i / 3) % 2)));
+    let batch = RecordBatch::try_from_iter([("id", id), ("a", a), ("s", s), ("y", y)]).unwrap();
+    let file = std::fs::File::create(dir.join("ids.parquet")).unwrap();
+    let mut w = parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+}
+
 macro_rules! case {
     ($what:expr, $start:ident, $files:expr, $command:expr, $exit:expr, $says:expr $(, writes $writes:expr)?) => {
         Case {
@@ -154,6 +172,8 @@ fn cases() -> Vec<Case> {
         case!("values whose mean overflows (1e308)", Data, |d| (3..12).for_each(|r| set_cell(d, r, 0, "1e308")), "train --input data.csv --target y --sensitive s --out m", 3, "value '1e308' is too large: the column's mean and spread overflow"),
         case!("a `;`-separated file read as `,`", Data, |d| write(d, "semi.csv", &good_with("").replace(',', ";")), "train --input semi.csv --target y --sensitive s", 3, "the file looks ';'-separated (read it with --delimiter ';')"),
         case!("a Parquet list column", Data, list_parquet, "train --input nested.parquet --target y --sensitive s", 3, "column 'tags' holds List"),
+        case!("a text column with a value per row (an identifier)", Data, id_tables, "train --input ids.csv --target y --sensitive s", 3, "ids.csv: column 'id' has at least"),
+        case!("the same, streamed", Data, id_tables, "train --input ids.parquet --target y --sensitive s --stream", 3, "more than the 10000 a text column may have (one-hot encoding makes an input of each): a value in nearly every row is an identifier or free text, not a feature (leave it out with --drop id)"),
         case!("a Parquet file that is not one", Data, |d| write(d, "broken.parquet", "not parquet"), "train --input broken.parquet --target y --sensitive s", 3, "broken.parquet: not a readable Parquet file"),
         case!("an input that is a directory", Data, |d| std::fs::create_dir(d.join("adir")).unwrap(), "train --input adir --target y --sensitive s", 1, "adir: a directory, not a table file"),
         case!("an input that does not exist", Data, none, "train --input nowhere.csv --target y --sensitive s", 1, "nowhere.csv"),

@@ -3,7 +3,7 @@
 //! in `config.json`, so a saved model encodes new rows exactly as it was trained.
 
 use super::table::{parse_number, sort_values, RawTable};
-use super::Roles;
+use super::{Roles, MAX_CATEGORIES};
 use crate::error::{Error, Result};
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::{Deserialize, Serialize};
@@ -240,6 +240,15 @@ impl Encoding {
                 columns.push(ColumnEncoder::Numeric { name: name.clone(), mean, std });
             } else {
                 let mut categories: Vec<String> = distinct(train_rows.iter().map(|&r| cells.get(r)));
+                // Refused here, before the one-hot inputs (rows x categories) are allocated.
+                if categories.len() > MAX_CATEGORIES {
+                    return Err(Error::TooManyCategories {
+                        path: table.source.clone(),
+                        column: name.clone(),
+                        count: categories.len(),
+                        limit: MAX_CATEGORIES,
+                    });
+                }
                 categories.sort();
                 columns.push(ColumnEncoder::Categorical { name: name.clone(), categories });
             }
@@ -264,6 +273,46 @@ impl Encoding {
             }
         }
         Ok(())
+    }
+
+    /// Refuses to encode `rows` rows when their inputs (`rows x n_features` 32-bit floats, the one-hot
+    /// columns counted at their width) would not fit in `place`: a clear error instead of an aborted
+    /// allocation or a disk filled to the last byte. Where the space available is not known, nothing is
+    /// checked.
+    pub fn check_size(&self, source: &str, rows: usize, place: Place) -> Result<()> {
+        let available = match &place {
+            Place::Memory { .. } => available_memory(),
+            Place::Disk { dir } => available_disk(dir),
+        };
+        self.size_error(source, rows, &place, available).map_or(Ok(()), Err)
+    }
+
+    /// The error of [`Encoding::check_size`] given the space available, when there is one.
+    fn size_error(&self, source: &str, rows: usize, place: &Place, available: Option<f64>) -> Option<Error> {
+        let available = available?;
+        let width = self.n_features();
+        let copies = match place {
+            Place::Memory { copies } => *copies,
+            Place::Disk { .. } => 1,
+        };
+        let needed = rows as f64 * width as f64 * 4.0 * copies as f64;
+        if needed <= available {
+            return None;
+        }
+        let widest = self.columns.iter().max_by_key(|c| c.width())?;
+        let gb = |b: f64| format!("{:.1} GB", b / 1e9);
+        Some(Error::TooLarge {
+            path: source.to_string(),
+            rows,
+            width,
+            widest: format!("{} of them for column '{}'", widest.width(), widest.name()),
+            needed: gb(needed),
+            place: match place {
+                Place::Memory { .. } => "memory".to_string(),
+                Place::Disk { dir } => format!("the disk of {}", dir.display()),
+            },
+            available: gb(available),
+        })
     }
 
     /// Total input width.
@@ -300,6 +349,7 @@ impl Encoding {
     pub fn transform_reporting(&self, table: &RawTable) -> Result<(Vec<f32>, Vec<String>)> {
         let n = table.n_rows();
         let d = self.n_features();
+        self.check_size(&table.source, n, Place::Memory { copies: 1 })?;
         let mut x = vec![0f32; n * d];
         // Unseen categories per column: how many cells, and the first value met with its line.
         let mut unseen: Vec<(&str, usize, String, u64)> = Vec::new();
@@ -380,6 +430,52 @@ impl Encoding {
     }
 }
 
+/// Where encoded inputs are held, for [`Encoding::check_size`].
+#[derive(Clone, Debug)]
+pub enum Place {
+    /// In memory, `copies` times at once (the splits are copied out of the whole table's inputs).
+    Memory {
+        /// How many arrays of that size are held at once.
+        copies: usize,
+    },
+    /// Cache files in this directory ([`super::stream`]).
+    Disk {
+        /// The directory.
+        dir: std::path::PathBuf,
+    },
+}
+
+/// Memory this machine can still give (`MemAvailable` of `/proc/meminfo`), when known.
+pub(crate) fn available_memory() -> Option<f64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024.0)
+}
+
+/// Bytes an unprivileged process may still write on the file system of `dir`, when known.
+#[cfg(unix)]
+fn available_disk(dir: &std::path::Path) -> Option<f64> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    let mut stat = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `path` is a NUL-terminated string and `stat` a buffer of the type statvfs fills; it is read
+    // only when the call succeeds.
+    let stat = unsafe {
+        if libc::statvfs(path.as_ptr(), stat.as_mut_ptr()) != 0 {
+            return None;
+        }
+        stat.assume_init()
+    };
+    #[allow(clippy::unnecessary_cast)] // the fields' types differ between platforms
+    Some(stat.f_bavail as f64 * stat.f_frsize as f64)
+}
+
+#[cfg(not(unix))]
+fn available_disk(_dir: &std::path::Path) -> Option<f64> {
+    None
+}
+
 /// Parses a numeric column; a non-number or an infinity is an error naming line and column.
 pub(crate) fn parse_column(table: &RawTable, name: &str) -> Result<Vec<f64>> {
     let cells = table.column(name)?;
@@ -419,4 +515,68 @@ fn preview(values: &[String]) -> String {
         s.push("...".into());
     }
     s.join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encoding(categories: usize) -> Encoding {
+        Encoding {
+            columns: vec![
+                ColumnEncoder::Numeric { name: "age".into(), mean: 0.0, std: 1.0 },
+                ColumnEncoder::Categorical {
+                    name: "city".into(),
+                    categories: (0..categories).map(|k| k.to_string()).collect(),
+                },
+            ],
+            target: TargetEncoding { column: "y".into(), positive: "1".into(), negative: "0".into() },
+            sensitive: SensitiveEncoding { column: "s".into(), groups: vec!["a".into(), "b".into()] },
+        }
+    }
+
+    #[test]
+    fn the_size_check_counts_the_one_hot_width_and_every_copy() {
+        let e = encoding(999); // 1,000 inputs: 4,000 bytes a row
+        let memory = |copies| Place::Memory { copies };
+        assert!(e.size_error("f", 1000, &memory(1), Some(4.0e6)).is_none(), "exactly fits");
+        let err = e.size_error("f", 1001, &memory(1), Some(4.0e6)).expect("one row too many");
+        let text = err.to_string();
+        assert!(text.contains("1001 rows of 1000 inputs, 999 of them for column 'city'") && text.contains("memory"), "{text}");
+        assert!(e.size_error("f", 1000, &memory(2), Some(4.0e6)).is_some(), "two copies do not fit");
+        let disk = Place::Disk { dir: "/cache".into() };
+        let text = e.size_error("f", 2000, &disk, Some(1.0e6)).unwrap().to_string();
+        assert!(text.contains("the disk of /cache"), "{text}");
+        assert!(e.size_error("f", usize::MAX, &disk, None).is_none(), "unknown space: not checked");
+    }
+
+    #[test]
+    fn a_text_column_past_the_limit_is_refused_naming_it() {
+        let n = MAX_CATEGORIES + 50;
+        let header = vec!["id".to_string(), "s".to_string(), "y".to_string()];
+        let ids: Vec<String> = (0..n).map(|i| format!("u{i}")).collect();
+        let table = RawTable {
+            source: "ids.csv".into(),
+            header,
+            columns: vec![
+                super::super::Column::from_cells(ids.iter().map(String::as_str)),
+                super::super::Column::from_cells((0..n).map(|i| ["0", "1"][i % 2])),
+                super::super::Column::from_cells((0..n).map(|i| ["0", "1"][(i / 2) % 2])),
+            ],
+            lines: (2..n as u64 + 2).collect(),
+        };
+        let roles = Roles {
+            target: "y".into(),
+            positive: None,
+            sensitive: "s".into(),
+            features: vec!["id".into()],
+            categorical: vec![],
+        };
+        let (t, s) = (TargetEncoding::fit(&table, &roles).unwrap(), SensitiveEncoding::fit(&table, &roles).unwrap());
+        let all: Vec<usize> = (0..n).collect();
+        let err = Encoding::fit(&table, &roles, &all, t.clone(), s.clone()).unwrap_err();
+        assert!(matches!(&err, Error::TooManyCategories { column, count, .. } if column == "id" && *count == n), "{err}");
+        // At the limit it is encoded.
+        Encoding::fit(&table, &roles, &all[..MAX_CATEGORIES], t, s).unwrap();
+    }
 }

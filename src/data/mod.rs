@@ -19,9 +19,14 @@ pub(crate) mod stream;
 pub(crate) mod table;
 pub(crate) mod tabular;
 
+/// The most distinct values a text column may hold in the training rows (docs/design.md, section 6): each
+/// becomes an input, so a column past it (an identifier, free text: a value per row) would make the inputs
+/// rows x rows wide. Such a column is refused, naming it, before anything of that width is allocated.
+pub const MAX_CATEGORIES: usize = 10_000;
+
 pub use builtin::Builtin;
 pub use cache::Floats;
-pub use encoding::{ColumnEncoder, Encoding, SensitiveEncoding, TargetEncoding};
+pub use encoding::{ColumnEncoder, Encoding, Place, SensitiveEncoding, TargetEncoding};
 pub use images::{parse_idx, ImageDataset, ImageSpec};
 pub use split::stratified;
 pub use table::{number_text, Column, Duplicates, RawTable};

@@ -10,10 +10,10 @@
 
 use super::cache::{CacheWriter, Floats};
 use super::columnar::{self, Format};
-use super::encoding::{ColumnEncoder, Encoding, SensitiveEncoding, TargetEncoding};
+use super::encoding::{ColumnEncoder, Encoding, Place, SensitiveEncoding, TargetEncoding};
 use super::table::{is_missing, parse_number, Column, RawTable};
 use super::tabular::{check_group_sizes, file_roles, Roles, Source, TableSpec};
-use super::{split, Dataset, Prepared};
+use super::{split, Dataset, Prepared, MAX_CATEGORIES};
 use crate::error::{Error, Result};
 use crate::schema::Param;
 use std::collections::{BTreeSet, HashMap};
@@ -165,6 +165,8 @@ pub fn prepare(spec: &TableSpec, encoding: Option<&Encoding>) -> Result<Prepared
         None => fit_encoders(path, format, &sc.roles, &sc.numeric_cells, kept, &sc.keep, &part, target, sensitive)?,
     };
     let d = encoding.n_features();
+    // The cache files hold every kept row's inputs: refused before the disk fills.
+    encoding.check_size(&sc.source, kept, Place::Disk { dir: std::env::temp_dir() })?;
     let mut files = write_caches(path, format, &sc, &encoding, &part)?.into_iter();
     let mut set = |idx: &[usize]| -> Result<Dataset> {
         Ok(Dataset {
@@ -313,6 +315,15 @@ fn fit_encoders(
                         let cell = t.columns[c].get(r);
                         if !categories[j].contains(cell) {
                             categories[j].insert(cell.to_string());
+                            // Stops at once: the file may be larger than memory, and so may the values.
+                            if categories[j].len() > MAX_CATEGORIES {
+                                return Err(Error::TooManyCategories {
+                                    path: path.display().to_string(),
+                                    column: name.clone(),
+                                    count: categories[j].len(),
+                                    limit: MAX_CATEGORIES,
+                                });
+                            }
                         }
                     }
                 }

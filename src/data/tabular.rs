@@ -242,6 +242,8 @@ pub fn prepare_table(
         Some(e) => e.clone(),
         None => Encoding::fit(&table, &tspec, &train_idx, target, sensitive)?,
     };
+    // The inputs of every row, then the splits copied out of them: two arrays of that size at once.
+    encoding.check_size(&table.source, table.n_rows(), encoding::Place::Memory { copies: 2 })?;
     let x = encoding.transform(&table)?;
     // The text cells are no longer needed: free them before the splits are copied out.
     drop(table);
