@@ -566,3 +566,35 @@ fn ctrl_c_says_how_to_resume() {
     let o = fairbits(d, &["train", "--resume", "m"]);
     assert!(o.status.success(), "{}", stderr(&o));
 }
+
+/// A streamed table's cache files have no name at any moment: while they are written, after kill -9 in the
+/// middle of writing them, and after Ctrl-C twice (quit at once), TMPDIR holds nothing.
+#[test]
+fn a_killed_or_interrupted_cache_pass_leaves_nothing_in_tmpdir() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let tmp = d.join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    id_tables(d);
+    let line = "train --input ids.parquet --target y --sensitive s --drop id --stream --hidden 4,2 --epochs 1 \
+                --draws 1 --forest-trees 2 --quiet";
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let empty = || std::fs::read_dir(&tmp).unwrap().map(|e| e.unwrap().path()).collect::<Vec<_>>();
+    let run = paused(d, &words, "caching", 60);
+    assert_eq!(empty(), Vec::<PathBuf>::new(), "cache files being written have names");
+    run.kill();
+    assert_eq!(empty(), Vec::<PathBuf>::new(), "kill -9 left files");
+    let run = paused(d, &words, "caching", 3);
+    let pid = run.child.id().to_string();
+    Command::new("kill").args(["-INT", &pid]).status().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    Command::new("kill").args(["-INT", &pid]).status().unwrap();
+    let (code, err) = run.finish();
+    assert_eq!(code, Some(130), "{err}");
+    assert_eq!(empty(), Vec::<PathBuf>::new(), "Ctrl-C left files");
+    // Uninterrupted, the same run trains and leaves nothing either.
+    let o =
+        Command::new(env!("CARGO_BIN_EXE_fairbits")).current_dir(d).args(&words).env("TMPDIR", &tmp).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(empty(), Vec::<PathBuf>::new());
+}

@@ -542,7 +542,10 @@ mod tests {
         assert!(e.size_error("f", 1000, &memory(1), Some(4.0e6)).is_none(), "exactly fits");
         let err = e.size_error("f", 1001, &memory(1), Some(4.0e6)).expect("one row too many");
         let text = err.to_string();
-        assert!(text.contains("1001 rows of 1000 inputs, 999 of them for column 'city'") && text.contains("memory"), "{text}");
+        assert!(
+            text.contains("1001 rows of 1000 inputs, 999 of them for column 'city'") && text.contains("memory"),
+            "{text}"
+        );
         assert!(e.size_error("f", 1000, &memory(2), Some(4.0e6)).is_some(), "two copies do not fit");
         let disk = Place::Disk { dir: "/cache".into() };
         let text = e.size_error("f", 2000, &disk, Some(1.0e6)).unwrap().to_string();
@@ -575,7 +578,10 @@ mod tests {
         let (t, s) = (TargetEncoding::fit(&table, &roles).unwrap(), SensitiveEncoding::fit(&table, &roles).unwrap());
         let all: Vec<usize> = (0..n).collect();
         let err = Encoding::fit(&table, &roles, &all, t.clone(), s.clone()).unwrap_err();
-        assert!(matches!(&err, Error::TooManyCategories { column, count, .. } if column == "id" && *count == n), "{err}");
+        assert!(
+            matches!(&err, Error::TooManyCategories { column, count, .. } if column == "id" && *count == n),
+            "{err}"
+        );
         // At the limit it is encoded.
         Encoding::fit(&table, &roles, &all[..MAX_CATEGORIES], t, s).unwrap();
     }

@@ -17,7 +17,7 @@ use super::{split, Dataset, Prepared, MAX_CATEGORIES};
 use crate::error::{Error, Result};
 use crate::schema::Param;
 use std::collections::{BTreeSet, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Which split a kept row went to.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -236,13 +236,12 @@ fn labels(
 /// Pass 4: every kept row encoded into the cache file of its split (train, val, test, certify).
 fn write_caches(path: &Path, format: Format, sc: &Scan, encoding: &Encoding, part: &[Part]) -> Result<Vec<Floats>> {
     let d = encoding.n_features();
-    let dir = cache_dir()?;
-    let mut writers = Vec::new();
-    for name in ["train", "val", "test", "certify"] {
-        writers.push(CacheWriter::create(dir.join(format!("{name}.f32")))?);
-    }
+    let dir = std::env::temp_dir();
+    // Train, val, test, certify.
+    let writers: Result<Vec<CacheWriter>> = (0..4).map(|_| CacheWriter::create(&dir)).collect();
+    let mut writers = writers?;
     let mut unseen: HashMap<String, usize> = HashMap::new();
-    let (mut first_row, mut k) = (0usize, 0usize);
+    let (mut first_row, mut k, mut batches) = (0usize, 0usize, 0usize);
     columnar::for_each_batch(path, format, |mut t| {
         let n = t.n_rows();
         kept_rows(&mut t, &sc.keep, first_row);
@@ -255,14 +254,17 @@ fn write_caches(path: &Path, format: Format, sc: &Scan, encoding: &Encoding, par
             writers[part[k] as usize].write(row)?;
             k += 1;
         }
+        if k > 0 && batches == 0 {
+            // The crash tests kill the process here, with cache files half written.
+            crate::files::pause_point("caching");
+        }
+        batches += 1;
         Ok(())
     })?;
     for column in unseen.keys() {
         tracing::warn!("{}: {column}: categories not seen in training encode as all zeros", sc.source);
     }
-    let files = writers.into_iter().map(CacheWriter::finish).collect::<Result<Vec<Floats>>>()?;
-    let _ = std::fs::remove_dir(&dir);
-    Ok(files)
+    writers.into_iter().map(CacheWriter::finish).collect()
 }
 
 /// Passes 2 and 3: the feature encoders, by the rules of [`Encoding::fit`] (numeric when not forced
@@ -363,17 +365,4 @@ fn fit_encoders(
         })
         .collect::<Result<_>>()?;
     Ok(Encoding { columns, target, sensitive })
-}
-
-/// A fresh directory for this process's cache files.
-fn cache_dir() -> Result<PathBuf> {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "fairbits-cache-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::create_dir_all(&dir).map_err(|source| Error::Io { path: dir.clone(), source })?;
-    Ok(dir)
 }

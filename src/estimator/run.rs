@@ -14,7 +14,6 @@ use crate::store::{Reuse, SavedConfig};
 use crate::train::{Checkpointing, TrainConfig};
 use std::path::Path;
 
-
 /// The largest allocations of a run, in bytes, by what needs them (an estimate made before anything is
 /// allocated, so that a configuration too big for the machine fails with a message instead of an abort).
 pub fn memory_needed(
