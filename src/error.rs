@@ -320,8 +320,10 @@ pub enum Error {
     },
     /// The encoded inputs would not fit where they are held (memory, or the disk of the cache files).
     #[error(
-        "{path}: the encoded inputs need about {needed} ({rows} rows of {width} inputs, {widest}) but {place} has \
-         {available} available"
+        "{path}: the encoded inputs need about {:.1} GB ({rows} rows of {width} inputs, {widest}) but {place} has \
+         {:.1} GB available",
+        needed / 1e9,
+        available / 1e9
     )]
     TooLarge {
         /// The file.
@@ -332,12 +334,12 @@ pub enum Error {
         width: usize,
         /// The widest column and its width, in words.
         widest: String,
-        /// Bytes needed, in words.
-        needed: String,
+        /// Bytes needed.
+        needed: f64,
         /// Where they would be held, in words.
         place: String,
-        /// Bytes available there, in words.
-        available: String,
+        /// Bytes available there.
+        available: f64,
     },
     /// A Parquet or Arrow IPC file cannot be read.
     #[error("{path}: not a readable {format} file: {reason}")]
@@ -541,7 +543,7 @@ mod tests {
             Error::Unfinished { path: "m".into(), state: s() },
             Error::Columnar { path: s(), format: "Parquet", reason: s() },
             Error::TooManyCategories { path: s(), column: "id".into(), count: 10_001, limit: 10_000 },
-            Error::TooLarge { path: s(), rows: 1, width: 1, widest: s(), needed: s(), place: s(), available: s() },
+            Error::TooLarge { path: s(), rows: 1, width: 1, widest: s(), needed: 2.0, place: s(), available: 1.0 },
             Error::Idx { path: crate::data::images::FASHION_MNIST_DIR.into(), reason: s() },
             Error::Plot(s()),
             Error::Candle(candle_core::Error::Msg(s())),

@@ -300,18 +300,17 @@ impl Encoding {
             return None;
         }
         let widest = self.columns.iter().max_by_key(|c| c.width())?;
-        let gb = |b: f64| format!("{:.1} GB", b / 1e9);
         Some(Error::TooLarge {
             path: source.to_string(),
             rows,
             width,
             widest: format!("{} of them for column '{}'", widest.width(), widest.name()),
-            needed: gb(needed),
+            needed,
             place: match place {
                 Place::Memory { .. } => "memory".to_string(),
                 Place::Disk { dir } => format!("the disk of {}", dir.display()),
             },
-            available: gb(available),
+            available,
         })
     }
 
