@@ -32,7 +32,7 @@ pub use split::stratified;
 pub use table::{number_text, Column, Duplicates, RawTable};
 pub use tabular::{
     encode_features, labelled_rows, load_table, prepare_fit, prepare_held_out, prepare_held_out_rows, prepare_table,
-    require_complete, split_rows, EncodedRows, HeldOut, Roles, Source, TableSpec,
+    require_complete, split_rows, EncodedRows, HeldOut, Missing, Roles, Source, TableSpec,
 };
 
 use crate::error::{Error, Result};

@@ -12,7 +12,7 @@ use super::cache::{CacheWriter, Floats};
 use super::columnar::{self, Format};
 use super::encoding::{ColumnEncoder, Encoding, Place, SensitiveEncoding, TargetEncoding};
 use super::table::{is_missing, parse_number, Column, RawTable};
-use super::tabular::{check_group_sizes, file_roles, Roles, Source, TableSpec};
+use super::tabular::{check_group_sizes, file_roles, Missing, Roles, Source, TableSpec};
 use super::{split, Dataset, Prepared, MAX_CATEGORIES};
 use crate::error::{Error, Result};
 use crate::schema::Param;
@@ -78,6 +78,11 @@ fn file_of(spec: &TableSpec) -> Result<(&Path, Format)> {
 }
 
 fn scan(spec: &TableSpec, path: &Path, format: Format) -> Result<Scan> {
+    if spec.missing == Missing::Impute {
+        let why = "not with streaming: a column's median needs its training values in memory (impute before \
+                   streaming, or drop the rows)";
+        return Err(Error::param(Param::Missing, "impute", why));
+    }
     let mut scan: Option<Scan> = None;
     columnar::for_each_batch(path, format, |t| {
         let s = match scan.as_mut() {
@@ -101,6 +106,15 @@ fn scan(spec: &TableSpec, path: &Path, format: Format) -> Result<Scan> {
         let fc: Vec<usize> = s.roles.features.iter().map(|f| t.col(f)).collect::<Result<_>>()?;
         for r in 0..t.n_rows() {
             let kept = [yc, sc].iter().chain(&fc).all(|&c| !is_missing(t.columns[c].get(r)));
+            if !kept && spec.missing == Missing::Error {
+                let c = [yc, sc].into_iter().chain(fc.iter().copied()).find(|&c| is_missing(t.columns[c].get(r)));
+                let c = c.unwrap_or(yc);
+                return Err(Error::Csv {
+                    path: t.source.clone(),
+                    line: t.lines[r],
+                    message: format!("column '{}' has a missing value ('{}')", t.header[c], t.columns[c].get(r)),
+                });
+            }
             s.keep.push(kept);
             if kept {
                 s.y_ids.push(s.y_values.id(t.columns[yc].get(r)));
@@ -364,5 +378,5 @@ fn fit_encoders(
             }
         })
         .collect::<Result<_>>()?;
-    Ok(Encoding { columns, target, sensitive })
+    Ok(Encoding { columns, target, sensitive, impute: Vec::new() })
 }
