@@ -315,6 +315,46 @@ pub enum Error {
         /// Where it stopped.
         state: String,
     },
+    /// A text column with so many distinct values that its one-hot inputs would be a column per row (an
+    /// identifier, a free-text field): refused before anything of that width is allocated.
+    #[error(
+        "{path}: column '{column}' has at least {count} distinct text values in the training rows, more than the \
+         {limit} a text column may have (one-hot encoding makes an input of each): a value in nearly every row is \
+         an identifier or free text, not a feature"
+    )]
+    TooManyCategories {
+        /// The file.
+        path: String,
+        /// The column.
+        column: String,
+        /// Distinct values counted (counting stops just past the limit).
+        count: usize,
+        /// The most a text column may hold ([`crate::data::MAX_CATEGORIES`]).
+        limit: usize,
+    },
+    /// The encoded inputs would not fit where they are held (memory, or the disk of the cache files).
+    #[error(
+        "{path}: the encoded inputs need about {:.1} GB ({rows} rows of {width} inputs, {widest}) but {place} has \
+         {:.1} GB available",
+        needed / 1e9,
+        available / 1e9
+    )]
+    TooLarge {
+        /// The file.
+        path: String,
+        /// Rows encoded.
+        rows: usize,
+        /// Inputs per row.
+        width: usize,
+        /// The widest column and its width, in words.
+        widest: String,
+        /// Bytes needed.
+        needed: f64,
+        /// Where they would be held, in words.
+        place: String,
+        /// Bytes available there.
+        available: f64,
+    },
     /// A Parquet or Arrow IPC file cannot be read.
     #[error("{path}: not a readable {format} file: {reason}")]
     Columnar {
@@ -423,6 +463,7 @@ impl Error {
             Error::NotNumeric { column, .. } => {
                 Hint::with_value("declare it categorical with {}", Param::Categorical, column)
             }
+            Error::TooManyCategories { column, .. } => Hint::with_value("leave it out with {}", Param::Drop, column),
             Error::SmallGroup { .. } => Hint::new("another split: {}", &[Param::TestSize]),
             Error::NumericGroups { .. } => {
                 Hint::with_value("cut it into quantile groups, e.g. {}", Param::SensitiveBins, "4")
@@ -519,6 +560,8 @@ mod tests {
             Error::Refused { path: "f".into(), reason: s(), allow: Some(Param::Force) },
             Error::Unfinished { path: "m".into(), state: s() },
             Error::Columnar { path: s(), format: "Parquet", reason: s() },
+            Error::TooManyCategories { path: s(), column: "id".into(), count: 10_001, limit: 10_000 },
+            Error::TooLarge { path: s(), rows: 1, width: 1, widest: s(), needed: 2.0, place: s(), available: 1.0 },
             Error::Idx { path: crate::data::images::FASHION_MNIST_DIR.into(), reason: s() },
             Error::Plot(s()),
             Error::Candle(candle_core::Error::Msg(s())),
@@ -555,6 +598,8 @@ mod tests {
                 | Error::Refused { .. }
                 | Error::Unfinished { .. }
                 | Error::Columnar { .. }
+                | Error::TooManyCategories { .. }
+                | Error::TooLarge { .. }
                 | Error::Idx { .. }
                 | Error::Plot(_)
                 | Error::Candle(_)

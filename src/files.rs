@@ -87,7 +87,7 @@ pub fn remove_stale_tmp(dir: &Path) {
 /// The crash-safety tests' hook: when the environment variable `FAIRBITS_PAUSE_AT` names `point`, the
 /// process says so on stderr and waits there (`FAIRBITS_PAUSE_SECONDS`, default 60), so that a test can
 /// kill or interrupt it at that moment. The points lie between whole steps of a run (`reading`,
-/// `encoding`, `training` after an epoch and its checkpoint, `evaluation`, `writing` between two files of a
+/// `encoding`, `caching` (a streamed table's cache files half written), `training` after an epoch and its checkpoint, `evaluation`, `writing` between two files of a
 /// model). Otherwise nothing happens.
 pub fn pause_point(point: &str) {
     if std::env::var("FAIRBITS_PAUSE_AT").is_ok_and(|p| p == point) {

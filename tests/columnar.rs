@@ -143,3 +143,71 @@ fn every_command_reads_parquet_and_a_broken_file_is_a_clear_error() {
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     assert!(stderr(&o).contains("column 'nope' not found"), "{}", stderr(&o));
 }
+
+/// Arrow IPC files compressed as pyarrow writes them (`feather.write_feather` compresses with lz4 by default;
+/// zstd on request) read as the same rows uncompressed: the committed fixtures were made once with pyarrow
+/// 26.0.1 (in tests/fixtures/):
+///
+/// ```python
+/// import pyarrow as pa, pyarrow.feather as feather, pyarrow.csv as pcsv
+/// n = 80
+/// t = pa.table({"a": [float(i % 7) + 0.5 for i in range(n)],
+///               "colour": [["red", "blue", "green"][i % 3] for i in range(n)],
+///               "s": [(i // 2) % 2 for i in range(n)], "y": [(i // 3) % 2 for i in range(n)]})
+/// feather.write_feather(t, "pyarrow_lz4.arrow")
+/// feather.write_feather(t, "pyarrow_zstd.arrow", compression="zstd")
+/// pcsv.write_csv(t, "pyarrow_rows.csv", pcsv.WriteOptions(quoting_style="none"))
+/// ```
+///
+/// and files compressed by the arrow crate itself (both codecs, larger) give the metrics of the uncompressed
+/// file, in memory and streamed.
+#[test]
+fn compressed_arrow_ipc_files_read_as_their_rows() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let dir = tempfile::tempdir().unwrap();
+    // One stem for all (the report names the dataset after it), in a directory each.
+    let place = |from: &Path, to: &str| {
+        let to = dir.path().join(to);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(from, to).unwrap();
+    };
+    place(&fixtures.join("pyarrow_rows.csv"), "csv/rows.csv");
+    place(&fixtures.join("pyarrow_lz4.arrow"), "lz4/rows.arrow");
+    place(&fixtures.join("pyarrow_zstd.arrow"), "zstd/rows.arrow");
+    let metrics = |file: &str, more: &[&str]| {
+        let args = ["train", "--input", file, "--target", "y", "--sensitive", "s", "--epochs", "1", "--hidden", "4,2"];
+        let o = fairbits(dir.path(), &[&args[..], &["--reproducible", "--json", "--forest-trees", "2"], more].concat());
+        assert!(o.status.success(), "{file}: {}", stderr(&o));
+        stdout(&o)
+    };
+    let csv = metrics("csv/rows.csv", &[]);
+    assert!(csv.contains("\"task\""), "{csv}");
+    for file in ["lz4/rows.arrow", "zstd/rows.arrow"] {
+        assert_eq!(metrics(file, &[]), csv, "{file}");
+        assert_eq!(metrics(file, &["--stream"]), csv, "{file} streamed");
+    }
+    // The arrow crate's own compression, on rows that span buffers worth compressing.
+    let batch = batch_of_csv(&write_rows(dir.path(), 3000));
+    std::fs::create_dir(dir.path().join("plain")).unwrap();
+    write_arrow(&batch, &dir.path().join("plain/rows.arrow"));
+    let reference = metrics("plain/rows.arrow", &[]);
+    for (name, codec) in [("lz4c", arrow_ipc::CompressionType::LZ4_FRAME), ("zstdc", arrow_ipc::CompressionType::ZSTD)]
+    {
+        let options = arrow_ipc::writer::IpcWriteOptions::default().try_with_compression(Some(codec)).unwrap();
+        std::fs::create_dir(dir.path().join(name)).unwrap();
+        let path = dir.path().join(name).join("rows.arrow");
+        let mut w = arrow_ipc::writer::FileWriter::try_new_with_options(
+            std::fs::File::create(&path).unwrap(),
+            &batch.schema(),
+            options,
+        )
+        .unwrap();
+        w.write(&batch).unwrap();
+        w.finish().unwrap();
+        assert!(
+            std::fs::metadata(&path).unwrap().len()
+                < std::fs::metadata(dir.path().join("plain/rows.arrow")).unwrap().len()
+        );
+        assert_eq!(metrics(&format!("{name}/rows.arrow"), &[]), reference, "{name}");
+    }
+}

@@ -15,6 +15,7 @@ fn spec(name: Builtin, sensitive: Option<&str>) -> TableSpec {
         include_sensitive: false,
         certify_size: 0.0,
         stream: false,
+        missing: Default::default(),
     }
 }
 

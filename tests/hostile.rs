@@ -116,6 +116,24 @@ fn list_parquet(dir: &Path) {
     w.close().unwrap();
 }
 
+/// `ids.csv` and `ids.parquet`: 15,000 rows whose `id` column holds a distinct text value in every row (more
+/// training rows than a text column may have values), next to an ordinary feature.
+fn id_tables(dir: &Path) {
+    let n = 15_000usize;
+    let ids: Vec<String> = (0..n).map(|i| format!("u{i:06}")).collect();
+    let csv: String = (0..n).map(|i| format!("{},{}.5,{},{}\n", ids[i], i % 7, i % 2, (i / 3) % 2)).collect();
+    write(dir, "ids.csv", &format!("id,a,s,y\n{csv}"));
+    let id: ArrayRef = Arc::new(arrow_array::StringArray::from(ids));
+    let a: ArrayRef = Arc::new(arrow_array::Float64Array::from_iter_values((0..n).map(|i| (i % 7) as f64 + 0.5)));
+    let s: ArrayRef = Arc::new(Int64Array::from_iter_values((0..n as i64).map(|i| i % 2)));
+    let y: ArrayRef = Arc::new(Int64Array::from_iter_values((0..n as i64).map(|i| (i / 3) % 2)));
+    let batch = RecordBatch::try_from_iter([("id", id), ("a", a), ("s", s), ("y", y)]).unwrap();
+    let file = std::fs::File::create(dir.join("ids.parquet")).unwrap();
+    let mut w = parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+}
+
 macro_rules! case {
     ($what:expr, $start:ident, $files:expr, $command:expr, $exit:expr, $says:expr $(, writes $writes:expr)?) => {
         Case {
@@ -159,6 +177,8 @@ fn cases() -> Vec<Case> {
         case!("values whose mean overflows (1e308)", Data, |d| (3..12).for_each(|r| set_cell(d, r, 0, "1e308")), "train --input data.csv --target y --sensitive s --out m", 3, "value '1e308' is too large: the column's mean and spread overflow"),
         case!("a `;`-separated file read as `,`", Data, |d| write(d, "semi.csv", &good_with("").replace(',', ";")), "train --input semi.csv --target y --sensitive s", 3, "the file looks ';'-separated (read it with --delimiter ';')"),
         case!("a Parquet list column", Data, list_parquet, "train --input nested.parquet --target y --sensitive s", 3, "column 'tags' holds List"),
+        case!("a text column with a value per row (an identifier)", Data, id_tables, "train --input ids.csv --target y --sensitive s", 3, "ids.csv: column 'id' has at least"),
+        case!("the same, streamed", Data, id_tables, "train --input ids.parquet --target y --sensitive s --stream", 3, "more than the 10000 a text column may have (one-hot encoding makes an input of each): a value in nearly every row is an identifier or free text, not a feature (leave it out with --drop id)"),
         case!("a Parquet file that is not one", Data, |d| write(d, "broken.parquet", "not parquet"), "train --input broken.parquet --target y --sensitive s", 3, "broken.parquet: not a readable Parquet file"),
         case!("an input that is a directory", Data, |d| std::fs::create_dir(d.join("adir")).unwrap(), "train --input adir --target y --sensitive s", 1, "adir: a directory, not a table file"),
         case!("an input that does not exist", Data, none, "train --input nowhere.csv --target y --sensitive s", 1, "nowhere.csv"),
@@ -183,6 +203,9 @@ fn cases() -> Vec<Case> {
         case!("`--m-max 30`", Data, none, "train --input data.csv --target y --sensitive s --m-max 30", 2, "invalid --m-max = 30: must be <= 24"),
         case!("the joint penalty on 24 neurons", Data, none, "train --input data.csv --target y --sensitive s --hidden 8,24 --penalty joint", 2, "m = 24"),
         case!("a configuration too big for memory", Data, none, "train --input data.csv --target y --sensitive s --hidden 100000,100000 --out m", 2, "needs about"),
+        case!("`--missing maybe`", Data, none, "train --input data.csv --target y --sensitive s --missing maybe", 2, "invalid --missing = maybe: must be one of: drop, error, impute"),
+        case!("`--missing error` and a missing cell", Data, |d| set_cell(d, 3, 1, ""), "train --input data.csv --target y --sensitive s --missing error", 3, "data.csv: line 5: column 'x2' has a missing value ('')"),
+        case!("`--missing impute` streamed", Data, id_tables, "train --input ids.parquet --target y --sensitive s --drop id --stream --missing impute", 2, "invalid --missing = impute: not with streaming"),
         case!("`--threads 0`", Data, none, "train --input data.csv --target y --sensitive s --threads 0", 2, "invalid --threads = 0"),
         case!("`sweep --jobs 0`", Data, none, "sweep --input data.csv --target y --sensitive s --out sw --jobs 0", 2, "invalid --jobs = 0: must be >= 1"),
         case!("`sweep --shard 3/2`", Data, none, "sweep --input data.csv --target y --sensitive s --out sw --shard 3/2", 2, "invalid --shard = 3/2"),
@@ -550,4 +573,36 @@ fn ctrl_c_says_how_to_resume() {
     );
     let o = fairbits(d, &["train", "--resume", "m"]);
     assert!(o.status.success(), "{}", stderr(&o));
+}
+
+/// A streamed table's cache files have no name at any moment: while they are written, after kill -9 in the
+/// middle of writing them, and after Ctrl-C twice (quit at once), TMPDIR holds nothing.
+#[test]
+fn a_killed_or_interrupted_cache_pass_leaves_nothing_in_tmpdir() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let tmp = d.join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    id_tables(d);
+    let line = "train --input ids.parquet --target y --sensitive s --drop id --stream --hidden 4,2 --epochs 1 \
+                --draws 1 --forest-trees 2 --quiet";
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let empty = || std::fs::read_dir(&tmp).unwrap().map(|e| e.unwrap().path()).collect::<Vec<_>>();
+    let run = paused(d, &words, "caching", 60);
+    assert_eq!(empty(), Vec::<PathBuf>::new(), "cache files being written have names");
+    run.kill();
+    assert_eq!(empty(), Vec::<PathBuf>::new(), "kill -9 left files");
+    let run = paused(d, &words, "caching", 3);
+    let pid = run.child.id().to_string();
+    Command::new("kill").args(["-INT", &pid]).status().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    Command::new("kill").args(["-INT", &pid]).status().unwrap();
+    let (code, err) = run.finish();
+    assert_eq!(code, Some(130), "{err}");
+    assert_eq!(empty(), Vec::<PathBuf>::new(), "Ctrl-C left files");
+    // Uninterrupted, the same run trains and leaves nothing either.
+    let o =
+        Command::new(env!("CARGO_BIN_EXE_fairbits")).current_dir(d).args(&words).env("TMPDIR", &tmp).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(empty(), Vec::<PathBuf>::new());
 }

@@ -35,6 +35,7 @@ fuzz_target!(|bytes: &[u8]| {
         include_sensitive: false,
         certify_size: 0.0,
         stream: false,
+        missing: Default::default(),
     };
     if let Ok(p) = prepare_table(table, &tspec, &spec, None) {
         for d in [&p.train, &p.test] {

@@ -275,6 +275,7 @@ fn fit(
             include_sensitive: false,
             certify_size: 0.0,
             stream: false,
+            missing: Default::default(),
         };
         let spec = DataSpec::Table(spec);
         Ok(valid.fit_with(&data, &spec, None, &observer)?.0)

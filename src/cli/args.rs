@@ -351,6 +351,7 @@ impl<S> Given<S> {
             include_sensitive: self.value(Param::IncludeSensitive, default::include_sensitive)?,
             certify_size: self.value(Param::CertifySize, default::certify_size)?,
             stream: self.value(Param::Stream, default::stream)?,
+            missing: self.value(Param::Missing, default::missing)?,
         };
         spec.validate().map(|_| spec)
     }

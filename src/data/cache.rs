@@ -13,7 +13,7 @@ use std::sync::Arc;
 pub enum Floats {
     /// In memory.
     Owned(Vec<f32>),
-    /// A read-only map of a cache file (deleted once mapped, so it disappears with the last map).
+    /// A read-only map of an anonymous cache file (it disappears with the last map).
     Mapped(Arc<memmap2::Mmap>),
 }
 
@@ -78,9 +78,12 @@ impl PartialEq for Floats {
     }
 }
 
-/// Writes rows of `f32` to a cache file, then maps it.
+/// Writes rows of `f32` to a cache file, then maps it. The file has no name from the start (an anonymous
+/// file: `O_TMPFILE`, or created and unlinked at once; deleted on close elsewhere), so a process killed at
+/// any moment (SIGKILL, a power cut) leaves nothing in the temporary directory: its space returns to the
+/// disk with the last handle or map.
 pub struct CacheWriter {
-    path: PathBuf,
+    dir: PathBuf,
     out: std::io::BufWriter<std::fs::File>,
     values: usize,
 }
@@ -90,36 +93,31 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
 }
 
 impl CacheWriter {
-    /// A new cache file at `path` (created exclusively).
-    pub fn create(path: PathBuf) -> Result<Self> {
-        let file =
-            std::fs::OpenOptions::new().read(true).write(true).create_new(true).open(&path).map_err(io(&path))?;
-        Ok(CacheWriter { out: std::io::BufWriter::with_capacity(1 << 20, file), path, values: 0 })
+    /// A new anonymous cache file in `dir`.
+    pub fn create(dir: &Path) -> Result<Self> {
+        let file = tempfile::tempfile_in(dir).map_err(io(dir))?;
+        Ok(CacheWriter { out: std::io::BufWriter::with_capacity(1 << 20, file), dir: dir.to_path_buf(), values: 0 })
     }
 
     /// Appends values.
     pub fn write(&mut self, values: &[f32]) -> Result<()> {
         for v in values {
-            self.out.write_all(&v.to_ne_bytes()).map_err(io(&self.path))?;
+            self.out.write_all(&v.to_ne_bytes()).map_err(io(&self.dir))?;
         }
         self.values += values.len();
         Ok(())
     }
 
-    /// Maps the written file; the file's name is removed at once (the map keeps its data until dropped).
+    /// Maps the written file (its data lives until the map is dropped).
     pub fn finish(self) -> Result<Floats> {
-        let CacheWriter { path, out, values } = self;
-        let file = out.into_inner().map_err(|e| io(&path)(e.into_error()))?;
-        file.sync_all().map_err(io(&path))?;
-        let result = if values == 0 {
-            Ok(Floats::Owned(Vec::new()))
-        } else {
-            // SAFETY: the file is private to this process (created exclusively, unlinked below) and never
-            // written again, so the mapped bytes cannot change underneath.
-            unsafe { memmap2::Mmap::map(&file) }.map(|m| Floats::Mapped(Arc::new(m))).map_err(io(&path))
-        };
-        let _ = std::fs::remove_file(&path);
-        result
+        let CacheWriter { dir, out, values } = self;
+        let file = out.into_inner().map_err(|e| io(&dir)(e.into_error()))?;
+        if values == 0 {
+            return Ok(Floats::Owned(Vec::new()));
+        }
+        // SAFETY: the file is private to this process (anonymous: no other process can open it) and never
+        // written again, so the mapped bytes cannot change underneath.
+        unsafe { memmap2::Mmap::map(&file) }.map(|m| Floats::Mapped(Arc::new(m))).map_err(io(&dir))
     }
 }
 
@@ -128,17 +126,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_mapped_cache_reads_back_what_was_written() {
+    fn a_mapped_cache_reads_back_what_was_written_and_never_has_a_name() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("x.f32");
-        let mut w = CacheWriter::create(path.clone()).unwrap();
+        let mut w = CacheWriter::create(dir.path()).unwrap();
         let values: Vec<f32> = (0..10_000).map(|i| i as f32 * 0.25 - 7.0).collect();
         w.write(&values[..3]).unwrap();
         w.write(&values[3..]).unwrap();
+        let empty = |d: &Path| std::fs::read_dir(d).unwrap().next().is_none();
+        assert!(empty(dir.path()), "a cache file being written has no name");
         let f = w.finish().unwrap();
         assert!(matches!(f, Floats::Mapped(_)));
         assert_eq!(&f[..], &values[..]);
-        assert!(!path.exists(), "the name is removed once mapped");
+        assert!(empty(dir.path()));
         assert_eq!(f.clone().into_vec(), values);
     }
 }

@@ -2,8 +2,8 @@
 //! one-hot, the target mapped to {0, 1} and the sensitive attribute to group indices. All of it is saved
 //! in `config.json`, so a saved model encodes new rows exactly as it was trained.
 
-use super::table::{parse_number, sort_values, RawTable};
-use super::Roles;
+use super::table::{is_missing, number_text, parse_number, sort_values, RawTable};
+use super::{Roles, MAX_CATEGORIES};
 use crate::error::{Error, Result};
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::{Deserialize, Serialize};
@@ -166,6 +166,17 @@ impl SensitiveEncoding {
     }
 }
 
+/// How a feature column's missing cells are filled (the missing-value policy `impute`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Impute {
+    /// The cell a missing one becomes: the training rows' median (a number, as text that parses back to
+    /// it) or most frequent value (text; the first in sorted order among equals).
+    pub fill: String,
+    /// Whether the column has an indicator input (1 where the cell was missing): when a training row
+    /// missed it.
+    pub indicator: bool,
+}
+
 /// The whole fitted encoding of a table.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Encoding {
@@ -175,19 +186,28 @@ pub struct Encoding {
     pub target: TargetEncoding,
     /// The group mapping.
     pub sensitive: SensitiveEncoding,
+    /// With the policy `impute`, one per feature column (empty: missing cells are not imputed). The
+    /// indicator inputs follow every column's own inputs, in column order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub impute: Vec<Impute>,
 }
 
 impl Encoding {
     /// Fits the feature encoders: a column is numeric when it is not forced categorical and more than
     /// half of its cells (over all rows) are numbers; its mean and std come from the training rows, as do
-    /// the categories of a text column.
+    /// the categories of a text column. With `impute`, missing cells are allowed and filled
+    /// ([`Encoding::fit_imputed`]).
     pub fn fit(
         table: &RawTable,
         spec: &Roles,
         train_rows: &[usize],
         target: TargetEncoding,
         sensitive: SensitiveEncoding,
+        impute: bool,
     ) -> Result<Self> {
+        if impute {
+            return Self::fit_imputed(table, spec, train_rows, target, sensitive);
+        }
         let mut columns = Vec::with_capacity(spec.features.len());
         for name in &spec.features {
             let cells = table.column(name)?;
@@ -245,16 +265,125 @@ impl Encoding {
                 columns.push(ColumnEncoder::Numeric { name: name.clone(), mean, std });
             } else {
                 let mut categories: Vec<String> = distinct(train_rows.iter().map(|&r| cells.get(r)));
+                // Refused here, before the one-hot inputs (rows x categories) are allocated.
+                if categories.len() > MAX_CATEGORIES {
+                    return Err(Error::TooManyCategories {
+                        path: table.source.clone(),
+                        column: name.clone(),
+                        count: categories.len(),
+                        limit: MAX_CATEGORIES,
+                    });
+                }
                 categories.sort();
                 columns.push(ColumnEncoder::Categorical { name: name.clone(), categories });
             }
         }
-        Ok(Encoding { columns, target, sensitive })
+        Ok(Encoding { columns, target, sensitive, impute: Vec::new() })
+    }
+
+    /// [`Encoding::fit`] for the policy `impute`: the kind of a column is decided on its present cells (a
+    /// numeric column: more than half of them numbers); a numeric column is filled with the median of its
+    /// present training values, and its mean and standard deviation are those of the filled training
+    /// values (imputation, then standardisation); a text column is filled with its most frequent training
+    /// value (the first in sorted order among equals), its categories being the present training values.
+    /// A column missing a cell in the training rows gets an indicator input.
+    fn fit_imputed(
+        table: &RawTable,
+        spec: &Roles,
+        train_rows: &[usize],
+        target: TargetEncoding,
+        sensitive: SensitiveEncoding,
+    ) -> Result<Self> {
+        let mut columns = Vec::with_capacity(spec.features.len());
+        let mut impute = Vec::with_capacity(spec.features.len());
+        for name in &spec.features {
+            let cells = table.column(name)?;
+            let present: Vec<usize> = (0..cells.len()).filter(|&r| !is_missing(cells.get(r))).collect();
+            let train: Vec<usize> = train_rows.iter().copied().filter(|&r| !is_missing(cells.get(r))).collect();
+            let indicator = train.len() < train_rows.len();
+            if train.is_empty() {
+                return Err(Error::Values {
+                    what: format!("{}: column '{name}'", table.source),
+                    reason: "every training cell is missing: there is nothing to impute from (drop the column)".into(),
+                });
+            }
+            let numbers = present.iter().filter(|&&r| parse_number(cells.get(r)).is_some()).count();
+            if !spec.categorical.contains(name) && 2 * numbers > present.len() {
+                let mut values: Vec<f64> =
+                    train.iter().map(|&r| parse_cell(table, name, r, cells.get(r))).collect::<Result<_>>()?;
+                values.sort_by(f64::total_cmp);
+                let k = values.len();
+                let median = if k % 2 == 1 { values[k / 2] } else { values[k / 2 - 1] / 2.0 + values[k / 2] / 2.0 };
+                let filled = |r: usize| {
+                    if is_missing(cells.get(r)) {
+                        Ok(median)
+                    } else {
+                        parse_cell(table, name, r, cells.get(r))
+                    }
+                };
+                let filled: Vec<f64> = train_rows.iter().map(|&r| filled(r)).collect::<Result<_>>()?;
+                let n = filled.len() as f64;
+                let mean = filled.iter().sum::<f64>() / n;
+                let var = filled.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
+                if !(mean.is_finite() && var.is_finite()) {
+                    return Err(Error::Values {
+                        what: format!("{}: column '{name}'", table.source),
+                        reason:
+                            "its values are so large that their mean or spread overflows: fix or rescale the column"
+                                .into(),
+                    });
+                }
+                let std = if var > 0.0 { var.sqrt() } else { 1.0 };
+                columns.push(ColumnEncoder::Numeric { name: name.clone(), mean, std });
+                let mut fill = String::new();
+                number_text(median, &mut fill);
+                impute.push(Impute { fill, indicator });
+            } else {
+                let mut counts: FxHashMap<&str, usize> = FxHashMap::default();
+                for &r in &train {
+                    *counts.entry(cells.get(r)).or_default() += 1;
+                }
+                if counts.len() > MAX_CATEGORIES {
+                    return Err(Error::TooManyCategories {
+                        path: table.source.clone(),
+                        column: name.clone(),
+                        count: counts.len(),
+                        limit: MAX_CATEGORIES,
+                    });
+                }
+                let mut categories: Vec<String> = counts.keys().map(|c| c.to_string()).collect();
+                categories.sort();
+                // The most frequent; among equals the first in sorted order (the categories are sorted).
+                let top = categories.iter().map(|c| counts[c.as_str()]).max().unwrap_or(0);
+                let fill = categories.iter().find(|c| counts[c.as_str()] == top).cloned().unwrap_or_default();
+                columns.push(ColumnEncoder::Categorical { name: name.clone(), categories });
+                impute.push(Impute { fill, indicator });
+            }
+        }
+        Ok(Encoding { columns, target, sensitive, impute })
+    }
+
+    /// Whether the missing cells of feature column `j` are imputed.
+    pub fn imputes(&self, j: usize) -> bool {
+        self.impute.get(j).is_some()
     }
 
     /// Checks what a saved encoding must hold: finite statistics and a positive spread for every numeric
     /// column, at least one category for every text column.
     pub fn validate(&self) -> Result<()> {
+        let fills_ok = self.impute.is_empty()
+            || (self.impute.len() == self.columns.len()
+                && (self.columns.iter().zip(&self.impute)).all(|(c, i)| match c {
+                    ColumnEncoder::Numeric { .. } => parse_number(&i.fill).is_some_and(f64::is_finite),
+                    ColumnEncoder::Categorical { .. } => true,
+                }));
+        if !fills_ok {
+            return Err(Error::Shape {
+                what: "the imputation of the encoders".into(),
+                expected: "one per feature column, a finite number for a numeric one".into(),
+                got: format!("{:?}", self.impute),
+            });
+        }
         for c in &self.columns {
             let ok = match c {
                 ColumnEncoder::Numeric { mean, std, .. } => mean.is_finite() && std.is_finite() && *std > 0.0,
@@ -271,9 +400,49 @@ impl Encoding {
         Ok(())
     }
 
-    /// Total input width.
+    /// Refuses to encode `rows` rows when their inputs (`rows x n_features` 32-bit floats, the one-hot
+    /// columns counted at their width) would not fit in `place`: a clear error instead of an aborted
+    /// allocation or a disk filled to the last byte. Where the space available is not known, nothing is
+    /// checked.
+    pub fn check_size(&self, source: &str, rows: usize, place: Place) -> Result<()> {
+        let available = match &place {
+            Place::Memory { .. } => available_memory(),
+            Place::Disk { dir } => available_disk(dir),
+        };
+        self.size_error(source, rows, &place, available).map_or(Ok(()), Err)
+    }
+
+    /// The error of [`Encoding::check_size`] given the space available, when there is one.
+    fn size_error(&self, source: &str, rows: usize, place: &Place, available: Option<f64>) -> Option<Error> {
+        let available = available?;
+        let width = self.n_features();
+        let copies = match place {
+            Place::Memory { copies } => *copies,
+            Place::Disk { .. } => 1,
+        };
+        let needed = rows as f64 * width as f64 * 4.0 * copies as f64;
+        if needed <= available {
+            return None;
+        }
+        let widest = self.columns.iter().max_by_key(|c| c.width())?;
+        Some(Error::TooLarge {
+            path: source.to_string(),
+            rows,
+            width,
+            widest: format!("{} of them for column '{}'", widest.width(), widest.name()),
+            needed,
+            place: match place {
+                Place::Memory { .. } => "memory".to_string(),
+                Place::Disk { dir } => format!("the disk of {}", dir.display()),
+            },
+            available,
+        })
+    }
+
+    /// Total input width: every column's inputs, then the indicators of missing cells.
     pub fn n_features(&self) -> usize {
-        self.columns.iter().map(ColumnEncoder::width).sum()
+        self.columns.iter().map(ColumnEncoder::width).sum::<usize>()
+            + self.impute.iter().filter(|i| i.indicator).count()
     }
 
     /// Names of the inputs (`col` or `col=value`).
@@ -287,6 +456,8 @@ impl Encoding {
                 }
             }
         }
+        let indicators = self.columns.iter().zip(&self.impute).filter(|(_, i)| i.indicator);
+        out.extend(indicators.map(|(c, _)| format!("{}:missing", c.name())));
         out
     }
 
@@ -305,6 +476,7 @@ impl Encoding {
     pub fn transform_reporting(&self, table: &RawTable) -> Result<(Vec<f32>, Vec<String>)> {
         let n = table.n_rows();
         let d = self.n_features();
+        self.check_size(&table.source, n, Place::Memory { copies: 1 })?;
         let mut x = vec![0f32; n * d];
         // Unseen categories per column: how many cells, and the first value met with its line.
         let mut unseen: Vec<(&str, usize, String, u64)> = Vec::new();
@@ -320,9 +492,22 @@ impl Encoding {
                 ColumnEncoder::Numeric { .. } => FxHashMap::default(),
             })
             .collect();
+        // Each column's fill (a number for a numeric column) and the offset of its indicator input.
+        let mut next = self.columns.iter().map(ColumnEncoder::width).sum::<usize>();
+        let fills: Vec<Option<Fill>> = (self.columns.iter().enumerate())
+            .map(|(j, col)| {
+                let imp = self.impute.get(j)?;
+                let indicator = imp.indicator.then(|| {
+                    next += 1;
+                    next - 1
+                });
+                let number = matches!(col, ColumnEncoder::Numeric { .. }).then(|| parse_number(&imp.fill)).flatten();
+                Some(Fill { cell: imp.fill.as_str(), number, indicator })
+            })
+            .collect();
         for start in (0..n).step_by(BLOCK) {
             let rows = start..(start + BLOCK).min(n);
-            self.transform_block(table, rows, d, &index, &mut x, &mut unseen)?;
+            self.transform_block(table, rows, d, &index, &fills, &mut x, &mut unseen)?;
         }
         let unseen = unseen.into_iter().map(|(column, count, value, line)| {
             format!(
@@ -334,22 +519,33 @@ impl Encoding {
         Ok((x, unseen.collect()))
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn transform_block<'a>(
         &'a self,
         table: &RawTable,
         rows: std::ops::Range<usize>,
         d: usize,
         index: &[FxHashMap<&str, usize>],
+        fills: &[Option<Fill<'_>>],
         x: &mut [f32],
         unseen: &mut Vec<(&'a str, usize, String, u64)>,
     ) -> Result<()> {
         let mut offset = 0;
-        for (col, index) in self.columns.iter().zip(index) {
+        for ((col, index), fill) in self.columns.iter().zip(index).zip(fills) {
+            // A missing cell of an imputed column: its fill, and a 1 in its indicator input.
+            let fill_of = |cell: &str| fill.as_ref().filter(|_| is_missing(cell));
             match col {
                 ColumnEncoder::Numeric { name, mean, std } => {
                     let cells = table.column(name)?;
                     for r in rows.clone() {
-                        let v = parse_cell(table, name, r, cells.get(r))?;
+                        let f = fill_of(cells.get(r));
+                        if let Some(i) = f.and_then(|f| f.indicator) {
+                            x[r * d + i] = 1.0;
+                        }
+                        let v = match f {
+                            Some(f) => f.number.unwrap_or(*mean),
+                            None => parse_cell(table, name, r, cells.get(r))?,
+                        };
                         let z = ((v - mean) / std) as f32;
                         // A value beyond f32's range once standardised would enter the network as inf.
                         if !z.is_finite() {
@@ -368,7 +564,11 @@ impl Encoding {
                 ColumnEncoder::Categorical { name, .. } => {
                     let cells = table.column(name)?;
                     for r in rows.clone() {
-                        let v = cells.get(r);
+                        let f = fill_of(cells.get(r));
+                        if let Some(i) = f.and_then(|f| f.indicator) {
+                            x[r * d + i] = 1.0;
+                        }
+                        let v = f.map_or(cells.get(r), |f| f.cell);
                         match index.get(v) {
                             Some(&k) => x[r * d + offset + k] = 1.0,
                             None => match unseen.iter_mut().find(|u| u.0 == name) {
@@ -383,6 +583,59 @@ impl Encoding {
         }
         Ok(())
     }
+}
+
+/// A column's imputation as the transform applies it.
+struct Fill<'a> {
+    cell: &'a str,
+    number: Option<f64>,
+    indicator: Option<usize>,
+}
+
+/// Where encoded inputs are held, for [`Encoding::check_size`].
+#[derive(Clone, Debug)]
+pub enum Place {
+    /// In memory, `copies` times at once (the splits are copied out of the whole table's inputs).
+    Memory {
+        /// How many arrays of that size are held at once.
+        copies: usize,
+    },
+    /// Cache files in this directory ([`super::stream`]).
+    Disk {
+        /// The directory.
+        dir: std::path::PathBuf,
+    },
+}
+
+/// Memory this machine can still give (`MemAvailable` of `/proc/meminfo`), when known.
+pub(crate) fn available_memory() -> Option<f64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024.0)
+}
+
+/// Bytes an unprivileged process may still write on the file system of `dir`, when known.
+#[cfg(unix)]
+fn available_disk(dir: &std::path::Path) -> Option<f64> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    let mut stat = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `path` is a NUL-terminated string and `stat` a buffer of the type statvfs fills; it is read
+    // only when the call succeeds.
+    let stat = unsafe {
+        if libc::statvfs(path.as_ptr(), stat.as_mut_ptr()) != 0 {
+            return None;
+        }
+        stat.assume_init()
+    };
+    #[allow(clippy::unnecessary_cast)] // the fields' types differ between platforms
+    Some(stat.f_bavail as f64 * stat.f_frsize as f64)
+}
+
+#[cfg(not(unix))]
+fn available_disk(_dir: &std::path::Path) -> Option<f64> {
+    None
 }
 
 /// Parses a numeric column; a non-number or an infinity is an error naming line and column.
@@ -424,4 +677,130 @@ fn preview(values: &[String]) -> String {
         s.push("...".into());
     }
     s.join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encoding(categories: usize) -> Encoding {
+        Encoding {
+            columns: vec![
+                ColumnEncoder::Numeric { name: "age".into(), mean: 0.0, std: 1.0 },
+                ColumnEncoder::Categorical {
+                    name: "city".into(),
+                    categories: (0..categories).map(|k| k.to_string()).collect(),
+                },
+            ],
+            target: TargetEncoding { column: "y".into(), positive: "1".into(), negative: "0".into() },
+            sensitive: SensitiveEncoding { column: "s".into(), groups: vec!["a".into(), "b".into()] },
+            impute: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_size_check_counts_the_one_hot_width_and_every_copy() {
+        let e = encoding(999); // 1,000 inputs: 4,000 bytes a row
+        let memory = |copies| Place::Memory { copies };
+        assert!(e.size_error("f", 1000, &memory(1), Some(4.0e6)).is_none(), "exactly fits");
+        let err = e.size_error("f", 1001, &memory(1), Some(4.0e6)).expect("one row too many");
+        let text = err.to_string();
+        assert!(
+            text.contains("1001 rows of 1000 inputs, 999 of them for column 'city'") && text.contains("memory"),
+            "{text}"
+        );
+        assert!(e.size_error("f", 1000, &memory(2), Some(4.0e6)).is_some(), "two copies do not fit");
+        let disk = Place::Disk { dir: "/cache".into() };
+        let text = e.size_error("f", 2000, &disk, Some(1.0e6)).unwrap().to_string();
+        assert!(text.contains("the disk of /cache"), "{text}");
+        assert!(e.size_error("f", usize::MAX, &disk, None).is_none(), "unknown space: not checked");
+    }
+
+    #[test]
+    fn imputation_fills_the_training_median_and_most_frequent_value_with_indicators() {
+        // Rows 0-5 train, 6-7 not. `a`: present training values 1, 2, 10, 4 (median 3; row 3 missing);
+        // `c`: training values b, a, b, a, x (a and b tie: the first in sorted order, a; row 2 missing);
+        // `k`: never missing in the training rows (no indicator), missing in row 7.
+        let col = |cells: &[&str]| super::super::Column::from_cells(cells.iter().copied());
+        let table = RawTable {
+            source: "m.csv".into(),
+            header: ["a", "c", "k", "s", "y"].map(String::from).to_vec(),
+            columns: vec![
+                col(&["1", "2", "10", "", "4", "NA", "7", ""]),
+                col(&["b", "a", "", "b", "a", "x", "?", "b"]),
+                col(&["u", "v", "u", "v", "u", "v", "u", ""]),
+                col(&["0", "1", "0", "1", "0", "1", "0", "1"]),
+                col(&["0", "0", "1", "1", "0", "1", "1", "0"]),
+            ],
+            lines: (2..10).collect(),
+        };
+        let roles = Roles {
+            target: "y".into(),
+            positive: None,
+            sensitive: "s".into(),
+            features: ["a", "c", "k"].map(String::from).to_vec(),
+            categorical: vec![],
+        };
+        let (t, s) = (TargetEncoding::fit(&table, &roles).unwrap(), SensitiveEncoding::fit(&table, &roles).unwrap());
+        let train: Vec<usize> = (0..6).collect();
+        let e = Encoding::fit(&table, &roles, &train, t.clone(), s.clone(), true).unwrap();
+        let fills: Vec<(&str, bool)> = e.impute.iter().map(|i| (i.fill.as_str(), i.indicator)).collect();
+        assert_eq!(fills, [("3", true), ("a", true), ("u", false)]);
+        // Imputation, then standardisation: the statistics of 1, 2, 10, 3, 4, 3.
+        let filled = [1.0, 2.0, 10.0, 3.0, 4.0, 3.0];
+        let mean = filled.iter().sum::<f64>() / 6.0;
+        let std = (filled.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / 6.0).sqrt();
+        assert!(
+            matches!(&e.columns[0], ColumnEncoder::Numeric { mean: m, std: sd, .. } if (m - mean).abs() < 1e-12 && (sd - std).abs() < 1e-12)
+        );
+        // a, then c=a, c=b, c=x, then k=u, k=v, then the indicators of a and c.
+        assert_eq!(e.n_features(), 8);
+        assert_eq!(e.feature_names()[6..], ["a:missing".to_string(), "c:missing".to_string()]);
+        let x = e.transform(&table).unwrap();
+        let row = |r: usize| &x[r * 8..(r + 1) * 8];
+        let z = |v: f64| ((v - mean) / std) as f32;
+        assert_eq!(row(3), [z(3.0), 0.0, 1.0, 0.0, 0.0, 1.0, 1.0, 0.0], "a missing: the median, its indicator");
+        assert_eq!(row(2), [z(10.0), 1.0, 0.0, 0.0, 1.0, 0.0, 0.0, 1.0], "c missing: a, its indicator");
+        assert_eq!(row(7), [z(3.0), 0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0], "k missing: u, no indicator of its own");
+        e.validate().unwrap();
+        // Without imputation a missing cell stays an error (the rows holding one are dropped before), and
+        // the width is the columns' alone.
+        let plain = Encoding { impute: Vec::new(), ..e };
+        assert_eq!(plain.n_features(), 6);
+        assert!(matches!(plain.transform(&table), Err(Error::NotNumeric { line: 5, .. })));
+        assert!(Encoding::fit(&table, &roles, &train, t, s, false).is_err());
+    }
+
+    #[test]
+    fn a_text_column_past_the_limit_is_refused_naming_it() {
+        let n = MAX_CATEGORIES + 50;
+        let header = vec!["id".to_string(), "s".to_string(), "y".to_string()];
+        let ids: Vec<String> = (0..n).map(|i| format!("u{i}")).collect();
+        let table = RawTable {
+            source: "ids.csv".into(),
+            header,
+            columns: vec![
+                super::super::Column::from_cells(ids.iter().map(String::as_str)),
+                super::super::Column::from_cells((0..n).map(|i| ["0", "1"][i % 2])),
+                super::super::Column::from_cells((0..n).map(|i| ["0", "1"][(i / 2) % 2])),
+            ],
+            lines: (2..n as u64 + 2).collect(),
+        };
+        let roles = Roles {
+            target: "y".into(),
+            positive: None,
+            sensitive: "s".into(),
+            features: vec!["id".into()],
+            categorical: vec![],
+        };
+        let (t, s) = (TargetEncoding::fit(&table, &roles).unwrap(), SensitiveEncoding::fit(&table, &roles).unwrap());
+        let all: Vec<usize> = (0..n).collect();
+        let err = Encoding::fit(&table, &roles, &all, t.clone(), s.clone(), false).unwrap_err();
+        assert!(
+            matches!(&err, Error::TooManyCategories { column, count, .. } if column == "id" && *count == n),
+            "{err}"
+        );
+        // At the limit it is encoded.
+        Encoding::fit(&table, &roles, &all[..MAX_CATEGORIES], t, s, false).unwrap();
+    }
 }

@@ -20,16 +20,21 @@ pub(crate) mod stream;
 pub(crate) mod table;
 pub(crate) mod tabular;
 
+/// The most distinct values a text column may hold in the training rows (docs/design.md, section 6): each
+/// becomes an input, so a column past it (an identifier, free text: a value per row) would make the inputs
+/// rows x rows wide. Such a column is refused, naming it, before anything of that width is allocated.
+pub const MAX_CATEGORIES: usize = 10_000;
+
 pub use builtin::Builtin;
 pub use cache::Floats;
-pub use encoding::{ColumnEncoder, Encoding, SensitiveEncoding, TargetEncoding};
+pub use encoding::{ColumnEncoder, Encoding, Place, SensitiveEncoding, TargetEncoding};
 pub use groups::{derive as derive_groups, MAX_NUMERIC_GROUPS};
 pub use images::{parse_idx, prepare_memory as prepare_images_in_memory, ImageDataset, ImageSpec};
 pub use split::stratified;
 pub use table::{number_text, Column, Duplicates, RawTable};
 pub use tabular::{
     encode_features, labelled_rows, load_table, prepare_fit, prepare_held_out, prepare_held_out_rows, prepare_table,
-    require_complete, split_rows, EncodedRows, HeldOut, Roles, Source, TableSpec,
+    require_complete, split_rows, EncodedRows, HeldOut, Missing, Roles, Source, TableSpec,
 };
 
 use crate::error::{Error, Result};

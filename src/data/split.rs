@@ -107,6 +107,7 @@ mod tests {
             include_sensitive: false,
             certify_size: 0.0,
             stream: false,
+            missing: Default::default(),
         }
     }
 

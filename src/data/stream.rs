@@ -10,14 +10,14 @@
 
 use super::cache::{CacheWriter, Floats};
 use super::columnar::{self, Format};
-use super::encoding::{ColumnEncoder, Encoding, SensitiveEncoding, TargetEncoding};
+use super::encoding::{ColumnEncoder, Encoding, Place, SensitiveEncoding, TargetEncoding};
 use super::table::{is_missing, parse_number, Column, RawTable};
-use super::tabular::{check_group_sizes, file_roles, Roles, Source, TableSpec};
-use super::{split, Dataset, Prepared};
+use super::tabular::{check_group_sizes, file_roles, Missing, Roles, Source, TableSpec};
+use super::{split, Dataset, Prepared, MAX_CATEGORIES};
 use crate::error::{Error, Result};
 use crate::schema::Param;
 use std::collections::{BTreeSet, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Which split a kept row went to.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -83,6 +83,11 @@ fn file_of(spec: &TableSpec) -> Result<(&Path, Format)> {
 }
 
 fn scan(spec: &TableSpec, path: &Path, format: Format) -> Result<Scan> {
+    if spec.missing == Missing::Impute {
+        let why = "not with streaming: a column's median needs its training values in memory (impute before \
+                   streaming, or drop the rows)";
+        return Err(Error::param(Param::Missing, "impute", why));
+    }
     let mut scan: Option<Scan> = None;
     columnar::for_each_batch(path, format, |t| {
         let s = match scan.as_mut() {
@@ -106,6 +111,15 @@ fn scan(spec: &TableSpec, path: &Path, format: Format) -> Result<Scan> {
         let fc: Vec<usize> = s.roles.features.iter().map(|f| t.col(f)).collect::<Result<_>>()?;
         for r in 0..t.n_rows() {
             let kept = [yc, sc].iter().chain(&fc).all(|&c| !is_missing(t.columns[c].get(r)));
+            if !kept && spec.missing == Missing::Error {
+                let c = [yc, sc].into_iter().chain(fc.iter().copied()).find(|&c| is_missing(t.columns[c].get(r)));
+                let c = c.unwrap_or(yc);
+                return Err(Error::Csv {
+                    path: t.source.clone(),
+                    line: t.lines[r],
+                    message: format!("column '{}' has a missing value ('{}')", t.header[c], t.columns[c].get(r)),
+                });
+            }
             s.keep.push(kept);
             if kept {
                 s.y_ids.push(s.y_values.id(t.columns[yc].get(r)));
@@ -170,6 +184,8 @@ pub fn prepare(spec: &TableSpec, encoding: Option<&Encoding>) -> Result<Prepared
         None => fit_encoders(path, format, &sc.roles, &sc.numeric_cells, kept, &sc.keep, &part, target, sensitive)?,
     };
     let d = encoding.n_features();
+    // The cache files hold every kept row's inputs: refused before the disk fills.
+    encoding.check_size(&sc.source, kept, Place::Disk { dir: std::env::temp_dir() })?;
     let mut files = write_caches(path, format, &sc, &encoding, &part)?.into_iter();
     let mut set = |idx: &[usize]| -> Result<Dataset> {
         Ok(Dataset {
@@ -240,13 +256,12 @@ fn labels(
 /// Pass 4: every kept row encoded into the cache file of its split (train, val, test, certify).
 fn write_caches(path: &Path, format: Format, sc: &Scan, encoding: &Encoding, part: &[Part]) -> Result<Vec<Floats>> {
     let d = encoding.n_features();
-    let dir = cache_dir()?;
-    let mut writers = Vec::new();
-    for name in ["train", "val", "test", "certify"] {
-        writers.push(CacheWriter::create(dir.join(format!("{name}.f32")))?);
-    }
+    let dir = std::env::temp_dir();
+    // Train, val, test, certify.
+    let writers: Result<Vec<CacheWriter>> = (0..4).map(|_| CacheWriter::create(&dir)).collect();
+    let mut writers = writers?;
     let mut unseen: HashMap<String, usize> = HashMap::new();
-    let (mut first_row, mut k) = (0usize, 0usize);
+    let (mut first_row, mut k, mut batches) = (0usize, 0usize, 0usize);
     columnar::for_each_batch(path, format, |mut t| {
         let n = t.n_rows();
         kept_rows(&mut t, &sc.keep, first_row);
@@ -259,14 +274,17 @@ fn write_caches(path: &Path, format: Format, sc: &Scan, encoding: &Encoding, par
             writers[part[k] as usize].write(row)?;
             k += 1;
         }
+        if k > 0 && batches == 0 {
+            // The crash tests kill the process here, with cache files half written.
+            crate::files::pause_point("caching");
+        }
+        batches += 1;
         Ok(())
     })?;
     for column in unseen.keys() {
         tracing::warn!("{}: {column}: categories not seen in training encode as all zeros", sc.source);
     }
-    let files = writers.into_iter().map(CacheWriter::finish).collect::<Result<Vec<Floats>>>()?;
-    let _ = std::fs::remove_dir(&dir);
-    Ok(files)
+    writers.into_iter().map(CacheWriter::finish).collect()
 }
 
 /// Passes 2 and 3: the feature encoders, by the rules of [`Encoding::fit`] (numeric when not forced
@@ -319,6 +337,15 @@ fn fit_encoders(
                         let cell = t.columns[c].get(r);
                         if !categories[j].contains(cell) {
                             categories[j].insert(cell.to_string());
+                            // Stops at once: the file may be larger than memory, and so may the values.
+                            if categories[j].len() > MAX_CATEGORIES {
+                                return Err(Error::TooManyCategories {
+                                    path: path.display().to_string(),
+                                    column: name.clone(),
+                                    count: categories[j].len(),
+                                    limit: MAX_CATEGORIES,
+                                });
+                            }
                         }
                     }
                 }
@@ -357,18 +384,5 @@ fn fit_encoders(
             }
         })
         .collect::<Result<_>>()?;
-    Ok(Encoding { columns, target, sensitive })
-}
-
-/// A fresh directory for this process's cache files.
-fn cache_dir() -> Result<PathBuf> {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "fairbits-cache-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::create_dir_all(&dir).map_err(|source| Error::Io { path: dir.clone(), source })?;
-    Ok(dir)
+    Ok(Encoding { columns, target, sensitive, impute: Vec::new() })
 }

@@ -50,6 +50,29 @@ pub enum Source {
     },
 }
 
+/// What becomes of a row with a missing feature value (docs/design.md, section 6). A row missing its target
+/// or group is dropped whatever the policy (labels are not imputed), except under `Error`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Missing {
+    /// Dropped and counted.
+    #[default]
+    Drop,
+    /// An error naming the first such cell's line and column.
+    Error,
+    /// Filled with the training rows' median (numbers) or most frequent value (text), with an indicator
+    /// input for a column missing a value in the training rows.
+    Impute,
+}
+
+named_choices!(Missing, Missing, { Drop => "drop", Error => "error", Impute => "impute" });
+
+impl Missing {
+    fn is_drop(&self) -> bool {
+        *self == Missing::Drop
+    }
+}
+
 /// Where a table comes from and how it is split: stored in `config.json` so that `eval` can rebuild it.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct TableSpec {
@@ -71,6 +94,9 @@ pub struct TableSpec {
     /// Arrow IPC files larger than memory.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub stream: bool,
+    /// Rows with a missing feature value: dropped, refused, or imputed.
+    #[serde(default, skip_serializing_if = "Missing::is_drop")]
+    pub missing: Missing,
 }
 
 fn is_zero(v: &f64) -> bool {
@@ -89,6 +115,7 @@ impl TableSpec {
             include_sensitive: false,
             certify_size: 0.0,
             stream: false,
+            missing: Missing::Drop,
         }
     }
 
@@ -234,7 +261,7 @@ pub fn prepare_table(
     if table.n_rows() == 0 {
         return Err(Error::NoRows { path: table.source.clone(), detail: String::new() });
     }
-    let n_dropped = drop_missing(&mut table, &tspec)?;
+    let n_dropped = apply_missing(&mut table, &tspec, spec.missing)?;
     if table.n_rows() == 0 {
         return Err(Error::NoRows {
             path: table.source.clone(),
@@ -253,8 +280,10 @@ pub fn prepare_table(
     check_group_sizes(&table.source, &sensitive, &s, &train_idx, &test_idx)?;
     let encoding = match encoding {
         Some(e) => e.clone(),
-        None => Encoding::fit(&table, &tspec, &train_idx, target, sensitive)?,
+        None => Encoding::fit(&table, &tspec, &train_idx, target, sensitive, spec.missing == Missing::Impute)?,
     };
+    // The inputs of every row, then the splits copied out of them: two arrays of that size at once.
+    encoding.check_size(&table.source, table.n_rows(), encoding::Place::Memory { copies: 2 })?;
     let x = encoding.transform(&table)?;
     // The text cells are no longer needed: free them before the splits are copied out.
     drop(table);
@@ -292,6 +321,22 @@ pub(crate) fn check_group_sizes(
     Ok(())
 }
 
+/// The missing-value policy on a table's rows: drops (and counts) the rows with a missing used cell, or
+/// refuses the first such cell, or (imputing) drops only the rows missing their target or group.
+fn apply_missing(table: &mut RawTable, roles: &Roles, policy: Missing) -> Result<usize> {
+    match policy {
+        Missing::Drop => drop_missing(table, roles),
+        Missing::Error => {
+            let mut used = vec![roles.target.as_str(), roles.sensitive.as_str()];
+            used.extend(roles.features.iter().map(String::as_str));
+            require_complete(table, &used)?;
+            Ok(0)
+        }
+        // Labels are not imputed.
+        Missing::Impute => drop_missing(table, &Roles { features: Vec::new(), ..roles.clone() }),
+    }
+}
+
 /// Drops rows with a missing cell in a used column (features, target, sensitive); returns how many.
 fn drop_missing(table: &mut RawTable, tspec: &Roles) -> Result<usize> {
     let mut used = vec![table.col(&tspec.target)?, table.col(&tspec.sensitive)?];
@@ -327,8 +372,10 @@ pub struct EncodedRows {
 pub fn encode_features(mut table: RawTable, encoding: &Encoding, id: Option<&str>) -> Result<EncodedRows> {
     let cols: Vec<usize> = encoding.columns.iter().map(|c| table.col(c.name())).collect::<Result<_>>()?;
     let id_col = id.map(|name| table.col(name)).transpose()?;
+    // A missing cell drops its row unless the column's encoder imputes it.
+    let checked: Vec<usize> = cols.iter().enumerate().filter(|(j, _)| !encoding.imputes(*j)).map(|(_, &c)| c).collect();
     let keep: Vec<bool> =
-        (0..table.n_rows()).map(|r| cols.iter().all(|&c| !table::is_missing(table.columns[c].get(r)))).collect();
+        (0..table.n_rows()).map(|r| checked.iter().all(|&c| !table::is_missing(table.columns[c].get(r)))).collect();
     let rows: Vec<usize> = (0..keep.len()).filter(|&r| keep[r]).collect();
     let n_dropped = keep.len() - rows.len();
     table.retain_rows(&keep);
@@ -374,7 +421,9 @@ pub fn labelled_rows(mut table: RawTable, encoding: &Encoding, held: &HeldOut) -
         return Err(Error::NoRows { path: table.source.clone(), detail: String::new() });
     }
     let mut roles_all = roles.clone();
-    roles_all.features = encoding.columns.iter().map(|c| c.name().to_string()).collect();
+    // The columns whose missing cells drop the row: those the encoders do not impute.
+    let not_imputed = encoding.columns.iter().enumerate().filter(|(j, _)| !encoding.imputes(*j));
+    roles_all.features = not_imputed.map(|(_, c)| c.name().to_string()).collect();
     let n_dropped = drop_missing(&mut table, &roles_all)?;
     if table.n_rows() == 0 {
         return Err(Error::NoRows {
@@ -460,7 +509,7 @@ pub fn require_complete(table: &RawTable, used: &[&str]) -> Result<()> {
 pub fn split_rows(spec: &TableSpec) -> Result<(RawTable, Roles, split::Splits)> {
     spec.validate()?;
     let (mut table, roles) = load_table(spec)?;
-    drop_missing(&mut table, &roles)?;
+    apply_missing(&mut table, &roles, spec.missing)?;
     let target = encoding::TargetEncoding::fit(&table, &roles)?;
     let sensitive = encoding::SensitiveEncoding::fit(&table, &roles)?;
     let (y, s) = (target.apply(&table)?, sensitive.apply(&table)?);
@@ -497,7 +546,8 @@ pub fn prepare_fit(
     } else {
         ((0..y.len()).collect(), Vec::new())
     };
-    let encoding = Encoding::fit(&table, roles, &train_idx, target, sensitive)?;
+    // Rows handed over in memory are someone's aligned arrays: their missing cells are an error (above).
+    let encoding = Encoding::fit(&table, roles, &train_idx, target, sensitive, false)?;
     let x = encoding.transform(&table)?;
     let d = encoding.n_features();
     let all = Dataset { n: y.len(), d, shape: vec![d], x: x.into(), y, s, n_groups, n_classes: 2, w: weights };

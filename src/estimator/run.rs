@@ -2,6 +2,7 @@
 //! the memory check made before anything is allocated, and reading a saved model's data again.
 
 use super::FairModel;
+use crate::data::encoding::available_memory;
 use crate::data::{DataSpec, Prepared};
 use crate::error::{Error, Result};
 use crate::eval::{EvalOptions, Metrics, RunInfo};
@@ -12,14 +13,6 @@ use crate::schema::Param;
 use crate::store::{Reuse, SavedConfig};
 use crate::train::{Checkpointing, TrainConfig};
 use std::path::Path;
-
-/// Memory this machine can still give (`MemAvailable` of `/proc/meminfo`), when known.
-fn available_memory() -> Option<f64> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024.0)
-}
 
 /// The largest allocations of a run, in bytes, by what needs them (an estimate made before anything is
 /// allocated, so that a configuration too big for the machine fails with a message instead of an abort).

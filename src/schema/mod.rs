@@ -500,6 +500,8 @@ parameters! {
             py "include_sensitive", config "data.include_sensitive";
         /// Read a Parquet or Arrow IPC file in passes and train from a mapped cache (data larger than memory).
         Stream stream: bool = (false), group Data, cli "stream";
+        /// Rows with a missing feature value: drop them, refuse them (an error naming the cell), or impute the training rows' median (numbers) or most frequent value (text), with an indicator input.
+        Missing missing: crate::data::Missing = (crate::data::Missing::Drop), group Data, cli "missing";
         /// Field separator of the CSV files read (default: a comma).
         Delimiter delimiter: Option<char> = (None), group Data, cli "delimiter";
         /// Images: P(a training image has its class's colour); a list for a sweep.

@@ -100,6 +100,7 @@ pub fn csv_spec(path: &Path, seed: u64) -> fairbits::data::DataSpec {
         include_sensitive: false,
         certify_size: 0.0,
         stream: false,
+        missing: Default::default(),
     })
 }
 

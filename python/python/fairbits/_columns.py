@@ -9,11 +9,152 @@ from __future__ import annotations
 
 import numbers
 import sys
+import warnings
 from typing import Any, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 Column = Tuple[str, Any]
+
+
+def _module(x: Any) -> str:
+    return type(x).__module__.split(".")[0]
+
+
+def _polars_values(s: Any) -> np.ndarray:
+    """A polars Series as numpy: numbers as float64 (null = NaN), anything else as Python objects (null =
+    None), the cells a pandas column of the same data would give."""
+    if s.dtype.is_numeric():
+        return np.asarray(s.cast(sys.modules["polars"].Float64).to_numpy(), dtype=np.float64)
+    return _objects(s.to_list())
+
+
+def _arrow_values(a: Any) -> np.ndarray:
+    """A pyarrow Array or ChunkedArray as numpy, by the rule of `_polars_values`."""
+    pa = sys.modules["pyarrow"]
+    t = a.type
+    if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
+        f = a.cast(pa.float64())
+        arr = f.to_numpy() if isinstance(f, pa.ChunkedArray) else f.to_numpy(zero_copy_only=False)
+        return np.asarray(arr, dtype=np.float64)
+    return _objects(a.to_pylist())
+
+
+def _objects(values: List[Any]) -> np.ndarray:
+    out = np.empty(len(values), dtype=object)
+    out[:] = values  # element by element: a cell holding a list stays one cell
+    return out
+
+
+class _Series:
+    """One column of a polars or pyarrow frame (or a polars Series, a pyarrow array) as numpy, with the
+    members of a pandas Series the estimator reads."""
+
+    def __init__(self, name: Optional[str], values: np.ndarray) -> None:
+        self.name = name
+        self._values = values
+        self.dtype = values.dtype
+
+    def to_numpy(self, dtype: Any = None) -> np.ndarray:
+        return self._values if dtype is None else self._values.astype(dtype)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+
+class _Frame:
+    """A polars DataFrame or a pyarrow Table / RecordBatch as named numpy columns, with the members of a
+    pandas DataFrame the estimator reads (``columns``, ``dtypes``, ``iloc[:, i]``, ``frame[names]``,
+    ``drop(columns=...)``, ``to_numpy``), so that their column names reach the core as a pandas frame's do
+    (without them a frame would cross as a bare array and be matched by position)."""
+
+    def __init__(self, names: Sequence[str], arrays: Sequence[np.ndarray]) -> None:
+        self.columns = [str(c) for c in names]
+        self._arrays = list(arrays)
+        self.dtypes = [a.dtype for a in self._arrays]
+        self.iloc = self
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, tuple):  # iloc[:, i]
+            rows, i = key
+            return self._arrays[i][rows]
+        if isinstance(key, str):
+            return _Series(key, self._arrays[self.columns.index(key)])
+        return _Frame(list(key), [self._arrays[self.columns.index(k)] for k in key])
+
+    def __contains__(self, name: Any) -> bool:
+        return name in self.columns
+
+    def drop(self, columns: Sequence[str]) -> "_Frame":
+        keep = [c for c in self.columns if c not in set(columns)]
+        return self[keep]
+
+    def __len__(self) -> int:
+        return len(self._arrays[0]) if self._arrays else 0
+
+    @property
+    def shape(self) -> Tuple[int, int]:
+        return (len(self), len(self.columns))
+
+    def to_numpy(self, dtype: Any = None) -> np.ndarray:
+        out = np.empty(self.shape, dtype=object if dtype is None else dtype)
+        for i, a in enumerate(self._arrays):
+            out[:, i] = a
+        return out
+
+
+def adapt(x: Any) -> Any:
+    """A polars or pyarrow frame as a `_Frame`, a polars Series or a pyarrow array as a `_Series`; anything
+    else as it is."""
+    mod = _module(x)
+    if mod == "polars":
+        if hasattr(x, "get_column") and hasattr(x, "columns"):
+            return _Frame(x.columns, [_polars_values(x.get_column(c)) for c in x.columns])
+        if hasattr(x, "dtype") and hasattr(x, "to_list"):
+            return _Series(x.name or None, _polars_values(x))
+    if mod == "pyarrow":
+        if hasattr(x, "column_names") and hasattr(x, "column"):
+            return _Frame(x.column_names, [_arrow_values(x.column(i)) for i in range(x.num_columns)])
+        if hasattr(x, "type") and hasattr(x, "to_pylist"):
+            return _Series(None, _arrow_values(x))
+    return x
+
+
+def match_names(
+    cols: List[Column],
+    framed: bool,
+    fitted: Sequence[str],
+    fitted_framed: bool,
+    ignored: Sequence[str],
+    estimator: str,
+) -> List[Column]:
+    """The columns of X at predict time in the order of fit, by scikit-learn's rule: a frame fitted with
+    names is matched by name (any order; the target and sensitive columns are ignored), and a column missing
+    or not seen at fit time is an error naming it, never a silent misalignment. A frame given to a model
+    fitted on an array is read by position, with scikit-learn's warning."""
+    if not framed:
+        return cols
+    got = [c for c, _ in cols]
+    if not fitted_framed:
+        warnings.warn(f"X has feature names, but {estimator} was fitted without feature names", UserWarning, stacklevel=4)
+        if len(got) != len(fitted):
+            raise ValueError(f"X has {len(got)} features, but {estimator} is expecting {len(fitted)} features as input")
+        return [(name, v) for name, (_, v) in zip(fitted, cols)]
+    missing = [c for c in fitted if c not in got]
+    unexpected = [c for c in got if c not in fitted and c not in ignored]
+    if missing or unexpected:
+        def listed(names: List[str], what: str) -> str:
+            return ("column " if len(names) == 1 else "columns ") + ", ".join(f"'{c}'" for c in names) + what
+
+        parts = ([listed(missing, " not found")] if missing else []) + (
+            [listed(unexpected, " not seen at fit time")] if unexpected else []
+        )
+        raise ValueError(
+            f"X: {'; '.join(parts)}: the feature names should match those that were passed during fit "
+            f"({', '.join(fitted)}; matched by name, in any order)"
+        )
+    by_name = dict(cols)
+    return [(c, by_name[c]) for c in fitted]
 
 
 def _is_frame(x: Any) -> bool:
@@ -130,11 +271,14 @@ def to_columns(X: Any, names: Optional[Sequence[str]] = None) -> Tuple[List[Colu
 
 
 def as_data(X: Any) -> Any:
-    """A data frame as it is, anything else as a numpy array (sparse matrices are refused before)."""
+    """A data frame as it is (polars and pyarrow ones as a `_Frame`), anything else as a numpy array (sparse
+    matrices are refused before)."""
+    X = adapt(X)
     return X if _is_frame(X) else np.asarray(X)
 
 
 def n_rows(X: Any) -> int:
+    X = adapt(X)
     if _is_frame(X):
         return len(X)
     shape = np.asarray(X).shape

@@ -11,7 +11,7 @@ import numpy as np
 
 from . import _native
 from . import _schema
-from ._columns import _is_frame, _is_series, as_data, n_rows, one_column, to_columns
+from ._columns import _is_frame, _is_series, adapt, as_data, match_names, n_rows, one_column, to_columns
 
 try:  # scikit-learn is an optional extra: without it the estimator keeps the same conventions.
     from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
@@ -180,6 +180,7 @@ class FairRepresentationClassifier(ClassifierMixin, TransformerMixin, BaseEstima
         """Splits the sensitive features from X: returns (X without them, the group values, the names).
         Without ``sensitive_features`` in the call, the constructor's (column names of X) serve: how a
         wrapper that calls ``fit(X, y, sample_weight=w)`` reaches them."""
+        X, sensitive_features = adapt(X), adapt(sensitive_features)
         if sensitive_features is None and self.sensitive_features is not None:
             return self._constructor_sensitive(X)
         if sensitive_features is None:
@@ -309,6 +310,10 @@ class FairRepresentationClassifier(ClassifierMixin, TransformerMixin, BaseEstima
         if for_fit:
             self._fit_text = text
             self._fit_framed = framed
+        else:
+            ignored = self._sensitive_names + [self._target_name]
+            fitted_framed = hasattr(self, "feature_names_in_")
+            cols = match_names(cols, framed, self._feature_names, fitted_framed, ignored, type(self).__name__)
         return cols
 
     # ----------------------------------------------------------------------------------------------
