@@ -805,8 +805,9 @@ impl<'a> RowLogs<'a> {
         for c0 in (0..c).step_by(CODE_BATCH) {
             let c1 = (c0 + CODE_BATCH).min(c);
             let batch = &bytes[c0 * nb..c1 * nb];
+            let sorted = sorted_codes(batch, nb);
             let partial: Vec<Vec<f64>> =
-                pieces.par_iter().map(|&(g, lo, hi)| self.piece_sums(g, lo, hi, batch, nb)).collect();
+                pieces.par_iter().map(|&(g, lo, hi)| self.piece_sums(g, lo, hi, batch, nb, &sorted)).collect();
             for (&(g, _, _), part) in pieces.iter().zip(&partial) {
                 sums[g][c0..c1].iter_mut().zip(part).for_each(|(s, v)| *s += v);
             }
@@ -859,47 +860,101 @@ impl<'a> RowLogs<'a> {
     /// The sums `sum_{r in lo..hi} exp(mode_r - top_g) prod_b table_r(byte_b(t))` for each code of `bytes`
     /// (`nb` bytes each), with the widest vector instructions the processor has (the same bits at any
     /// width: products are element-wise, sums in a fixed order).
-    fn piece_sums(&self, g: usize, lo: usize, hi: usize, bytes: &[u16], nb: usize) -> Vec<f64> {
+    fn piece_sums(&self, g: usize, lo: usize, hi: usize, bytes: &[u16], nb: usize, sorted: &[(u32, u32)]) -> Vec<f64> {
         #[cfg(target_arch = "x86_64")]
         {
             if std::arch::is_x86_feature_detected!("avx512f") {
                 // SAFETY: the processor has the features the function is compiled for.
-                return unsafe { self.piece_sums_avx512(g, lo, hi, bytes, nb) };
+                return unsafe { self.piece_sums_avx512(g, lo, hi, bytes, nb, sorted) };
             }
             if std::arch::is_x86_feature_detected!("avx2") {
                 // SAFETY: as above.
-                return unsafe { self.piece_sums_avx2(g, lo, hi, bytes, nb) };
+                return unsafe { self.piece_sums_avx2(g, lo, hi, bytes, nb, sorted) };
             }
         }
-        self.piece_sums_impl(g, lo, hi, bytes, nb)
+        self.piece_sums_impl(g, lo, hi, bytes, nb, sorted)
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
-    fn piece_sums_avx512(&self, g: usize, lo: usize, hi: usize, bytes: &[u16], nb: usize) -> Vec<f64> {
-        self.piece_sums_impl(g, lo, hi, bytes, nb)
+    fn piece_sums_avx512(
+        &self,
+        g: usize,
+        lo: usize,
+        hi: usize,
+        bytes: &[u16],
+        nb: usize,
+        sorted: &[(u32, u32)],
+    ) -> Vec<f64> {
+        self.piece_sums_impl(g, lo, hi, bytes, nb, sorted)
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    fn piece_sums_avx2(&self, g: usize, lo: usize, hi: usize, bytes: &[u16], nb: usize) -> Vec<f64> {
-        self.piece_sums_impl(g, lo, hi, bytes, nb)
+    fn piece_sums_avx2(
+        &self,
+        g: usize,
+        lo: usize,
+        hi: usize,
+        bytes: &[u16],
+        nb: usize,
+        sorted: &[(u32, u32)],
+    ) -> Vec<f64> {
+        self.piece_sums_impl(g, lo, hi, bytes, nb, sorted)
     }
 
     #[inline(always)]
-    fn piece_sums_impl(&self, g: usize, lo: usize, hi: usize, bytes: &[u16], nb: usize) -> Vec<f64> {
+    fn piece_sums_impl(
+        &self,
+        g: usize,
+        lo: usize,
+        hi: usize,
+        bytes: &[u16],
+        nb: usize,
+        sorted: &[(u32, u32)],
+    ) -> Vec<f64> {
         let codes = bytes.len() / nb.max(1);
-        let mut out = vec![0f64; codes];
+        // Each code's sum in eight lanes (lane l: rows l, l + 8, .. of every block), added up at the end.
+        let mut lanes = vec![[0f64; 8]; codes];
         let mut tables = vec![0f64; nb * 256 * ROW_BLOCK];
         let mut factors = vec![0f64; 2 * self.m * ROW_BLOCK];
+        // prefix[b]: the block's products of bytes 0..=b of the current code. Codes come sorted, so a
+        // code recomputes only the bytes after those it shares with the previous one.
+        let mut prefix = vec![[0f64; ROW_BLOCK]; nb];
         for start in (lo..hi).step_by(ROW_BLOCK) {
             let rows = (hi - start).min(ROW_BLOCK);
             self.fill_tables(g, start, rows, &mut tables, &mut factors);
-            for (o, code) in out.iter_mut().zip(bytes.chunks_exact(nb)) {
-                *o += block_sum(&tables, code);
+            let row = |b: usize, v: u16| -> &[f64; ROW_BLOCK] {
+                tables[(b * 256 + v as usize) * ROW_BLOCK..][..ROW_BLOCK].try_into().expect("a block")
+            };
+            for &(d, shared) in sorted {
+                let (d, shared) = (d as usize, shared as usize);
+                let code = &bytes[d * nb..(d + 1) * nb];
+                // Products in a local array (registers), stored per byte for the codes that follow.
+                let mut cur: [f64; ROW_BLOCK] = match shared {
+                    0 => *row(0, code[0]),
+                    _ => prefix[shared - 1],
+                };
+                if shared == 0 {
+                    prefix[0] = cur;
+                }
+                for b in shared.max(1)..nb {
+                    let e = row(b, code[b]);
+                    for r in 0..ROW_BLOCK {
+                        cur[r] *= e[r];
+                    }
+                    prefix[b] = cur;
+                }
+                let mut acc = lanes[d];
+                for chunk in cur.chunks_exact(8) {
+                    for l in 0..8 {
+                        acc[l] += chunk[l];
+                    }
+                }
+                lanes[d] = acc;
             }
         }
-        out
+        lanes.iter().map(|a| ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]))).collect()
     }
 
     /// The byte tables of rows `start..start + rows` (at most [`ROW_BLOCK`]; missing rows get zeros):
@@ -949,25 +1004,21 @@ impl<'a> RowLogs<'a> {
     }
 }
 
-/// A code's summed probability over one block of rows: the product of its bytes' table entries per row,
-/// summed over the rows in eight lanes and the lanes in a fixed tree, whatever the vector width.
-#[inline(always)]
-fn block_sum(tables: &[f64], code: &[u16]) -> f64 {
-    let mut prod: [f64; ROW_BLOCK] = tables[code[0] as usize * ROW_BLOCK..][..ROW_BLOCK].try_into().expect("a block");
-    for (b, &v) in code.iter().enumerate().skip(1) {
-        let e: &[f64; ROW_BLOCK] =
-            tables[(b * 256 + v as usize) * ROW_BLOCK..][..ROW_BLOCK].try_into().expect("a block");
-        for r in 0..ROW_BLOCK {
-            prod[r] *= e[r];
-        }
+/// The codes of `bytes` (`nb` bytes each) in lexicographic order, each with the number of leading bytes
+/// it shares with the code before it (0 for the first): the products over those bytes carry over.
+fn sorted_codes(bytes: &[u16], nb: usize) -> Vec<(u32, u32)> {
+    let code = |d: usize| &bytes[d * nb..(d + 1) * nb];
+    let mut order: Vec<usize> = (0..bytes.len() / nb.max(1)).collect();
+    order.sort_by(|&a, &b| code(a).cmp(code(b)));
+    let mut out = Vec::with_capacity(order.len());
+    for (x, &d) in order.iter().enumerate() {
+        let shared = match x {
+            0 => 0,
+            _ => code(order[x - 1]).iter().zip(code(d)).take_while(|(a, b)| a == b).count(),
+        };
+        out.push((d as u32, shared as u32));
     }
-    let mut acc = [0f64; 8];
-    for lanes in prod.chunks_exact(8) {
-        for l in 0..8 {
-            acc[l] += lanes[l];
-        }
-    }
-    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]))
+    out
 }
 
 /// `count` codes drawn from rows: each a uniformly drawn row of `rows` and `t ~ Bernoulli(p_row)`;
@@ -1162,16 +1213,17 @@ mod tests {
             .flat_map(|t| t.chunks(8).map(|b| b.iter().rev().fold(0u16, |acc, &v| acc << 1 | (v != 0.0) as u16)))
             .collect();
         let (lo, hi) = (logs.bounds[1], logs.bounds[2]);
-        let baseline = logs.piece_sums_impl(1, lo, hi, &bytes, 4);
+        let sorted = sorted_codes(&bytes, 4);
+        let baseline = logs.piece_sums_impl(1, lo, hi, &bytes, 4, &sorted);
         #[cfg(target_arch = "x86_64")]
         {
             if std::arch::is_x86_feature_detected!("avx2") {
                 // SAFETY: the feature was detected.
-                assert_eq!(baseline, unsafe { logs.piece_sums_avx2(1, lo, hi, &bytes, 4) });
+                assert_eq!(baseline, unsafe { logs.piece_sums_avx2(1, lo, hi, &bytes, 4, &sorted) });
             }
             if std::arch::is_x86_feature_detected!("avx512f") {
                 // SAFETY: the feature was detected.
-                assert_eq!(baseline, unsafe { logs.piece_sums_avx512(1, lo, hi, &bytes, 4) });
+                assert_eq!(baseline, unsafe { logs.piece_sums_avx512(1, lo, hi, &bytes, 4, &sorted) });
             }
         }
         let with = |threads: usize| {
