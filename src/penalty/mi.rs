@@ -749,8 +749,6 @@ fn clamp_p(v: f64) -> f64 {
 impl<'a> RowLogs<'a> {
     /// `p` row-major `n x m`, each row's group `s < k`.
     pub fn new(p: &'a [f64], m: usize, s: &[u32], k: usize) -> Self {
-        let mut order: Vec<usize> = (0..s.len()).collect();
-        order.sort_by_key(|&i| s[i]);
         let mut bounds = vec![0usize; k + 1];
         for &g in s {
             bounds[g as usize + 1] += 1;
@@ -758,13 +756,21 @@ impl<'a> RowLogs<'a> {
         for g in 0..k {
             bounds[g + 1] += bounds[g];
         }
-        // A byte's most likely value has probability >= 2^-8: one logarithm per byte, not per bit.
+        // Rows grouped, in their order within each group (a counting sort).
+        let mut next = bounds.clone();
+        let mut order = vec![0usize; s.len()];
+        for (i, &g) in s.iter().enumerate() {
+            order[next[g as usize]] = i;
+            next[g as usize] += 1;
+        }
+        // Each bit's larger factor is at least 1/2, so a product of up to 1,000 of them stays a normal f64:
+        // one logarithm per 1,000 bits, not per bit.
         let mode: Vec<f64> = order
             .par_iter()
             .map(|&i| {
                 p[i * m..(i + 1) * m]
-                    .chunks(8)
-                    .map(|byte| byte.iter().map(|&v| clamp_p(v).max(1.0 - clamp_p(v))).product::<f64>().ln())
+                    .chunks(1000)
+                    .map(|bits| bits.iter().map(|&v| clamp_p(v).max(1.0 - clamp_p(v))).product::<f64>().ln())
                     .sum()
             })
             .collect();
