@@ -866,7 +866,7 @@ impl<'a> RowLogs<'a> {
     /// The sums `sum_{r in lo..hi} exp(mode_r - top_g) prod_b table_r(byte_b(t))` for each code of `bytes`
     /// (`nb` bytes each), with the widest vector instructions the processor has (the same bits at any
     /// width: products are element-wise, sums in a fixed order).
-    fn piece_sums(&self, g: usize, lo: usize, hi: usize, bytes: &[u16], nb: usize, sorted: &[(u32, u32)]) -> Vec<f64> {
+    fn piece_sums(&self, g: usize, lo: usize, hi: usize, bytes: &[u16], nb: usize, sorted: &[Sorted]) -> Vec<f64> {
         #[cfg(target_arch = "x86_64")]
         {
             if std::arch::is_x86_feature_detected!("avx512f") {
@@ -890,35 +890,19 @@ impl<'a> RowLogs<'a> {
         hi: usize,
         bytes: &[u16],
         nb: usize,
-        sorted: &[(u32, u32)],
+        sorted: &[Sorted],
     ) -> Vec<f64> {
         self.piece_sums_impl(g, lo, hi, bytes, nb, sorted)
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    fn piece_sums_avx2(
-        &self,
-        g: usize,
-        lo: usize,
-        hi: usize,
-        bytes: &[u16],
-        nb: usize,
-        sorted: &[(u32, u32)],
-    ) -> Vec<f64> {
+    fn piece_sums_avx2(&self, g: usize, lo: usize, hi: usize, bytes: &[u16], nb: usize, sorted: &[Sorted]) -> Vec<f64> {
         self.piece_sums_impl(g, lo, hi, bytes, nb, sorted)
     }
 
     #[inline(always)]
-    fn piece_sums_impl(
-        &self,
-        g: usize,
-        lo: usize,
-        hi: usize,
-        bytes: &[u16],
-        nb: usize,
-        sorted: &[(u32, u32)],
-    ) -> Vec<f64> {
+    fn piece_sums_impl(&self, g: usize, lo: usize, hi: usize, bytes: &[u16], nb: usize, sorted: &[Sorted]) -> Vec<f64> {
         let codes = bytes.len() / nb.max(1);
         // Each code's sum in eight lanes (lane l: rows l, l + 8, .. of every block), added up at the end.
         let mut lanes = vec![[0f64; 8]; codes];
@@ -933,23 +917,26 @@ impl<'a> RowLogs<'a> {
             let row = |b: usize, v: u16| -> &[f64; ROW_BLOCK] {
                 tables[(b * 256 + v as usize) * ROW_BLOCK..][..ROW_BLOCK].try_into().expect("a block")
             };
-            for &(d, shared) in sorted {
+            // The current code's full product; a repeated code (sharing every byte) adds it again.
+            let mut cur = [0f64; ROW_BLOCK];
+            for &Sorted { code: d, shared, keep } in sorted {
                 let (d, shared) = (d as usize, shared as usize);
                 let code = &bytes[d * nb..(d + 1) * nb];
-                // Products in a local array (registers), stored per byte for the codes that follow.
-                let mut cur: [f64; ROW_BLOCK] = match shared {
-                    0 => *row(0, code[0]),
-                    _ => prefix[shared - 1],
-                };
-                if shared == 0 {
-                    prefix[0] = cur;
-                }
-                for b in shared.max(1)..nb {
-                    let e = row(b, code[b]);
-                    for r in 0..ROW_BLOCK {
-                        cur[r] *= e[r];
+                if shared < nb {
+                    // Products in a local array (registers); a level is stored only if a later code reads it.
+                    cur = match shared {
+                        0 | 1 => *row(0, code[0]),
+                        _ => prefix[shared - 1],
+                    };
+                    for b in shared.max(1)..nb {
+                        let e = row(b, code[b]);
+                        for r in 0..ROW_BLOCK {
+                            cur[r] *= e[r];
+                        }
+                        if b >= 64 || keep >> b & 1 == 1 {
+                            prefix[b] = cur;
+                        }
                     }
-                    prefix[b] = cur;
                 }
                 let mut acc = lanes[d];
                 for chunk in cur.chunks_exact(8) {
@@ -1010,19 +997,49 @@ impl<'a> RowLogs<'a> {
     }
 }
 
-/// The codes of `bytes` (`nb` bytes each) in lexicographic order, each with the number of leading bytes
-/// it shares with the code before it (0 for the first): the products over those bytes carry over.
-fn sorted_codes(bytes: &[u16], nb: usize) -> Vec<(u32, u32)> {
+/// A code's place in the sorted batch: its index, the number of leading bytes it shares with the code
+/// before it, and which of its partial products (bytes `0..=L`, bit `L`) a later code reads.
+#[derive(Clone, Copy, Debug)]
+struct Sorted {
+    code: u32,
+    shared: u32,
+    keep: u64,
+}
+
+/// The codes of `bytes` (`nb` bytes each) in lexicographic order, each with the number of leading bytes it
+/// shares with the code before it (0 for the first): the products over those bytes carry over. A code
+/// sharing `s` bytes (`2 <= s < nb`) reads level `s - 1` (level 0 is a table row, a repeated code reuses the
+/// full product); the code that computed that level keeps it. Level `L` of code `x` is read iff the first
+/// later code sharing at most `L + 1` bytes shares exactly `L + 1`. Levels past 63 are always kept.
+fn sorted_codes(bytes: &[u16], nb: usize) -> Vec<Sorted> {
     let code = |d: usize| &bytes[d * nb..(d + 1) * nb];
     let mut order: Vec<usize> = (0..bytes.len() / nb.max(1)).collect();
     order.sort_by(|&a, &b| code(a).cmp(code(b)));
-    let mut out = Vec::with_capacity(order.len());
-    for (x, &d) in order.iter().enumerate() {
-        let shared = match x {
+    let shared: Vec<usize> = (0..order.len())
+        .map(|x| match x {
             0 => 0,
-            _ => code(order[x - 1]).iter().zip(code(d)).take_while(|(a, b)| a == b).count(),
-        };
-        out.push((d as u32, shared as u32));
+            _ => code(order[x - 1]).iter().zip(code(order[x])).take_while(|(a, b)| a == b).count(),
+        })
+        .collect();
+    // first_le[j]: the shared count of the nearest later code sharing at most j bytes (usize::MAX: none).
+    let mut first_le = vec![usize::MAX; nb + 1];
+    let mut out = vec![Sorted { code: 0, shared: 0, keep: 0 }; order.len()];
+    for x in (0..order.len()).rev() {
+        let mut keep = 0u64;
+        for level in shared[x].max(1)..nb.saturating_sub(1) {
+            if level >= 64 {
+                keep = u64::MAX;
+                break;
+            }
+            if first_le[level + 1] == level + 1 {
+                keep |= 1 << level;
+            }
+        }
+        out[x] =
+            Sorted { code: order[x] as u32, shared: shared[x] as u32, keep: if nb > 65 { u64::MAX } else { keep } };
+        for slot in &mut first_le[shared[x]..] {
+            *slot = shared[x];
+        }
     }
     out
 }
@@ -1040,9 +1057,9 @@ pub fn sample_codes<R: Rng>(p: &[f64], m: usize, rows: &[usize], count: usize, r
     (picked, codes)
 }
 
-/// Monte-Carlo joint MI for any `m` (docs/design.md, section 3): draw a row `i` uniformly and
+/// Monte-Carlo joint MI for any `m` (docs/design.md, sections 3 and 3c): draw a row `i` uniformly and
 /// `t ~ Bernoulli(p_i)`; `log2 P(t | s_i) - log2 P(t)` has mean `I(T; S)`. The log-probabilities of all
-/// draws come from [`RowLogs`] (GEMMs). `p` is row-major `n x m`. Draws come from `rng`.
+/// draws come from [`RowLogs`] (byte tables). `p` is row-major `n x m`. Draws come from `rng`.
 pub fn joint_mi_monte_carlo<R: Rng>(
     p: &[f64],
     m: usize,
