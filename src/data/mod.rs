@@ -109,7 +109,7 @@ pub struct Dataset {
     /// Number of task classes (2 for a binary task).
     pub n_classes: usize,
     /// Sample weights, one per row (absent: every row counts once). Training draws its batches with
-    /// probability proportional to them (docs/design.md section 3c).
+    /// probability proportional to them (docs/design.md section 3d).
     pub w: Option<Vec<f32>>,
 }
 

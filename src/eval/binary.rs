@@ -357,8 +357,12 @@ pub(crate) fn evaluate(
     let (information, mut certificate) =
         if stochastic { information(&p_test, m, test, opts, &mut rng)? } else { undefined_information(m) };
     if stochastic {
-        let rows = prepared.certify.as_ref().unwrap_or(&prepared.test);
-        certificate.population = Some(population(net, rows, opts, &mut rng)?);
+        certificate.population = Some(match prepared.certify.as_ref() {
+            Some(rows) => population(net, rows, opts, &mut rng)?,
+            // The test rows certify themselves: their `p` is at hand (a `prob` pass draws nothing from
+            // `rng`, so reusing it changes no number), and a second pass over them is saved.
+            None => population_of(p_test, m, test, opts, &mut rng),
+        });
     }
     step(steps, "done")?;
     tracing::debug!(seconds = started.elapsed().as_secs_f64(), "evaluation");
@@ -488,7 +492,18 @@ pub fn population(
     opts: &EvalOptions,
     rng: &mut ChaCha8Rng,
 ) -> Result<certificate::Population> {
-    let (_, mut p, _) = represent(net, &net.features_of(rows)?, Inference::Prob, rng)?;
+    let (_, p, _) = represent(net, &net.features_of(rows)?, Inference::Prob, rng)?;
+    Ok(population_of(p, net.config().code_width(), rows, opts, rng))
+}
+
+/// [`population`] from the rows' code probabilities `p` (row-major, `m` per row).
+fn population_of(
+    mut p: Vec<f64>,
+    m: usize,
+    rows: &Dataset,
+    opts: &EvalOptions,
+    rng: &mut ChaCha8Rng,
+) -> certificate::Population {
     let codes = if opts.inference == Inference::Threshold {
         p.iter_mut().for_each(|v| *v = (*v >= 0.5) as u8 as f64);
         "threshold"
@@ -496,8 +511,7 @@ pub fn population(
         "sample"
     };
     let method = certificate::TvMethod { m_max: opts.m_max, samples: opts.mc_samples, mc_share: 0.2 };
-    let m = net.config().code_width();
-    Ok(certificate::population(&p, m, &rows.s, rows.n_groups, &rows.y, 2, opts.confidence, method, codes, rng))
+    certificate::population(&p, m, &rows.s, rows.n_groups, &rows.y, 2, opts.confidence, method, codes, rng)
 }
 
 /// The `mi` subcommand's report: per-neuron and joint MI side by side (exact and Monte Carlo where the

@@ -4,6 +4,7 @@
 //! Where the layer can be enumerated, the exact worst cases (total variation, likelihood-ratio AUC)
 //! replace the bound.
 
+use std::borrow::Cow;
 use std::f64::consts::LN_2;
 
 /// The caveat printed with every bound.
@@ -307,8 +308,15 @@ pub fn population<R: rand::Rng>(
         if pairs == 0 {
             return (f64::NAN, f64::NAN, "exact");
         }
-        let sub_p: Vec<f64> = rows.iter().flat_map(|&i| p[i * m..(i + 1) * m].iter().copied()).collect();
-        let sub_s: Vec<u32> = rows.iter().map(|&i| s[i]).collect();
+        // Every row (the demographic-parity bound): no copy.
+        let (sub_p, sub_s): (Cow<[f64]>, Cow<[u32]>) = if rows.len() == s.len() {
+            (Cow::Borrowed(p), Cow::Borrowed(s))
+        } else {
+            (
+                rows.iter().flat_map(|&i| p[i * m..(i + 1) * m].iter().copied()).collect(),
+                rows.iter().map(|&i| s[i]).collect(),
+            )
+        };
         let per_pair = delta_total / pairs as f64;
         let (delta_mc, delta_mcd) = (per_pair * method.mc_share, per_pair * (1.0 - method.mc_share));
         let (tv, mc_eps, how) = pairwise_tv(&sub_p, m, &sub_s, k, method, delta_mc, rng);

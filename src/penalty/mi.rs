@@ -710,24 +710,45 @@ pub struct McEstimate {
     pub stderr: f64,
 }
 
-/// The rows' code distributions in log form, for evaluating `log P^_g(t) = log mean_{i in g} q(t | x_i)`
-/// of many codes `t` at once: with `B_i = sum_j ln(1 - p_ij)` and `D_ij = ln p_ij - ln(1 - p_ij)`, row `i`'s
-/// log-likelihood of `t` is `B_i + D_i . t`, so a batch of codes is one GEMM (`p` clamped to
-/// `[1e-12, 1 - 1e-12]` so that hard codes stay finite). Rows are stored group by group, so that each
-/// group's log-sum-exp runs over contiguous memory.
-pub struct RowLogs {
+/// Rows whose byte tables are built together (docs/design.md, section 3c): a code's product over them is
+/// `ceil(m/8)` contiguous loads of `ROW_BLOCK` values, and the tables (`ceil(m/8) x 256 x ROW_BLOCK` f64,
+/// 256 KB at m = 32) stay in a core's L2 cache while every code of a batch is evaluated.
+const ROW_BLOCK: usize = 32;
+
+/// Codes evaluated per pass over the rows: bounds the per-piece partial sums kept for the reduction.
+const CODE_BATCH: usize = 4096;
+
+/// A group's scaled sum below this is recomputed in the log domain (docs/design.md, section 3c): the
+/// product form may then have lost rows to underflow.
+const TINY: f64 = 1e-200;
+
+/// The rows' code distributions, for evaluating `log P^_g(t) = log mean_{i in g} q(t | x_i)` of many codes
+/// `t` at once (docs/design.md, sections 3 and 3c). Row `i`'s probability of `t` is a product over the bytes
+/// of the code of `q_i(byte)`; each block of rows gets one table per byte position (the 256 values of that
+/// byte, each a product of 8 Bernoulli factors), so a code costs a few multiplications per row and no
+/// `exp`. Factors are scaled by the row's most likely code and the group's best row (the scale comes back
+/// as a logarithm), so the products stay in `f64` range; a group whose sum for a code still falls below
+/// `1e-200` is recomputed for that code as a log-sum-exp. `p` is clamped to `[1e-12, 1 - 1e-12]`, so hard
+/// codes stay finite. Rows are visited group by group.
+pub struct RowLogs<'a> {
+    p: &'a [f64],
     m: usize,
-    base: Vec<f64>,
-    diff: Vec<f64>,
+    /// Row indices, grouped: `order[bounds[g]..bounds[g + 1]]` are group `g`'s rows.
+    order: Vec<usize>,
     bounds: Vec<usize>,
+    /// Per row (in `order`): the log-probability of its most likely code.
+    mode: Vec<f64>,
+    /// Per group: the largest `mode` among its rows (0 for an empty group).
+    top: Vec<f64>,
 }
 
-impl RowLogs {
+fn clamp_p(v: f64) -> f64 {
+    v.clamp(Q_EPS, 1.0 - Q_EPS)
+}
+
+impl<'a> RowLogs<'a> {
     /// `p` row-major `n x m`, each row's group `s < k`.
-    pub fn new(p: &[f64], m: usize, s: &[u32], k: usize) -> Self {
-        let clamp = |v: f64| v.clamp(Q_EPS, 1.0 - Q_EPS);
-        let mut order: Vec<usize> = (0..s.len()).collect();
-        order.sort_by_key(|&i| s[i]);
+    pub fn new(p: &'a [f64], m: usize, s: &[u32], k: usize) -> Self {
         let mut bounds = vec![0usize; k + 1];
         for &g in s {
             bounds[g as usize + 1] += 1;
@@ -735,44 +756,292 @@ impl RowLogs {
         for g in 0..k {
             bounds[g + 1] += bounds[g];
         }
-        let row = |i: usize| &p[i * m..(i + 1) * m];
-        let base = order.iter().map(|&i| row(i).iter().map(|&v| (1.0 - clamp(v)).ln()).sum()).collect();
-        let diff = order.iter().flat_map(|&i| row(i).iter().map(|&v| clamp(v).ln() - (1.0 - clamp(v)).ln())).collect();
-        RowLogs { m, base, diff, bounds }
+        // Rows grouped, in their order within each group (a counting sort).
+        let mut next = bounds.clone();
+        let mut order = vec![0usize; s.len()];
+        for (i, &g) in s.iter().enumerate() {
+            order[next[g as usize]] = i;
+            next[g as usize] += 1;
+        }
+        // Each bit's larger factor is at least 1/2, so a product of up to 1,000 of them stays a normal f64:
+        // one logarithm per 1,000 bits, not per bit.
+        let mode: Vec<f64> = order
+            .par_iter()
+            .map(|&i| {
+                p[i * m..(i + 1) * m]
+                    .chunks(1000)
+                    .map(|bits| bits.iter().map(|&v| clamp_p(v).max(1.0 - clamp_p(v))).product::<f64>().ln())
+                    .sum()
+            })
+            .collect();
+        let top = (0..k)
+            .map(|g| mode[bounds[g]..bounds[g + 1]].iter().copied().fold(f64::NEG_INFINITY, f64::max))
+            .map(|t| if t.is_finite() { t } else { 0.0 })
+            .collect();
+        RowLogs { p, m, order, bounds, mode, top }
     }
 
     /// For each code of `codes` (row-major `c x m`, entries 0 or 1): `log P^_g(t)` for every group `g`
-    /// (`-inf` for an empty group), then, with `overall`, `log P^(t)` over all rows. Codes are processed in
-    /// chunks whose log-likelihood matrices stay near 64 MB, in parallel; each code's numbers do not
-    /// depend on the chunking or the thread count.
+    /// (NaN for an empty group), then, with `overall`, `log P^(t)` over all rows. The rows are split into
+    /// pieces of a fixed size (a function of the number of rows only) that run in parallel; each code's sum
+    /// over a piece, and over the pieces, is taken in a fixed order, so the numbers depend neither on the
+    /// thread count nor on the vector width.
     pub fn log_probs(&self, codes: &[f64], overall: bool) -> Vec<Vec<f64>> {
-        let (n, m) = (self.base.len(), self.m);
+        let (n, m) = (self.order.len(), self.m);
         let c = codes.len() / m.max(1);
-        let chunk = ((8 << 20) / n.max(1)).clamp(1, 256);
-        let starts: Vec<usize> = (0..c).step_by(chunk).collect();
         let k = self.bounds.len() - 1;
-        starts
-            .par_iter()
-            .flat_map_iter(|&start| {
-                let len = chunk.min(c - start);
-                // ll = T (len x m) . D^T (m x n): each code's log-likelihoods contiguous.
-                let mut ll = vec![0f64; len * n];
-                gemm(false, len, m, n, 1.0, &codes[start * m..(start + len) * m], false, &self.diff, true, &mut ll);
-                ll.chunks_mut(n.max(1))
-                    .map(|row| {
-                        row.iter_mut().zip(&self.base).for_each(|(v, b)| *v += b);
-                        let lse =
-                            |lo: usize, hi: usize| log_sum_exp(row[lo..hi].iter().copied()) - ((hi - lo) as f64).ln();
-                        let mut out: Vec<f64> = (0..k).map(|g| lse(self.bounds[g], self.bounds[g + 1])).collect();
-                        if overall {
-                            out.push(lse(0, n));
+        if c == 0 {
+            return Vec::new();
+        }
+        let nb = m.div_ceil(8);
+        // Each code as its bytes: bit `i` of byte `b` is neuron `8 b + i`.
+        let bytes: Vec<u16> = codes
+            .chunks_exact(m.max(1))
+            .flat_map(|t| t.chunks(8).map(|b| b.iter().rev().fold(0u16, |acc, &v| acc << 1 | (v != 0.0) as u16)))
+            .collect();
+        // Pieces: each group's rows in runs of `span` (a multiple of the row block), about 512 runs at most.
+        let span = n.div_ceil(512).max(2048).next_multiple_of(ROW_BLOCK);
+        let pieces: Vec<(usize, usize, usize)> = (0..k)
+            .flat_map(|g| {
+                let (lo, hi) = (self.bounds[g], self.bounds[g + 1]);
+                (lo..hi).step_by(span).map(move |a| (g, a, (a + span).min(hi)))
+            })
+            .collect();
+        let mut sums = vec![vec![0f64; c]; k];
+        for c0 in (0..c).step_by(CODE_BATCH) {
+            let c1 = (c0 + CODE_BATCH).min(c);
+            let batch = &bytes[c0 * nb..c1 * nb];
+            let sorted = sorted_codes(batch, nb);
+            let partial: Vec<Vec<f64>> =
+                pieces.par_iter().map(|&(g, lo, hi)| self.piece_sums(g, lo, hi, batch, nb, &sorted)).collect();
+            for (&(g, _, _), part) in pieces.iter().zip(&partial) {
+                sums[g][c0..c1].iter_mut().zip(part).for_each(|(s, v)| *s += v);
+            }
+        }
+        (0..c)
+            .into_par_iter()
+            .map(|d| {
+                let code = &codes[d * m..(d + 1) * m];
+                let mut out: Vec<f64> = (0..k)
+                    .map(|g| {
+                        let n_g = self.bounds[g + 1] - self.bounds[g];
+                        let sum = sums[g][d];
+                        if n_g == 0 {
+                            f64::NAN
+                        } else if sum >= TINY {
+                            self.top[g] + sum.ln() - (n_g as f64).ln()
+                        } else {
+                            self.log_prob_exact(g, code)
                         }
-                        out
                     })
-                    .collect::<Vec<_>>()
+                    .collect();
+                if overall {
+                    // log P^(t) = log sum_g (n_g / n) P^_g(t), from the groups' sums.
+                    let weighted = (0..k)
+                        .filter(|&g| self.bounds[g + 1] > self.bounds[g])
+                        .map(|g| out[g] + ((self.bounds[g + 1] - self.bounds[g]) as f64).ln());
+                    out.push(log_sum_exp(weighted) - (n as f64).ln());
+                }
+                out
             })
             .collect()
     }
+
+    /// `log P^_g(t)` as a log-sum-exp of the rows' log-likelihoods (the fallback of [`Self::log_probs`]).
+    fn log_prob_exact(&self, g: usize, code: &[f64]) -> f64 {
+        let (lo, hi) = (self.bounds[g], self.bounds[g + 1]);
+        let ll: Vec<f64> = self.order[lo..hi]
+            .iter()
+            .map(|&i| {
+                let row = &self.p[i * self.m..(i + 1) * self.m];
+                row.iter()
+                    .zip(code)
+                    .map(|(&v, &t)| if t != 0.0 { clamp_p(v).ln() } else { (1.0 - clamp_p(v)).ln() })
+                    .sum()
+            })
+            .collect();
+        log_sum_exp(ll.iter().copied()) - ((hi - lo) as f64).ln()
+    }
+
+    /// The sums `sum_{r in lo..hi} exp(mode_r - top_g) prod_b table_r(byte_b(t))` for each code of `bytes`
+    /// (`nb` bytes each), with the widest vector instructions the processor has (the same bits at any
+    /// width: products are element-wise, sums in a fixed order).
+    fn piece_sums(&self, g: usize, lo: usize, hi: usize, bytes: &[u16], nb: usize, sorted: &[Sorted]) -> Vec<f64> {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                // SAFETY: the processor has the features the function is compiled for.
+                return unsafe { self.piece_sums_avx512(g, lo, hi, bytes, nb, sorted) };
+            }
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: as above.
+                return unsafe { self.piece_sums_avx2(g, lo, hi, bytes, nb, sorted) };
+            }
+        }
+        self.piece_sums_impl(g, lo, hi, bytes, nb, sorted)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    fn piece_sums_avx512(
+        &self,
+        g: usize,
+        lo: usize,
+        hi: usize,
+        bytes: &[u16],
+        nb: usize,
+        sorted: &[Sorted],
+    ) -> Vec<f64> {
+        self.piece_sums_impl(g, lo, hi, bytes, nb, sorted)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn piece_sums_avx2(&self, g: usize, lo: usize, hi: usize, bytes: &[u16], nb: usize, sorted: &[Sorted]) -> Vec<f64> {
+        self.piece_sums_impl(g, lo, hi, bytes, nb, sorted)
+    }
+
+    #[inline(always)]
+    fn piece_sums_impl(&self, g: usize, lo: usize, hi: usize, bytes: &[u16], nb: usize, sorted: &[Sorted]) -> Vec<f64> {
+        let codes = bytes.len() / nb.max(1);
+        // Each code's sum in eight lanes (lane l: rows l, l + 8, .. of every block), added up at the end.
+        let mut lanes = vec![[0f64; 8]; codes];
+        let mut tables = vec![0f64; nb * 256 * ROW_BLOCK];
+        let mut factors = vec![0f64; 2 * self.m * ROW_BLOCK];
+        // prefix[b]: the block's products of bytes 0..=b of the current code. Codes come sorted, so a
+        // code recomputes only the bytes after those it shares with the previous one.
+        let mut prefix = vec![[0f64; ROW_BLOCK]; nb];
+        for start in (lo..hi).step_by(ROW_BLOCK) {
+            let rows = (hi - start).min(ROW_BLOCK);
+            self.fill_tables(g, start, rows, &mut tables, &mut factors);
+            let row = |b: usize, v: u16| -> &[f64; ROW_BLOCK] {
+                tables[(b * 256 + v as usize) * ROW_BLOCK..][..ROW_BLOCK].try_into().expect("a block")
+            };
+            // The current code's full product; a repeated code (sharing every byte) adds it again.
+            let mut cur = [0f64; ROW_BLOCK];
+            for &Sorted { code: d, shared, keep } in sorted {
+                let (d, shared) = (d as usize, shared as usize);
+                let code = &bytes[d * nb..(d + 1) * nb];
+                if shared < nb {
+                    // Products in a local array (registers); a level is stored only if a later code reads it.
+                    cur = match shared {
+                        0 | 1 => *row(0, code[0]),
+                        _ => prefix[shared - 1],
+                    };
+                    for b in shared.max(1)..nb {
+                        let e = row(b, code[b]);
+                        for r in 0..ROW_BLOCK {
+                            cur[r] *= e[r];
+                        }
+                        if b >= 64 || keep >> b & 1 == 1 {
+                            prefix[b] = cur;
+                        }
+                    }
+                }
+                let mut acc = lanes[d];
+                for chunk in cur.chunks_exact(8) {
+                    for l in 0..8 {
+                        acc[l] += chunk[l];
+                    }
+                }
+                lanes[d] = acc;
+            }
+        }
+        lanes.iter().map(|a| ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]))).collect()
+    }
+
+    /// The byte tables of rows `start..start + rows` (at most [`ROW_BLOCK`]; missing rows get zeros):
+    /// `tables[(b * 256 + v) * ROW_BLOCK + r]` is row `r`'s probability of value `v` of byte `b`, each bit's
+    /// factor divided by the larger of `p` and `1 - p`, and byte 0's times `exp(mode_r - top_g)`.
+    #[inline(always)]
+    fn fill_tables(&self, g: usize, start: usize, rows: usize, tables: &mut [f64], factors: &mut [f64]) {
+        let m = self.m;
+        // factors[(2 j + t) * ROW_BLOCK + r]: row r's scaled factor of bit j taking the value t.
+        factors.iter_mut().for_each(|f| *f = 0.0);
+        for r in 0..rows {
+            let i = self.order[start + r];
+            for (j, &v) in self.p[i * m..(i + 1) * m].iter().enumerate() {
+                let c = clamp_p(v);
+                let top = c.max(1.0 - c);
+                factors[2 * j * ROW_BLOCK + r] = (1.0 - c) / top;
+                factors[(2 * j + 1) * ROW_BLOCK + r] = c / top;
+            }
+        }
+        for b in 0..m.div_ceil(8) {
+            let bits = (m - 8 * b).min(8);
+            let table = &mut tables[b * 256 * ROW_BLOCK..(b * 256 + (1 << bits)) * ROW_BLOCK];
+            let first: &mut [f64; ROW_BLOCK] = (&mut table[..ROW_BLOCK]).try_into().expect("a block");
+            for (r, f) in first.iter_mut().enumerate() {
+                *f = match (r < rows, b) {
+                    (false, _) => 0.0,
+                    (true, 0) => (self.mode[start + r] - self.top[g]).exp(),
+                    (true, _) => 1.0,
+                };
+            }
+            // Doubling (section 3): value v + 2^i of the first i + 1 bits is value v times bit i's factor.
+            for i in 0..bits {
+                let j = 8 * b + i;
+                let f0: &[f64; ROW_BLOCK] = factors[2 * j * ROW_BLOCK..][..ROW_BLOCK].try_into().expect("a block");
+                let f1: &[f64; ROW_BLOCK] =
+                    factors[(2 * j + 1) * ROW_BLOCK..][..ROW_BLOCK].try_into().expect("a block");
+                let h = 1usize << i;
+                let (low, high) = table[..2 * h * ROW_BLOCK].split_at_mut(h * ROW_BLOCK);
+                for (src, dst) in low.chunks_exact_mut(ROW_BLOCK).zip(high.chunks_exact_mut(ROW_BLOCK)) {
+                    for r in 0..ROW_BLOCK {
+                        dst[r] = src[r] * f1[r];
+                        src[r] *= f0[r];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A code's place in the sorted batch: its index, the number of leading bytes it shares with the code
+/// before it, and which of its partial products (bytes `0..=L`, bit `L`) a later code reads.
+#[derive(Clone, Copy, Debug)]
+struct Sorted {
+    code: u32,
+    shared: u32,
+    keep: u64,
+}
+
+/// The codes of `bytes` (`nb` bytes each) in lexicographic order, each with the number of leading bytes it
+/// shares with the code before it (0 for the first): the products over those bytes carry over. A code
+/// sharing `s` bytes (`2 <= s < nb`) reads level `s - 1` (level 0 is a table row, a repeated code reuses the
+/// full product); the code that computed that level keeps it. Level `L` of code `x` is read iff the first
+/// later code sharing at most `L + 1` bytes shares exactly `L + 1`. Levels past 63 are always kept.
+fn sorted_codes(bytes: &[u16], nb: usize) -> Vec<Sorted> {
+    let code = |d: usize| &bytes[d * nb..(d + 1) * nb];
+    let mut order: Vec<usize> = (0..bytes.len() / nb.max(1)).collect();
+    order.sort_by(|&a, &b| code(a).cmp(code(b)));
+    let shared: Vec<usize> = (0..order.len())
+        .map(|x| match x {
+            0 => 0,
+            _ => code(order[x - 1]).iter().zip(code(order[x])).take_while(|(a, b)| a == b).count(),
+        })
+        .collect();
+    // first_le[j]: the shared count of the nearest later code sharing at most j bytes (usize::MAX: none).
+    let mut first_le = vec![usize::MAX; nb + 1];
+    let mut out = vec![Sorted { code: 0, shared: 0, keep: 0 }; order.len()];
+    for x in (0..order.len()).rev() {
+        let mut keep = 0u64;
+        for level in shared[x].max(1)..nb.saturating_sub(1) {
+            if level >= 64 {
+                keep = u64::MAX;
+                break;
+            }
+            if first_le[level + 1] == level + 1 {
+                keep |= 1 << level;
+            }
+        }
+        out[x] =
+            Sorted { code: order[x] as u32, shared: shared[x] as u32, keep: if nb > 65 { u64::MAX } else { keep } };
+        for slot in &mut first_le[shared[x]..] {
+            *slot = shared[x];
+        }
+    }
+    out
 }
 
 /// `count` codes drawn from rows: each a uniformly drawn row of `rows` and `t ~ Bernoulli(p_row)`;
@@ -788,9 +1057,9 @@ pub fn sample_codes<R: Rng>(p: &[f64], m: usize, rows: &[usize], count: usize, r
     (picked, codes)
 }
 
-/// Monte-Carlo joint MI for any `m` (docs/design.md, section 3): draw a row `i` uniformly and
+/// Monte-Carlo joint MI for any `m` (docs/design.md, sections 3 and 3c): draw a row `i` uniformly and
 /// `t ~ Bernoulli(p_i)`; `log2 P(t | s_i) - log2 P(t)` has mean `I(T; S)`. The log-probabilities of all
-/// draws come from [`RowLogs`] (GEMMs). `p` is row-major `n x m`. Draws come from `rng`.
+/// draws come from [`RowLogs`] (byte tables). `p` is row-major `n x m`. Draws come from `rng`.
 pub fn joint_mi_monte_carlo<R: Rng>(
     p: &[f64],
     m: usize,
@@ -832,6 +1101,166 @@ mod tests {
     use super::*;
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
+
+    /// The estimator before the byte tables (kept as the reference): one GEMM of codes and `D`, then a
+    /// log-sum-exp per group.
+    ///
+    /// The rows' code distributions in log form, for evaluating `log P^_g(t) = log mean_{i in g} q(t | x_i)`
+    /// of many codes `t` at once: with `B_i = sum_j ln(1 - p_ij)` and `D_ij = ln p_ij - ln(1 - p_ij)`, row `i`'s
+    /// log-likelihood of `t` is `B_i + D_i . t`, so a batch of codes is one GEMM (`p` clamped to
+    /// `[1e-12, 1 - 1e-12]` so that hard codes stay finite). Rows are stored group by group, so that each
+    /// group's log-sum-exp runs over contiguous memory.
+    struct ReferenceRowLogs {
+        m: usize,
+        base: Vec<f64>,
+        diff: Vec<f64>,
+        bounds: Vec<usize>,
+    }
+
+    impl ReferenceRowLogs {
+        /// `p` row-major `n x m`, each row's group `s < k`.
+        fn new(p: &[f64], m: usize, s: &[u32], k: usize) -> Self {
+            let clamp = |v: f64| v.clamp(Q_EPS, 1.0 - Q_EPS);
+            let mut order: Vec<usize> = (0..s.len()).collect();
+            order.sort_by_key(|&i| s[i]);
+            let mut bounds = vec![0usize; k + 1];
+            for &g in s {
+                bounds[g as usize + 1] += 1;
+            }
+            for g in 0..k {
+                bounds[g + 1] += bounds[g];
+            }
+            let row = |i: usize| &p[i * m..(i + 1) * m];
+            let base = order.iter().map(|&i| row(i).iter().map(|&v| (1.0 - clamp(v)).ln()).sum()).collect();
+            let diff =
+                order.iter().flat_map(|&i| row(i).iter().map(|&v| clamp(v).ln() - (1.0 - clamp(v)).ln())).collect();
+            ReferenceRowLogs { m, base, diff, bounds }
+        }
+
+        /// For each code of `codes` (row-major `c x m`, entries 0 or 1): `log P^_g(t)` for every group `g`
+        /// (`-inf` for an empty group), then, with `overall`, `log P^(t)` over all rows. Codes are processed in
+        /// chunks whose log-likelihood matrices stay near 64 MB, in parallel; each code's numbers do not
+        /// depend on the chunking or the thread count.
+        fn log_probs(&self, codes: &[f64], overall: bool) -> Vec<Vec<f64>> {
+            let (n, m) = (self.base.len(), self.m);
+            let c = codes.len() / m.max(1);
+            let chunk = ((8 << 20) / n.max(1)).clamp(1, 256);
+            let starts: Vec<usize> = (0..c).step_by(chunk).collect();
+            let k = self.bounds.len() - 1;
+            starts
+                .par_iter()
+                .flat_map_iter(|&start| {
+                    let len = chunk.min(c - start);
+                    // ll = T (len x m) . D^T (m x n): each code's log-likelihoods contiguous.
+                    let mut ll = vec![0f64; len * n];
+                    gemm(false, len, m, n, 1.0, &codes[start * m..(start + len) * m], false, &self.diff, true, &mut ll);
+                    ll.chunks_mut(n.max(1))
+                        .map(|row| {
+                            row.iter_mut().zip(&self.base).for_each(|(v, b)| *v += b);
+                            let lse = |lo: usize, hi: usize| {
+                                log_sum_exp(row[lo..hi].iter().copied()) - ((hi - lo) as f64).ln()
+                            };
+                            let mut out: Vec<f64> = (0..k).map(|g| lse(self.bounds[g], self.bounds[g + 1])).collect();
+                            if overall {
+                                out.push(lse(0, n));
+                            }
+                            out
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .collect()
+        }
+    }
+
+    /// Rows for the table tests: soft rows, rows at the tanh layer's limits and hard rows (clamped to
+    /// 1e-12: a code far from a hard row underflows the product form and takes the log-domain fallback).
+    fn mixed_rows(seed: u64, n: usize, m: usize, k: usize) -> (Vec<f64>, Vec<u32>) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let s: Vec<u32> = (0..n).map(|_| rng.random_range(0..k as u32)).collect();
+        let p = (0..n * m)
+            .map(|idx| match (idx / m) % 3 {
+                0 => rng.random::<f64>(),
+                1 => [0.0025, 0.9975][rng.random_range(0..2)],
+                _ => rng.random_range(0..2) as f64,
+            })
+            .collect();
+        (p, s)
+    }
+
+    /// The byte tables give the reference's log-probabilities (one GEMM of log-likelihoods, then a
+    /// log-sum-exp) up to `f64` rounding, for widths that do and do not fill their last byte, with an
+    /// absent group and with codes that need the log-domain fallback.
+    #[test]
+    fn row_logs_equal_the_reference_estimator() {
+        let cases =
+            [(60, 50, 1, 2), (61, 300, 7, 3), (62, 257, 8, 2), (63, 500, 9, 4), (64, 700, 32, 2), (65, 90, 43, 3)];
+        let mut fallbacks = 0;
+        for (seed, n, m, k) in cases.into_iter().chain([(66, 40, 64, 2)]) {
+            let (mut p, s) = mixed_rows(seed, n, m, k);
+            if seed == 66 {
+                // Hard rows only (64 bits, about 20 rows a group): a uniform code is some 24 bits from a group's
+                // nearest row, and 17 or more bits from all of them give P^_g < 1e-12^17 < 1e-200.
+                p.iter_mut().for_each(|v| *v = v.round());
+            }
+            let all: Vec<usize> = (0..n).collect();
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            let (_, mut codes) = sample_codes(&p, m, &all, 300, &mut rng);
+            // Codes drawn uniformly as well: far from every row, so the product form underflows for some.
+            codes.extend((0..50 * m).map(|_| rng.random_range(0..2) as f64));
+            let got = RowLogs::new(&p, m, &s, k + 1).log_probs(&codes, true);
+            let want = ReferenceRowLogs::new(&p, m, &s, k + 1).log_probs(&codes, true);
+            // The reference sums m log-factors of magnitude at most ln(1e12) < 28 in f64: its rounding is
+            // within a few m * 28 * eps; the tables' products are within a few eps relative.
+            let tol = 8.0 * m as f64 * 28.0 * f64::EPSILON;
+            for (a, b) in got.iter().zip(&want) {
+                assert_eq!(a.len(), k + 2);
+                for (x, y) in a.iter().zip(b) {
+                    assert!(x.is_nan() && y.is_nan() || (x - y).abs() <= tol * (1.0 + y.abs()), "m={m}: {x} vs {y}");
+                }
+                assert!(a[k].is_nan(), "the absent group");
+                fallbacks += a[..k].iter().filter(|&&v| v < TINY.ln()).count();
+            }
+        }
+        assert!(fallbacks > 0, "the log-domain fallback must be exercised");
+    }
+
+    /// The vector widths the table kernel is compiled for, and any thread count, give the same bits.
+    #[test]
+    fn row_logs_do_not_depend_on_vector_width_or_threads() {
+        let (p, s) = mixed_rows(70, 5000, 32, 2);
+        let all: Vec<usize> = (0..p.len() / 32).collect();
+        let (_, codes) = sample_codes(&p, 32, &all, 200, &mut ChaCha8Rng::seed_from_u64(70));
+        let logs = RowLogs::new(&p, 32, &s, 2);
+        let bytes: Vec<u16> = codes
+            .chunks_exact(32)
+            .flat_map(|t| t.chunks(8).map(|b| b.iter().rev().fold(0u16, |acc, &v| acc << 1 | (v != 0.0) as u16)))
+            .collect();
+        let (lo, hi) = (logs.bounds[1], logs.bounds[2]);
+        let sorted = sorted_codes(&bytes, 4);
+        let baseline = logs.piece_sums_impl(1, lo, hi, &bytes, 4, &sorted);
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: the feature was detected.
+                assert_eq!(baseline, unsafe { logs.piece_sums_avx2(1, lo, hi, &bytes, 4, &sorted) });
+            }
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                // SAFETY: the feature was detected.
+                assert_eq!(baseline, unsafe { logs.piece_sums_avx512(1, lo, hi, &bytes, 4, &sorted) });
+            }
+        }
+        let with = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            pool.install(|| logs.log_probs(&codes, true))
+        };
+        let one = with(1);
+        assert_eq!(one, with(3));
+        let mi = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            pool.install(|| joint_mi_monte_carlo(&p, 32, &s, 2, 500, &mut ChaCha8Rng::seed_from_u64(1)).unwrap())
+        };
+        assert_eq!(mi(1), mi(2));
+    }
 
     /// Brute force: enumerate every code, `P(t | s)` as a plain average of products over rows.
     fn brute_joint(p: &[Vec<f64>], s: &[u32], k: usize) -> f64 {

@@ -295,7 +295,7 @@ impl<'a> Run<'a> {
 }
 
 /// Sample weights as an epoch's rows: `n` rows drawn with replacement, row `i` with probability
-/// `w_i / sum w` (docs/design.md section 3c). Every batch estimate (the cross-entropy, a penalty's group
+/// `w_i / sum w` (docs/design.md section 3d). Every batch estimate (the cross-entropy, a penalty's group
 /// histograms) is then an estimate for the weighted rows' distribution, so one mechanism weights every
 /// term; integer weights give in expectation what duplicated rows give.
 struct WeightedRows {

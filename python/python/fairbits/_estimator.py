@@ -337,7 +337,7 @@ class FairRepresentationClassifier(ClassifierMixin, TransformerMixin, BaseEstima
         sample_weight : array-like of shape (n_samples,), default=None
             How much each row counts (finite, >= 0). Training draws each epoch's rows with probability
             proportional to the weights, so the cross-entropy and the penalty both see the weighted rows
-            (docs/design.md section 3c); equal weights are the same as none. The validation split's loss
+            (docs/design.md section 3d); equal weights are the same as none. The validation split's loss
             and the certificate are unweighted (they are estimates on held-out rows, not training
             objectives).
 
