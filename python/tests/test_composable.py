@@ -274,4 +274,5 @@ def test_images_fitted_from_python_are_the_command_lines_model(cli, tmp_path):
     assert list(clf.classes_) == list(range(10)) and clf.sensitive_groups_ == [str(c) for c in range(10)]
     np.testing.assert_array_equal(clf.predict_proba(d.X_test[:200]), on_cli.predict_proba(d.X_test[:200]))
     with pytest.raises(ValueError, match="divide by 255"):
-        FairRepresentationClassifier(epochs=1).fit(d.X_train[:50] * 255, d.y_train[:50], sensitive_features=d.s_train[:50])
+        few = slice(None, None, 80)  # the images are in class order
+        FairRepresentationClassifier(epochs=1).fit(d.X_train[few] * 255, d.y_train[few], sensitive_features=d.s_train[few])

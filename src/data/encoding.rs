@@ -693,7 +693,7 @@ mod tests {
                 },
             ],
             target: TargetEncoding { column: "y".into(), positive: "1".into(), negative: "0".into() },
-            sensitive: SensitiveEncoding { column: "s".into(), groups: vec!["a".into(), "b".into()] },
+            sensitive: SensitiveEncoding { column: "s".into(), groups: vec!["a".into(), "b".into()], bins: None },
             impute: Vec::new(),
         }
     }
@@ -740,6 +740,7 @@ mod tests {
             sensitive: "s".into(),
             features: ["a", "c", "k"].map(String::from).to_vec(),
             categorical: vec![],
+            bins: None,
         };
         let (t, s) = (TargetEncoding::fit(&table, &roles).unwrap(), SensitiveEncoding::fit(&table, &roles).unwrap());
         let train: Vec<usize> = (0..6).collect();
@@ -792,6 +793,7 @@ mod tests {
             sensitive: "s".into(),
             features: vec!["id".into()],
             categorical: vec![],
+            bins: None,
         };
         let (t, s) = (TargetEncoding::fit(&table, &roles).unwrap(), SensitiveEncoding::fit(&table, &roles).unwrap());
         let all: Vec<usize> = (0..n).collect();

@@ -346,7 +346,7 @@ class FairRepresentationClassifier(ClassifierMixin, TransformerMixin, BaseEstima
         self
         """
         seed = self._seed()
-        if not _is_frame(X) and np.ndim(X) == 4:
+        if not _is_frame(X) and len(getattr(X, "shape", ())) == 4:  # images N x 3 x H x W
             return self._fit_images(X, y, sensitive_features, seed)
         params = self._model_params(seed)
         val_size = float(_schema.to_text(_schema.PARAMS["val_size"], self.val_size))
