@@ -327,13 +327,7 @@ impl JointForward {
         let (c1, c2) = (1usize << m1, 1usize << m2);
         let mut order: Vec<usize> = (0..n).collect();
         order.sort_by_key(|&i| s[i]);
-        let mut bounds = vec![0usize; k + 1];
-        for &g in s {
-            bounds[g as usize + 1] += 1;
-        }
-        for g in 0..k {
-            bounds[g + 1] += bounds[g];
-        }
+        let bounds = group_bounds(s, k);
         let (mut a, mut b) = (vec![0f64; n * c1], vec![0f64; n * c2]);
         // Rows are independent: double them in parallel (large batches, whole test splits).
         let fill = |out: &mut [f64], width: usize, lo: usize, hi: usize| {
@@ -742,6 +736,19 @@ pub struct RowLogs<'a> {
     top: Vec<f64>,
 }
 
+/// Where each group's rows start when the rows are ordered by group: `bounds[g]..bounds[g + 1]` for group
+/// `g < k` (the prefix sums of the group sizes).
+fn group_bounds(s: &[u32], k: usize) -> Vec<usize> {
+    let mut bounds = vec![0usize; k + 1];
+    for &g in s {
+        bounds[g as usize + 1] += 1;
+    }
+    for g in 0..k {
+        bounds[g + 1] += bounds[g];
+    }
+    bounds
+}
+
 fn clamp_p(v: f64) -> f64 {
     v.clamp(Q_EPS, 1.0 - Q_EPS)
 }
@@ -749,13 +756,7 @@ fn clamp_p(v: f64) -> f64 {
 impl<'a> RowLogs<'a> {
     /// `p` row-major `n x m`, each row's group `s < k`.
     pub fn new(p: &'a [f64], m: usize, s: &[u32], k: usize) -> Self {
-        let mut bounds = vec![0usize; k + 1];
-        for &g in s {
-            bounds[g as usize + 1] += 1;
-        }
-        for g in 0..k {
-            bounds[g + 1] += bounds[g];
-        }
+        let bounds = group_bounds(s, k);
         // Rows grouped, in their order within each group (a counting sort).
         let mut next = bounds.clone();
         let mut order = vec![0usize; s.len()];
@@ -1123,13 +1124,7 @@ mod tests {
             let clamp = |v: f64| v.clamp(Q_EPS, 1.0 - Q_EPS);
             let mut order: Vec<usize> = (0..s.len()).collect();
             order.sort_by_key(|&i| s[i]);
-            let mut bounds = vec![0usize; k + 1];
-            for &g in s {
-                bounds[g as usize + 1] += 1;
-            }
-            for g in 0..k {
-                bounds[g + 1] += bounds[g];
-            }
+            let bounds = group_bounds(s, k);
             let row = |i: usize| &p[i * m..(i + 1) * m];
             let base = order.iter().map(|&i| row(i).iter().map(|&v| (1.0 - clamp(v)).ln()).sum()).collect();
             let diff =
