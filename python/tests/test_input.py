@@ -38,8 +38,10 @@ def test_numbers_give_the_model_their_texts_give(categorical):
     params = est._model_params(0)
     labels = [("y", "\x1f".join(map(str, y))), ("s", "\x1f".join(map(str, s)))]
     numbers = [(c, np.ascontiguousarray(X[c].to_numpy(dtype=np.float64))) for c in X.columns]
-    texts = [(c, [repr(float(v)) for v in X[c].to_numpy(dtype=np.float64)]) for c in X.columns]
-    assert any("e-" in t for t in texts[0][1]) and "-0.0" in texts[3][1]
+    # The texts a CSV holding them has (whole numbers without ".0", so a category reads the same).
+    write = lambda v: str(int(v)) if v == int(v) and str(v) != "-0.0" else repr(v)  # noqa: E731
+    texts = [(c, [write(float(v)) for v in X[c].to_numpy(dtype=np.float64)]) for c in X.columns]
+    assert any("e-" in t for t in texts[0][1]) and "-0.0" in texts[3][1] and "3" in texts[2][1]
     fit = lambda cols: _native.fit(params, cols + labels, "y", "1", "s", categorical, 0.0, "data", False)  # noqa: E731
     a, b = fit(numbers), fit(texts)
     assert a.config_json() == b.config_json()  # the encoders (means, stds, categories) and the network
@@ -116,3 +118,29 @@ def test_one_hot_encoder_output_fits_in_a_pipeline():
     pipe = make_pipeline(OneHotEncoder(), FairRepresentationClassifier(hidden=(8, 4), epochs=2, random_state=0))
     pipe.fit(X, y, fairrepresentationclassifier__sensitive_features=s)
     assert pipe.predict(X).shape == (200,)
+
+
+class _Stream:
+    """A table known only by the Arrow PyCapsule stream it exports (as duckdb's or nanoarrow's are)."""
+
+    def __init__(self, table):
+        self._table = table
+
+    def __arrow_c_stream__(self, requested_schema=None):
+        return self._table.__arrow_c_stream__(requested_schema)
+
+
+def test_an_arrow_stream_is_read_as_the_frame_it_holds():
+    pa = pytest.importorskip("pyarrow")
+    X, y, s = _frame()
+    X = X.assign(city=np.where(X["int"] > 0, "north", "south"))
+    stream = _Stream(pa.Table.from_pandas(X, preserve_index=False))
+    kw = dict(hidden=(8, 4), epochs=2, random_state=0, inference="prob")
+    on_stream = FairRepresentationClassifier(**kw).fit(stream, y, sensitive_features=s)
+    on_pandas = FairRepresentationClassifier(**kw).fit(X, y, sensitive_features=s)
+    assert list(on_stream.feature_names_in_) == list(X.columns)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        p = on_pandas.predict_proba(X)
+        assert np.array_equal(on_stream.predict_proba(stream), p)
+        assert np.array_equal(on_stream.predict_proba(X[list(reversed(X.columns))]), p)  # matched by name

@@ -168,7 +168,25 @@ def adapt(x: Any) -> Any:
             return _Frame(x.column_names, [_arrow_values(x.column(i)) for i in range(x.num_columns)])
         if hasattr(x, "type") and hasattr(x, "to_pylist"):
             return _Series(None, _arrow_values(x))
+    if hasattr(x, "__arrow_c_stream__") and mod not in ("pandas", "numpy"):
+        # Any other table that exports the Arrow PyCapsule stream (duckdb, nanoarrow, ...): read by pyarrow
+        # without copying its buffers, then by the pyarrow rule (numbers as float64). pandas keeps its own
+        # path (its frames export the stream too). A stream that is not a table is left as it is.
+        pa = _optional("pyarrow")
+        if pa is not None:
+            try:
+                table = pa.table(x)
+            except (TypeError, ValueError, pa.ArrowException):
+                return x
+            return _Frame(table.column_names, [_arrow_values(table.column(i)) for i in range(table.num_columns)])
     return x
+
+
+def _optional(name: str) -> Any:
+    try:
+        return __import__(name)
+    except ImportError:
+        return None
 
 
 def match_names(
