@@ -93,12 +93,21 @@ fn table(columns: Vec<(String, Col<'_>)>) -> PyResult2<RawTable> {
     let mut header = Vec::with_capacity(columns.len());
     let mut cells = Vec::with_capacity(columns.len());
     let too_big = || PyValueError::new_err("a column holds more than 4 GiB of text");
+    let mut buf = String::new();
     for (name, col) in columns {
         let mut column = data::Column::default();
         match col {
             // Kept as numbers: the encoders read them directly; a cell is written as text
             // (`data::number_text`) only where one is read as text (a category, a message).
-            Col::Num(a) => column = data::Column::from_numbers(a.as_array().to_vec()),
+            Col::Num(a) => match data::Column::from_numbers(a.as_array().to_vec()) {
+                Some(numbers) => column = numbers,
+                None => {
+                    for &v in a.as_array() {
+                        data::number_text(v, &mut buf);
+                        column.push_trimmed(&buf).then_some(()).ok_or_else(too_big)?;
+                    }
+                }
+            },
             Col::Joined(t) => {
                 for cell in t.split('\u{1f}') {
                     column.push_trimmed(cell).then_some(()).ok_or_else(too_big)?;

@@ -746,7 +746,8 @@ mod tests {
         };
         let small: Vec<f64> = (0..n).map(|i| (i % 5) as f64).collect();
         let small_texts: Vec<String> = small.iter().map(|&v| (number_text(v, &mut buf), buf.clone()).1).collect();
-        let numbers = table(Column::from_numbers(values.clone()), Column::from_numbers(small.clone()));
+        let numbers =
+            table(Column::from_numbers(values.clone()).unwrap(), Column::from_numbers(small.clone()).unwrap());
         let text = table(Column::from_cells(&texts), Column::from_cells(&small_texts));
         let roles = |categorical: Vec<String>| Roles {
             target: "y".into(),
@@ -780,10 +781,13 @@ mod tests {
         (inf[5], inf_text[5]) = (f64::INFINITY, "inf".into());
         let e = Encoding::fit(&text, &roles(vec![]), &rows, encoding(1).target, encoding(1).sensitive, false).unwrap();
         let err = |t: RawTable| e.transform(&t).unwrap_err().to_string();
-        let small = || Column::from_numbers(small.clone());
-        assert_eq!(err(table(Column::from_numbers(inf), small())), err(table(Column::from_cells(&inf_text), small())));
+        let small = || Column::from_numbers(small.clone()).unwrap();
+        assert_eq!(
+            err(table(Column::from_numbers(inf).unwrap(), small())),
+            err(table(Column::from_cells(&inf_text), small()))
+        );
         // Missing cells (NaN) are the missing cells of the text ("NaN").
-        let mut gaps = Column::from_numbers(vec![1.0, f64::NAN, 2.0]);
+        let mut gaps = Column::from_numbers(vec![1.0, f64::NAN, 2.0]).unwrap();
         assert_eq!((0..3).map(|r| gaps.missing(r)).collect::<Vec<_>>(), [false, true, false]);
         assert_eq!(gaps.get(1), "NaN");
         gaps.retain(&[true, false, true]);

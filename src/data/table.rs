@@ -91,9 +91,12 @@ impl PartialEq for Column {
 impl Column {
     /// A column of numbers from memory (NaN = missing): each cell reads as the shortest text that parses
     /// back to the same value ([`number_text`]), the cell a CSV file holding it gives, but is only written
-    /// when read as text.
-    pub fn from_numbers(values: Vec<f64>) -> Self {
-        Column { numbers: Some(values), ..Column::default() }
+    /// when read as text. `None` when their texts could pass the 4 GiB a column holds (over 178 million
+    /// numbers of the longest text, 24 bytes): such a column is pushed as text, which fails cleanly.
+    pub fn from_numbers(values: Vec<f64>) -> Option<Self> {
+        const LONGEST: usize = 24; // "-1.2345678901234567e-308"
+        (values.len().saturating_mul(LONGEST) <= u32::MAX as usize)
+            .then(|| Column { numbers: Some(values), ..Column::default() })
     }
 
     /// The numbers of a column made by [`Column::from_numbers`].
@@ -116,8 +119,7 @@ impl Column {
                 let mut buf = String::new();
                 for &v in values {
                     number_text(v, &mut buf);
-                    // A number's text is at most 24 bytes: 4 GiB would be over 178 million rows; such a
-                    // column is refused earlier by the size checks, and `push` cannot fail below that.
+                    // At most 24 bytes a number: `from_numbers` made sure the texts fit.
                     let pushed = c.push(&buf);
                     debug_assert!(pushed);
                 }
@@ -222,7 +224,7 @@ impl Column {
     pub fn retain(&mut self, keep: &[bool]) {
         if let Some(values) = &self.numbers {
             let kept = values.iter().zip(keep).filter(|(_, &k)| k).map(|(&v, _)| v).collect();
-            *self = Column::from_numbers(kept);
+            *self = Column { numbers: Some(kept), ..Column::default() }; // fewer numbers: their texts fit
             return;
         }
         let kept = Column::from_cells((0..self.len()).filter(|&r| keep[r]).map(|r| self.get(r)));
