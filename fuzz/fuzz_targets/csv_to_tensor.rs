@@ -18,12 +18,14 @@ fuzz_target!(|bytes: &[u8]| {
         sensitive: table.header[n - 2].clone(),
         features: table.header[..n - 2].to_vec(),
         categorical: vec![],
+        bins: None,
     };
     let spec = TableSpec {
         source: Source::Csv {
             path: "fuzz.csv".into(),
             target: String::new(),
             sensitive: String::new(),
+            sensitive_bins: None,
             positive: None,
             categorical: vec![],
             drop: vec![],
