@@ -86,9 +86,9 @@ enum Col<'py> {
     Text(Vec<String>),
 }
 
-/// Named columns into a table. A number becomes the shortest text that parses back to the same value, so
-/// the encoders see exactly what a CSV holding it would give them. Cells go straight into the table's
-/// column buffers (no string per cell on the way).
+/// Named columns into a table. A column of numbers stays numbers, each reading as the shortest text that
+/// parses back to the same value where read as text, so the encoders see exactly what a CSV holding it
+/// would give them. Text cells go straight into the table's column buffers (no string per cell on the way).
 fn table(columns: Vec<(String, Col<'_>)>) -> PyResult2<RawTable> {
     let mut header = Vec::with_capacity(columns.len());
     let mut cells = Vec::with_capacity(columns.len());
@@ -97,12 +97,17 @@ fn table(columns: Vec<(String, Col<'_>)>) -> PyResult2<RawTable> {
     for (name, col) in columns {
         let mut column = data::Column::default();
         match col {
-            Col::Num(a) => {
-                for &v in a.as_array() {
-                    data::number_text(v, &mut buf);
-                    column.push_trimmed(&buf).then_some(()).ok_or_else(too_big)?;
+            // Kept as numbers: the encoders read them directly; a cell is written as text
+            // (`data::number_text`) only where one is read as text (a category, a message).
+            Col::Num(a) => match data::Column::from_numbers(a.as_array().to_vec()) {
+                Some(numbers) => column = numbers,
+                None => {
+                    for &v in a.as_array() {
+                        data::number_text(v, &mut buf);
+                        column.push_trimmed(&buf).then_some(()).ok_or_else(too_big)?;
+                    }
                 }
-            }
+            },
             Col::Joined(t) => {
                 for cell in t.split('\u{1f}') {
                     column.push_trimmed(cell).then_some(()).ok_or_else(too_big)?;

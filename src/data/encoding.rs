@@ -217,9 +217,8 @@ impl Encoding {
             } else {
                 // Stops once half the cells failed to parse: the column is text whatever the rest hold.
                 let mut failed = 0;
-                cells
-                    .iter()
-                    .map(parse_number)
+                (0..cells.len())
+                    .map(|r| cells.number(r))
                     .take_while(|v| {
                         failed += v.is_none() as usize;
                         2 * failed < cells.len()
@@ -236,11 +235,19 @@ impl Encoding {
                 };
                 let ids = train_rows.iter().map(|&r| values[r]).filter(|v| v.fract() == 0.0).count();
                 // All distinct, stopping at the first repeat (which comes early in a real feature).
-                let mut seen = std::collections::HashSet::new();
-                if train_rows.len() >= 20
-                    && ids == train_rows.len()
-                    && train_rows.iter().all(|&r| seen.insert(cells.get(r)))
-                {
+                // A column of numbers compares their bits: distinct bits are distinct texts ([`number_text`]
+                // writes every value apart, -0 included), without writing the texts.
+                let distinct = || match cells.numbers() {
+                    Some(v) => {
+                        let mut seen = FxHashSet::default();
+                        train_rows.iter().all(|&r| seen.insert(v[r].to_bits()))
+                    }
+                    None => {
+                        let mut seen = std::collections::HashSet::new();
+                        train_rows.iter().all(|&r| seen.insert(cells.get(r)))
+                    }
+                };
+                if train_rows.len() >= 20 && ids == train_rows.len() && distinct() {
                     tracing::warn!(
                         "{}: column '{name}' holds a distinct whole number in every row, like an identifier; it is \
                          used as a numeric feature: drop the column if it is an ID",
@@ -538,13 +545,14 @@ impl Encoding {
                 ColumnEncoder::Numeric { name, mean, std } => {
                     let cells = table.column(name)?;
                     for r in rows.clone() {
-                        let f = fill_of(cells.get(r));
+                        // Read as numbers: a column of numbers from memory is not written out as text.
+                        let f = fill.as_ref().filter(|_| cells.missing(r));
                         if let Some(i) = f.and_then(|f| f.indicator) {
                             x[r * d + i] = 1.0;
                         }
                         let v = match f {
                             Some(f) => f.number.unwrap_or(*mean),
-                            None => parse_cell(table, name, r, cells.get(r))?,
+                            None => cell_number(table, name, cells, r)?,
                         };
                         let z = ((v - mean) / std) as f32;
                         // A value beyond f32's range once standardised would enter the network as inf.
@@ -644,6 +652,16 @@ pub(crate) fn parse_column(table: &RawTable, name: &str) -> Result<Vec<f64>> {
     cells.iter().enumerate().map(|(r, c)| parse_cell(table, name, r, c)).collect()
 }
 
+/// Cell `r` of numeric column `name` (`cells`) as a finite number, or the error naming it: a finite value
+/// of a column of numbers as it is, anything else by [`parse_cell`] on its text (the same error a file's
+/// cell gives).
+fn cell_number(table: &RawTable, name: &str, cells: &super::Column, r: usize) -> Result<f64> {
+    match cells.numbers() {
+        Some(values) if values[r].is_finite() => Ok(values[r]),
+        _ => parse_cell(table, name, r, cells.get(r)),
+    }
+}
+
 /// Cell `c` of row `r` of numeric column `name` as a finite number, or the error naming it.
 fn parse_cell(table: &RawTable, name: &str, r: usize, c: &str) -> Result<f64> {
     match parse_number(c) {
@@ -696,6 +714,85 @@ mod tests {
             sensitive: SensitiveEncoding { column: "s".into(), groups: vec!["a".into(), "b".into()], bins: None },
             impute: Vec::new(),
         }
+    }
+
+    #[test]
+    fn a_column_of_numbers_encodes_as_the_column_of_their_texts() {
+        // The same values once as numbers from memory, once as the texts a file would hold: the fitted
+        // encoders, the inputs and the errors are the same, and the numbers are never written as text
+        // unless something reads them as text (a category, an error's value).
+        use super::super::Column;
+        let mut r = 0x2545_f491_4f6c_dd1du64;
+        let mut values = vec![0.0, -0.0, 1e-7, 3.5, -1e17, 1e30, 42.0];
+        values.extend((0..200).map(|_| {
+            r ^= r << 13;
+            r ^= r >> 7;
+            r ^= r << 17;
+            (r % 1000) as f64 / 7.0 - 50.0
+        }));
+        let mut buf = String::new();
+        let texts: Vec<String> = values.iter().map(|&v| (number_text(v, &mut buf), buf.clone()).1).collect();
+        let n = values.len();
+        let table = |a: Column, b: Column| RawTable {
+            source: "data".into(),
+            header: ["a", "b", "s", "y"].map(String::from).to_vec(),
+            columns: vec![
+                a,
+                b,
+                Column::from_cells((0..n).map(|i| ["u", "v"][i % 2])),
+                Column::from_cells((0..n).map(|i| ["0", "1"][i / 2 % 2])),
+            ],
+            lines: (0..n as u64).collect(),
+        };
+        let small: Vec<f64> = (0..n).map(|i| (i % 5) as f64).collect();
+        let small_texts: Vec<String> = small.iter().map(|&v| (number_text(v, &mut buf), buf.clone()).1).collect();
+        let numbers =
+            table(Column::from_numbers(values.clone()).unwrap(), Column::from_numbers(small.clone()).unwrap());
+        let text = table(Column::from_cells(&texts), Column::from_cells(&small_texts));
+        let roles = |categorical: Vec<String>| Roles {
+            target: "y".into(),
+            positive: None,
+            sensitive: "s".into(),
+            features: vec!["a".into(), "b".into()],
+            categorical,
+            bins: None,
+        };
+        let rows: Vec<usize> = (0..n).filter(|i| i % 3 != 0).collect();
+        for categorical in [vec![], vec!["b".to_string()]] {
+            let fit = |t: &RawTable| {
+                let roles = roles(categorical.clone());
+                let target = TargetEncoding::fit(t, &roles).unwrap();
+                let groups = SensitiveEncoding::fit(t, &roles).unwrap();
+                Encoding::fit(t, &roles, &rows, target, groups, false).unwrap()
+            };
+            let (e_numbers, e_text) = (fit(&numbers), fit(&text));
+            assert_eq!(e_numbers, e_text);
+            let (x_numbers, x_text) = (e_numbers.transform(&numbers).unwrap(), e_text.transform(&text).unwrap());
+            assert_eq!(
+                x_numbers.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                x_text.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+            );
+            assert!(!numbers.columns[0].written(), "a numeric column read as numbers only");
+            assert_eq!(numbers.columns[1].written(), !categorical.is_empty(), "a category is text");
+        }
+        assert_eq!(numbers.columns[0], text.columns[0]);
+        // An infinity: the same error, naming the cell's text.
+        let (mut inf, mut inf_text) = (values.clone(), texts.clone());
+        (inf[5], inf_text[5]) = (f64::INFINITY, "inf".into());
+        let e = Encoding::fit(&text, &roles(vec![]), &rows, encoding(1).target, encoding(1).sensitive, false).unwrap();
+        let err = |t: RawTable| e.transform(&t).unwrap_err().to_string();
+        let small = || Column::from_numbers(small.clone()).unwrap();
+        assert_eq!(
+            err(table(Column::from_numbers(inf).unwrap(), small())),
+            err(table(Column::from_cells(&inf_text), small()))
+        );
+        // Missing cells (NaN) are the missing cells of the text ("NaN").
+        let mut gaps = Column::from_numbers(vec![1.0, f64::NAN, 2.0]).unwrap();
+        assert_eq!((0..3).map(|r| gaps.missing(r)).collect::<Vec<_>>(), [false, true, false]);
+        assert_eq!(gaps.get(1), "NaN");
+        gaps.retain(&[true, false, true]);
+        assert_eq!((gaps.numbers(), gaps.iter().collect::<Vec<_>>()), (Some(&[1.0, 2.0][..]), vec!["1", "2"]));
+        assert!(gaps.push("x") && gaps.numbers().is_none() && gaps.iter().eq(["1", "2", "x"]));
     }
 
     #[test]

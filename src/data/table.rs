@@ -67,28 +67,113 @@ pub enum Duplicates {
 }
 
 /// One column's cells, stored compactly: the texts back to back in one buffer and their end offsets, so a
-/// cell costs its bytes plus 4 (a `String` per cell would cost 24 more and an allocation).
-#[derive(Clone, Debug, Default, PartialEq)]
+/// cell costs its bytes plus 4 (a `String` per cell would cost 24 more and an allocation). A column of
+/// numbers handed over from memory ([`Column::from_numbers`]) keeps the numbers instead: the encoders read
+/// them directly ([`Column::number`], [`Column::missing`]), and the text a file holding them would give
+/// ([`number_text`]) is written only when something reads a cell as text (a category, a message).
+#[derive(Clone, Debug, Default)]
 pub struct Column {
     text: String,
     ends: Vec<u32>,
+    /// The numbers of a column from memory; when set, `text` and `ends` are unused and the text lives in
+    /// `written`, filled on first need.
+    numbers: Option<Vec<f64>>,
+    written: std::sync::OnceLock<Box<Column>>,
+}
+
+impl PartialEq for Column {
+    /// Equal cells (a column of numbers equals the column of their texts).
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
 }
 
 impl Column {
+    /// A column of numbers from memory (NaN = missing): each cell reads as the shortest text that parses
+    /// back to the same value ([`number_text`]), the cell a CSV file holding it gives, but is only written
+    /// when read as text. `None` when their texts could pass the 4 GiB a column holds (over 178 million
+    /// numbers of the longest text, 24 bytes): such a column is pushed as text, which fails cleanly.
+    pub fn from_numbers(values: Vec<f64>) -> Option<Self> {
+        const LONGEST: usize = 24; // "-1.2345678901234567e-308"
+        (values.len().saturating_mul(LONGEST) <= u32::MAX as usize)
+            .then(|| Column { numbers: Some(values), ..Column::default() })
+    }
+
+    /// The numbers of a column made by [`Column::from_numbers`].
+    pub fn numbers(&self) -> Option<&[f64]> {
+        self.numbers.as_deref()
+    }
+
+    /// Whether the texts of a column of numbers have been written (for tests of what reads them).
+    #[cfg(test)]
+    pub(crate) fn written(&self) -> bool {
+        self.written.get().is_some()
+    }
+
+    /// The cells as text: the column itself, or the texts of its numbers, written once.
+    fn texts(&self) -> &Column {
+        match &self.numbers {
+            None => self,
+            Some(values) => self.written.get_or_init(|| {
+                let mut c = Box::<Column>::default();
+                let mut buf = String::new();
+                for &v in values {
+                    number_text(v, &mut buf);
+                    // At most 24 bytes a number: `from_numbers` made sure the texts fit.
+                    let pushed = c.push(&buf);
+                    debug_assert!(pushed);
+                }
+                c
+            }),
+        }
+    }
+
+    /// A column of text cells, its numbers written out (before it is changed in place).
+    fn make_text(&mut self) {
+        if self.numbers.is_some() {
+            self.texts();
+            let written = self.written.take().unwrap_or_default();
+            *self = *written;
+        }
+    }
+
+    /// Cell `r` as a number when it is one: a column of numbers gives its value (NaN for a missing cell),
+    /// a text column the cell parsed ([`parse_number`]). The same value either way: the text of a number
+    /// parses back to it.
+    pub fn number(&self, r: usize) -> Option<f64> {
+        match &self.numbers {
+            Some(values) => Some(values[r]),
+            None => parse_number(self.get(r)),
+        }
+    }
+
+    /// Whether cell `r` is missing ([`is_missing`]); for a column of numbers, whether it is NaN (whose
+    /// text, `NaN`, is a missing token).
+    pub fn missing(&self, r: usize) -> bool {
+        match &self.numbers {
+            Some(values) => values[r].is_nan(),
+            None => is_missing(self.get(r)),
+        }
+    }
+
     /// Number of cells.
     pub fn len(&self) -> usize {
-        self.ends.len()
+        match &self.numbers {
+            Some(values) => values.len(),
+            None => self.ends.len(),
+        }
     }
 
     /// True when there are no cells.
     pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
+        self.len() == 0
     }
 
     /// Cell `r`.
     pub fn get(&self, r: usize) -> &str {
-        let start = if r == 0 { 0 } else { self.ends[r - 1] as usize };
-        &self.text[start..self.ends[r] as usize]
+        let c = self.texts();
+        let start = if r == 0 { 0 } else { c.ends[r - 1] as usize };
+        &c.text[start..c.ends[r] as usize]
     }
 
     /// The cells in order.
@@ -98,6 +183,7 @@ impl Column {
 
     /// Appends a cell; `false` when the column would pass 4 GiB of text.
     pub fn push(&mut self, cell: &str) -> bool {
+        self.make_text();
         let end = self.text.len() + cell.len();
         if end > u32::MAX as usize {
             return false;
@@ -109,6 +195,8 @@ impl Column {
 
     /// Appends another column's cells; `false` when the column would pass 4 GiB of text.
     pub fn extend(&mut self, other: &Column) -> bool {
+        self.make_text();
+        let other = other.texts();
         let base = self.text.len();
         if base + other.text.len() > u32::MAX as usize {
             return false;
@@ -132,8 +220,13 @@ impl Column {
         c
     }
 
-    /// Keeps the cells where `keep` is true.
+    /// Keeps the cells where `keep` is true (a column of numbers stays one).
     pub fn retain(&mut self, keep: &[bool]) {
+        if let Some(values) = &self.numbers {
+            let kept = values.iter().zip(keep).filter(|(_, &k)| k).map(|(&v, _)| v).collect();
+            *self = Column { numbers: Some(kept), ..Column::default() }; // fewer numbers: their texts fit
+            return;
+        }
         let kept = Column::from_cells((0..self.len()).filter(|&r| keep[r]).map(|r| self.get(r)));
         *self = kept;
     }

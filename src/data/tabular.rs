@@ -3,7 +3,7 @@
 
 use super::builtin::Builtin;
 use super::encoding::{self, Encoding};
-use super::table::{self, Duplicates, RawTable};
+use super::table::{Duplicates, RawTable};
 use super::{split, Dataset, Prepared};
 use crate::error::{Error, Result};
 use crate::schema::Param;
@@ -343,8 +343,7 @@ fn drop_missing(table: &mut RawTable, tspec: &Roles) -> Result<usize> {
     for f in &tspec.features {
         used.push(table.col(f)?);
     }
-    let keep: Vec<bool> =
-        (0..table.n_rows()).map(|r| used.iter().all(|&c| !table::is_missing(table.columns[c].get(r)))).collect();
+    let keep: Vec<bool> = (0..table.n_rows()).map(|r| used.iter().all(|&c| !table.columns[c].missing(r))).collect();
     let dropped = keep.iter().filter(|k| !**k).count();
     table.retain_rows(&keep);
     Ok(dropped)
@@ -374,8 +373,7 @@ pub fn encode_features(mut table: RawTable, encoding: &Encoding, id: Option<&str
     let id_col = id.map(|name| table.col(name)).transpose()?;
     // A missing cell drops its row unless the column's encoder imputes it.
     let checked: Vec<usize> = cols.iter().enumerate().filter(|(j, _)| !encoding.imputes(*j)).map(|(_, &c)| c).collect();
-    let keep: Vec<bool> =
-        (0..table.n_rows()).map(|r| checked.iter().all(|&c| !table::is_missing(table.columns[c].get(r)))).collect();
+    let keep: Vec<bool> = (0..table.n_rows()).map(|r| checked.iter().all(|&c| !table.columns[c].missing(r))).collect();
     let rows: Vec<usize> = (0..keep.len()).filter(|&r| keep[r]).collect();
     let n_dropped = keep.len() - rows.len();
     table.retain_rows(&keep);
@@ -493,7 +491,7 @@ pub fn prepare_held_out_rows(all: Dataset, encoding: &Encoding, seed: u64) -> Re
 pub fn require_complete(table: &RawTable, used: &[&str]) -> Result<()> {
     let cols: Vec<usize> = used.iter().map(|c| table.col(c)).collect::<Result<_>>()?;
     for r in 0..table.n_rows() {
-        if let Some(&c) = cols.iter().find(|&&c| table::is_missing(table.columns[c].get(r))) {
+        if let Some(&c) = cols.iter().find(|&&c| table.columns[c].missing(r)) {
             return Err(Error::Csv {
                 path: table.source.clone(),
                 line: table.lines[r],

@@ -103,9 +103,60 @@ class _Frame:
         return out
 
 
+def is_sparse(x: Any) -> bool:
+    """A scipy sparse matrix or array (CSR, CSC, COO, ...: scikit-learn's OneHotEncoder gives CSR)."""
+    return _module(x) == "scipy" and hasattr(x, "tocsc") and hasattr(x, "nnz") and hasattr(x, "shape")
+
+
+def _available_memory() -> Optional[float]:
+    """Bytes this machine can still give (``MemAvailable``), when known (Linux)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return float(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+# Dense bytes of one block of columns while a sparse matrix is written out (the temporary beside the result).
+_SPARSE_BLOCK_BYTES = 64 << 20
+
+
+def from_sparse(x: Any, available: Optional[float] = None) -> np.ndarray:
+    """A scipy sparse matrix as the float64 columns the core reads (numeric features ``x0, x1, ...``, as a
+    dense array's): written into one column-major array, a block of columns at a time, so that each column
+    crosses without another copy and no second dense copy of the whole matrix is ever held. The core reads
+    every cell of every column, so the dense columns are needed; when they would not fit in the memory
+    available, a ``MemoryError`` naming X says so before anything is allocated."""
+    n, d = (int(v) for v in x.shape)
+    kind = np.dtype(x.dtype).kind
+    if kind == "c":
+        raise ValueError("Complex data not supported")
+    if kind not in "biuf":
+        raise ValueError(f"X: a sparse matrix of {x.dtype} values; numbers are needed")
+    needed = 8.0 * n * d
+    available = _available_memory() if available is None else available
+    if available is not None and needed > available:
+        raise MemoryError(
+            f"X: a sparse matrix of {n} x {d} becomes {needed / 2**30:.2f} GiB of dense float64 columns (the "
+            f"model reads every cell), but {available / 2**30:.2f} GiB of memory are available: select fewer "
+            "columns or rows"
+        )
+    out = np.zeros((n, d), dtype=np.float64, order="F")
+    csc = x.tocsc()  # column slices of CSC are cheap; duplicates are summed by toarray, as scipy does
+    step = max(1, _SPARSE_BLOCK_BYTES // max(1, 8 * n))
+    for j in range(0, d, step):
+        out[:, j : j + step] = csc[:, j : j + step].toarray()
+    return out
+
+
 def adapt(x: Any) -> Any:
-    """A polars or pyarrow frame as a `_Frame`, a polars Series or a pyarrow array as a `_Series`; anything
-    else as it is."""
+    """A polars or pyarrow frame as a `_Frame`, a polars Series or a pyarrow array as a `_Series`, a scipy
+    sparse matrix as a dense column-major array (`from_sparse`); anything else as it is."""
+    if is_sparse(x):
+        return from_sparse(x)
     mod = _module(x)
     if mod == "polars":
         if hasattr(x, "get_column") and hasattr(x, "columns"):
@@ -117,7 +168,25 @@ def adapt(x: Any) -> Any:
             return _Frame(x.column_names, [_arrow_values(x.column(i)) for i in range(x.num_columns)])
         if hasattr(x, "type") and hasattr(x, "to_pylist"):
             return _Series(None, _arrow_values(x))
+    if hasattr(x, "__arrow_c_stream__") and mod not in ("pandas", "numpy"):
+        # Any other table that exports the Arrow PyCapsule stream (duckdb, nanoarrow, ...): read by pyarrow
+        # without copying its buffers, then by the pyarrow rule (numbers as float64). pandas keeps its own
+        # path (its frames export the stream too). A stream that is not a table is left as it is.
+        pa = _optional("pyarrow")
+        if pa is not None:
+            try:
+                table = pa.table(x)
+            except (TypeError, ValueError, pa.ArrowException):
+                return x
+            return _Frame(table.column_names, [_arrow_values(table.column(i)) for i in range(table.num_columns)])
     return x
+
+
+def _optional(name: str) -> Any:
+    try:
+        return __import__(name)
+    except ImportError:
+        return None
 
 
 def match_names(
@@ -271,13 +340,15 @@ def to_columns(X: Any, names: Optional[Sequence[str]] = None) -> Tuple[List[Colu
 
 
 def as_data(X: Any) -> Any:
-    """A data frame as it is (polars and pyarrow ones as a `_Frame`), anything else as a numpy array (sparse
-    matrices are refused before)."""
+    """A data frame as it is (polars and pyarrow ones as a `_Frame`), anything else as a numpy array (a scipy
+    sparse matrix as its dense columns, `from_sparse`)."""
     X = adapt(X)
     return X if _is_frame(X) else np.asarray(X)
 
 
 def n_rows(X: Any) -> int:
+    if is_sparse(X):
+        return int(X.shape[0])  # without writing it out
     X = adapt(X)
     if _is_frame(X):
         return len(X)

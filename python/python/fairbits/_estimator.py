@@ -11,7 +11,7 @@ import numpy as np
 
 from . import _native
 from . import _schema
-from ._columns import _is_frame, _is_series, adapt, as_data, match_names, n_rows, one_column, to_columns
+from ._columns import _is_frame, _is_series, adapt, as_data, is_sparse, match_names, n_rows, one_column, to_columns
 
 try:  # scikit-learn is an optional extra: without it the estimator keeps the same conventions.
     from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
@@ -54,6 +54,8 @@ def _warn(messages: Sequence[str]) -> None:
 
 
 def _refuse_sparse(X: Any) -> None:
+    if is_sparse(X):  # scipy's: read as numeric columns x0, x1, ... (_columns.from_sparse)
+        return
     if hasattr(X, "tocsr") or hasattr(X, "toarray"):
         raise TypeError(
             "Sparse data was passed for X, but dense data is required. Use '.toarray()' to convert to a dense "
@@ -516,6 +518,7 @@ class FairRepresentationClassifier(ClassifierMixin, TransformerMixin, BaseEstima
         tags.input_tags.allow_nan = False
         tags.input_tags.string = True
         tags.input_tags.categorical = True
+        tags.input_tags.sparse = True  # scipy sparse X: numeric columns (_columns.from_sparse)
         tags.classifier_tags.multi_class = False
         tags.non_deterministic = False
         # Codes are float32 whatever the input's type.
