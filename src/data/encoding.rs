@@ -777,6 +777,45 @@ mod tests {
     }
 
     #[test]
+    fn a_target_of_three_classes_is_sorted_like_the_groups_and_saved_compatibly() {
+        let col = |cells: &[&str]| super::super::Column::from_cells(cells.iter().copied());
+        let table = |y: &[&str]| RawTable {
+            source: "t.csv".into(),
+            header: ["y", "s"].map(String::from).to_vec(),
+            columns: vec![col(y), col(&["a", "b", "a", "b", "a"][..y.len()])],
+            lines: (2..2 + y.len()).collect(),
+        };
+        let roles = Roles {
+            target: "y".into(),
+            positive: None,
+            sensitive: "s".into(),
+            features: vec![],
+            categorical: vec![],
+            bins: None,
+        };
+        // Numbers sort numerically (10 after 9), as the groups do.
+        let t = TargetEncoding::fit(&table(&["10", "9", "2", "9", "10"]), &roles).unwrap();
+        assert_eq!(t.classes, ["2", "9", "10"]);
+        assert_eq!(t.n_classes(), 3);
+        assert_eq!(t.apply(&table(&["10", "9", "2", "9", "10"])).unwrap(), [2, 1, 0, 1, 2]);
+        let e = t.apply(&table(&["10", "7"])).unwrap_err().to_string();
+        assert!(e.contains("value '7', not one of the classes (2, 9, 10)"), "{e}");
+        let json = serde_json::to_string(&t).unwrap();
+        assert_eq!(json, r#"{"column":"y","classes":["2","9","10"]}"#);
+        assert_eq!(serde_json::from_str::<TargetEncoding>(&json).unwrap(), t);
+        // A binary target reads and writes as before classes existed.
+        let old = r#"{"column":"y","positive":"1","negative":"0"}"#;
+        let b: TargetEncoding = serde_json::from_str(old).unwrap();
+        assert_eq!((b.n_classes(), b.labels()), (2, vec!["0".to_string(), "1".to_string()]));
+        assert_eq!(serde_json::to_string(&b).unwrap(), old);
+        // A positive value is a binary notion; one value is no task.
+        let with_positive = Roles { positive: Some("9".into()), ..roles.clone() };
+        let e = TargetEncoding::fit(&table(&["10", "9", "2"]), &with_positive).unwrap_err().to_string();
+        assert!(e.contains("applies to a binary target only"), "{e}");
+        assert!(TargetEncoding::fit(&table(&["1", "1"]), &roles).is_err());
+    }
+
+    #[test]
     fn imputation_fills_the_training_median_and_most_frequent_value_with_indicators() {
         // Rows 0-5 train, 6-7 not. `a`: present training values 1, 2, 10, 4 (median 3; row 3 missing);
         // `c`: training values b, a, b, a, x (a and b tie: the first in sorted order, a; row 2 missing);

@@ -521,7 +521,7 @@ class FairRepresentationClassifier(ClassifierMixin, TransformerMixin, BaseEstima
         tags.input_tags.allow_nan = False
         tags.input_tags.string = True
         tags.input_tags.categorical = True
-        tags.classifier_tags.multi_class = False
+        tags.classifier_tags.multi_class = True
         tags.non_deterministic = False
         # Codes are float32 whatever the input's type.
         tags.transformer_tags.preserves_dtype = []
