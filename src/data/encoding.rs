@@ -783,7 +783,7 @@ mod tests {
             source: "t.csv".into(),
             header: ["y", "s"].map(String::from).to_vec(),
             columns: vec![col(y), col(&["a", "b", "a", "b", "a"][..y.len()])],
-            lines: (2..2 + y.len()).collect(),
+            lines: (2..2 + y.len() as u64).collect(),
         };
         let roles = Roles {
             target: "y".into(),
