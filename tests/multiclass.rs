@@ -92,6 +92,11 @@ fn three_classes_train_eval_predict() {
     }
     assert!(hits as f64 / truth.len() as f64 > 0.5, "{hits} of {}", truth.len());
 
+    // The certified preset is a one-bit code for a binary head: refused, naming the parameter.
+    let o = fairbits(d, &common::words("train --input three.csv --target y --sensitive s --preset certified --out c"));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("the preset is for binary targets"), "{}", stderr(&o));
+
     // A held-out class the model does not know is an error naming it, not a guess.
     std::fs::write(d.join("odd.csv"), "a,b,colour,s,y\n1,0.5,red,f,cat\n2,0.5,red,m,dog\n3,0.1,blue,f,yak\n").unwrap();
     let o = fairbits(d, &common::words("eval --model m --input odd.csv --target y --sensitive s"));

@@ -329,7 +329,8 @@ class FairRepresentationClassifier(ClassifierMixin, TransformerMixin, BaseEstima
         X : data frame or array-like of shape (n_samples, n_features)
             Numeric and text/categorical columns; missing values are an error naming the column and row.
         y : array-like of shape (n_samples,)
-            Exactly two classes.
+            Two classes, or up to 100 (a softmax head; with the default preset, ``certified``, which is
+            binary, they train with ``invariant``).
         sensitive_features : array-like, Series, data frame, or column name(s) of X
             The groups; several columns form intersectional groups. Columns of X named here are not used
             as features. Absent: the constructor's ``sensitive_features`` (column names, or positions of an
@@ -391,6 +392,9 @@ class FairRepresentationClassifier(ClassifierMixin, TransformerMixin, BaseEstima
             raise ValueError(f"Unknown label type: y is continuous ({len(classes)} values); binarise it first")
         if len(classes) > 2 and self.pos_label is not None:
             raise ValueError(f"pos_label={self.pos_label!r} applies to a binary y only; y has {len(classes)} classes")
+        if len(classes) > 2 and self.preset == _schema.python_default(_schema.PARAMS["preset"]):
+            # The default preset is binary (one bit); more classes are fair by default with the invariant one.
+            params = _schema.model_texts({**self.get_params(deep=False), "random_state": seed, "preset": "invariant"})
         if self.pos_label is not None:
             if self.pos_label not in classes:
                 raise ValueError(f"pos_label={self.pos_label!r} is not a class of y ({list(classes)})")
