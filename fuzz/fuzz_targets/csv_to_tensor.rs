@@ -18,6 +18,7 @@ fuzz_target!(|bytes: &[u8]| {
         sensitive: table.header[n - 2].clone(),
         features: table.header[..n - 2].to_vec(),
         categorical: vec![],
+        bins: None,
     };
     let spec = TableSpec {
         source: Source::Csv {
@@ -28,6 +29,7 @@ fuzz_target!(|bytes: &[u8]| {
             categorical: vec![],
             drop: vec![],
             delimiter: None,
+            sensitive_bins: None,
         },
         test_size: 0.3,
         val_size: 0.2,
@@ -42,6 +44,7 @@ fuzz_target!(|bytes: &[u8]| {
             assert_eq!(d.x.len(), d.n * d.d);
             assert!(d.x.iter().all(|v| v.is_finite()), "non-finite feature");
             assert!(d.s.iter().all(|&g| (g as usize) < d.n_groups));
+            assert!(d.y.iter().all(|&y| (y as usize) < d.n_classes));
         }
     }
 });
