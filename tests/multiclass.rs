@@ -92,6 +92,11 @@ fn three_classes_train_eval_predict() {
     }
     assert!(hits as f64 / truth.len() as f64 > 0.5, "{hits} of {}", truth.len());
 
+    // The mi report reads the codes, whatever the head.
+    let o = fairbits(d, &common::words("mi --model m"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("p is not covered"), "{}", stdout(&o));
+
     // The certified preset is a one-bit code for a binary head: refused, naming the parameter.
     let o = fairbits(d, &common::words("train --input three.csv --target y --sensitive s --preset certified --out c"));
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));

@@ -622,11 +622,12 @@ pub fn mi_report(
             "it has no stochastic layer, so its information about s is not computable",
         ));
     }
-    if net.config().n_outputs != 1 {
+    // Tables of any classes are evaluated here; the images' evaluation is another one.
+    if net.config().n_outputs != 1 && prepared.encoding.is_none() {
         return Err(crate::Error::param(
             Param::Model,
             "an image model",
-            "the mi report covers binary tasks; an image model's information is in its metrics",
+            "the mi report covers tables; an image model's information is in its metrics",
         ));
     }
     let metrics = evaluate(net, prepared, opts, info, observer)?;
