@@ -132,10 +132,8 @@ pub enum Error {
         /// The cell.
         value: String,
     },
-    /// The target column does not have exactly two distinct values.
-    #[error(
-        "{path}: target column '{column}' has {count} distinct value(s) ({values}); a binary target needs exactly two"
-    )]
+    /// The target column has fewer than two distinct values, or more than a classifier's classes.
+    #[error("{path}: target column '{column}' has {count} distinct value(s) ({values}); a target needs {need}")]
     TargetValues {
         /// The file.
         path: String,
@@ -145,6 +143,23 @@ pub enum Error {
         count: usize,
         /// Some of them.
         values: String,
+        /// How many it needs.
+        need: String,
+    },
+    /// A positive value was asked for a target of more than two classes.
+    #[error(
+        "{path}: a positive value ('{value}') was given, but target column '{column}' has {count} classes; a \
+         positive value applies to a binary target only"
+    )]
+    PositiveMulticlass {
+        /// The file.
+        path: String,
+        /// The target column.
+        column: String,
+        /// The value asked for.
+        value: String,
+        /// Classes of the target.
+        count: usize,
     },
     /// The positive value asked for is not a value of the target column.
     #[error("{path}: the positive value '{value}' is not a value of target column '{column}' (values: {values})")]
@@ -542,7 +557,8 @@ mod tests {
             Error::NonFinite { path: s(), line: 2, column: s(), value: s() },
             Error::OutOfRange { path: s(), line: 2, column: s(), value: s(), mean: 0.0, std: 1.0 },
             Error::Overflow { path: s(), line: 2, column: s(), value: s() },
-            Error::TargetValues { path: s(), column: s(), count: 3, values: s() },
+            Error::TargetValues { path: s(), column: s(), count: 1, values: s(), need: s() },
+            Error::PositiveMulticlass { path: s(), column: s(), value: s(), count: 3 },
             Error::PositiveNotFound { path: s(), column: s(), value: s(), values: s() },
             Error::OneGroup { path: s(), column: s(), value: s() },
             Error::NumericGroups { path: s(), column: s(), count: 71 },
@@ -582,6 +598,7 @@ mod tests {
                 | Error::Overflow { .. }
                 | Error::TargetValues { .. }
                 | Error::PositiveNotFound { .. }
+                | Error::PositiveMulticlass { .. }
                 | Error::OneGroup { .. }
                 | Error::NumericGroups { .. }
                 | Error::SmallGroup { .. }

@@ -170,6 +170,9 @@ pub struct Table {
     pub names: Vec<String>,
     /// Written as 0/1.
     pub binary: bool,
+    /// A table's classes (more than two): the last value column, a label, is written in a CSV as its
+    /// class value (an `.npy` keeps the label); empty otherwise.
+    pub classes: Vec<String>,
 }
 
 /// Applies `model` to `rows`.
@@ -184,6 +187,7 @@ pub fn apply(model: &FairModel, rows: Rows, what: Apply, inference: Inference, s
                 width: m,
                 names: code_names(m, inference),
                 binary: inference != Inference::Prob,
+                classes: Vec::new(),
             }
         }
         Apply::Predict { draws, threshold } => {
@@ -191,15 +195,20 @@ pub fn apply(model: &FairModel, rows: Rows, what: Apply, inference: Inference, s
             let probs = model.predict_proba(&x, inference, draws, seed)?;
             let decisions = decide(&probs, classes, threshold);
             let rows = probs.chunks(classes).zip(&decisions);
+            // A table's classes name its columns (`p_<value>`, the class by its value); the images' are numbers.
+            let labels = model.config().encoding.as_ref().map(|e| e.target.classes.clone()).unwrap_or_default();
             let (values, names): (Vec<f32>, Vec<String>) = if classes == 2 {
                 (rows.flat_map(|(p, &d)| [p[1], d as f32]).collect(), vec!["probability".into(), "decision".into()])
             } else {
                 (
                     rows.flat_map(|(p, &d)| p.iter().copied().chain([d as f32])).collect(),
-                    (0..classes).map(|k| format!("p{k}")).chain(["class".into()]).collect(),
+                    (0..classes)
+                        .map(|k| labels.get(k).map_or(format!("p{k}"), |c| format!("p_{c}")))
+                        .chain(["class".into()])
+                        .collect(),
                 )
             };
-            Table { lead, width: names.len(), values, names, binary: false }
+            Table { lead, width: names.len(), values, names, binary: false, classes: labels }
         }
     })
 }
@@ -209,13 +218,14 @@ pub fn apply(model: &FairModel, rows: Rows, what: Apply, inference: Inference, s
 pub fn write(path: &Path, table: &Table) -> Result<()> {
     match path.extension().and_then(|e| e.to_str()) {
         Some("csv") => {
-            files::write_atomic(path, &csv(&table.lead, &table.values, table.width, &table.names, table.binary))
+            let bytes = csv(&table.lead, &table.values, table.width, &table.names, table.binary, &table.classes);
+            files::write_atomic(path, &bytes)
         }
         Some("npy") => {
             let mut lead = table.lead.clone();
             let n = lead.first().map_or(0, |c| c.1.len());
             lead.push(("columns".into(), vec![table.names.join(";"); n]));
-            files::write_atomic(&path.with_extension("index.csv"), &csv(&lead, &[], 0, &[], false))?;
+            files::write_atomic(&path.with_extension("index.csv"), &csv(&lead, &[], 0, &[], false, &[]))?;
             files::write_atomic(path, &npy(&table.values, table.width))
         }
         _ => Err(Error::param(Param::Output, path.display(), "the name must end in .csv or .npy")),
@@ -223,8 +233,9 @@ pub fn write(path: &Path, table: &Table) -> Result<()> {
 }
 
 /// CSV bytes: the leading columns, then `m` value columns per row named `{prefix}{j}` (or the names in
-/// `names` when given). Binary values (codes) are written as `0`/`1`, others in full precision.
-pub fn csv(lead: &[Column], values: &[f32], m: usize, names: &[String], binary: bool) -> Vec<u8> {
+/// `names` when given). Binary values (codes) are written as `0`/`1`, others in full precision; with
+/// `classes`, the last value column is a label written as its class.
+pub fn csv(lead: &[Column], values: &[f32], m: usize, names: &[String], binary: bool, classes: &[String]) -> Vec<u8> {
     let n = lead.first().map(|c| c.1.len()).unwrap_or(values.len() / m.max(1));
     let mut out = String::new();
     let mut header: Vec<String> = lead.iter().map(|c| quote(&c.0)).collect();
@@ -240,12 +251,14 @@ pub fn csv(lead: &[Column], values: &[f32], m: usize, names: &[String], binary: 
             out += &quote(&cells[i]);
             first = false;
         }
-        for v in &values[i * m..(i + 1) * m] {
+        for (j, v) in values[i * m..(i + 1) * m].iter().enumerate() {
             if !first {
                 out.push(',');
             }
             first = false;
-            if binary {
+            if !classes.is_empty() && j + 1 == m {
+                out += &quote(classes.get(*v as usize).map_or("", String::as_str));
+            } else if binary {
                 out += if *v > 0.5 { "1" } else { "0" };
             } else {
                 out += &v.to_string();
@@ -356,7 +369,7 @@ mod tests {
             ("row".to_string(), vec!["0".to_string(), "2".into()]),
             ("id".to_string(), vec!["a,b".to_string(), "c".into()]),
         ];
-        let text = String::from_utf8(csv(&lead, &v, 3, &code_names(3, Inference::Sample), true)).unwrap();
+        let text = String::from_utf8(csv(&lead, &v, 3, &code_names(3, Inference::Sample), true, &[])).unwrap();
         assert_eq!(text, "row,id,t0,t1,t2\n0,\"a,b\",0,1,0\n2,c,1,0,1\n");
     }
 }

@@ -30,6 +30,7 @@ fuzz_target!(|bytes: &[u8]| {
             categorical: vec![],
             drop: vec![],
             delimiter: None,
+            sensitive_bins: None,
         },
         test_size: 0.3,
         val_size: 0.2,
@@ -44,6 +45,7 @@ fuzz_target!(|bytes: &[u8]| {
             assert_eq!(d.x.len(), d.n * d.d);
             assert!(d.x.iter().all(|v| v.is_finite()), "non-finite feature");
             assert!(d.s.iter().all(|&g| (g as usize) < d.n_groups));
+            assert!(d.y.iter().all(|&y| (y as usize) < d.n_classes));
         }
     }
 });

@@ -250,7 +250,7 @@ fn fit(
     params: Vec<(String, String)>,
     columns: Vec<(String, Col<'_>)>,
     target: String,
-    positive: String,
+    positive: Option<String>,
     sensitive: String,
     categorical: Vec<String>,
     val_size: f64,
@@ -267,7 +267,7 @@ fn fit(
     let weights = sample_weight.map(|w| data::check_weights(&w, table.n_rows())).transpose();
     let weights = lib(weights)?;
     let features = table.header.iter().filter(|h| **h != target && **h != sensitive).cloned().collect();
-    let roles = Roles { target, positive: Some(positive), sensitive, features, categorical, bins: None };
+    let roles = Roles { target, positive, sensitive, features, categorical, bins: None };
     let observer = PyObserver::new(verbose);
     let model = py.allow_threads(|| -> fairbits::Result<FairModel> {
         let data = data::prepare_fit(table, &roles, val_size, seed, &name, weights, sensitive_bins)?;
@@ -529,7 +529,7 @@ impl Model {
                     y,
                     s,
                     n_groups: rows.n_groups,
-                    n_classes: 2,
+                    n_classes: rows.n_classes,
                     w: None,
                 };
                 let empty = rows.subset(&[]);
@@ -669,7 +669,7 @@ impl Model {
                 y: vec![0; n],
                 s,
                 n_groups: groups.groups.len(),
-                n_classes: 2,
+                n_classes: enc.target.n_classes(),
                 w: None,
             },
             groups.groups,

@@ -51,10 +51,14 @@ def test_one_group_is_refused():
         clf().fit(X, y, sensitive_features=np.full(len(y), "f"))
 
 
-def test_non_binary_y_is_refused():
+def test_continuous_or_single_class_y_and_a_multiclass_pos_label_are_refused():
     X, _, s = small_frame()
-    with pytest.raises(ValueError, match="3 class"):
-        clf().fit(X, np.arange(len(X)) % 3, sensitive_features=s)
+    with pytest.raises(ValueError, match="continuous"):
+        clf().fit(X, np.arange(len(X)) / 7.0, sensitive_features=s)
+    with pytest.raises(ValueError, match="1 class"):
+        clf().fit(X, np.zeros(len(X)), sensitive_features=s)
+    with pytest.raises(ValueError, match="binary y only"):
+        clf(pos_label=2).fit(X, np.arange(len(X)) % 3, sensitive_features=s)
 
 
 def test_missing_sensitive_features_is_refused():

@@ -105,10 +105,19 @@ pub fn binary(m: &BinaryMetrics) -> String {
         m.inference.clone()
     };
     line("inference", mode);
+    if !m.classes.is_empty() {
+        line("classes (most probable predicted; AUC macro)", m.classes.join(", "));
+    }
     line("task (higher is better): AUC", pm(m.task.auc, m.task.auc_std));
     line("  accuracy", pm(m.task.accuracy, m.task.accuracy_std));
     line("  accuracy of the majority class alone", num(m.task.majority_accuracy, 4));
     line("fairness (0 = groups treated alike): dp_gap", pm(m.fairness.dp_gap, m.fairness.dp_gap_std));
+    if !m.fairness.dp_gap_per_class.is_empty() {
+        // The gap above is the largest of these.
+        let gaps: Vec<String> =
+            m.classes.iter().zip(&m.fairness.dp_gap_per_class).map(|(c, g)| format!("{c} {}", num(*g, 4))).collect();
+        line("  dp_gap per class", gaps.join(", "));
+    }
     line("  eo_gap", pm(m.fairness.eo_gap, m.fairness.eo_gap_std));
     line("  di_ratio (1 = alike)", pm(m.fairness.di_ratio, m.fairness.di_ratio_std));
     let p = &m.probes;

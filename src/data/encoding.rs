@@ -3,7 +3,7 @@
 //! in `config.json`, so a saved model encodes new rows exactly as it was trained.
 
 use super::table::{is_missing, number_text, parse_number, sort_values, RawTable};
-use super::{Roles, MAX_CATEGORIES};
+use super::{Roles, MAX_CATEGORIES, MAX_CLASSES};
 use crate::error::{Error, Result};
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::{Deserialize, Serialize};
@@ -47,31 +47,61 @@ impl ColumnEncoder {
     }
 }
 
-/// The binary target: which raw value is positive.
+/// The target: a binary one (which raw value is positive) or one of `k >= 3` classes (the values in sorted
+/// order, `y = i` meaning `classes[i]`). A binary target keeps its `positive`/`negative` form, so a
+/// binary `config.json` reads and writes exactly as before classes existed.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct TargetEncoding {
     /// Target column.
     pub column: String,
-    /// The value mapped to 1.
+    /// Binary: the value mapped to 1 (empty for more classes).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub positive: String,
-    /// The value mapped to 0.
+    /// Binary: the value mapped to 0 (empty for more classes).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub negative: String,
+    /// Three or more classes, sorted like the groups ([`sort_values`]); empty for a binary target.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub classes: Vec<String>,
 }
 
 impl TargetEncoding {
-    /// Finds the two values; the positive one is the one asked for or the larger of the two (numerically
-    /// when both are numbers).
+    /// A binary target.
+    pub fn binary(column: &str, positive: &str, negative: &str) -> Self {
+        TargetEncoding {
+            column: column.to_string(),
+            positive: positive.to_string(),
+            negative: negative.to_string(),
+            classes: Vec::new(),
+        }
+    }
+
+    /// Finds the values. Two make a binary target whose positive value is the one asked for or the
+    /// larger of the two (numerically when both are numbers); three up to [`MAX_CLASSES`] make one class
+    /// each, in sorted order (a positive value is a binary notion and is refused there).
     pub fn fit(table: &RawTable, spec: &Roles) -> Result<Self> {
         let cells = table.column(&spec.target)?;
         let mut values: Vec<String> = distinct(cells.iter());
         sort_values(&mut values);
-        if values.len() != 2 {
+        if values.len() < 2 || values.len() > MAX_CLASSES {
             return Err(Error::TargetValues {
                 path: table.source.clone(),
                 column: spec.target.clone(),
                 count: values.len(),
                 values: preview(&values),
+                need: format!("two values (binary) up to {MAX_CLASSES} (classes)"),
             });
+        }
+        if values.len() > 2 {
+            if let Some(p) = &spec.positive {
+                return Err(Error::PositiveMulticlass {
+                    path: table.source.clone(),
+                    column: spec.target.clone(),
+                    value: p.clone(),
+                    count: values.len(),
+                });
+            }
+            return Ok(TargetEncoding { classes: values, ..Self::binary(&spec.target, "", "") });
         }
         let positive = match &spec.positive {
             Some(p) => {
@@ -87,31 +117,61 @@ impl TargetEncoding {
             }
             None => values[1].clone(),
         };
-        let negative = values.iter().find(|v| **v != positive).unwrap().clone();
-        Ok(TargetEncoding { column: spec.target.clone(), positive, negative })
+        let negative = if values[0] == positive { &values[1] } else { &values[0] };
+        Ok(Self::binary(&spec.target, &positive, negative))
     }
 
-    /// Maps every row's target to {0, 1}; a third value is an error naming the row.
+    /// Task classes: 2 for a binary target.
+    pub fn n_classes(&self) -> usize {
+        if self.classes.is_empty() {
+            2
+        } else {
+            self.classes.len()
+        }
+    }
+
+    /// The raw values in label order (`y = i` is the `i`-th): binary `[negative, positive]`.
+    pub fn labels(&self) -> Vec<String> {
+        if self.classes.is_empty() {
+            vec![self.negative.clone(), self.positive.clone()]
+        } else {
+            self.classes.clone()
+        }
+    }
+
+    /// The label of a raw value, `None` for a value the encoding does not know.
+    pub fn index(&self, value: &str) -> Option<u8> {
+        if self.classes.is_empty() {
+            (value == self.positive).then_some(1).or((value == self.negative).then_some(0))
+        } else {
+            // At most MAX_CLASSES (< 256) classes, so the position fits.
+            self.classes.iter().position(|c| c == value).map(|i| i as u8)
+        }
+    }
+
+    /// Maps every row's target to its label; a value the encoding does not know is an error naming the row.
     pub fn apply(&self, table: &RawTable) -> Result<Vec<u8>> {
         let cells = table.column(&self.column)?;
         cells
             .iter()
             .enumerate()
             .map(|(r, v)| {
-                if *v == self.positive {
-                    Ok(1)
-                } else if *v == self.negative {
-                    Ok(0)
-                } else {
-                    Err(Error::Csv {
-                        path: table.source.clone(),
-                        line: table.lines[r],
-                        message: format!(
+                self.index(v).ok_or_else(|| Error::Csv {
+                    path: table.source.clone(),
+                    line: table.lines[r],
+                    message: if self.classes.is_empty() {
+                        format!(
                             "target column '{}' has value '{v}', neither '{}' nor '{}'",
                             self.column, self.positive, self.negative
-                        ),
-                    })
-                }
+                        )
+                    } else {
+                        format!(
+                            "target column '{}' has value '{v}', not one of the classes ({})",
+                            self.column,
+                            self.classes.join(", ")
+                        )
+                    },
+                })
             })
             .collect()
     }
@@ -710,7 +770,7 @@ mod tests {
                     categories: (0..categories).map(|k| k.to_string()).collect(),
                 },
             ],
-            target: TargetEncoding { column: "y".into(), positive: "1".into(), negative: "0".into() },
+            target: TargetEncoding::binary("y", "1", "0"),
             sensitive: SensitiveEncoding { column: "s".into(), groups: vec!["a".into(), "b".into()], bins: None },
             impute: Vec::new(),
         }
@@ -811,6 +871,45 @@ mod tests {
         let text = e.size_error("f", 2000, &disk, Some(1.0e6)).unwrap().to_string();
         assert!(text.contains("the disk of /cache"), "{text}");
         assert!(e.size_error("f", usize::MAX, &disk, None).is_none(), "unknown space: not checked");
+    }
+
+    #[test]
+    fn a_target_of_three_classes_is_sorted_like_the_groups_and_saved_compatibly() {
+        let col = |cells: &[&str]| super::super::Column::from_cells(cells.iter().copied());
+        let table = |y: &[&str]| RawTable {
+            source: "t.csv".into(),
+            header: ["y", "s"].map(String::from).to_vec(),
+            columns: vec![col(y), col(&["a", "b", "a", "b", "a"][..y.len()])],
+            lines: (2..2 + y.len() as u64).collect(),
+        };
+        let roles = Roles {
+            target: "y".into(),
+            positive: None,
+            sensitive: "s".into(),
+            features: vec![],
+            categorical: vec![],
+            bins: None,
+        };
+        // Numbers sort numerically (10 after 9), as the groups do.
+        let t = TargetEncoding::fit(&table(&["10", "9", "2", "9", "10"]), &roles).unwrap();
+        assert_eq!(t.classes, ["2", "9", "10"]);
+        assert_eq!(t.n_classes(), 3);
+        assert_eq!(t.apply(&table(&["10", "9", "2", "9", "10"])).unwrap(), [2, 1, 0, 1, 2]);
+        let e = t.apply(&table(&["10", "7"])).unwrap_err().to_string();
+        assert!(e.contains("value '7', not one of the classes (2, 9, 10)"), "{e}");
+        let json = serde_json::to_string(&t).unwrap();
+        assert_eq!(json, r#"{"column":"y","classes":["2","9","10"]}"#);
+        assert_eq!(serde_json::from_str::<TargetEncoding>(&json).unwrap(), t);
+        // A binary target reads and writes as before classes existed.
+        let old = r#"{"column":"y","positive":"1","negative":"0"}"#;
+        let b: TargetEncoding = serde_json::from_str(old).unwrap();
+        assert_eq!((b.n_classes(), b.labels()), (2, vec!["0".to_string(), "1".to_string()]));
+        assert_eq!(serde_json::to_string(&b).unwrap(), old);
+        // A positive value is a binary notion; one value is no task.
+        let with_positive = Roles { positive: Some("9".into()), ..roles.clone() };
+        let e = TargetEncoding::fit(&table(&["10", "9", "2"]), &with_positive).unwrap_err().to_string();
+        assert!(e.contains("applies to a binary target only"), "{e}");
+        assert!(TargetEncoding::fit(&table(&["1", "1"]), &roles).is_err());
     }
 
     #[test]

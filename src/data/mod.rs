@@ -25,6 +25,10 @@ pub(crate) mod tabular;
 /// rows x rows wide. Such a column is refused, naming it, before anything of that width is allocated.
 pub const MAX_CATEGORIES: usize = 10_000;
 
+/// Most classes a table's target may have: labels are bytes, and a column with more distinct values is
+/// more likely a number to regress than classes to tell apart.
+pub const MAX_CLASSES: usize = 100;
+
 pub use builtin::Builtin;
 pub use cache::Floats;
 pub use encoding::{ColumnEncoder, Encoding, Place, SensitiveEncoding, TargetEncoding};

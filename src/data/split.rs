@@ -37,7 +37,9 @@ pub fn stratified(
 /// The splits of a table, the certification split included.
 pub fn splits(y: &[u8], s: &[u32], n_groups: usize, spec: &TableSpec) -> Result<Splits> {
     let mut rng = rng(spec.seed, Stream::Split);
-    let mut cells: Vec<Vec<usize>> = vec![Vec::new(); 2 * n_groups];
+    // One cell per (label, group); at least the two labels of a binary target, in the same order.
+    let classes = y.iter().max().map_or(2, |&top| (top as usize + 1).max(2));
+    let mut cells: Vec<Vec<usize>> = vec![Vec::new(); classes * n_groups];
     for i in 0..y.len() {
         cells[y[i] as usize * n_groups + s[i] as usize].push(i);
     }

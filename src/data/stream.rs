@@ -199,7 +199,7 @@ pub fn prepare(spec: &TableSpec, encoding: Option<&Encoding>) -> Result<Prepared
             y: idx.iter().map(|&i| y[i]).collect(),
             s: idx.iter().map(|&i| s[i]).collect(),
             n_groups,
-            n_classes: 2,
+            n_classes: encoding.target.n_classes(),
             w: None,
         })
     };
@@ -227,12 +227,7 @@ fn labels(
             (TargetEncoding::fit(&vt, &sc.roles)?, SensitiveEncoding::fit(&vt, &sc.roles)?)
         }
     };
-    let y_of: Vec<Option<u8>> = sc
-        .y_values
-        .names
-        .iter()
-        .map(|v| (*v == target.positive).then_some(1).or((*v == target.negative).then_some(0)))
-        .collect();
+    let y_of: Vec<Option<u8>> = sc.y_values.names.iter().map(|v| target.index(v)).collect();
     let s_of: Vec<Option<u32>> =
         sc.s_values.names.iter().map(|v| sensitive.groups.iter().position(|g| g == v).map(|i| i as u32)).collect();
     let unknown = |column: &str, value: &str, known: String| Error::UnknownValue {
@@ -242,7 +237,7 @@ fn labels(
         known,
     };
     if let Some(bad) = sc.y_values.names.iter().zip(&y_of).find(|(_, m)| m.is_none()) {
-        return Err(unknown(&target.column, bad.0, format!("{}, {}", target.negative, target.positive)));
+        return Err(unknown(&target.column, bad.0, target.labels().join(", ")));
     }
     if let Some(bad) = sc.s_values.names.iter().zip(&s_of).find(|(_, m)| m.is_none()) {
         return Err(unknown(&sensitive.column, bad.0, sensitive.groups.join(", ")));

@@ -288,7 +288,8 @@ pub fn prepare_table(
     // The text cells are no longer needed: free them before the splits are copied out.
     drop(table);
     let d = encoding.n_features();
-    let all = Dataset { n: y.len(), d, shape: vec![d], x: x.into(), y, s, n_groups, n_classes: 2, w: None };
+    let n_classes = encoding.target.n_classes();
+    let all = Dataset { n: y.len(), d, shape: vec![d], x: x.into(), y, s, n_groups, n_classes, w: None };
     let sets = [&train_idx, &val_idx, &test_idx, &certify_idx].map(|idx| all.subset(idx));
     Ok(Prepared::table(spec.name(), encoding, sets, n_dropped))
 }
@@ -429,18 +430,42 @@ pub fn labelled_rows(mut table: RawTable, encoding: &Encoding, held: &HeldOut) -
             detail: format!(": all {n_dropped} rows have a missing value in a used column"),
         });
     }
-    let mut target = encoding::TargetEncoding::fit(&table, &roles)?;
-    if held.positive.is_none() && encoding.target.positive == target.negative {
-        // Keep the model's own positive value when the new column has it (renamed columns, same values).
-        std::mem::swap(&mut target.positive, &mut target.negative);
-    }
+    let target = if encoding.target.classes.is_empty() {
+        let mut target = encoding::TargetEncoding::fit(&table, &roles)?;
+        if target.n_classes() != 2 {
+            return Err(Error::TargetValues {
+                path: table.source.clone(),
+                column: held.target.clone(),
+                count: target.n_classes(),
+                values: target.classes.join(", "),
+                need: "exactly two for a binary model".into(),
+            });
+        }
+        if held.positive.is_none() && encoding.target.positive == target.negative {
+            // Keep the model's own positive value when the new column has it (renamed columns, same values).
+            std::mem::swap(&mut target.positive, &mut target.negative);
+        }
+        target
+    } else {
+        // The model's classes, whatever the column is called: its head has one output per class.
+        if held.positive.is_some() {
+            return Err(Error::PositiveMulticlass {
+                path: table.source.clone(),
+                column: held.target.clone(),
+                value: held.positive.clone().unwrap_or_default(),
+                count: encoding.target.n_classes(),
+            });
+        }
+        encoding::TargetEncoding { column: held.target.clone(), ..encoding.target.clone() }
+    };
     let sensitive = encoding::SensitiveEncoding::fit(&table, &roles)?;
     let y = target.apply(&table)?;
     let s = sensitive.apply(&table)?;
     let x = encoding.transform(&table)?;
     let d = encoding.n_features();
     let n_groups = sensitive.groups.len();
-    let rows = Dataset { n: y.len(), d, shape: vec![d], x: x.into(), y, s, n_groups, n_classes: 2, w: None };
+    let n_classes = target.n_classes();
+    let rows = Dataset { n: y.len(), d, shape: vec![d], x: x.into(), y, s, n_groups, n_classes, w: None };
     Ok((rows, Encoding { target, sensitive, ..encoding.clone() }, n_dropped))
 }
 
@@ -548,7 +573,8 @@ pub fn prepare_fit(
     let encoding = Encoding::fit(&table, roles, &train_idx, target, sensitive, false)?;
     let x = encoding.transform(&table)?;
     let d = encoding.n_features();
-    let all = Dataset { n: y.len(), d, shape: vec![d], x: x.into(), y, s, n_groups, n_classes: 2, w: weights };
+    let n_classes = encoding.target.n_classes();
+    let all = Dataset { n: y.len(), d, shape: vec![d], x: x.into(), y, s, n_groups, n_classes, w: weights };
     // Without a validation split the training set is every row in order: moved, not copied.
     let sets = if val_idx.is_empty() {
         let empty = all.subset(&[]);

@@ -241,6 +241,11 @@ impl ValidParams {
             let why = "the preset is for tables; images take the image defaults";
             return Err(Error::param(Param::Preset, preset, why));
         }
+        if let (ModelKind::Table, Preset::Certified, 3..) = (kind, r.preset, n_classes) {
+            let why = "the preset is for binary targets (a one-bit code trained by the exact estimator of a binary \
+                       head); a target of more classes takes the preset invariant or none";
+            return Err(Error::param(Param::Preset, r.preset, why));
+        }
         let mut model = model_config(&r);
         model.n_outputs = if n_classes == 2 { 1 } else { n_classes };
         model.n_inputs = shape.iter().product();

@@ -1,6 +1,7 @@
-//! Evaluation of a binary task (tables; docs/design.md, section 5): task metrics, fairness gaps, probes,
-//! information and certificate on the test split, the metrics JSON and a readable table; and the `mi`
-//! report.
+//! Evaluation of a table's task (docs/design.md, section 5), binary or of `k >= 3` classes: task
+//! metrics, fairness gaps, probes, information and certificate on the test split, the metrics JSON and a
+//! readable table; and the `mi` report. A binary head scores `P(y = 1)`; a multi-class head (a softmax)
+//! predicts its most probable class, and its gaps are the largest over classes (below).
 
 use super::certificate::{self, CAVEAT};
 use super::metrics::{self, mean_std};
@@ -21,10 +22,10 @@ use std::time::Instant;
 /// Task metrics (mean over draws in `sample` mode, with their standard deviations).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Task {
-    /// ROC AUC of the head's probability.
+    /// ROC AUC of the head's probability (more classes: the macro one-vs-rest AUC).
     #[serde(with = "nullable")]
     pub auc: f64,
-    /// Accuracy at 0.5.
+    /// Accuracy at 0.5 (more classes: of the most probable class).
     #[serde(with = "nullable")]
     pub accuracy: f64,
     /// Std of `auc` over draws.
@@ -42,13 +43,15 @@ pub struct Task {
 /// Fairness metrics of the hard predictions.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Fairness {
-    /// Demographic-parity gap.
+    /// Demographic-parity gap (more classes: the largest over classes `c` of the selection-rate gap
+    /// `max_g P(pred = c | g) - min_g P(pred = c | g)`).
     #[serde(with = "nullable")]
     pub dp_gap: f64,
-    /// Equalised-odds gap.
+    /// Equalised-odds gap (more classes: the largest over true classes `y` and predicted classes `c` of
+    /// the gap of `P(pred = c | y, g)` between groups).
     #[serde(with = "nullable")]
     pub eo_gap: f64,
-    /// Disparate-impact ratio.
+    /// Disparate-impact ratio (more classes: the smallest over classes).
     #[serde(with = "nullable")]
     pub di_ratio: f64,
     /// Std of `dp_gap` over draws.
@@ -60,6 +63,10 @@ pub struct Fairness {
     /// Std of `di_ratio` over draws.
     #[serde(with = "nullable")]
     pub di_ratio_std: f64,
+    /// More classes: the selection-rate gap of each class (label order; mean over draws); empty for a
+    /// binary task, whose gap is `dp_gap`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dp_gap_per_class: Vec<f64>,
 }
 
 /// One probe's AUC for `s` on sampled codes and on `p`, with accuracies.
@@ -171,6 +178,9 @@ pub struct BinaryMetrics {
     pub sensitive: String,
     /// Group values (index = `s`).
     pub groups: Vec<String>,
+    /// A target of more than two classes: its values (index = label); empty for a binary target.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub classes: Vec<String>,
     /// Training rows.
     pub n_train: usize,
     /// Test rows.
@@ -228,12 +238,21 @@ fn represent_from(
         None => net.forward_features(x, Mode::Infer(inference), rng)?,
     };
     let flat = |t: &Tensor| -> Result<Vec<f64>> { Ok(t.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?) };
-    let scores: Vec<f64> = candle_nn::ops::sigmoid(&out.logits)?.to_dtype(DType::F64)?.to_vec1()?;
+    // A binary head's `P(y = 1)` per row; a multi-class head's class probabilities, row-major.
+    let scores = if out.logits.rank() == 1 {
+        candle_nn::ops::sigmoid(&out.logits)?.to_dtype(DType::F64)?.to_vec1()?
+    } else {
+        flat(&candle_nn::ops::softmax_last_dim(&out.logits.to_dtype(DType::F32)?)?)?
+    };
     Ok((scores, flat(&out.probs)?, flat(&out.code)?))
 }
 
-/// Task and fairness metrics of one set of head scores.
-fn task_and_fairness(scores: &[f64], test: &Dataset) -> [f64; 5] {
+/// Task and fairness metrics of one set of head scores: AUC, accuracy, DP, EO and DI, then (more
+/// classes) the selection-rate gap of each class.
+fn task_and_fairness(scores: &[f64], test: &Dataset) -> Vec<f64> {
+    if test.n_classes > 2 {
+        return task_and_fairness_multiclass(scores, test);
+    }
     let labels: Vec<bool> = test.y.iter().map(|&v| v == 1).collect();
     let pred: Vec<bool> = scores.iter().map(|&p| p >= 0.5).collect();
     let k = test.n_groups;
@@ -244,6 +263,43 @@ fn task_and_fairness(scores: &[f64], test: &Dataset) -> [f64; 5] {
         metrics::eo_gap(&pred, &test.y, &test.s, k),
         metrics::di_ratio(&pred, &test.s, k),
     ]
+    .to_vec()
+}
+
+/// [`task_and_fairness`] of `k >= 3` classes from the class probabilities (row-major): the prediction
+/// is the most probable class (the first among equals), and each gap is the binary one of the
+/// indicator `pred = c`, the largest (DI: the smallest) over classes.
+fn task_and_fairness_multiclass(probs: &[f64], test: &Dataset) -> Vec<f64> {
+    let (classes, groups) = (test.n_classes, test.n_groups);
+    let pred: Vec<u8> = probs
+        .chunks(classes)
+        .map(|row| row.iter().enumerate().fold(0, |best, (c, &p)| if p > row[best] { c } else { best }) as u8)
+        .collect();
+    let columns: Vec<Vec<f64>> =
+        (0..classes).map(|c| probs.iter().skip(c).step_by(classes).copied().collect()).collect();
+    let labels: Vec<u32> = test.y.iter().map(|&v| v as u32).collect();
+    let is = |c: usize| -> Vec<bool> { pred.iter().map(|&p| p as usize == c).collect() };
+    let per_class: Vec<f64> = (0..classes).map(|c| metrics::dp_gap(&is(c), &test.s, groups)).collect();
+    let eo = (0..classes)
+        .flat_map(|c| {
+            let chosen = is(c);
+            (0..classes as u8).map(move |label| (chosen.clone(), label))
+        })
+        .map(|(chosen, label)| {
+            let rates = metrics::positive_rate_by_group(&chosen, &test.s, groups, |i| test.y[i] == label);
+            metrics::max_pairwise_gap(&rates)
+        })
+        .fold(f64::NAN, f64::max);
+    let di = (0..classes).map(|c| metrics::di_ratio(&is(c), &test.s, groups)).fold(f64::NAN, f64::min);
+    let mut row = vec![
+        metrics::macro_auc(&columns, &labels),
+        metrics::accuracy(&pred, &test.y),
+        per_class.iter().copied().fold(f64::NAN, f64::max),
+        eo,
+        di,
+    ];
+    row.extend(per_class);
+    row
 }
 
 /// Information and certificate of the MI layer from `p` on a split.
@@ -372,6 +428,7 @@ pub(crate) fn evaluate(
         dataset: about.dataset.clone(),
         sensitive: about.sensitive.clone(),
         groups: about.groups.clone(),
+        classes: prepared.encoding.as_ref().map(|e| e.target.classes.clone()).unwrap_or_default(),
         n_train: prepared.train.n,
         n_test: test.n,
         n_dropped: prepared.n_dropped,
@@ -404,7 +461,7 @@ fn task_and_fairness_over_draws(
     let pre = net.prefix(&xte)?;
     let pre = pre.as_ref();
     let (prob_scores, p_test, _) = represent_from(net, &xte, pre, Inference::Prob, rng)?;
-    let mut rows: Vec<[f64; 5]> = Vec::new();
+    let mut rows: Vec<Vec<f64>> = Vec::new();
     match opts.inference {
         Inference::Sample => {
             for draw in 0..draws {
@@ -422,9 +479,18 @@ fn task_and_fairness_over_draws(
     let col = |c: usize| mean_std(&rows.iter().map(|r| r[c]).collect::<Vec<_>>());
     let ((auc, auc_std), (accuracy, accuracy_std)) = (col(0), col(1));
     let ((dp_gap, dp_gap_std), (eo_gap, eo_gap_std), (di_ratio, di_ratio_std)) = (col(2), col(3), col(4));
-    let positives = test.y.iter().filter(|&&y| y == 1).count() as f64 / test.n.max(1) as f64;
-    let task = Task { auc, accuracy, auc_std, accuracy_std, majority_accuracy: positives.max(1.0 - positives) };
-    Ok((task, Fairness { dp_gap, eo_gap, di_ratio, dp_gap_std, eo_gap_std, di_ratio_std }, p_test))
+    let majority_accuracy = if test.n_classes > 2 {
+        let mut counts = vec![0usize; test.n_classes];
+        test.y.iter().for_each(|&y| counts[y as usize] += 1);
+        *counts.iter().max().unwrap_or(&0) as f64 / test.n.max(1) as f64
+    } else {
+        let positives = test.y.iter().filter(|&&y| y == 1).count() as f64 / test.n.max(1) as f64;
+        positives.max(1.0 - positives)
+    };
+    let task = Task { auc, accuracy, auc_std, accuracy_std, majority_accuracy };
+    let dp_gap_per_class = (5..rows.first().map_or(5, Vec::len)).map(|c| col(c).0).collect();
+    let fairness = Fairness { dp_gap, eo_gap, di_ratio, dp_gap_std, eo_gap_std, di_ratio_std, dp_gap_per_class };
+    Ok((task, fairness, p_test))
 }
 
 /// The rows the probes learn on (a subsample of the probe set) and are scored on (a subsample of the
@@ -511,7 +577,7 @@ fn population_of(
         "sample"
     };
     let method = certificate::TvMethod { m_max: opts.m_max, samples: opts.mc_samples, mc_share: 0.2 };
-    certificate::population(&p, m, &rows.s, rows.n_groups, &rows.y, 2, opts.confidence, method, codes, rng)
+    certificate::population(&p, m, &rows.s, rows.n_groups, &rows.y, rows.n_classes, opts.confidence, method, codes, rng)
 }
 
 /// The `mi` subcommand's report: per-neuron and joint MI side by side (exact and Monte Carlo where the
@@ -556,11 +622,12 @@ pub fn mi_report(
             "it has no stochastic layer, so its information about s is not computable",
         ));
     }
-    if net.config().n_outputs != 1 {
+    // Tables of any classes are evaluated here; the images' evaluation is another one.
+    if net.config().n_outputs != 1 && prepared.encoding.is_none() {
         return Err(crate::Error::param(
             Param::Model,
             "an image model",
-            "the mi report covers binary tasks; an image model's information is in its metrics",
+            "the mi report covers tables; an image model's information is in its metrics",
         ));
     }
     let metrics = evaluate(net, prepared, opts, info, observer)?;

@@ -74,7 +74,7 @@ pub fn positive_rate_by_group(
 }
 
 /// Largest `|r_a - r_b|` over pairs of groups with a rate.
-fn max_pairwise_gap(rates: &[Option<f64>]) -> f64 {
+pub fn max_pairwise_gap(rates: &[Option<f64>]) -> f64 {
     let r: Vec<f64> = rates.iter().flatten().copied().collect();
     if r.len() < 2 {
         return f64::NAN;

@@ -1,7 +1,7 @@
 //! Evaluation of a trained network on held-out data (docs/design.md, section 5): one entry point,
-//! [`evaluate`], for every model. The head decides what the task metrics are: a binary head gets AUC,
-//! accuracy and the fairness gaps of its decisions ([`binary`]); a multi-class head (the images) gets
-//! accuracy on the unbiased and the biased test set ([`multiclass`]). Both measure the information the
+//! [`evaluate`], for every model. The data decide what the task metrics are: a table (binary or
+//! multi-class head) gets AUC, accuracy and the fairness gaps of its decisions ([`binary`]); the images
+//! get accuracy on the unbiased and the biased test set ([`multiclass`]). Both measure the information the
 //! representation carries about `s`, probe it, and certify it, with the tools of [`metrics`], [`probes`]
 //! and [`certificate`]. Assessment never trains the model.
 
@@ -164,7 +164,8 @@ pub fn evaluate(
     observer: &dyn Observer,
 ) -> Result<Metrics> {
     opts.validate()?;
-    if net.config().n_outputs == 1 {
+    // A table's task is evaluated as one whatever its classes; the image evaluation is about colours.
+    if net.config().n_outputs == 1 || data.encoding.is_some() {
         Ok(Metrics::Binary(Box::new(binary::evaluate(net, data, opts, run, observer)?)))
     } else {
         Ok(Metrics::Multiclass(Box::new(multiclass::evaluate(net, data, opts, run, observer)?)))

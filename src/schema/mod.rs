@@ -480,7 +480,7 @@ parameters! {
         SensitiveBins sensitive_bins: Option<usize> = (None),
             check(|v: &Option<usize>| v.is_none_or(|k| (2..=20).contains(&k)), "in 2..=20"), group Data,
             cli "sensitive-bins", py "sensitive_bins";
-        /// The target value counted as positive (default: the larger of the two).
+        /// A binary target's value counted as positive (default: the larger of the two; a target of more classes has none).
         Positive positive: Option<String> = (None), group Data, cli "positive", py "pos_label";
         /// Columns to one-hot encode although they hold numbers.
         Categorical categorical: Vec<String> = (vec![]), group Data, cli "categorical", py "categorical_features";

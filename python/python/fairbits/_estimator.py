@@ -106,8 +106,8 @@ _DOC_HEAD = """A binary classifier whose hidden representation carries (almost) 
 _DOC_TAIL = """
     Attributes
     ----------
-    classes_ : ndarray of shape (2,)
-        The classes, negative then positive.
+    classes_ : ndarray of shape (n_classes,)
+        The classes: binary, negative then positive; more classes, sorted (``predict_proba``'s columns).
     n_features_in_ : int
         Number of feature columns seen in ``fit``.
     feature_names_in_ : ndarray of str
@@ -331,7 +331,8 @@ class FairRepresentationClassifier(ClassifierMixin, TransformerMixin, BaseEstima
         X : data frame or array-like of shape (n_samples, n_features)
             Numeric and text/categorical columns; missing values are an error naming the column and row.
         y : array-like of shape (n_samples,)
-            Exactly two classes.
+            Two classes, or up to 100 (a softmax head; with the default preset, ``certified``, which is
+            binary, they train with ``invariant``).
         sensitive_features : array-like, Series, data frame, or column name(s) of X
             The groups; several columns form intersectional groups. Columns of X named here are not used
             as features. Absent: the constructor's ``sensitive_features`` (column names, or positions of an
@@ -384,14 +385,18 @@ class FairRepresentationClassifier(ClassifierMixin, TransformerMixin, BaseEstima
                 raise ValueError(f"y has a missing value ({y_arr[missing[0]]!r}) at row {missing[0]}")
         # np.unique's sort, on the distinct values only (an object array would be sorted cell by cell).
         classes = np.unique(np.asarray(list(dict.fromkeys(y_arr.tolist())), dtype=y_arr.dtype))
-        if len(classes) != 2:
-            kind = "multiclass" if len(classes) > 2 else "a single class"
-            if y_arr.dtype.kind == "f" and len(classes) > 2 and not np.all(y_arr == np.round(y_arr)):
-                raise ValueError(f"Unknown label type: y is continuous ({len(classes)} values); binarise it first")
+        if len(classes) < 2:
             raise ValueError(
-                f"Only binary classification is supported. The type of the target is {kind}: y has "
-                f"{len(classes)} class(es)" + (f" ({', '.join(map(str, classes[:10]))})" if len(classes) else "")
+                f"Classification needs at least two classes: y has {len(classes)} class(es)"
+                + (f" ({', '.join(map(str, classes[:10]))})" if len(classes) else "")
             )
+        if y_arr.dtype.kind == "f" and len(classes) > 2 and not np.all(y_arr == np.round(y_arr)):
+            raise ValueError(f"Unknown label type: y is continuous ({len(classes)} values); binarise it first")
+        if len(classes) > 2 and self.pos_label is not None:
+            raise ValueError(f"pos_label={self.pos_label!r} applies to a binary y only; y has {len(classes)} classes")
+        if len(classes) > 2 and self.preset == _schema.python_default(_schema.PARAMS["preset"]):
+            # The default preset is binary (one bit); more classes are fair by default with the invariant one.
+            params = _schema.model_texts({**self.get_params(deep=False), "random_state": seed, "preset": "invariant"})
         if self.pos_label is not None:
             if self.pos_label not in classes:
                 raise ValueError(f"pos_label={self.pos_label!r} is not a class of y ({list(classes)})")
@@ -409,13 +414,17 @@ class FairRepresentationClassifier(ClassifierMixin, TransformerMixin, BaseEstima
         unknown = [c for c in (self.categorical_features or []) if c not in feature_names]
         if unknown:
             raise ValueError(f"categorical_features: {unknown} are not columns of X ({feature_names})")
-        _, y_text = one_column(target_name, y_arr)
+        if len(classes) > 2:
+            # The core sorts numbers numerically: the class indices as text keep the order of classes_.
+            y_text = [str(i) for i in np.searchsorted(classes, y_arr)]
+        else:
+            _, y_text = one_column(target_name, y_arr)
         _, s_text = one_column(sensitive_name, groups)
         model = _native.fit(
             params,
             cols + [(target_name, y_text), (sensitive_name, s_text)],
             target_name,
-            str(classes[1]),
+            str(classes[1]) if len(classes) == 2 else None,
             sensitive_name,
             categorical,
             val_size,
@@ -519,7 +528,7 @@ class FairRepresentationClassifier(ClassifierMixin, TransformerMixin, BaseEstima
         tags.input_tags.string = True
         tags.input_tags.categorical = True
         tags.input_tags.sparse = True  # scipy sparse X: numeric columns (_columns.from_sparse)
-        tags.classifier_tags.multi_class = False
+        tags.classifier_tags.multi_class = True
         tags.non_deterministic = False
         # Codes are float32 whatever the input's type.
         tags.transformer_tags.preserves_dtype = []
@@ -576,7 +585,7 @@ class FairRepresentationClassifier(ClassifierMixin, TransformerMixin, BaseEstima
 
         Returns
         -------
-        ndarray of shape (n_samples, 2)
+        ndarray of shape (n_samples, n_classes)
 
         Notes
         -----
@@ -596,8 +605,12 @@ class FairRepresentationClassifier(ClassifierMixin, TransformerMixin, BaseEstima
         return p.astype(np.float64)
 
     def decision_function(self, X: Any) -> np.ndarray:
-        """Log-odds of the positive class (monotone in ``predict_proba(X)[:, 1]``)."""
-        p = np.clip(self.predict_proba(X)[:, 1], 1e-7, 1 - 1e-7)
+        """Log-odds of the positive class (monotone in ``predict_proba(X)[:, 1]``); more classes: the
+        log-probability of each, shape ``(n_samples, n_classes)``."""
+        proba = self.predict_proba(X)
+        if proba.shape[1] > 2:
+            return np.log(np.clip(proba, 1e-7, 1.0))
+        p = np.clip(proba[:, 1], 1e-7, 1 - 1e-7)
         return np.log(p) - np.log1p(-p)
 
     def predict(self, X: Any) -> np.ndarray:
@@ -625,6 +638,15 @@ class FairRepresentationClassifier(ClassifierMixin, TransformerMixin, BaseEstima
             raise ValueError(f"y has {len(y_arr)} rows but X has {n}")
         t = self._column_name(str(getattr(y, "name", None) or self._target_name), taken)
         s = self._column_name(", ".join(s_names), taken + [t])
+        if len(self.classes_) > 2:
+            # Label i is classes_[i]; the core knows it by its own text (fit: the index; the command line:
+            # the value).
+            texts = json.loads(self.model_.config_json())["encoding"]["target"]["classes"]
+            index = {c: texts[i] for i, c in enumerate(self.classes_.tolist())}
+            unknown = [v for v in y_arr.tolist() if v not in index]
+            if unknown:
+                raise ValueError(f"y has {unknown[0]!r}, not a class of the model ({list(self.classes_)})")
+            return cols + [(t, [index[v] for v in y_arr.tolist()]), one_column(s, groups)], t, s
         return cols + [one_column(t, y_arr), one_column(s, groups)], t, s
 
     def evaluate(
@@ -781,7 +803,7 @@ class FairRepresentationClassifier(ClassifierMixin, TransformerMixin, BaseEstima
         if enc is None:  # an image model: classes are the class indices
             est._set_fitted(model, np.arange(max(2, m["n_outputs"])), [], False, ["colour"], "digit")
             return est
-        classes = [enc["target"]["negative"], enc["target"]["positive"]]
+        classes = enc["target"].get("classes") or [enc["target"]["negative"], enc["target"]["positive"]]
         try:
             as_num = [float(c) for c in classes]
             classes_arr = np.asarray([int(v) if v.is_integer() else v for v in as_num])
