@@ -30,7 +30,6 @@ fuzz_target!(|bytes: &[u8]| {
             categorical: vec![],
             drop: vec![],
             delimiter: None,
-            sensitive_bins: None,
         },
         test_size: 0.3,
         val_size: 0.2,
