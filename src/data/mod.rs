@@ -291,7 +291,7 @@ pub fn check_fingerprint(spec: &DataSpec, saved: Option<&DataFile>) -> Result<()
             path: path.clone(),
             reason: format!(
                 "the model was trained on this file{}, which is no longer there: restore it to rebuild the \
-                 model's own split, or evaluate on held-out rows with --csv FILE --target COL --sensitive COL",
+                 model's own split",
                 saved.map_or(String::new(), |f| format!(" (sha256 {})", &f.sha256[..12]))
             ),
         });

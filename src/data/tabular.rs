@@ -165,9 +165,9 @@ pub struct Roles {
 fn in_memory(name: &str) -> Error {
     Error::DataMoved {
         path: name.into(),
-        reason: "the model was trained on rows held in memory (Python), which cannot be read again: evaluate it \
-                 on held-out rows given with --csv FILE --target COL --sensitive COL"
-            .into(),
+        // The way out (held-out rows with their target and sensitive columns) is the error's hint, named as
+        // the caller names them.
+        reason: "the model was trained on rows held in memory (Python), which cannot be read again".into(),
     }
 }
 
