@@ -67,3 +67,12 @@ pub fn rng(seed: u64, stream: Stream) -> ChaCha8Rng {
     r.set_stream(stream.id());
     r
 }
+
+/// A seed derived from `seed` and `k` (SplitMix64's finaliser over their combination): the streams of a
+/// restarted training run, unrelated to the first start's and to any other seed's first start.
+pub fn derive(seed: u64, k: u64) -> u64 {
+    let mut z = seed ^ k.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}

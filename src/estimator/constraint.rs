@@ -441,6 +441,18 @@ fn population_of(
     )
 }
 
+/// The widest spread of a code neuron's `p` over rows below which the code counts as constant.
+pub const CONSTANT_SPREAD: f64 = 0.02;
+
+/// Whether a code is the same on every row: every neuron's `p` (row-major `n x m`) within
+/// [`CONSTANT_SPREAD`]. Such a code meets any certified bound trivially and carries nothing about the rows.
+pub fn is_constant_code(p: &[f64], m: usize) -> bool {
+    (0..m).all(|j| {
+        let (lo, hi) = p.iter().skip(j).step_by(m.max(1)).fold((1f64, 0f64), |(l, h), &v| (l.min(v), h.max(v)));
+        hi - lo < CONSTANT_SPREAD
+    })
+}
+
 /// Every candidate scored on the selection rows alone: its accuracy, the bound predicted for the final
 /// rows (of `n_final` rows, their groups sized as the selection rows' shares: not even the final rows'
 /// groups are read before the order is fixed), its own certificate there, and whether its code is constant.
@@ -462,10 +474,7 @@ fn score_candidates<C: Candidate>(
     let mut scores = Vec::with_capacity(k);
     for (i, c) in candidates.iter().enumerate() {
         let (p, m) = c.code_probs(select)?;
-        let constant = (0..m).all(|j| {
-            let (lo, hi) = p.iter().skip(j).step_by(m.max(1)).fold((1f64, 0f64), |(l, h), &v| (l.min(v), h.max(v)));
-            hi - lo < 0.02
-        });
+        let constant = is_constant_code(&p, m);
         let mut rng = ChaCha8Rng::seed_from_u64(opts.seed ^ 0x5e1ec7);
         let k_groups = select.n_groups;
         let (predicted_bound, tv_plugin) = match constraint {

@@ -44,9 +44,47 @@ impl FairModel {
         observer: &dyn Observer,
     ) -> Result<(FairModel, TrainReport)> {
         let device = default_device()?;
-        let net = Net::new(&config.model, &device, &mut rng(config.train.seed, Stream::Init))?;
-        let report = train::fit(&net, &data.train, data.val.as_ref(), &config.train, ckpt, observer)?;
-        Ok((FairModel { net, config, report: Some(report.clone()), search: None }, report))
+        // A resumed run continues the start its checkpoint belongs to.
+        let first = match ckpt.filter(|c| c.resume) {
+            Some(c) => c.saved_attempt()?,
+            None => 0,
+        };
+        let mut train_cfg = config.train.clone();
+        for attempt in first..=train::COLLAPSE_RESTARTS {
+            train_cfg.attempt = attempt;
+            let net = Net::new(&config.model, &device, &mut rng(train_cfg.stream_seed(), Stream::Init))?;
+            let ckpt = ckpt.map(|c| Checkpointing { resume: c.resume && attempt == first, ..c.clone() });
+            let report = train::fit(&net, &data.train, data.val.as_ref(), &train_cfg, ckpt.as_ref(), observer)?;
+            let model = FairModel { net, config: config.clone(), report: Some(report.clone()), search: None };
+            if !model.code_collapsed(&data.train)? {
+                return Ok((model, report));
+            }
+            if attempt == train::COLLAPSE_RESTARTS {
+                tracing::warn!(
+                    restarts = attempt,
+                    "the code is the same on every training row (collapsed) after every restart: it carries \
+                     nothing, and predicts one class; the penalty's weight (gamma) is likely too large"
+                );
+                return Ok((model, report));
+            }
+            tracing::warn!(attempt, "the code collapsed to a constant: training again from a fresh start");
+        }
+        unreachable!("the loop returns on its last attempt")
+    }
+
+    /// Whether the code is the same on every row (every code neuron's `p` within
+    /// [`constraint::CONSTANT_SPREAD`] on up to 20,000 rows spread evenly over `rows`; docs/design.md,
+    /// section 1c). Models without a stochastic layer never collapse in this sense.
+    fn code_collapsed(&self, rows: &Dataset) -> Result<bool> {
+        if !self.config.model.is_stochastic() || rows.n == 0 {
+            return Ok(false);
+        }
+        let step = rows.n.div_ceil(20_000);
+        let some: Vec<usize> = (0..rows.n).step_by(step).collect();
+        let x = rows.batch(&some, self.net.device())?;
+        let out = self.net.forward_features(&self.net.features(&x)?, Mode::Infer(Inference::Prob), &mut rng(0, Stream::Eval))?;
+        let p: Vec<f64> = out.code.flatten_all()?.to_vec1::<f32>()?.into_iter().map(f64::from).collect();
+        Ok(constraint::is_constant_code(&p, self.code_width()))
     }
 
     /// A saved model directory.

@@ -180,6 +180,7 @@ fn train_config(r: &Resolved) -> TrainConfig {
         warmup_epochs: r.warmup_epochs,
         backend: r.backend,
         seed: r.seed,
+        attempt: 0,
     }
 }
 
@@ -323,7 +324,7 @@ impl ValidParams {
         if let Some(found) = self.search(data, spec)? {
             let model = found.model_if_met()?;
             let report = model.report().cloned();
-            let empty = TrainReport { epochs: 0, best_epoch: 0, train_seconds: 0.0, history: Vec::new() };
+            let empty = TrainReport { epochs: 0, best_epoch: 0, train_seconds: 0.0, history: Vec::new(), restarts: 0 };
             return Ok((model, report.unwrap_or(empty)));
         }
         FairModel::train(self.resolve(data, spec)?, data, ckpt, observer)

@@ -35,6 +35,9 @@ pub(crate) struct CheckpointState {
     pub best: Option<(f64, usize)>,
     pub elapsed_seconds: f64,
     pub tensors: String,
+    /// The start the state belongs to (a restart after a collapsed code has streams of its own).
+    #[serde(default)]
+    pub attempt: u32,
 }
 
 impl Checkpointing {
@@ -61,6 +64,11 @@ impl Checkpointing {
             }
         }
         Ok(())
+    }
+
+    /// The start (attempt) the saved state belongs to: a resumed run continues that start.
+    pub(crate) fn saved_attempt(&self) -> Result<u32> {
+        Ok(if self.has_state() { self.load()?.0.attempt } else { 0 })
     }
 
     /// Whether a state has been saved (a run killed before its first checkpoint has none).
@@ -122,7 +130,7 @@ pub(crate) fn restore(c: &Checkpointing, run: &mut Run<'_>) -> Result<()> {
     // The bank is rebuilt from the checkpoint's weights rather than restored with stale rows.
     if matches!(run.regulariser, Regulariser::Bank { .. }) {
         let cfg = run.cfg;
-        run.regulariser = Regulariser::new(&cfg.penalty, cfg.gamma, run.net, run.data, cfg.seed)?;
+        run.regulariser = Regulariser::new(&cfg.penalty, cfg.gamma, run.net, run.data, cfg.stream_seed())?;
     }
     Ok(())
 }
@@ -151,6 +159,7 @@ pub(crate) fn save(c: &Checkpointing, run: &Run<'_>, epoch: usize, elapsed: f64)
         best: run.best.as_ref().map(|(l, e, _)| (*l, *e)),
         elapsed_seconds: elapsed,
         tensors: format!("checkpoint-{epoch}.safetensors"),
+        attempt: run.cfg.attempt,
     };
     c.save(&state, tensors)
 }

@@ -77,6 +77,10 @@ pub struct TrainConfig {
     pub backend: Backend,
     /// Seed of initialisation, batch order and samples.
     pub seed: u64,
+    /// Which start this is (0: the first; a restart after a collapsed code is 1, 2, ...): it selects the
+    /// random streams ([`TrainConfig::stream_seed`]). Not saved: the same configuration restarts the same way.
+    #[serde(skip)]
+    pub attempt: u32,
 }
 
 fn as_text<S: Serializer>(p: &PenaltySpec, s: S) -> std::result::Result<S::Ok, S::Error> {
@@ -122,6 +126,15 @@ impl TrainConfig {
         }
     }
 
+    /// The seed of this start's streams (initialisation, batch order, samples): the run's seed on the
+    /// first start, a seed derived from it and the attempt on a restart.
+    pub fn stream_seed(&self) -> u64 {
+        match self.attempt {
+            0 => self.seed,
+            a => crate::rng::derive(self.seed, a as u64),
+        }
+    }
+
     /// Gamma in a 1-based epoch: ramped linearly over the warm-up epochs, then constant.
     pub fn gamma_at(&self, epoch: usize) -> f64 {
         if self.warmup_epochs == 0 {
@@ -155,6 +168,10 @@ pub struct EpochStats {
     pub val_loss: Option<f64>,
 }
 
+/// How many times training starts again, on streams of their own, when it ends with a collapsed code (the
+/// same on every row; docs/design.md, section 1c). A run that does not collapse never restarts.
+pub const COLLAPSE_RESTARTS: u32 = 2;
+
 /// The outcome of training.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct TrainReport {
@@ -166,6 +183,9 @@ pub struct TrainReport {
     pub train_seconds: f64,
     /// Per-epoch statistics.
     pub history: Vec<EpochStats>,
+    /// Restarts after a collapsed code (section 1c of docs/design.md): 0 when the first start held.
+    #[serde(default)]
+    pub restarts: u32,
 }
 
 /// Trains `net` in place on `data`; with `val`, keeps the weights of the best validation epoch and stops
@@ -201,7 +221,8 @@ pub fn fit(
     }
     let best_epoch = run.keep_best()?;
     let (epochs, history) = (run.history.len(), run.history);
-    Ok(TrainReport { epochs, best_epoch, train_seconds: run.prior_seconds + start.elapsed().as_secs_f64(), history })
+    let train_seconds = run.prior_seconds + start.elapsed().as_secs_f64();
+    Ok(TrainReport { epochs, best_epoch, train_seconds, history, restarts: cfg.attempt })
 }
 
 /// The state of a training run that a checkpoint saves: the network, the optimiser, the batch order and
@@ -229,7 +250,7 @@ pub(crate) struct Run<'a> {
 
 impl<'a> Run<'a> {
     fn new(net: &'a Net, data: &'a Dataset, cfg: &'a TrainConfig) -> Result<Self> {
-        let regulariser = Regulariser::new(&cfg.penalty, cfg.gamma, net, data, cfg.seed)?;
+        let regulariser = Regulariser::new(&cfg.penalty, cfg.gamma, net, data, cfg.stream_seed())?;
         let mut vars = net.vars();
         vars.extend(regulariser.vars());
         let opt = Adam::new(vars, cfg.lr, cfg.weight_decay)?;
@@ -241,8 +262,8 @@ impl<'a> Run<'a> {
             regulariser,
             opt,
             vars,
-            order_rng: rng(cfg.seed, Stream::Batches),
-            noise_rng: rng(cfg.seed, Stream::Noise),
+            order_rng: rng(cfg.stream_seed(), Stream::Batches),
+            noise_rng: rng(cfg.stream_seed(), Stream::Noise),
             order: (0..data.n as u32).collect(),
             sampler: data.w.as_deref().and_then(WeightedRows::new),
             history: Vec::with_capacity(cfg.epochs),
@@ -459,7 +480,7 @@ fn candle_batch(run: &mut Run<'_>, rows: &[usize], gamma: f64, sums: &mut Sums) 
 /// compared on the same noise (the task loss alone for adversarial and full-precision training; the
 /// penalty on the whole split, whatever the training estimate).
 fn validation_loss(net: &Net, v: &Dataset, cfg: &TrainConfig) -> Result<f64> {
-    let mut r = rng(cfg.seed, Stream::Validation);
+    let mut r = rng(cfg.stream_seed(), Stream::Validation);
     let out = net.forward_features(&net.features_of(v)?, Mode::Infer(Inference::Sample), &mut r)?;
     let ce = task_loss(&out.logits, &v.y)?;
     if cfg.penalty.kind == PenaltyKind::Adversarial || !net.config().is_stochastic() {
