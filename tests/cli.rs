@@ -408,7 +408,8 @@ fn one_bit_on_adult(gamma: &str, seed: &str) -> (std::process::Output, Value) {
         "train --dataset adult --hidden 64,1 --estimator exact --penalty tv --temperature 10 --lr 2e-3 \
          --epochs 80 --warmup-epochs 20 --batch-size 128 --gamma {gamma} --seed {seed} --threads 1 --json --out m"
     );
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_fairbits")).current_dir(&d).args(words(&line)).output().unwrap();
+    let o =
+        std::process::Command::new(env!("CARGO_BIN_EXE_fairbits")).current_dir(&d).args(words(&line)).output().unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     let m = serde_json::from_str(&stdout(&o)).unwrap();
     (o, m)

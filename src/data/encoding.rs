@@ -675,12 +675,35 @@ pub enum Place {
     },
 }
 
-/// Memory this machine can still give (`MemAvailable` of `/proc/meminfo`), when known.
+/// Memory this process can still get, when known: the machine's `MemAvailable` (`/proc/meminfo`), or less
+/// when the process's control group has a limit (a Slurm job's or a container's: cgroup v2 `memory.max`
+/// less `memory.current`), which `MemAvailable` does not see.
 pub(crate) fn available_memory() -> Option<f64> {
     let text = std::fs::read_to_string("/proc/meminfo").ok()?;
     let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
     let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024.0)
+    let machine = kb * 1024.0;
+    Some(cgroup_headroom().map_or(machine, |h| h.min(machine)))
+}
+
+/// The limit less the usage of this process's memory cgroup, when it has a limit: cgroup v2
+/// (`memory.max`, `memory.current`) or v1 (`memory.limit_in_bytes`, `memory.usage_in_bytes`; a v1 group
+/// without a limit reports a number near 2^63).
+fn cgroup_headroom() -> Option<f64> {
+    let groups = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let root = std::path::Path::new("/sys/fs/cgroup");
+    let (dir, max_file, current_file) = match groups.lines().find_map(|l| l.split_once(":memory:").map(|(_, p)| p)) {
+        Some(v1) => {
+            (root.join("memory").join(v1.trim_start_matches('/')), "memory.limit_in_bytes", "memory.usage_in_bytes")
+        }
+        None => {
+            let v2 = groups.lines().find_map(|l| l.strip_prefix("0::"))?;
+            (root.join(v2.trim_start_matches('/')), "memory.max", "memory.current")
+        }
+    };
+    let read = |name: &str| -> Option<f64> { std::fs::read_to_string(dir.join(name)).ok()?.trim().parse().ok() };
+    let max = read(max_file).filter(|&m| m < 1e18)?; // v2's "max" does not parse; v1's "no limit" is ~9.2e18
+    Some((max - read(current_file)?).max(0.0))
 }
 
 /// Bytes an unprivileged process may still write on the file system of `dir`, when known.

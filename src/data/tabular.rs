@@ -2,6 +2,7 @@
 //! the training split -> [`Prepared`] (docs/design.md, section 6).
 
 use super::builtin::Builtin;
+use super::columnar;
 use super::encoding::{self, Encoding};
 use super::table::{Duplicates, RawTable};
 use super::{split, Dataset, Prepared};
@@ -239,7 +240,7 @@ pub fn prepare(spec: &TableSpec, encoding: Option<&Encoding>) -> Result<Prepared
     if let Source::Memory { name } = &spec.source {
         return Err(in_memory(name));
     }
-    if spec.stream {
+    if spec.stream || too_big_for_memory(spec)? {
         return super::stream::prepare(spec, encoding);
     }
     spec.validate()?;
@@ -247,6 +248,41 @@ pub fn prepare(spec: &TableSpec, encoding: Option<&Encoding>) -> Result<Prepared
     let (table, tspec) = load_table(spec)?;
     crate::files::pause_point("encoding");
     prepare_table(table, &tspec, spec, encoding)
+}
+
+/// Whether a columnar file that was not asked to stream should: the in-memory estimate
+/// ([`columnar::in_memory_estimate`]) exceeds half the memory available (the other half for training and
+/// evaluation), and the options are ones streaming supports (no imputation, no binned sensitive column).
+/// Streaming gives the same encoders, splits and metrics (`tests/columnar.rs`), so the choice changes only
+/// the memory a run needs; it is logged.
+fn too_big_for_memory(spec: &TableSpec) -> Result<bool> {
+    let Source::Csv { path, sensitive_bins, .. } = &spec.source else { return Ok(false) };
+    let Some(format) = columnar::Format::of(path) else { return Ok(false) };
+    if spec.missing == Missing::Impute || sensitive_bins.is_some() {
+        return Ok(false);
+    }
+    let (Ok(estimate), Some(available)) = (columnar::in_memory_estimate(path, format), encoding::available_memory())
+    else {
+        // An unreadable footer is reported by the reader, with its own message.
+        return Ok(false);
+    };
+    let stream = streams_at(estimate, available);
+    if stream {
+        let gb = |b: f64| format!("{:.1} GB", b / 1e9);
+        tracing::info!(
+            "{}: read whole it would take about {}, and {} is available: it is read in passes and trained \
+             from a cache on disk (out of core), with the same results",
+            path.display(),
+            gb(estimate),
+            gb(available)
+        );
+    }
+    Ok(stream)
+}
+
+/// The rule of [`too_big_for_memory`]: more than half of what is available.
+fn streams_at(estimate: f64, available: f64) -> bool {
+    estimate > 0.5 * available
 }
 
 /// [`prepare`] on a table already read (the split and options from `spec`, the roles from `tspec`).
@@ -583,4 +619,52 @@ pub fn prepare_fit(
         [&train_idx[..], &val_idx, &[], &[]].map(|idx| all.subset(idx))
     };
     Ok(Prepared::table(name.to_string(), encoding, sets, 0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::{Float32Array, Int32Array, RecordBatch};
+    use std::sync::Arc;
+
+    #[test]
+    fn a_columnar_file_streams_when_its_estimate_exceeds_half_the_memory_available() {
+        assert!(!streams_at(1.0e9, 4.0e9));
+        assert!(!streams_at(2.0e9, 4.0e9));
+        assert!(streams_at(2.1e9, 4.0e9));
+    }
+
+    #[test]
+    fn the_in_memory_estimate_counts_a_parquet_files_cells_from_its_footer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rows.parquet");
+        let n = 1234;
+        let batch = RecordBatch::try_from_iter([
+            ("x", Arc::new(Float32Array::from((0..n).map(|i| i as f32).collect::<Vec<_>>())) as _),
+            ("s", Arc::new(Int32Array::from((0..n).map(|i| i % 2).collect::<Vec<_>>())) as _),
+            ("y", Arc::new(Int32Array::from((0..n).map(|i| i % 3 % 2).collect::<Vec<_>>())) as _),
+        ])
+        .unwrap();
+        let mut w =
+            parquet::arrow::ArrowWriter::try_new(std::fs::File::create(&path).unwrap(), batch.schema(), None).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+        let estimate = columnar::in_memory_estimate(&path, columnar::Format::Parquet).unwrap();
+        assert_eq!(estimate, (n * 3) as f64 * columnar::BYTES_PER_CELL_IN_MEMORY);
+        // A small file is read whole: nothing streams below half of any machine's memory.
+        let spec = TableSpec {
+            source: Source::Csv {
+                path: path.clone(),
+                target: "y".into(),
+                sensitive: "s".into(),
+                sensitive_bins: None,
+                positive: None,
+                categorical: vec![],
+                drop: vec![],
+                delimiter: None,
+            },
+            ..TableSpec::builtin(Builtin::Adult, 0)
+        };
+        assert!(!too_big_for_memory(&spec).unwrap());
+    }
 }

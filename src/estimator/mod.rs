@@ -82,7 +82,11 @@ impl FairModel {
         let step = rows.n.div_ceil(20_000);
         let some: Vec<usize> = (0..rows.n).step_by(step).collect();
         let x = rows.batch(&some, self.net.device())?;
-        let out = self.net.forward_features(&self.net.features(&x)?, Mode::Infer(Inference::Prob), &mut rng(0, Stream::Eval))?;
+        let out = self.net.forward_features(
+            &self.net.features(&x)?,
+            Mode::Infer(Inference::Prob),
+            &mut rng(0, Stream::Eval),
+        )?;
         let p: Vec<f64> = out.code.flatten_all()?.to_vec1::<f32>()?.into_iter().map(f64::from).collect();
         Ok(constraint::is_constant_code(&p, self.code_width()))
     }
