@@ -1,5 +1,5 @@
-//! Tables larger than memory (`--stream`): a Parquet or Arrow IPC file is read in batches, four times, and
-//! never held whole. Pass 1 finds the rows with a missing used cell, the target and group of every other
+//! Tables larger than memory (`--stream`, or chosen by the memory estimate): a CSV, Parquet or Arrow IPC
+//! file is read in batches, four times, and never held whole. Pass 1 finds the rows with a missing used cell, the target and group of every other
 //! row, and how many cells of each feature are numbers; the splits follow. Pass 2 sums the numeric
 //! features and collects the categories of the text ones over the training rows, pass 3 the numeric
 //! features' squared deviations; pass 4 encodes every kept row into the binary cache file of its split
@@ -11,6 +11,7 @@
 use super::cache::{CacheWriter, Floats};
 use super::columnar::{self, Format};
 use super::encoding::{ColumnEncoder, Encoding, Place, SensitiveEncoding, TargetEncoding};
+use super::table::Duplicates;
 use super::table::{is_missing, parse_number, Column, RawTable};
 use super::tabular::{check_group_sizes, file_roles, Missing, Roles, Source, TableSpec};
 use super::{split, Dataset, Prepared, MAX_CATEGORIES};
@@ -59,12 +60,33 @@ struct Scan {
     numeric_cells: Vec<usize>,
 }
 
-fn file_of(spec: &TableSpec) -> Result<(&Path, Format)> {
-    let Source::Csv { path, sensitive_bins, .. } = &spec.source else {
+/// How a streamed file is read, batch by batch.
+#[derive(Clone, Copy)]
+enum Input {
+    /// Parquet or Arrow IPC ([`columnar::for_each_batch`]).
+    Columnar(Format),
+    /// CSV, with its separator ([`RawTable::csv_batches`]).
+    Csv(Option<char>),
+}
+
+/// Rows of a CSV batch: the columnar readers' batch size.
+const CSV_BATCH_ROWS: usize = 65_536;
+
+impl Input {
+    fn for_each_batch(self, path: &Path, f: impl FnMut(RawTable) -> Result<()>) -> Result<()> {
+        match self {
+            Input::Columnar(format) => columnar::for_each_batch(path, format, f),
+            Input::Csv(delimiter) => RawTable::csv_batches(path, Duplicates::Reject, delimiter, CSV_BATCH_ROWS, f),
+        }
+    }
+}
+
+fn file_of(spec: &TableSpec) -> Result<(&Path, Input)> {
+    let Source::Csv { path, sensitive_bins, delimiter, .. } = &spec.source else {
         return Err(Error::param(
             Param::Stream,
             spec.name(),
-            "streaming reads a Parquet or Arrow IPC file, not shipped data",
+            "streaming reads a table file (CSV, Parquet or Arrow IPC), not shipped data",
         ));
     };
     if let Some(k) = sensitive_bins {
@@ -72,24 +94,17 @@ fn file_of(spec: &TableSpec) -> Result<(&Path, Format)> {
                    the file in memory";
         return Err(Error::param(Param::SensitiveBins, k, why));
     }
-    let format = Format::of(path).ok_or_else(|| {
-        Error::param(
-            Param::Stream,
-            path.display(),
-            "streaming reads Parquet (.parquet) or Arrow IPC (.arrow) files, not CSV",
-        )
-    })?;
-    Ok((path, format))
+    Ok((path, Format::of(path).map_or(Input::Csv(*delimiter), Input::Columnar)))
 }
 
-fn scan(spec: &TableSpec, path: &Path, format: Format) -> Result<Scan> {
+fn scan(spec: &TableSpec, path: &Path, input: Input) -> Result<Scan> {
     if spec.missing == Missing::Impute {
         let why = "not with streaming: a column's median needs its training values in memory (impute before \
                    streaming, or drop the rows)";
         return Err(Error::param(Param::Missing, "impute", why));
     }
     let mut scan: Option<Scan> = None;
-    columnar::for_each_batch(path, format, |t| {
+    input.for_each_batch(path, |t| {
         let s = match scan.as_mut() {
             Some(s) => s,
             None => {
@@ -153,12 +168,12 @@ fn kept_rows(t: &mut RawTable, keep: &[bool], first_row: usize) {
     t.retain_rows(&k);
 }
 
-/// Loads, filters, splits and encodes a Parquet or Arrow IPC file in passes, the inputs going to cache files
+/// Loads, filters, splits and encodes a CSV, Parquet or Arrow IPC file in passes, the inputs going to cache files
 /// under the system's temporary directory; with `encoding` (a saved model) its encoders are applied.
 pub fn prepare(spec: &TableSpec, encoding: Option<&Encoding>) -> Result<Prepared> {
     spec.validate()?;
-    let (path, format) = file_of(spec)?;
-    let mut sc = scan(spec, path, format)?;
+    let (path, input) = file_of(spec)?;
+    let mut sc = scan(spec, path, input)?;
     let kept = sc.keep.iter().filter(|k| **k).count();
     let n_dropped = sc.keep.len() - kept;
     if kept == 0 {
@@ -181,12 +196,12 @@ pub fn prepare(spec: &TableSpec, encoding: Option<&Encoding>) -> Result<Prepared
     }
     let encoding = match encoding {
         Some(e) => e.clone(),
-        None => fit_encoders(path, format, &sc.roles, &sc.numeric_cells, kept, &sc.keep, &part, target, sensitive)?,
+        None => fit_encoders(path, input, &sc.roles, &sc.numeric_cells, kept, &sc.keep, &part, target, sensitive)?,
     };
     let d = encoding.n_features();
     // The cache files hold every kept row's inputs: refused before the disk fills.
     encoding.check_size(&sc.source, kept, Place::Disk { dir: std::env::temp_dir() })?;
-    let mut files = write_caches(path, format, &sc, &encoding, &part)?.into_iter();
+    let mut files = write_caches(path, input, &sc, &encoding, &part)?.into_iter();
     let mut set = |idx: &[usize]| -> Result<Dataset> {
         Ok(Dataset {
             x: files.next().ok_or_else(|| Error::Io {
@@ -249,7 +264,7 @@ fn labels(
 }
 
 /// Pass 4: every kept row encoded into the cache file of its split (train, val, test, certify).
-fn write_caches(path: &Path, format: Format, sc: &Scan, encoding: &Encoding, part: &[Part]) -> Result<Vec<Floats>> {
+fn write_caches(path: &Path, input: Input, sc: &Scan, encoding: &Encoding, part: &[Part]) -> Result<Vec<Floats>> {
     let d = encoding.n_features();
     let dir = std::env::temp_dir();
     // Train, val, test, certify.
@@ -257,7 +272,7 @@ fn write_caches(path: &Path, format: Format, sc: &Scan, encoding: &Encoding, par
     let mut writers = writers?;
     let mut unseen: HashMap<String, usize> = HashMap::new();
     let (mut first_row, mut k, mut batches) = (0usize, 0usize, 0usize);
-    columnar::for_each_batch(path, format, |mut t| {
+    input.for_each_batch(path, |mut t| {
         let n = t.n_rows();
         kept_rows(&mut t, &sc.keep, first_row);
         first_row += n;
@@ -288,7 +303,7 @@ fn write_caches(path: &Path, format: Format, sc: &Scan, encoding: &Encoding, par
 #[allow(clippy::too_many_arguments)]
 fn fit_encoders(
     path: &Path,
-    format: Format,
+    input: Input,
     roles: &Roles,
     numeric_cells: &[usize],
     kept: usize,
@@ -311,7 +326,7 @@ fn fit_encoders(
     let mut squares = vec![0f64; numeric.len()];
     for pass in 0..2 {
         let (mut first_row, mut k) = (0usize, 0usize);
-        columnar::for_each_batch(path, format, |mut t| {
+        input.for_each_batch(path, |mut t| {
             let n = t.n_rows();
             kept_rows(&mut t, keep, first_row);
             first_row += n;

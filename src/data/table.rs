@@ -51,6 +51,10 @@ impl<R: Read> Read for CountingReader<R> {
 /// Cells that mean "missing". A row with a missing cell in a used column is dropped and counted.
 pub const MISSING_TOKENS: &[&str] = &["", "?", "NA", "N/A", "NaN", "nan", "null", "NULL"];
 
+fn not_a_file(path: &std::path::Path) -> Error {
+    Error::Io { path: path.to_path_buf(), source: std::io::Error::other("a directory, not a table file") }
+}
+
 /// True when a cell counts as missing.
 pub fn is_missing(cell: &str) -> bool {
     // Every token is at most 4 bytes: a longer cell is settled by its length.
@@ -266,6 +270,24 @@ impl RawTable {
         duplicates: Duplicates,
         delimiter: Option<char>,
     ) -> Result<Self> {
+        let mut whole = None;
+        Self::read_batches(reader, source, duplicates, delimiter, usize::MAX, |t| {
+            whole = Some(t);
+            Ok(())
+        })?;
+        Ok(whole.expect("the last batch is always passed on"))
+    }
+
+    /// [`RawTable::read_with`] in batches of `batch_rows` records: `f` gets each batch as a table of its own
+    /// (the header, the cells, the rows' line numbers in the file), the last one always, even when empty.
+    pub fn read_batches<R: Read>(
+        reader: R,
+        source: &str,
+        duplicates: Duplicates,
+        delimiter: Option<char>,
+        batch_rows: usize,
+        mut f: impl FnMut(RawTable) -> Result<()>,
+    ) -> Result<()> {
         let sep = delimiter.unwrap_or(',');
         if !sep.is_ascii() {
             return Err(Error::param(Param::Delimiter, sep, "must be one ASCII character"));
@@ -327,7 +349,16 @@ impl RawTable {
         let mut columns = vec![Column::default(); header.len()];
         let mut lines = Vec::new();
         let mut rec = csv::StringRecord::new();
+        let batch = |columns: &mut Vec<Column>, lines: &mut Vec<u64>| RawTable {
+            source: source.to_string(),
+            header: header.clone(),
+            columns: std::mem::replace(columns, vec![Column::default(); header.len()]),
+            lines: std::mem::take(lines),
+        };
         loop {
+            if lines.len() == batch_rows {
+                f(batch(&mut columns, &mut lines))?;
+            }
             match rdr.read_record(&mut rec) {
                 Ok(false) => break,
                 Ok(true) => {
@@ -350,7 +381,7 @@ impl RawTable {
                 Err(e) => return Err(csv_err(e)),
             }
         }
-        Ok(RawTable { source: source.to_string(), header, columns, lines })
+        f(batch(&mut columns, &mut lines))
     }
 
     /// Reads a CSV file from disk.
@@ -361,21 +392,40 @@ impl RawTable {
     /// Reads a CSV file with a field separator (a name ending in `.gz` is decompressed on the way), or a
     /// Parquet or Arrow IPC file by its extension ([`super::columnar`]).
     pub fn from_path_with(path: &std::path::Path, duplicates: Duplicates, delimiter: Option<char>) -> Result<Self> {
-        if path.is_dir() {
-            let source = std::io::Error::other("a directory, not a table file");
-            return Err(Error::Io { path: path.to_path_buf(), source });
-        }
         if let Some(format) = super::columnar::Format::of(path) {
+            if path.is_dir() {
+                return Err(not_a_file(path));
+            }
             return super::columnar::read(path, format);
+        }
+        let mut whole = None;
+        Self::csv_batches(path, duplicates, delimiter, usize::MAX, |t| {
+            whole = Some(t);
+            Ok(())
+        })?;
+        Ok(whole.expect("the last batch is always passed on"))
+    }
+
+    /// A CSV file (`.gz` decompressed on the way) in batches of `batch_rows` records
+    /// ([`RawTable::read_batches`]): how a CSV file is streamed.
+    pub fn csv_batches(
+        path: &std::path::Path,
+        duplicates: Duplicates,
+        delimiter: Option<char>,
+        batch_rows: usize,
+        f: impl FnMut(RawTable) -> Result<()>,
+    ) -> Result<()> {
+        if path.is_dir() {
+            return Err(not_a_file(path));
         }
         let file = std::fs::File::open(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
         let reader = std::io::BufReader::with_capacity(1 << 20, file);
         let source = path.display().to_string();
         if path.extension().is_some_and(|e| e == "gz") {
             let unzipped = std::io::BufReader::with_capacity(1 << 20, flate2::read::MultiGzDecoder::new(reader));
-            return Self::read_with(unzipped, &source, duplicates, delimiter);
+            return Self::read_batches(unzipped, &source, duplicates, delimiter, batch_rows, f);
         }
-        Self::read_with(reader, &source, duplicates, delimiter)
+        Self::read_batches(reader, &source, duplicates, delimiter, batch_rows, f)
     }
 
     /// A table from columns of cells held in memory (a data frame): a message's "line" is the 0-based row

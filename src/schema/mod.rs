@@ -498,7 +498,7 @@ parameters! {
         /// Also feed the sensitive attribute to the network.
         IncludeSensitive include_sensitive: bool = (false), group Data, cli "include-sensitive",
             py "include_sensitive", config "data.include_sensitive";
-        /// Read a Parquet or Arrow IPC file in passes and train from a mapped cache (data larger than memory; without it, a file estimated at more than half the available memory streams anyway).
+        /// Read the table file in passes and train from a mapped cache (data larger than memory; without it, a file estimated at more than half the available memory streams anyway).
         Stream stream: bool = (false), group Data, cli "stream";
         /// Rows with a missing feature value: drop them, refuse them (an error naming the cell), or impute the training rows' median (numbers) or most frequent value (text), with an indicator input.
         Missing missing: crate::data::Missing = (crate::data::Missing::Drop), group Data, cli "missing";
