@@ -1,6 +1,8 @@
-//! Parquet and Arrow IPC files as tables: read batch by batch with the arrow crates, every value formatted
-//! into the same text cells a CSV would hold, so the typing rules (a column more than half numbers is
-//! numeric), the missing-value rules (a null is an empty cell) and the error messages are the CSV's. In
+//! Parquet and Arrow IPC files as tables: read batch by batch with the arrow crates. A column of numbers
+//! stays numbers ([`Column::from_numbers`]: no text unless something reads a cell as text); every other
+//! value is formatted into the text cell a CSV would hold, so the typing rules (a column more than half
+//! numbers is numeric), the missing-value rules (a null is an empty cell) and the error messages are the
+//! CSV's. In
 //! messages a columnar file's "line N" is its N-th row (1-based).
 
 use super::table::{Column, RawTable};
@@ -114,6 +116,33 @@ pub fn in_memory_estimate(path: &Path, format: Format) -> Result<f64> {
     Ok(cells * BYTES_PER_CELL_IN_MEMORY)
 }
 
+/// A column of whole numbers or floats as `f64` values (a null is NaN, a missing cell), without text:
+/// integers and `Float64` are the values their shortest text parses to, so the same as reading that text;
+/// a `Float32` is widened exactly (as numpy widens it), which can differ in the last bits from parsing its
+/// shortest `f32` text as an `f64`. `None` for any other type (text, booleans, dates: read as text).
+fn numbers_of(array: &dyn Array) -> Option<Vec<f64>> {
+    use arrow_schema::DataType as T;
+    let numeric = matches!(
+        array.data_type(),
+        T::Int8
+            | T::Int16
+            | T::Int32
+            | T::Int64
+            | T::UInt8
+            | T::UInt16
+            | T::UInt32
+            | T::UInt64
+            | T::Float32
+            | T::Float64
+    );
+    if !numeric {
+        return None;
+    }
+    let wide = arrow_cast::cast(array, &T::Float64).ok()?;
+    let floats = wide.as_any().downcast_ref::<arrow_array::Float64Array>()?;
+    Some(floats.iter().map(|v| v.unwrap_or(f64::NAN)).collect())
+}
+
 /// A batch as a table of text cells, its rows numbered from `first_line`.
 fn convert(path: &Path, batch: &RecordBatch, first_line: u64) -> Result<RawTable> {
     let header = batch.schema().fields().iter().map(|f| f.name().clone()).collect::<Vec<_>>();
@@ -140,6 +169,10 @@ fn convert(path: &Path, batch: &RecordBatch, first_line: u64) -> Result<RawTable
     let mut cell = String::new();
     let mut columns = Vec::with_capacity(header.len());
     for (c, array) in batch.columns().iter().enumerate() {
+        if let Some(column) = numbers_of(array.as_ref()).and_then(Column::from_numbers) {
+            columns.push(column);
+            continue;
+        }
         let formatter = ArrayFormatter::try_new(array.as_ref(), &options).map_err(|e| bad(path, e))?;
         let mut column = Column::default();
         for r in 0..array.len() {
@@ -157,4 +190,24 @@ fn convert(path: &Path, batch: &RecordBatch, first_line: u64) -> Result<RawTable
     }
     let lines = (first_line..first_line + batch.num_rows() as u64).collect();
     Ok(RawTable { source, header, columns, lines })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::numbers_of;
+    use arrow_array::{BooleanArray, Float32Array, Int64Array, StringArray};
+
+    #[test]
+    fn numeric_columns_cross_as_numbers_and_the_rest_as_text() {
+        let f = numbers_of(&Float32Array::from(vec![Some(0.1f32), None])).unwrap();
+        assert_eq!(f[0], 0.1f32 as f64); // widened exactly, not 0.1 as an f64
+        assert!(f[1].is_nan());
+        let big = 9_007_199_254_740_993i64; // 2^53 + 1: rounds as its text would parse
+        assert_eq!(
+            numbers_of(&Int64Array::from(vec![-3, big])).unwrap(),
+            vec![-3.0, "9007199254740993".parse().unwrap()]
+        );
+        assert!(numbers_of(&StringArray::from(vec!["1"])).is_none());
+        assert!(numbers_of(&BooleanArray::from(vec![true])).is_none());
+    }
 }

@@ -98,9 +98,13 @@ impl Column {
     /// when read as text. `None` when their texts could pass the 4 GiB a column holds (over 178 million
     /// numbers of the longest text, 24 bytes): such a column is pushed as text, which fails cleanly.
     pub fn from_numbers(values: Vec<f64>) -> Option<Self> {
+        Self::numbers_fit(values.len()).then(|| Column { numbers: Some(values), ..Column::default() })
+    }
+
+    /// Whether the texts of `n` numbers surely fit in the 4 GiB a column holds.
+    fn numbers_fit(n: usize) -> bool {
         const LONGEST: usize = 24; // "-1.2345678901234567e-308"
-        (values.len().saturating_mul(LONGEST) <= u32::MAX as usize)
-            .then(|| Column { numbers: Some(values), ..Column::default() })
+        n.saturating_mul(LONGEST) <= u32::MAX as usize
     }
 
     /// The numbers of a column made by [`Column::from_numbers`].
@@ -199,6 +203,14 @@ impl Column {
 
     /// Appends another column's cells; `false` when the column would pass 4 GiB of text.
     pub fn extend(&mut self, other: &Column) -> bool {
+        // Numbers after numbers stay numbers (a columnar file read batch by batch).
+        if let (Some(a), Some(b)) = (self.numbers.as_mut(), other.numbers.as_ref()) {
+            if Self::numbers_fit(a.len() + b.len()) {
+                a.extend_from_slice(b);
+                self.written = std::sync::OnceLock::new();
+                return true;
+            }
+        }
         self.make_text();
         let other = other.texts();
         let base = self.text.len();
@@ -531,6 +543,21 @@ mod tests {
 
     fn read(s: &str) -> Result<RawTable> {
         RawTable::read(s.as_bytes(), "t.csv", Duplicates::Reject)
+    }
+
+    #[test]
+    fn numbers_appended_to_numbers_stay_numbers() {
+        let mut a = Column::from_numbers(vec![1.5, f64::NAN]).unwrap();
+        let _ = a.get(0); // texts written once...
+        assert!(a.extend(&Column::from_numbers(vec![3.0]).unwrap()));
+        let v = a.numbers().expect("still a column of numbers");
+        assert_eq!((v.len(), v[0], v[2]), (3, 1.5, 3.0));
+        assert!(a.missing(1) && !a.missing(2));
+        assert_eq!((a.get(0), a.get(2)), ("1.5", "3")); // ...and again after the append
+        let mut t = Column::from_cells(["x"]);
+        assert!(t.extend(&Column::from_numbers(vec![2.0]).unwrap()));
+        assert!(t.numbers().is_none());
+        assert_eq!(t.get(1), "2");
     }
 
     #[test]
