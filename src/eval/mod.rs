@@ -10,11 +10,13 @@ pub mod certificate;
 pub mod metrics;
 pub(crate) mod multiclass;
 pub mod probes;
+pub mod regression;
 
 pub use binary::{
     information, mi_report, population, BinaryMetrics, Certificate, Fairness, Information, MiReport, ProbeResult,
     Probes, Task, Timing,
 };
+pub use regression::Regression;
 pub use multiclass::{ColourProbes, ImageInformation, ImageMetrics, ImageRun, ImageTask};
 
 use crate::data::Prepared;
