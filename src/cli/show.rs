@@ -129,8 +129,12 @@ pub fn binary(m: &BinaryMetrics) -> String {
         line("fairness (0 = groups treated alike): dp_gap", pm(m.fairness.dp_gap, m.fairness.dp_gap_std));
         if !m.fairness.dp_gap_per_class.is_empty() {
             // The gap above is the largest of these.
-            let gaps: Vec<String> =
-                m.classes.iter().zip(&m.fairness.dp_gap_per_class).map(|(c, g)| format!("{c} {}", num(*g, 4))).collect();
+            let gaps: Vec<String> = m
+                .classes
+                .iter()
+                .zip(&m.fairness.dp_gap_per_class)
+                .map(|(c, g)| format!("{c} {}", num(*g, 4)))
+                .collect();
             line("  dp_gap per class", gaps.join(", "));
         }
         line("  eo_gap", pm(m.fairness.eo_gap, m.fairness.eo_gap_std));

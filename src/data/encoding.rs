@@ -925,6 +925,7 @@ mod tests {
             features: vec!["a".into(), "b".into()],
             categorical,
             bins: None,
+            task: Default::default(),
         };
         let rows: Vec<usize> = (0..n).filter(|i| i % 3 != 0).collect();
         for categorical in [vec![], vec!["b".to_string()]] {
@@ -998,6 +999,7 @@ mod tests {
             features: vec![],
             categorical: vec![],
             bins: None,
+            task: Default::default(),
         };
         // Numbers sort numerically (10 after 9), as the groups do.
         let t = TargetEncoding::fit(&table(&["10", "9", "2", "9", "10"]), &roles).unwrap();
@@ -1046,6 +1048,7 @@ mod tests {
             features: ["a", "c", "k"].map(String::from).to_vec(),
             categorical: vec![],
             bins: None,
+            task: Default::default(),
         };
         let (t, s) = (TargetEncoding::fit(&table, &roles).unwrap(), SensitiveEncoding::fit(&table, &roles).unwrap());
         let train: Vec<usize> = (0..6).collect();
@@ -1099,6 +1102,7 @@ mod tests {
             features: vec!["id".into()],
             categorical: vec![],
             bins: None,
+            task: Default::default(),
         };
         let (t, s) = (TargetEncoding::fit(&table, &roles).unwrap(), SensitiveEncoding::fit(&table, &roles).unwrap());
         let all: Vec<usize> = (0..n).collect();

@@ -158,10 +158,10 @@ fn kept_rows(t: &mut RawTable, keep: &[bool], first_row: usize) {
 pub fn prepare(spec: &TableSpec, encoding: Option<&Encoding>) -> Result<Prepared> {
     spec.validate()?;
     // The passes read the target's values as labels; a regression target is read whole (in memory).
-    let regression = encoding.map_or(
-        matches!(spec.source, super::Source::Csv { task: super::Task::Regression, .. }),
-        |e| e.target.regression.is_some(),
-    );
+    let regression = encoding
+        .map_or(matches!(spec.source, super::Source::Csv { task: super::Task::Regression, .. }), |e| {
+            e.target.regression.is_some()
+        });
     if regression {
         let why = "streamed training reads labels; a regression target is read with the table in memory";
         return Err(Error::param(crate::schema::Param::Stream, true, why));

@@ -5,10 +5,10 @@
 
 use super::certificate::{self, CAVEAT};
 use super::metrics::{self, mean_std};
-use super::regression::{self, Regression};
-use crate::data::Scale;
 use super::probes::{self, ProbeScore, Repr};
+use super::regression::{self, Regression};
 use super::{nullable, EvalOptions, RunInfo};
+use crate::data::Scale;
 use crate::data::{Dataset, Prepared};
 use crate::error::Result;
 use crate::model::{Inference, Mode, Net, Prefix};

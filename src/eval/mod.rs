@@ -16,8 +16,8 @@ pub use binary::{
     information, mi_report, population, BinaryMetrics, Certificate, Fairness, Information, MiReport, ProbeResult,
     Probes, Task, Timing,
 };
-pub use regression::Regression;
 pub use multiclass::{ColourProbes, ImageInformation, ImageMetrics, ImageRun, ImageTask};
+pub use regression::Regression;
 
 use crate::data::Prepared;
 use crate::error::Result;

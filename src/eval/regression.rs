@@ -60,7 +60,8 @@ pub fn scores(pred: &[f64], truth: &[f64], s: &[u32], n_groups: usize) -> Vec<f6
     let gap = if present.len() < 2 {
         f64::NAN
     } else {
-        present.iter().copied().fold(f64::NEG_INFINITY, f64::max) - present.iter().copied().fold(f64::INFINITY, f64::min)
+        present.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+            - present.iter().copied().fold(f64::INFINITY, f64::min)
     };
     let mut row = vec![(sse / n).sqrt(), r2, mae, gap];
     row.extend(by_group);
@@ -86,7 +87,18 @@ pub fn summarise(rows: &[Vec<f64>], truth: &[f64], scale: &Scale) -> Regression 
     let mean_by_group = (4..groups).map(|c| Some(col(c).0).filter(|v| !v.is_nan())).collect();
     let n = truth.len().max(1) as f64;
     let rmse_of_training_mean = (truth.iter().map(|t| (t - scale.mean).powi(2)).sum::<f64>() / n).sqrt();
-    Regression { rmse, r2, mae, mean_gap, mean_by_group, rmse_std, r2_std, mae_std, mean_gap_std, rmse_of_training_mean }
+    Regression {
+        rmse,
+        r2,
+        mae,
+        mean_gap,
+        mean_by_group,
+        rmse_std,
+        r2_std,
+        mae_std,
+        mean_gap_std,
+        rmse_of_training_mean,
+    }
 }
 
 #[cfg(test)]

@@ -619,6 +619,7 @@ mod tests {
                     estimator: Estimator::Exact,
                     activation,
                     n_outputs: 1,
+                    regression: false,
                     conv: None,
                 };
                 cfg.validate().unwrap();
@@ -763,6 +764,7 @@ mod tests {
                                 estimator,
                                 activation,
                                 n_outputs: 1,
+                                regression: false,
                                 conv: None,
                             };
                             let net = Net::new(&cfg, &Device::Cpu, &mut ChaCha8Rng::seed_from_u64(cases)).unwrap();
