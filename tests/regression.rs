@@ -101,6 +101,10 @@ fn a_regression_beats_the_mean_and_eval_agrees_with_predict() {
     let gap = (group_mean("m") - group_mean("f")).abs();
     let (rmse_here, r2_here) = ((sse / n).sqrt(), 1.0 - sse / sst);
     assert!(r2_here > 0.6, "held-out r2 {r2_here}");
+    // A number has no decision threshold.
+    let o = fairbits(d, &words("predict --model m --input held.csv --threshold 0.3 --output t.csv"));
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("--threshold"), "{}", stderr(&o));
 
     let o = fairbits(
         d,

@@ -1024,6 +1024,49 @@ mod tests {
     }
 
     #[test]
+    fn a_regression_target_is_scaled_on_the_training_rows_and_saved() {
+        let col = |cells: &[&str]| super::super::Column::from_cells(cells.iter().copied());
+        let table = |y: &[&str]| RawTable {
+            source: "t.csv".into(),
+            header: ["y", "s"].map(String::from).to_vec(),
+            columns: vec![col(y), col(&["a", "b", "a", "b", "a"][..y.len()])],
+            lines: (2..2 + y.len() as u64).collect(),
+        };
+        let roles = Roles {
+            target: "y".into(),
+            positive: None,
+            sensitive: "s".into(),
+            features: vec![],
+            categorical: vec![],
+            bins: None,
+            task: super::super::Task::Regression,
+        };
+        let t = table(&["1", "2", "3", "10", "4"]);
+        let fitted = TargetEncoding::fit(&t, &roles).unwrap();
+        // The halves cut at the median of every row (3): labels, not classes.
+        assert_eq!(fitted.apply(&t).unwrap(), [0, 0, 0, 1, 1]);
+        assert_eq!(fitted.n_classes(), 2);
+        // Training rows 0, 1, 3: mean 13 / 3, population std sqrt(((1-m)^2 + (2-m)^2 + (10-m)^2) / 3).
+        let scaled = fitted.scaled_on(&t, &[0, 1, 3]).unwrap();
+        let scale = scaled.regression.unwrap();
+        let m = 13.0 / 3.0;
+        let sd = (((1.0f64 - m).powi(2) + (2.0 - m).powi(2) + (10.0 - m).powi(2)) / 3.0).sqrt();
+        assert!((scale.mean - m).abs() < 1e-12 && (scale.std - sd).abs() < 1e-12, "{scale:?}");
+        let z = scaled.values(&t).unwrap().unwrap();
+        assert!((z[3] as f64 - (10.0 - m) / sd).abs() < 1e-6);
+        assert!((scale.unscale(z[3] as f64) - 10.0).abs() < 1e-5);
+        // Saved and read back; a classifier's target has no values.
+        let json = serde_json::to_string(&scaled).unwrap();
+        assert!(json.starts_with(r#"{"column":"y","regression":{"mean":"#), "{json}");
+        assert_eq!(serde_json::from_str::<TargetEncoding>(&json).unwrap(), scaled);
+        assert!(TargetEncoding::binary("y", "1", "0").values(&t).unwrap().is_none());
+        // A cell that is not a number is named; one value is nothing to regress on.
+        let e = TargetEncoding::fit(&table(&["1", "x", "3"]), &roles).unwrap_err().to_string();
+        assert!(e.contains("line 3") && e.contains("'x', not a finite number"), "{e}");
+        assert!(TargetEncoding::fit(&table(&["2", "2", "2.0"]), &roles).is_err());
+    }
+
+    #[test]
     fn imputation_fills_the_training_median_and_most_frequent_value_with_indicators() {
         // Rows 0-5 train, 6-7 not. `a`: present training values 1, 2, 10, 4 (median 3; row 3 missing);
         // `c`: training values b, a, b, a, x (a and b tie: the first in sorted order, a; row 2 missing);
