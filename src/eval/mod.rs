@@ -1,6 +1,7 @@
 //! Evaluation of a trained network on held-out data (docs/design.md, section 5): one entry point,
 //! [`evaluate`], for every model. The data decide what the task metrics are: a table (binary or
-//! multi-class head) gets AUC, accuracy and the fairness gaps of its decisions ([`binary`]); the images
+//! multi-class head) gets AUC, accuracy and the fairness gaps of its decisions ([`binary`]), a regression
+//! head RMSE, R^2, MAE and the gap in mean prediction instead ([`regression`]); the images
 //! get accuracy on the unbiased and the biased test set ([`multiclass`]). Both measure the information the
 //! representation carries about `s`, probe it, and certify it, with the tools of [`metrics`], [`probes`]
 //! and [`certificate`]. Assessment never trains the model.
