@@ -162,6 +162,11 @@ fn apply(c: PredictCmd, encode: bool) -> Result<(), Failure> {
     let (draws, threshold) = (g.value(Param::Draws, default::draws)?, g.value(Param::Threshold, default::threshold)?);
     let (inference, seed) = (g.value(Param::Inference, default::inference)?, g.value(Param::Seed, default::seed)?);
     let model = FairModel::load(&dir)?;
+    if model.regression().is_some() && !encode && g.has(Param::Threshold) {
+        // A flag is never ignored: a regression model's prediction is a number, not a decision.
+        let why = "the model regresses on a number: its prediction has no decision threshold";
+        return Err(Error::param(Param::Threshold, threshold, why).into());
+    }
     let id: Option<String> = g.get(Param::Id)?;
     let input = Input::new(input_path.as_deref(), split.as_deref(), id.as_deref(), g.get(Param::Delimiter)?)?;
     let rows = output::rows(&model, &input)?;

@@ -190,6 +190,11 @@ pub fn apply(model: &FairModel, rows: Rows, what: Apply, inference: Inference, s
                 classes: Vec::new(),
             }
         }
+        Apply::Predict { draws, .. } if model.regression().is_some() => {
+            // A regression model's one column: the prediction in the target's units.
+            let values = model.predict_values(&x, inference, draws, seed)?.iter().map(|&v| v as f32).collect();
+            Table { lead, values, width: 1, names: vec!["prediction".into()], binary: false, classes: Vec::new() }
+        }
         Apply::Predict { draws, threshold } => {
             let classes = model.net().config().n_classes();
             let probs = model.predict_proba(&x, inference, draws, seed)?;

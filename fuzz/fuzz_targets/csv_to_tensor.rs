@@ -19,6 +19,7 @@ fuzz_target!(|bytes: &[u8]| {
         features: table.header[..n - 2].to_vec(),
         categorical: vec![],
         bins: None,
+        task: Default::default(),
     };
     let spec = TableSpec {
         source: Source::Csv {
@@ -30,6 +31,7 @@ fuzz_target!(|bytes: &[u8]| {
             categorical: vec![],
             drop: vec![],
             delimiter: None,
+            task: Default::default(),
         },
         test_size: 0.3,
         val_size: 0.2,

@@ -13,7 +13,9 @@ use fairbits::rng::{rng, Stream};
 use fairbits::schema::check;
 use fairbits::store::ModelKind;
 use fairbits::{Error, ErrorKind, Param, SCHEMA};
-use numpy::{IntoPyArray, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArrayDyn, PyUntypedArrayMethods};
+use numpy::{
+    IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArrayDyn, PyUntypedArrayMethods,
+};
 use pyo3::exceptions::{
     PyFileExistsError, PyFileNotFoundError, PyKeyboardInterrupt, PyOSError, PyRuntimeError, PyValueError,
 };
@@ -244,7 +246,7 @@ struct Model {
 /// Trains a table model on named columns with a target and a sensitive column among them.
 #[pyfunction]
 #[allow(clippy::too_many_arguments)]
-#[pyo3(signature = (params, columns, target, positive, sensitive, categorical, val_size, name, verbose, sample_weight=None, sensitive_bins=None))]
+#[pyo3(signature = (params, columns, target, positive, sensitive, categorical, val_size, name, verbose, sample_weight=None, sensitive_bins=None, task=None))]
 fn fit(
     py: Python<'_>,
     params: Vec<(String, String)>,
@@ -258,8 +260,11 @@ fn fit(
     verbose: bool,
     sample_weight: Option<Vec<f64>>,
     sensitive_bins: Option<usize>,
+    task: Option<String>,
 ) -> PyResult2<Model> {
     lib(check::sensitive_bins(&sensitive_bins))?;
+    // The estimator's class says the task: a regressor passes "regression" (docs/design.md, section 5c).
+    let task: data::Task = lib(task.as_deref().unwrap_or("classification").parse())?;
     let valid = lib(self::params(&params)?.check())?;
     lib(check::val_size(&val_size))?;
     let seed = valid.seed();
@@ -267,7 +272,7 @@ fn fit(
     let weights = sample_weight.map(|w| data::check_weights(&w, table.n_rows())).transpose();
     let weights = lib(weights)?;
     let features = table.header.iter().filter(|h| **h != target && **h != sensitive).cloned().collect();
-    let roles = Roles { target, positive, sensitive, features, categorical, bins: None };
+    let roles = Roles { target, positive, sensitive, features, categorical, bins: None, task };
     let observer = PyObserver::new(verbose);
     let model = py.allow_threads(|| -> fairbits::Result<FairModel> {
         let data = data::prepare_fit(table, &roles, val_size, seed, &name, weights, sensitive_bins)?;
@@ -488,6 +493,27 @@ impl Model {
         Ok((self.proba_x(py, &x, inference, draws)?, warnings))
     }
 
+    /// A regression model's predictions `[n]` (in the target's units) of table rows given as columns,
+    /// and the warnings.
+    fn predict_values<'py>(
+        &self,
+        py: Python<'py>,
+        columns: Vec<(String, Col<'py>)>,
+        inference: &str,
+        draws: usize,
+    ) -> PyResult2<(Bound<'py, PyArray1<f64>>, Vec<String>)> {
+        let (x, warnings) = self.inputs(columns)?;
+        let inference: Inference = lib(inference.parse())?;
+        let seed = self.seed();
+        let v = lib(py.allow_threads(|| self.inner.predict_values(&x, inference, draws, seed)))?;
+        Ok((v.into_pyarray(py), warnings))
+    }
+
+    /// True for a regression model.
+    fn is_regression(&self) -> bool {
+        self.inner.regression().is_some()
+    }
+
     /// Class probabilities of images `x` (`[n, 3, h, w]`, checked against the model's images).
     fn predict_proba_array<'py>(
         &self,
@@ -520,6 +546,7 @@ impl Model {
                 used.extend([target, sensitive]);
                 lib(data::require_complete(&t, &used))?;
                 let (x, y, s) = (lib(enc.transform(&t))?, lib(enc.target.apply(&t))?, lib(enc.sensitive.apply(&t))?);
+                let targets = lib(enc.target.values(&t))?;
                 let d = enc.n_features();
                 let train = Dataset {
                     n: y.len(),
@@ -531,6 +558,7 @@ impl Model {
                     n_groups: rows.n_groups,
                     n_classes: rows.n_classes,
                     w: None,
+                    t: targets,
                 };
                 let empty = rows.subset(&[]);
                 Prepared::table(self.name(), enc, [train, empty.clone(), rows, empty], 0)
@@ -648,6 +676,7 @@ impl Model {
             features: vec![],
             categorical: vec![],
             bins,
+            task: data::Task::Classification,
         };
         let groups = lib(data::SensitiveEncoding::fit(&t, &roles))?;
         let s = lib(groups.apply(&t))?;
@@ -671,6 +700,7 @@ impl Model {
                 n_groups: groups.groups.len(),
                 n_classes: enc.target.n_classes(),
                 w: None,
+                t: None,
             },
             groups.groups,
         ))
@@ -712,6 +742,7 @@ fn sweep_settings(settings: &str) -> PyResult2<(DataSpec, experiments::Axes, fai
                 categorical: get(&v, "categorical")?.unwrap_or_default(),
                 drop: get(&v, "drop")?.unwrap_or_default(),
                 delimiter: None,
+                task: Default::default(),
             };
             DataSpec::Table(TableSpec { source, ..TableSpec::builtin(data::Builtin::Adult, seed) })
         }

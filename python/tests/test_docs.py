@@ -10,13 +10,16 @@ import pytest
 import fairbits
 import fairbits._estimator
 import fairbits._pipeline
+import fairbits._regressor
 import fairbits.sweep
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 
 
-@pytest.mark.parametrize("module", [fairbits, fairbits._estimator, fairbits._pipeline, fairbits.sweep])
+@pytest.mark.parametrize(
+    "module", [fairbits, fairbits._estimator, fairbits._pipeline, fairbits._regressor, fairbits.sweep]
+)
 def test_docstring_examples(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0

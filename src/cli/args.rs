@@ -304,7 +304,10 @@ impl<S> Given<S> {
         let dataset: Option<String> = self.get(Param::Dataset)?;
         if let Some(Ok(images)) = dataset.as_ref().map(|d| d.parse::<ImageDataset>()) {
             let what = "an image dataset (its sensitive attribute is the colour)";
-            self.refuse(&[Param::TestSize, Param::ValSize, Param::Sensitive, Param::Delimiter, Param::Input], what)?;
+            self.refuse(
+                &[Param::TestSize, Param::ValSize, Param::Sensitive, Param::Delimiter, Param::Input, Param::Task],
+                what,
+            )?;
             let rho = self.value(Param::Rho, default::rho)?;
             let spec = ImageSpec {
                 mnist_dir: self.get(Param::MnistDir)?,
@@ -317,7 +320,15 @@ impl<S> Given<S> {
             let builtin: Builtin = name.parse()?;
             let what = "a shipped dataset (its columns are fixed; see data/README.md)";
             self.refuse(
-                &[Param::Input, Param::Target, Param::Positive, Param::Categorical, Param::Drop, Param::Delimiter],
+                &[
+                    Param::Input,
+                    Param::Target,
+                    Param::Positive,
+                    Param::Categorical,
+                    Param::Drop,
+                    Param::Delimiter,
+                    Param::Task,
+                ],
                 what,
             )?;
             let source = Source::Builtin { name: builtin, sensitive: self.get(Param::Sensitive)? };
@@ -338,6 +349,7 @@ impl<S> Given<S> {
             categorical: self.value(Param::Categorical, default::categorical)?,
             drop: self.value(Param::Drop, default::drop)?,
             delimiter: self.get(Param::Delimiter)?,
+            task: self.value(Param::Task, default::task)?,
         };
         self.table(source, seed).map(DataSpec::Table)
     }

@@ -108,18 +108,38 @@ pub fn binary(m: &BinaryMetrics) -> String {
     if !m.classes.is_empty() {
         line("classes (most probable predicted; AUC macro)", m.classes.join(", "));
     }
-    line("task (higher is better): AUC", pm(m.task.auc, m.task.auc_std));
-    line("  accuracy", pm(m.task.accuracy, m.task.accuracy_std));
-    line("  accuracy of the majority class alone", num(m.task.majority_accuracy, 4));
-    line("fairness (0 = groups treated alike): dp_gap", pm(m.fairness.dp_gap, m.fairness.dp_gap_std));
-    if !m.fairness.dp_gap_per_class.is_empty() {
-        // The gap above is the largest of these.
-        let gaps: Vec<String> =
-            m.classes.iter().zip(&m.fairness.dp_gap_per_class).map(|(c, g)| format!("{c} {}", num(*g, 4))).collect();
-        line("  dp_gap per class", gaps.join(", "));
+    if let Some(r) = &m.regression {
+        // A regression model's task and fairness, in the target's units (docs/design.md, section 5c).
+        line("task (lower is better): RMSE", pm(r.rmse, r.rmse_std));
+        line("  MAE", pm(r.mae, r.mae_std));
+        line("  R^2 (higher is better; 1 = exact)", pm(r.r2, r.r2_std));
+        line("  RMSE of the training mean alone", num(r.rmse_of_training_mean, 4));
+        line("fairness (0 = alike): mean prediction gap", pm(r.mean_gap, r.mean_gap_std));
+        let means: Vec<String> = m
+            .groups
+            .iter()
+            .zip(&r.mean_by_group)
+            .map(|(g, v)| format!("{g} {}", v.map_or("-".to_string(), |v| num(v, 4))))
+            .collect();
+        line("  mean prediction per group", means.join(", "));
+    } else {
+        line("task (higher is better): AUC", pm(m.task.auc, m.task.auc_std));
+        line("  accuracy", pm(m.task.accuracy, m.task.accuracy_std));
+        line("  accuracy of the majority class alone", num(m.task.majority_accuracy, 4));
+        line("fairness (0 = groups treated alike): dp_gap", pm(m.fairness.dp_gap, m.fairness.dp_gap_std));
+        if !m.fairness.dp_gap_per_class.is_empty() {
+            // The gap above is the largest of these.
+            let gaps: Vec<String> = m
+                .classes
+                .iter()
+                .zip(&m.fairness.dp_gap_per_class)
+                .map(|(c, g)| format!("{c} {}", num(*g, 4)))
+                .collect();
+            line("  dp_gap per class", gaps.join(", "));
+        }
+        line("  eo_gap", pm(m.fairness.eo_gap, m.fairness.eo_gap_std));
+        line("  di_ratio (1 = alike)", pm(m.fairness.di_ratio, m.fairness.di_ratio_std));
     }
-    line("  eo_gap", pm(m.fairness.eo_gap, m.fairness.eo_gap_std));
-    line("  di_ratio (1 = alike)", pm(m.fairness.di_ratio, m.fairness.di_ratio_std));
     let p = &m.probes;
     line(
         &format!("{} from the codes (AUC; 0.5 = nothing recovered)", m.sensitive),
@@ -151,6 +171,10 @@ pub fn binary(m: &BinaryMetrics) -> String {
             format!("(a bound near 1 = no guarantee; groups {:?}, {})", pop.n_per_group, pop.method),
         );
         line("  dp_gap of any classifier <=", num(pop.dp_gap_bound, 4));
+        if m.regression.is_some() {
+            // The same bound scaled by an output's range (docs/design.md, section 5c).
+            line("  mean gap of any output in [a, b] <=", format!("(b - a) x {}", num(pop.dp_gap_bound, 4)));
+        }
         line("  eo_gap of any classifier <=", num(pop.eo_gap_bound, 4));
         line("  AUC of any probe for s <=", num(pop.probe_auc_bound, 4));
         line("  balanced accuracy of any adversary <=", num(pop.adversary_balanced_accuracy_bound, 4));

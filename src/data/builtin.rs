@@ -67,6 +67,7 @@ impl Builtin {
                 let features = t.header.iter().filter(|h| *h != target && *h != sensitive).cloned().collect();
                 Roles {
                     bins: None,
+                    task: super::Task::Classification,
                     target: target.into(),
                     positive: Some(">50K".into()),
                     sensitive: sensitive.into(),
@@ -93,6 +94,7 @@ impl Builtin {
                 features.push(other.into());
                 Roles {
                     bins: None,
+                    task: super::Task::Classification,
                     target: "two_year_recid".into(),
                     positive: Some("1".into()),
                     sensitive: sensitive.into(),
@@ -112,6 +114,7 @@ impl Builtin {
                     .collect();
                 Roles {
                     bins: None,
+                    task: super::Task::Classification,
                     target: "credit".into(),
                     positive: Some("1".into()),
                     sensitive: sens_col.into(),

@@ -8,6 +8,15 @@ use crate::error::{Error, Result};
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::{Deserialize, Serialize};
 
+/// Mean and population standard deviation; a constant column's std is 1 (so that standardising leaves
+/// its values at 0 rather than dividing by zero).
+fn mean_std(v: &[f64]) -> (f64, f64) {
+    let n = v.len().max(1) as f64;
+    let mean = v.iter().sum::<f64>() / n;
+    let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n;
+    (mean, if var > 0.0 { var.sqrt() } else { 1.0 })
+}
+
 /// How one raw column becomes model inputs.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "kind", rename_all = "lowercase")]
@@ -63,6 +72,30 @@ pub struct TargetEncoding {
     /// Three or more classes, sorted like the groups ([`sort_values`]); empty for a binary target.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub classes: Vec<String>,
+    /// A regression target's scale (docs/design.md, section 5c); absent for labels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regression: Option<Scale>,
+}
+
+/// How a regression target is scaled: the network fits `(v - mean) / std` and predictions are mapped
+/// back, so the head's output is in standard units whatever the target's. The rows are also cut at the
+/// median into two halves, the labels `y` (0 below, 1 above): the splits are stratified on them, and
+/// the penalties and certificates that condition on a label (equalised odds) read them.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Scale {
+    /// The training rows' mean.
+    pub mean: f64,
+    /// The training rows' standard deviation (population form; > 0).
+    pub std: f64,
+    /// The median of every row, cutting the halves.
+    pub median: f64,
+}
+
+impl Scale {
+    /// A standardised value back in the target's units.
+    pub fn unscale(&self, z: f64) -> f64 {
+        self.mean + self.std * z
+    }
 }
 
 impl TargetEncoding {
@@ -73,13 +106,83 @@ impl TargetEncoding {
             positive: positive.to_string(),
             negative: negative.to_string(),
             classes: Vec::new(),
+            regression: None,
         }
+    }
+
+    /// The numbers of the target column, an error naming the first cell that is not a finite number.
+    fn numbers(table: &RawTable, column: &str) -> Result<Vec<f64>> {
+        let cells = table.column(column)?;
+        (0..cells.len())
+            .map(|r| {
+                cells.number(r).filter(|v| v.is_finite()).ok_or_else(|| Error::Csv {
+                    path: table.source.clone(),
+                    line: table.lines[r],
+                    message: format!(
+                        "target column '{column}' has value '{}', not a finite number (the task is regression)",
+                        cells.get(r)
+                    ),
+                })
+            })
+            .collect()
+    }
+
+    /// A regression target: every cell a number, at least two distinct ones; the median of every row cuts
+    /// the halves, and the mean and std are those of every row until [`TargetEncoding::scaled_on`] fits
+    /// them on the training rows.
+    fn fit_regression(table: &RawTable, spec: &Roles) -> Result<Self> {
+        if let Some(p) = &spec.positive {
+            let why = "a positive value applies to a binary target; the task is regression";
+            return Err(Error::param(crate::schema::Param::Positive, p, why));
+        }
+        let v = Self::numbers(table, &spec.target)?;
+        let mut sorted = v.clone();
+        sorted.sort_by(f64::total_cmp);
+        sorted.dedup();
+        if sorted.len() < 2 {
+            return Err(Error::TargetValues {
+                path: table.source.clone(),
+                column: spec.target.clone(),
+                count: sorted.len(),
+                values: preview(&table.column(&spec.target)?.iter().take(1).map(String::from).collect::<Vec<_>>()),
+                need: "two distinct numbers or more to regress on".into(),
+            });
+        }
+        let mut all = v.clone();
+        all.sort_by(f64::total_cmp);
+        let median = all[all.len() / 2];
+        let (mean, std) = mean_std(&v);
+        let scale = Scale { mean, std, median };
+        Ok(TargetEncoding { regression: Some(scale), ..Self::binary(&spec.target, "", "") })
+    }
+
+    /// A regression target's mean and std refitted on the training rows `rows` (a constant training
+    /// target keeps a std of 1: its predictions are then the mean); labels are returned as they are.
+    pub fn scaled_on(self, table: &RawTable, rows: &[usize]) -> Result<Self> {
+        let Some(scale) = self.regression else { return Ok(self) };
+        let v = Self::numbers(table, &self.column)?;
+        let train: Vec<f64> = rows.iter().map(|&r| v[r]).collect();
+        if train.is_empty() {
+            return Ok(self);
+        }
+        let (mean, std) = mean_std(&train);
+        Ok(TargetEncoding { regression: Some(Scale { mean, std, ..scale }), ..self })
+    }
+
+    /// A regression target's standardised values `(v - mean) / std`, one per row; `None` for labels.
+    pub fn values(&self, table: &RawTable) -> Result<Option<Vec<f32>>> {
+        let Some(scale) = self.regression else { return Ok(None) };
+        let v = Self::numbers(table, &self.column)?;
+        Ok(Some(v.iter().map(|x| ((x - scale.mean) / scale.std) as f32).collect()))
     }
 
     /// Finds the values. Two make a binary target whose positive value is the one asked for or the
     /// larger of the two (numerically when both are numbers); three up to [`MAX_CLASSES`] make one class
     /// each, in sorted order (a positive value is a binary notion and is refused there).
     pub fn fit(table: &RawTable, spec: &Roles) -> Result<Self> {
+        if spec.task == super::Task::Regression {
+            return Self::fit_regression(table, spec);
+        }
         let cells = table.column(&spec.target)?;
         let mut values: Vec<String> = distinct(cells.iter());
         sort_values(&mut values);
@@ -139,9 +242,12 @@ impl TargetEncoding {
         }
     }
 
-    /// The label of a raw value, `None` for a value the encoding does not know.
+    /// The label of a raw value, `None` for a value the encoding does not know (a regression target:
+    /// its half, `None` for a cell that is not a number).
     pub fn index(&self, value: &str) -> Option<u8> {
-        if self.classes.is_empty() {
+        if let Some(scale) = self.regression {
+            parse_number(value).filter(|v| v.is_finite()).map(|v| (v > scale.median) as u8)
+        } else if self.classes.is_empty() {
             (value == self.positive).then_some(1).or((value == self.negative).then_some(0))
         } else {
             // At most MAX_CLASSES (< 256) classes, so the position fits.
@@ -151,6 +257,9 @@ impl TargetEncoding {
 
     /// Maps every row's target to its label; a value the encoding does not know is an error naming the row.
     pub fn apply(&self, table: &RawTable) -> Result<Vec<u8>> {
+        if let Some(scale) = self.regression {
+            return Ok(Self::numbers(table, &self.column)?.iter().map(|&v| (v > scale.median) as u8).collect());
+        }
         let cells = table.column(&self.column)?;
         cells
             .iter()
@@ -839,6 +948,7 @@ mod tests {
             features: vec!["a".into(), "b".into()],
             categorical,
             bins: None,
+            task: Default::default(),
         };
         let rows: Vec<usize> = (0..n).filter(|i| i % 3 != 0).collect();
         for categorical in [vec![], vec!["b".to_string()]] {
@@ -912,6 +1022,7 @@ mod tests {
             features: vec![],
             categorical: vec![],
             bins: None,
+            task: Default::default(),
         };
         // Numbers sort numerically (10 after 9), as the groups do.
         let t = TargetEncoding::fit(&table(&["10", "9", "2", "9", "10"]), &roles).unwrap();
@@ -933,6 +1044,49 @@ mod tests {
         let e = TargetEncoding::fit(&table(&["10", "9", "2"]), &with_positive).unwrap_err().to_string();
         assert!(e.contains("applies to a binary target only"), "{e}");
         assert!(TargetEncoding::fit(&table(&["1", "1"]), &roles).is_err());
+    }
+
+    #[test]
+    fn a_regression_target_is_scaled_on_the_training_rows_and_saved() {
+        let col = |cells: &[&str]| super::super::Column::from_cells(cells.iter().copied());
+        let table = |y: &[&str]| RawTable {
+            source: "t.csv".into(),
+            header: ["y", "s"].map(String::from).to_vec(),
+            columns: vec![col(y), col(&["a", "b", "a", "b", "a"][..y.len()])],
+            lines: (2..2 + y.len() as u64).collect(),
+        };
+        let roles = Roles {
+            target: "y".into(),
+            positive: None,
+            sensitive: "s".into(),
+            features: vec![],
+            categorical: vec![],
+            bins: None,
+            task: super::super::Task::Regression,
+        };
+        let t = table(&["1", "2", "3", "10", "4"]);
+        let fitted = TargetEncoding::fit(&t, &roles).unwrap();
+        // The halves cut at the median of every row (3): labels, not classes.
+        assert_eq!(fitted.apply(&t).unwrap(), [0, 0, 0, 1, 1]);
+        assert_eq!(fitted.n_classes(), 2);
+        // Training rows 0, 1, 3: mean 13 / 3, population std sqrt(((1-m)^2 + (2-m)^2 + (10-m)^2) / 3).
+        let scaled = fitted.scaled_on(&t, &[0, 1, 3]).unwrap();
+        let scale = scaled.regression.unwrap();
+        let m = 13.0 / 3.0;
+        let sd = (((1.0f64 - m).powi(2) + (2.0 - m).powi(2) + (10.0 - m).powi(2)) / 3.0).sqrt();
+        assert!((scale.mean - m).abs() < 1e-12 && (scale.std - sd).abs() < 1e-12, "{scale:?}");
+        let z = scaled.values(&t).unwrap().unwrap();
+        assert!((z[3] as f64 - (10.0 - m) / sd).abs() < 1e-6);
+        assert!((scale.unscale(z[3] as f64) - 10.0).abs() < 1e-5);
+        // Saved and read back; a classifier's target has no values.
+        let json = serde_json::to_string(&scaled).unwrap();
+        assert!(json.starts_with(r#"{"column":"y","regression":{"mean":"#), "{json}");
+        assert_eq!(serde_json::from_str::<TargetEncoding>(&json).unwrap(), scaled);
+        assert!(TargetEncoding::binary("y", "1", "0").values(&t).unwrap().is_none());
+        // A cell that is not a number is named; one value is nothing to regress on.
+        let e = TargetEncoding::fit(&table(&["1", "x", "3"]), &roles).unwrap_err().to_string();
+        assert!(e.contains("line 3") && e.contains("'x', not a finite number"), "{e}");
+        assert!(TargetEncoding::fit(&table(&["2", "2", "2.0"]), &roles).is_err());
     }
 
     #[test]
@@ -960,6 +1114,7 @@ mod tests {
             features: ["a", "c", "k"].map(String::from).to_vec(),
             categorical: vec![],
             bins: None,
+            task: Default::default(),
         };
         let (t, s) = (TargetEncoding::fit(&table, &roles).unwrap(), SensitiveEncoding::fit(&table, &roles).unwrap());
         let train: Vec<usize> = (0..6).collect();
@@ -1013,6 +1168,7 @@ mod tests {
             features: vec!["id".into()],
             categorical: vec![],
             bins: None,
+            task: Default::default(),
         };
         let (t, s) = (TargetEncoding::fit(&table, &roles).unwrap(), SensitiveEncoding::fit(&table, &roles).unwrap());
         let all: Vec<usize> = (0..n).collect();

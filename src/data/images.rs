@@ -251,6 +251,7 @@ fn coloured(images: &Images, colours: Vec<u8>) -> Dataset {
         n_groups: 10,
         n_classes: 10,
         w: None,
+        t: None,
     }
 }
 
@@ -368,7 +369,7 @@ pub fn prepare_memory(
         return Err(bad(format!("values leave [0, 1] (largest {hi}); the model reads pixels in [0, 1]{hint}")));
     }
     let n_groups = groups.len();
-    let train = Dataset { x: x.into(), n, d, shape: shape.to_vec(), y, s, n_groups, n_classes, w: None };
+    let train = Dataset { x: x.into(), n, d, shape: shape.to_vec(), y, s, n_groups, n_classes, w: None, t: None };
     let empty = train.subset(&[]);
     Ok(Prepared {
         probe_train: None,

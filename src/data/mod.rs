@@ -31,14 +31,14 @@ pub const MAX_CLASSES: usize = 100;
 
 pub use builtin::Builtin;
 pub use cache::Floats;
-pub use encoding::{ColumnEncoder, Encoding, Place, SensitiveEncoding, TargetEncoding};
+pub use encoding::{ColumnEncoder, Encoding, Place, Scale, SensitiveEncoding, TargetEncoding};
 pub use groups::{derive as derive_groups, MAX_NUMERIC_GROUPS};
 pub use images::{parse_idx, prepare_memory as prepare_images_in_memory, ImageDataset, ImageSpec};
 pub use split::stratified;
 pub use table::{number_text, Column, Duplicates, RawTable};
 pub use tabular::{
     encode_features, labelled_rows, load_table, prepare_fit, prepare_held_out, prepare_held_out_rows, prepare_table,
-    require_complete, split_rows, EncodedRows, HeldOut, Missing, Roles, Source, TableSpec,
+    require_complete, split_rows, EncodedRows, HeldOut, Missing, Roles, Source, TableSpec, Task,
 };
 
 use crate::error::{Error, Result};
@@ -115,6 +115,9 @@ pub struct Dataset {
     /// Sample weights, one per row (absent: every row counts once). Training draws its batches with
     /// probability proportional to them (docs/design.md section 3d).
     pub w: Option<Vec<f32>>,
+    /// A regression target's standardised values, one per row (docs/design.md, section 5c); `y` then holds
+    /// the halves the median cuts. Absent for labels.
+    pub t: Option<Vec<f32>>,
 }
 
 /// Sample weights checked and narrowed: finite, not negative, not all zero (an error names the first
@@ -160,6 +163,7 @@ impl Dataset {
             n_groups: self.n_groups,
             n_classes: self.n_classes,
             w: self.w.as_ref().map(|w| idx.iter().map(|&i| w[i]).collect()),
+            t: self.t.as_ref().map(|t| idx.iter().map(|&i| t[i]).collect()),
         }
     }
 

@@ -172,6 +172,15 @@ fn kept_rows(t: &mut RawTable, keep: &[bool], first_row: usize) {
 /// under the system's temporary directory; with `encoding` (a saved model) its encoders are applied.
 pub fn prepare(spec: &TableSpec, encoding: Option<&Encoding>) -> Result<Prepared> {
     spec.validate()?;
+    // The passes read the target's values as labels; a regression target is read whole (in memory).
+    let regression = encoding
+        .map_or(matches!(spec.source, super::Source::Csv { task: super::Task::Regression, .. }), |e| {
+            e.target.regression.is_some()
+        });
+    if regression {
+        let why = "streamed training reads labels; a regression target is read with the table in memory";
+        return Err(Error::param(crate::schema::Param::Stream, true, why));
+    }
     let (path, input) = file_of(spec)?;
     let mut sc = scan(spec, path, input)?;
     let kept = sc.keep.iter().filter(|k| **k).count();
@@ -216,6 +225,7 @@ pub fn prepare(spec: &TableSpec, encoding: Option<&Encoding>) -> Result<Prepared
             n_groups,
             n_classes: encoding.target.n_classes(),
             w: None,
+            t: None,
         })
     };
     let sets = [set(&splits.train)?, set(&splits.val)?, set(&splits.test)?, set(&splits.certify)?];

@@ -48,6 +48,9 @@ pub enum Source {
         /// Field separator (default `,`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         delimiter: Option<char>,
+        /// Classify the target's values or regress on its number.
+        #[serde(default, skip_serializing_if = "Task::is_classification")]
+        task: Task,
     },
 }
 
@@ -67,6 +70,28 @@ pub enum Missing {
 }
 
 named_choices!(Missing, Missing, { Drop => "drop", Error => "error", Impute => "impute" });
+
+/// What a table's target is (docs/design.md, section 5c): labels to classify (two up to
+/// [`super::MAX_CLASSES`] values) or a number to regress on, asked for explicitly: a numeric column of many
+/// values is never taken for a regression target on its own.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Task {
+    /// Binary or multi-class labels.
+    #[default]
+    Classification,
+    /// A numeric target, standardised with the training rows' mean and std, fitted by squared error.
+    Regression,
+}
+
+named_choices!(Task, Task, { Classification => "classification", Regression => "regression" });
+
+impl Task {
+    /// The default, left out of saved files so that a classifier's `config.json` reads as before.
+    pub fn is_classification(&self) -> bool {
+        *self == Task::Classification
+    }
+}
 
 impl Missing {
     fn is_drop(&self) -> bool {
@@ -160,6 +185,8 @@ pub struct Roles {
     pub categorical: Vec<String>,
     /// The edges the sensitive column was cut at, when it was binned ([`super::groups`]).
     pub bins: Option<Vec<f64>>,
+    /// Classification or regression of the target.
+    pub task: Task,
 }
 
 /// The error for rows that were handed over in memory and cannot be read again.
@@ -197,7 +224,7 @@ pub fn load_table(spec: &TableSpec) -> Result<(RawTable, Roles)> {
 /// The roles of a file's columns (`table` needs only its header): the named target and sensitive columns,
 /// every other column a feature unless dropped. Names that are not columns are errors listing the columns.
 pub fn file_roles(table: &RawTable, spec: &TableSpec) -> Result<Roles> {
-    let Source::Csv { target, sensitive, positive, categorical, drop, .. } = &spec.source else {
+    let Source::Csv { target, sensitive, positive, categorical, drop, task, .. } = &spec.source else {
         return Err(Error::param(Param::Input, spec.name(), "not a file"));
     };
     for c in [target, sensitive].into_iter().chain(drop).chain(categorical) {
@@ -212,6 +239,7 @@ pub fn file_roles(table: &RawTable, spec: &TableSpec) -> Result<Roles> {
         features,
         categorical: categorical.clone(),
         bins: None,
+        task: *task,
     };
     finish_roles(table, roles, spec)
 }
@@ -267,12 +295,13 @@ fn in_memory_estimate(path: &std::path::Path) -> Result<f64> {
 
 /// Whether a table file that was not asked to stream should: the in-memory estimate
 /// ([`in_memory_estimate`]) exceeds half the memory available (the other half for training and
-/// evaluation), and the options are ones streaming supports (no imputation, no binned sensitive column).
+/// evaluation), and the options are ones streaming supports (no imputation, no binned sensitive column, no
+/// regression target).
 /// Streaming gives the same encoders, splits and metrics (`tests/columnar.rs`), so the choice changes only
 /// the memory a run needs; it is logged.
 fn too_big_for_memory(spec: &TableSpec) -> Result<bool> {
-    let Source::Csv { path, sensitive_bins, .. } = &spec.source else { return Ok(false) };
-    if spec.missing == Missing::Impute || sensitive_bins.is_some() {
+    let Source::Csv { path, sensitive_bins, task, .. } = &spec.source else { return Ok(false) };
+    if spec.missing == Missing::Impute || sensitive_bins.is_some() || *task == Task::Regression {
         return Ok(false);
     }
     let (Ok(estimate), Some(available)) = (in_memory_estimate(path), encoding::available_memory()) else {
@@ -329,8 +358,12 @@ pub fn prepare_table(
     check_group_sizes(&table.source, &sensitive, &s, &train_idx, &test_idx)?;
     let encoding = match encoding {
         Some(e) => e.clone(),
-        None => Encoding::fit(&table, &tspec, &train_idx, target, sensitive, spec.missing == Missing::Impute)?,
+        None => {
+            let target = target.scaled_on(&table, &train_idx)?;
+            Encoding::fit(&table, &tspec, &train_idx, target, sensitive, spec.missing == Missing::Impute)?
+        }
     };
+    let t = encoding.target.values(&table)?;
     // The inputs of every row, then the splits copied out of them: two arrays of that size at once.
     encoding.check_size(&table.source, table.n_rows(), encoding::Place::Memory { copies: 2 })?;
     let x = encoding.transform(&table)?;
@@ -338,7 +371,7 @@ pub fn prepare_table(
     drop(table);
     let d = encoding.n_features();
     let n_classes = encoding.target.n_classes();
-    let all = Dataset { n: y.len(), d, shape: vec![d], x: x.into(), y, s, n_groups, n_classes, w: None };
+    let all = Dataset { n: y.len(), d, shape: vec![d], x: x.into(), y, s, n_groups, n_classes, w: None, t };
     let sets = [&train_idx, &val_idx, &test_idx, &certify_idx].map(|idx| all.subset(idx));
     Ok(Prepared::table(spec.name(), encoding, sets, n_dropped))
 }
@@ -464,6 +497,7 @@ pub fn labelled_rows(mut table: RawTable, encoding: &Encoding, held: &HeldOut) -
         features,
         categorical: vec![],
         bins,
+        task: if encoding.target.regression.is_some() { Task::Regression } else { Task::Classification },
     };
     if table.n_rows() == 0 {
         return Err(Error::NoRows { path: table.source.clone(), detail: String::new() });
@@ -479,7 +513,14 @@ pub fn labelled_rows(mut table: RawTable, encoding: &Encoding, held: &HeldOut) -
             detail: format!(": all {n_dropped} rows have a missing value in a used column"),
         });
     }
-    let target = if encoding.target.classes.is_empty() {
+    let target = if encoding.target.regression.is_some() {
+        // The model's scale, whatever the column is called: its predictions are in the training units.
+        if held.positive.is_some() {
+            let why = "a positive value applies to a binary target; the model regresses on a number";
+            return Err(Error::param(Param::Positive, held.positive.clone().unwrap_or_default(), why));
+        }
+        encoding::TargetEncoding { column: held.target.clone(), ..encoding.target.clone() }
+    } else if encoding.target.classes.is_empty() {
         let mut target = encoding::TargetEncoding::fit(&table, &roles)?;
         if target.n_classes() != 2 {
             return Err(Error::TargetValues {
@@ -509,12 +550,13 @@ pub fn labelled_rows(mut table: RawTable, encoding: &Encoding, held: &HeldOut) -
     };
     let sensitive = encoding::SensitiveEncoding::fit(&table, &roles)?;
     let y = target.apply(&table)?;
+    let t = target.values(&table)?;
     let s = sensitive.apply(&table)?;
     let x = encoding.transform(&table)?;
     let d = encoding.n_features();
     let n_groups = sensitive.groups.len();
     let n_classes = target.n_classes();
-    let rows = Dataset { n: y.len(), d, shape: vec![d], x: x.into(), y, s, n_groups, n_classes, w: None };
+    let rows = Dataset { n: y.len(), d, shape: vec![d], x: x.into(), y, s, n_groups, n_classes, w: None, t };
     Ok((rows, Encoding { target, sensitive, ..encoding.clone() }, n_dropped))
 }
 
@@ -619,11 +661,13 @@ pub fn prepare_fit(
         ((0..y.len()).collect(), Vec::new())
     };
     // Rows handed over in memory are someone's aligned arrays: their missing cells are an error (above).
+    let target = target.scaled_on(&table, &train_idx)?;
     let encoding = Encoding::fit(&table, roles, &train_idx, target, sensitive, false)?;
     let x = encoding.transform(&table)?;
+    let t = encoding.target.values(&table)?;
     let d = encoding.n_features();
     let n_classes = encoding.target.n_classes();
-    let all = Dataset { n: y.len(), d, shape: vec![d], x: x.into(), y, s, n_groups, n_classes, w: weights };
+    let all = Dataset { n: y.len(), d, shape: vec![d], x: x.into(), y, s, n_groups, n_classes, w: weights, t };
     // Without a validation split the training set is every row in order: moved, not copied.
     let sets = if val_idx.is_empty() {
         let empty = all.subset(&[]);
@@ -675,6 +719,7 @@ mod tests {
                 categorical: vec![],
                 drop: vec![],
                 delimiter: None,
+                task: Task::Classification,
             },
             ..TableSpec::builtin(Builtin::Adult, 0)
         };

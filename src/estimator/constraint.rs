@@ -841,7 +841,7 @@ mod tests {
                 s.push(g);
             }
         }
-        Dataset { n: y.len(), d: 2, shape: vec![2], x: x.into(), y, s, n_groups: 2, n_classes: 2, w: None }
+        Dataset { n: y.len(), d: 2, shape: vec![2], x: x.into(), y, s, n_groups: 2, n_classes: 2, w: None, t: None }
     }
 
     fn ladder() -> Vec<Synthetic> {

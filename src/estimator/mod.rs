@@ -248,6 +248,10 @@ impl FairModel {
     /// consumer of one sampled code; their average is not covered by the certificate); `prob` and
     /// `threshold` are deterministic (one pass).
     pub fn predict_proba(&self, x: &[f32], inference: Inference, draws: usize, seed: u64) -> Result<Vec<f32>> {
+        if self.regression().is_some() {
+            let why = "a regression model predicts numbers, not class probabilities";
+            return Err(Error::param(crate::schema::Param::Task, "regression", why));
+        }
         let (x, n) = self.inputs(x)?;
         let features = self.net.features(&x)?;
         let draws = if inference == Inference::Sample { draws.max(1) } else { 1 };
@@ -267,6 +271,35 @@ impl FairModel {
             }
         }
         Ok(acc.iter().map(|a| (a / draws as f64) as f32).collect())
+    }
+
+    /// A regression model's target scale (docs/design.md, section 5c); `None` for a classifier.
+    pub fn regression(&self) -> Option<crate::data::Scale> {
+        let scale = self.config().encoding.as_ref().and_then(|e| e.target.regression);
+        scale.filter(|_| self.net.config().regression)
+    }
+
+    /// A regression model's predictions for the rows `x`, in the target's units: the head's output
+    /// mapped back from standard units, in `sample` mode the mean over `draws` fresh codes per row (as
+    /// [`FairModel::predict_proba`] averages probabilities); an error for a classifier.
+    pub fn predict_values(&self, x: &[f32], inference: Inference, draws: usize, seed: u64) -> Result<Vec<f64>> {
+        let Some(scale) = self.regression() else {
+            let why = "a classifier predicts classes and their probabilities, not numbers";
+            return Err(Error::param(crate::schema::Param::Task, "classification", why));
+        };
+        let (x, n) = self.inputs(x)?;
+        let features = self.net.features(&x)?;
+        let draws = if inference == Inference::Sample { draws.max(1) } else { 1 };
+        let mut acc = vec![0f64; n];
+        let mut r = rng(seed, Stream::Eval);
+        for _ in 0..draws {
+            let out = self.net.forward_features(&features, Mode::Infer(inference), &mut r)?;
+            let z: Vec<f32> = out.logits.flatten_all()?.to_vec1()?;
+            for (a, z) in acc.iter_mut().zip(z) {
+                *a += z as f64;
+            }
+        }
+        Ok(acc.iter().map(|a| scale.unscale(a / draws as f64)).collect())
     }
 
     /// Decisions for the rows `x`: a binary task: `P(y = 1) >= threshold`; a multi-class task: the most

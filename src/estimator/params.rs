@@ -79,6 +79,28 @@ impl FairParams {
         Self::default()
     }
 
+    /// A regression target (docs/design.md, section 5c) trains the candle step's linear head: the preset
+    /// `certified` (the exact estimator of a binary head) and a certified bound's search (which selects
+    /// the most accurate candidate) are for classifiers.
+    fn check_regression(&self) -> Result<()> {
+        let r = self.resolved(ModelKind::Table);
+        if r.preset == Preset::Certified {
+            let why = "the preset is for binary targets (the exact estimator of a binary head); a regression target \
+                       takes the preset invariant or none";
+            return Err(Error::param(Param::Preset, r.preset, why));
+        }
+        if let Some(c) = self.constraint() {
+            let (param, value) = match c {
+                Constraint::DemographicParity { max_gap } => (Param::MaxCertifiedDp, max_gap),
+                Constraint::EqualizedOdds { max_gap } => (Param::MaxCertifiedEo, max_gap),
+            };
+            let why = "the search selects the most accurate classifier; for a regression target train with a gamma \
+                       and read the certificate, which bounds any downstream model (docs/design.md, section 5c)";
+            return Err(Error::param(param, value, why));
+        }
+        Ok(())
+    }
+
     /// The certified bound asked for, if any.
     pub fn constraint(&self) -> Option<Constraint> {
         let r = self.resolved(ModelKind::Table);
@@ -163,6 +185,7 @@ fn model_config(r: &Resolved) -> ModelConfig {
         estimator: r.estimator,
         activation: r.activation,
         n_outputs: 1,
+        regression: false,
         conv: None,
     }
 }
@@ -270,7 +293,12 @@ impl ValidParams {
             DataSpec::Table(_) => ModelKind::Table,
             DataSpec::Images(_) => ModelKind::Image,
         };
-        let (model, train, eval) = self.resolve_for(kind, &data.train.shape, data.train.n_classes)?;
+        let (mut model, train, eval) = self.resolve_for(kind, &data.train.shape, data.train.n_classes)?;
+        if data.train.t.is_some() {
+            self.0.check_regression()?;
+            model.regression = true;
+            model.validate()?;
+        }
         check_memory(&model, &train, &eval, data)?;
         let mut config = SavedConfig::new(model, train, spec.clone(), data.encoding.clone(), eval);
         if let DataSpec::Table(crate::data::TableSpec { source: crate::data::Source::Csv { path, .. }, .. }) = spec {
@@ -297,6 +325,9 @@ impl ValidParams {
     /// gammas; confidence, seed and the final tries are these parameters'. `None` without a constraint.
     pub fn search(&self, data: &Prepared, spec: &DataSpec) -> Result<Option<Found>> {
         let Some(constraint) = self.constraint() else { return Ok(None) };
+        if data.train.t.is_some() {
+            self.0.check_regression()?;
+        }
         let (recommended, gammas) = super::constraint::recommended(constraint);
         let mut base = self.0.clone();
         (base.max_certified_dp, base.max_certified_eo, base.final_tries) = (None, None, None);

@@ -6,7 +6,9 @@
 use super::certificate::{self, CAVEAT};
 use super::metrics::{self, mean_std};
 use super::probes::{self, ProbeScore, Repr};
+use super::regression::{self, Regression};
 use super::{nullable, EvalOptions, RunInfo};
+use crate::data::Scale;
 use crate::data::{Dataset, Prepared};
 use crate::error::Result;
 use crate::model::{Inference, Mode, Net, Prefix};
@@ -38,6 +40,42 @@ pub struct Task {
     /// (`NaN` in metrics written before it was recorded).
     #[serde(with = "nullable", default = "undefined")]
     pub majority_accuracy: f64,
+}
+
+impl Task {
+    /// No classification metrics (a regression model).
+    pub fn undefined() -> Self {
+        let nan = f64::NAN;
+        Task { auc: nan, accuracy: nan, auc_std: nan, accuracy_std: nan, majority_accuracy: nan }
+    }
+
+    /// True for [`Task::undefined`]: a classifier's majority accuracy is always a number.
+    pub fn is_undefined(&self) -> bool {
+        self.auc.is_nan() && self.accuracy.is_nan() && self.majority_accuracy.is_nan()
+    }
+}
+
+impl Fairness {
+    /// No gaps of decisions (a regression model).
+    pub fn undefined() -> Self {
+        let nan = f64::NAN;
+        Fairness {
+            dp_gap: nan,
+            eo_gap: nan,
+            di_ratio: nan,
+            dp_gap_std: nan,
+            eo_gap_std: nan,
+            di_ratio_std: nan,
+            dp_gap_per_class: Vec::new(),
+        }
+    }
+
+    /// True for [`Fairness::undefined`].
+    pub fn is_undefined(&self) -> bool {
+        [self.dp_gap, self.eo_gap, self.di_ratio, self.dp_gap_std, self.eo_gap_std, self.di_ratio_std]
+            .iter()
+            .all(|v| v.is_nan())
+    }
 }
 
 /// Fairness metrics of the hard predictions.
@@ -201,10 +239,15 @@ pub struct BinaryMetrics {
     pub inference: String,
     /// Draws averaged in sample mode.
     pub draws: usize,
-    /// Task metrics.
+    /// Task metrics (a classifier's; left out for a regression model).
+    #[serde(default = "Task::undefined", skip_serializing_if = "Task::is_undefined")]
     pub task: Task,
-    /// Fairness metrics.
+    /// Fairness metrics (a classifier's; left out for a regression model).
+    #[serde(default = "Fairness::undefined", skip_serializing_if = "Fairness::is_undefined")]
     pub fairness: Fairness,
+    /// A regression model's task and fairness metrics (docs/design.md, section 5c).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regression: Option<Regression>,
     /// Probes for `s`.
     pub probes: Probes,
     /// Information.
@@ -238,8 +281,11 @@ fn represent_from(
         None => net.forward_features(x, Mode::Infer(inference), rng)?,
     };
     let flat = |t: &Tensor| -> Result<Vec<f64>> { Ok(t.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?) };
-    // A binary head's `P(y = 1)` per row; a multi-class head's class probabilities, row-major.
-    let scores = if out.logits.rank() == 1 {
+    // A binary head's `P(y = 1)` per row; a multi-class head's class probabilities, row-major; a
+    // regression head's standardised prediction per row.
+    let scores = if net.config().regression {
+        flat(&out.logits)?
+    } else if out.logits.rank() == 1 {
         candle_nn::ops::sigmoid(&out.logits)?.to_dtype(DType::F64)?.to_vec1()?
     } else {
         flat(&candle_nn::ops::softmax_last_dim(&out.logits.to_dtype(DType::F32)?)?)?
@@ -405,7 +451,9 @@ pub(crate) fn evaluate(
             false => Ok(()),
         }
     };
-    let (task, fairness, p_test) = task_and_fairness_over_draws(net, test, opts, draws, &mut rng, &step)?;
+    let scale = prepared.encoding.as_ref().and_then(|e| e.target.regression);
+    let (task, fairness, regression, p_test) =
+        task_and_fairness_over_draws(net, test, scale.as_ref(), opts, draws, &mut rng, &step)?;
     step(draws, "probes")?;
     let probe_draws = if stochastic { opts.probe_draws.clamp(1, draws) } else { 1 };
     let probes = probe_rows.probes(net, m, opts, probe_draws, &mut probe_rng)?;
@@ -440,6 +488,7 @@ pub(crate) fn evaluate(
         draws: if opts.inference == Inference::Sample { draws } else { 1 },
         task,
         fairness,
+        regression,
         probes,
         information,
         certificate,
@@ -448,19 +497,37 @@ pub(crate) fn evaluate(
 }
 
 /// Task and fairness metrics on `test`, as mean and std over `draws` draws of sampled codes (or once in
-/// `prob` / `threshold` mode), and the test rows' `p` (for the information).
+/// `prob` / `threshold` mode), and the test rows' `p` (for the information). A regression model (`test`
+/// has targets, `scale` maps the head back to their units) gets [`Regression`] metrics instead, the
+/// classification ones undefined.
 fn task_and_fairness_over_draws(
     net: &Net,
     test: &Dataset,
+    scale: Option<&Scale>,
     opts: &EvalOptions,
     draws: usize,
     rng: &mut ChaCha8Rng,
     step: &dyn Fn(usize, &str) -> Result<()>,
-) -> Result<(Task, Fairness, Vec<f64>)> {
+) -> Result<(Task, Fairness, Option<Regression>, Vec<f64>)> {
     let xte = net.features_of(test)?;
     let pre = net.prefix(&xte)?;
     let pre = pre.as_ref();
     let (prob_scores, p_test, _) = represent_from(net, &xte, pre, Inference::Prob, rng)?;
+    let regression = match (&test.t, scale) {
+        (Some(t), Some(scale)) => {
+            let truth: Vec<f64> = t.iter().map(|&z| scale.unscale(z as f64)).collect();
+            Some((truth, *scale))
+        }
+        _ => None,
+    };
+    // One draw's metrics: a classifier's from its scores, a regression model's from its predictions.
+    let task_and_fairness = |scores: &[f64], test: &Dataset| match &regression {
+        Some((truth, scale)) => {
+            let pred: Vec<f64> = scores.iter().map(|&z| scale.unscale(z)).collect();
+            regression::scores(&pred, truth, &test.s, test.n_groups)
+        }
+        None => task_and_fairness(scores, test),
+    };
     let mut rows: Vec<Vec<f64>> = Vec::new();
     match opts.inference {
         Inference::Sample => {
@@ -476,6 +543,10 @@ fn task_and_fairness_over_draws(
             rows.push(task_and_fairness(&scores, test));
         }
     }
+    if let Some((truth, scale)) = &regression {
+        let r = regression::summarise(&rows, truth, scale);
+        return Ok((Task::undefined(), Fairness::undefined(), Some(r), p_test));
+    }
     let col = |c: usize| mean_std(&rows.iter().map(|r| r[c]).collect::<Vec<_>>());
     let ((auc, auc_std), (accuracy, accuracy_std)) = (col(0), col(1));
     let ((dp_gap, dp_gap_std), (eo_gap, eo_gap_std), (di_ratio, di_ratio_std)) = (col(2), col(3), col(4));
@@ -490,7 +561,7 @@ fn task_and_fairness_over_draws(
     let task = Task { auc, accuracy, auc_std, accuracy_std, majority_accuracy };
     let dp_gap_per_class = (5..rows.first().map_or(5, Vec::len)).map(|c| col(c).0).collect();
     let fairness = Fairness { dp_gap, eo_gap, di_ratio, dp_gap_std, eo_gap_std, di_ratio_std, dp_gap_per_class };
-    Ok((task, fairness, p_test))
+    Ok((task, fairness, None, p_test))
 }
 
 /// The rows the probes learn on (a subsample of the probe set) and are scored on (a subsample of the

@@ -1,6 +1,7 @@
 //! Evaluation of a trained network on held-out data (docs/design.md, section 5): one entry point,
 //! [`evaluate`], for every model. The data decide what the task metrics are: a table (binary or
-//! multi-class head) gets AUC, accuracy and the fairness gaps of its decisions ([`binary`]); the images
+//! multi-class head) gets AUC, accuracy and the fairness gaps of its decisions ([`binary`]), a regression
+//! head RMSE, R^2, MAE and the gap in mean prediction instead ([`regression`]); the images
 //! get accuracy on the unbiased and the biased test set ([`multiclass`]). Both measure the information the
 //! representation carries about `s`, probe it, and certify it, with the tools of [`metrics`], [`probes`]
 //! and [`certificate`]. Assessment never trains the model.
@@ -10,12 +11,14 @@ pub mod certificate;
 pub mod metrics;
 pub(crate) mod multiclass;
 pub mod probes;
+pub mod regression;
 
 pub use binary::{
     information, mi_report, population, BinaryMetrics, Certificate, Fairness, Information, MiReport, ProbeResult,
     Probes, Task, Timing,
 };
 pub use multiclass::{ColourProbes, ImageInformation, ImageMetrics, ImageRun, ImageTask};
+pub use regression::Regression;
 
 use crate::data::Prepared;
 use crate::error::Result;

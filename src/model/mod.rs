@@ -150,6 +150,10 @@ pub struct ModelConfig {
     /// (softmax cross-entropy).
     #[serde(default = "one")]
     pub n_outputs: usize,
+    /// A regression head (docs/design.md, section 5c): the one output is a standardised number, fitted by
+    /// squared error, not a logit.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub regression: bool,
     /// Convolutions in front of the dense layers (image models).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conv: Option<ConvLayers>,
@@ -188,7 +192,7 @@ impl ModelConfig {
         }
         if self.estimator == Estimator::Exact {
             let last = self.hidden.len() - 1;
-            if self.stochastic != [last] || self.n_outputs != 1 || self.conv.is_some() {
+            if self.stochastic != [last] || self.n_outputs != 1 || self.conv.is_some() || self.regression {
                 return Err(Error::param(
                     crate::schema::Param::Estimator,
                     "exact",
@@ -273,9 +277,14 @@ pub fn bce_with_logits(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
 }
 
 /// The task loss of a batch: binary cross-entropy for one logit per row, softmax cross-entropy (through
-/// log-softmax: finite at any logit) for one logit per class.
-pub fn task_loss(logits: &Tensor, y: &[u8]) -> Result<Tensor> {
+/// log-softmax: finite at any logit) for one logit per class; with regression targets `t` (standardised),
+/// the mean squared error of the one output per row (docs/design.md, section 5c).
+pub fn task_loss(logits: &Tensor, y: &[u8], t: Option<&[f32]>) -> Result<Tensor> {
     let device = logits.device();
+    if let Some(t) = t {
+        let t = Tensor::from_slice(t, t.len(), device)?.to_dtype(logits.dtype())?;
+        return Ok((logits - t)?.sqr()?.mean_all()?);
+    }
     if logits.rank() == 1 {
         let t: Vec<f32> = y.iter().map(|&v| v as f32).collect();
         bce_with_logits(logits, &Tensor::from_vec(t, y.len(), device)?)

@@ -482,6 +482,8 @@ parameters! {
             cli "sensitive-bins", py "sensitive_bins";
         /// A binary target's value counted as positive (default: the larger of the two; a target of more classes has none).
         Positive positive: Option<String> = (None), group Data, cli "positive", py "pos_label";
+        /// A table's task: classification (the target's 2 to 100 values are labels) or regression (the target is a number, fitted by squared error).
+        Task task: crate::data::Task = (crate::data::Task::Classification), group Data, cli "task";
         /// Columns to one-hot encode although they hold numbers.
         Categorical categorical: Vec<String> = (vec![]), group Data, cli "categorical", py "categorical_features";
         /// Columns to ignore (IDs, leakage).

@@ -50,13 +50,14 @@ pub struct FusedNet {
 
 impl FusedNet {
     /// True when the fused step implements this configuration: a dense network with the binary head on
-    /// CPU, and no penalty other than the batch estimate of the per-neuron MI, the joint MI or the total
+    /// CPU (not a regression head: that one trains through candle's step), and no penalty other than the batch estimate of the per-neuron MI, the joint MI or the total
     /// variation, for parity or odds.
     pub fn supports(tc: &TrainConfig, net: &Net) -> bool {
         let p = &tc.penalty;
         net.device().is_cpu()
             && net.config().conv.is_none()
             && net.config().n_outputs == 1
+            && !net.config().regression
             && p.estimate == Estimate::Batch
             && matches!(p.kind, PenaltyKind::PerNeuron | PenaltyKind::Joint | PenaltyKind::Tv)
     }
@@ -66,7 +67,7 @@ impl FusedNet {
         let cfg = net.config().clone();
         let mut dims = vec![cfg.n_inputs];
         dims.extend(&cfg.hidden);
-        if cfg.n_outputs != 1 {
+        if cfg.n_outputs != 1 || cfg.regression {
             let why = "the fused step implements the binary head only";
             return Err(crate::Error::param(crate::schema::Param::Backend, "auto", why));
         }
@@ -618,6 +619,7 @@ mod tests {
                     estimator: Estimator::Exact,
                     activation,
                     n_outputs: 1,
+                    regression: false,
                     conv: None,
                 };
                 cfg.validate().unwrap();
@@ -762,6 +764,7 @@ mod tests {
                                 estimator,
                                 activation,
                                 n_outputs: 1,
+                                regression: false,
                                 conv: None,
                             };
                             let net = Net::new(&cfg, &Device::Cpu, &mut ChaCha8Rng::seed_from_u64(cases)).unwrap();

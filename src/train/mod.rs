@@ -452,8 +452,9 @@ fn candle_batch(run: &mut Run<'_>, rows: &[usize], gamma: f64, sums: &mut Sums) 
     let (data, cfg, net) = (run.data, run.cfg, run.net);
     let s: Vec<u32> = rows.iter().map(|&i| data.s[i]).collect();
     let y: Vec<u8> = rows.iter().map(|&i| data.y[i]).collect();
+    let t: Option<Vec<f32>> = data.t.as_ref().map(|t| rows.iter().map(|&i| t[i]).collect());
     let out = net.forward(&data.batch(rows, net.device())?, Mode::Train, &mut run.noise_rng)?;
-    let ce = task_loss(&out.logits, &y)?;
+    let ce = task_loss(&out.logits, &y, t.as_deref())?;
     let pen = run.regulariser.batch(&out, rows, &s, &y, data.n_groups, data.n_classes, gamma)?;
     let loss = if run.regulariser.is_adversary() {
         // The reversal layer carries gamma, so the adversary's loss enters with weight 1.
@@ -482,7 +483,7 @@ fn candle_batch(run: &mut Run<'_>, rows: &[usize], gamma: f64, sums: &mut Sums) 
 fn validation_loss(net: &Net, v: &Dataset, cfg: &TrainConfig) -> Result<f64> {
     let mut r = rng(cfg.stream_seed(), Stream::Validation);
     let out = net.forward_features(&net.features_of(v)?, Mode::Infer(Inference::Sample), &mut r)?;
-    let ce = task_loss(&out.logits, &v.y)?;
+    let ce = task_loss(&out.logits, &v.y, v.t.as_deref())?;
     if cfg.penalty.kind == PenaltyKind::Adversarial || !net.config().is_stochastic() {
         return Ok(ce.to_scalar::<f32>()? as f64);
     }

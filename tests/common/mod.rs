@@ -93,6 +93,7 @@ pub fn csv_spec(path: &Path, seed: u64) -> fairbits::data::DataSpec {
             categorical: vec![],
             drop: vec![],
             delimiter: None,
+            task: Default::default(),
         },
         test_size: 0.3,
         val_size: 0.0,

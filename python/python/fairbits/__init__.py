@@ -10,6 +10,7 @@ work runs in the fairbits Rust core; this package is its scikit-learn face.
 """
 
 from ._estimator import FairRepresentationClassifier, NotFittedError, UncertifiedOutputWarning, UnseenCategoryWarning
+from ._regressor import FairRepresentationRegressor
 from ._pipeline import certificate, evaluate, mutual_information
 from ._schema import InvalidParameterError
 from ._native import __version__
@@ -17,6 +18,7 @@ from . import datasets, sweep
 
 __all__ = [
     "FairRepresentationClassifier",
+    "FairRepresentationRegressor",
     "InvalidParameterError",
     "NotFittedError",
     "UncertifiedOutputWarning",
@@ -32,5 +34,10 @@ __all__ = [
 
 
 def load(path):  # type: ignore[no-untyped-def]
-    """A saved model directory (from :meth:`FairRepresentationClassifier.save` or ``fairbits train``)."""
+    """A saved model directory (from :meth:`FairRepresentationClassifier.save`,
+    :meth:`FairRepresentationRegressor.save` or ``fairbits train``), as the estimator of its task."""
+    from . import _native
+
+    if _native.load(str(path)).is_regression():
+        return FairRepresentationRegressor.load(path)
     return FairRepresentationClassifier.load(path)

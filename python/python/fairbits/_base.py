@@ -1,5 +1,6 @@
 """The few scikit-learn conventions the estimator relies on, for installs without scikit-learn (an
-optional extra): parameters from ``__init__``, ``get_params``/``set_params``, accuracy as ``score``."""
+optional extra): parameters from ``__init__``, ``get_params``/``set_params``, accuracy (classifier) or R^2
+(regressor) as ``score``."""
 
 from __future__ import annotations
 
@@ -43,6 +44,18 @@ class ClassifierMixin:
         import numpy as np
 
         return float(np.mean(self.predict(X) == np.asarray(y)))  # type: ignore[attr-defined]
+
+
+class RegressorMixin:
+    """``score`` is the coefficient of determination R^2."""
+
+    def score(self, X: Any, y: Any) -> float:
+        import numpy as np
+
+        y = np.asarray(y, dtype=np.float64)
+        residual = float(np.sum((y - self.predict(X)) ** 2))  # type: ignore[attr-defined]
+        total = float(np.sum((y - y.mean()) ** 2))
+        return 1.0 - residual / total if total > 0 else float("nan")
 
 
 class TransformerMixin:

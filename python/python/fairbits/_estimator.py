@@ -138,11 +138,14 @@ _DOC_TAIL = """
 """
 
 
-def _make_init() -> Any:
-    """``__init__`` with one keyword argument per constructor parameter of the schema, each stored as is
-    (scikit-learn's convention), written the way ``dataclasses`` writes its ``__init__``."""
-    names = [d["python"] for d in _schema.CONSTRUCTOR]
-    defaults = {f"_d_{n}": _schema.python_default(d) for n, d in zip(names, _schema.CONSTRUCTOR)}
+def _make_init(exclude: Sequence[str] = (), defaults_here: Optional[Dict[str, Any]] = None) -> Any:
+    """``__init__`` with one keyword argument per constructor parameter of the schema (less ``exclude``;
+    ``defaults_here`` replacing the schema's defaults), each stored as is (scikit-learn's convention),
+    written the way ``dataclasses`` writes its ``__init__``."""
+    entries = [d for d in _schema.CONSTRUCTOR if d["python"] not in exclude]
+    names = [d["python"] for d in entries]
+    defaults = {f"_d_{n}": _schema.python_default(d) for n, d in zip(names, entries)}
+    defaults.update({f"_d_{n}": v for n, v in (defaults_here or {}).items()})
     args = ", ".join(f"{n}=_d_{n}" for n in names)
     body = "\n".join(f"    self.{n} = {n}" for n in names)
     namespace: Dict[str, Any] = {}
@@ -152,7 +155,10 @@ def _make_init() -> Any:
     return init
 
 
-class FairRepresentationClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
+class _FairRepresentation(TransformerMixin, BaseEstimator):
+    """What the classifier and the regressor share: the parameters, the columns, the representation, the
+    audit (information, certificate, metrics) and persistence; each adds its own fit and predictions."""
+
     __init__ = _make_init()
 
     # ----------------------------------------------------------------------------------------------
@@ -484,7 +490,7 @@ class FairRepresentationClassifier(ClassifierMixin, TransformerMixin, BaseEstima
     def _set_fitted(
         self,
         model: Any,
-        classes: np.ndarray,
+        classes: Optional[np.ndarray],
         feature_names: List[str],
         framed: bool,
         sensitive_names: List[str],
@@ -492,7 +498,8 @@ class FairRepresentationClassifier(ClassifierMixin, TransformerMixin, BaseEstima
     ) -> None:
         config = json.loads(model.config_json())
         self.model_ = model
-        self.classes_ = classes
+        if classes is not None:  # a regressor has none
+            self.classes_ = classes
         self.n_features_in_ = len(feature_names)
         self._feature_names = feature_names
         self._sensitive_names = sensitive_names
@@ -528,7 +535,8 @@ class FairRepresentationClassifier(ClassifierMixin, TransformerMixin, BaseEstima
         tags.input_tags.string = True
         tags.input_tags.categorical = True
         tags.input_tags.sparse = True  # scipy sparse X: numeric columns (_columns.from_sparse)
-        tags.classifier_tags.multi_class = True
+        if tags.classifier_tags is not None:
+            tags.classifier_tags.multi_class = True
         tags.non_deterministic = False
         # Codes are float32 whatever the input's type.
         tags.transformer_tags.preserves_dtype = []
@@ -638,7 +646,7 @@ class FairRepresentationClassifier(ClassifierMixin, TransformerMixin, BaseEstima
             raise ValueError(f"y has {len(y_arr)} rows but X has {n}")
         t = self._column_name(str(getattr(y, "name", None) or self._target_name), taken)
         s = self._column_name(", ".join(s_names), taken + [t])
-        if len(self.classes_) > 2:
+        if len(getattr(self, "classes_", ())) > 2:
             # Label i is classes_[i]; the core knows it by its own text (fit: the index; the command line:
             # the value).
             texts = json.loads(self.model_.config_json())["encoding"]["target"]["classes"]
@@ -762,7 +770,7 @@ class FairRepresentationClassifier(ClassifierMixin, TransformerMixin, BaseEstima
         self.model_.save(path, bool(overwrite))
         meta = {
             "params": {k: _json_value(v) for k, v in self.get_params().items()},
-            "classes": [_json_value(c) for c in self.classes_],
+            "classes": [_json_value(c) for c in self.classes_] if hasattr(self, "classes_") else None,
             "feature_names": self._feature_names,
             "framed": hasattr(self, "feature_names_in_"),
             "sensitive_names": self._sensitive_names,
@@ -774,10 +782,13 @@ class FairRepresentationClassifier(ClassifierMixin, TransformerMixin, BaseEstima
         os.replace(tmp, os.path.join(path, _PYTHON_META))
 
     @classmethod
-    def load(cls, path: Union[str, "os.PathLike[str]"]) -> "FairRepresentationClassifier":
+    def load(cls, path: Union[str, "os.PathLike[str]"]) -> "_FairRepresentation":
         """Reads a model directory written by :meth:`save` or by the command line (``fairbits train``)."""
         path = os.fspath(path)
         model = _native.load(path)
+        if bool(model.is_regression()) != (getattr(cls, "_task", "classification") == "regression"):
+            which = "FairRepresentationRegressor" if model.is_regression() else "FairRepresentationClassifier"
+            raise ValueError(f"{path} holds a model for {which}: load it with {which}.load or fairbits.load")
         meta_path = os.path.join(path, _PYTHON_META)
         if os.path.exists(meta_path):
             with open(meta_path) as f:
@@ -785,7 +796,7 @@ class FairRepresentationClassifier(ClassifierMixin, TransformerMixin, BaseEstima
             est = cls(**{k: (tuple(v) if isinstance(v, list) and k in ("hidden", "stochastic") else v) for k, v in meta["params"].items()})
             est._set_fitted(
                 model,
-                np.asarray(meta["classes"]),
+                None if meta["classes"] is None else np.asarray(meta["classes"]),
                 meta["feature_names"],
                 meta["framed"],
                 meta["sensitive_names"],
@@ -795,13 +806,17 @@ class FairRepresentationClassifier(ClassifierMixin, TransformerMixin, BaseEstima
         return cls._from_cli(model)
 
     @classmethod
-    def _from_cli(cls, model: Any) -> "FairRepresentationClassifier":
+    def _from_cli(cls, model: Any) -> "_FairRepresentation":
         config = json.loads(model.config_json())
         m = config["model"]
         est = cls(full_precision=not m["stochastic"], **_schema.from_config(config))
         enc = config.get("encoding")
         if enc is None:  # an image model: classes are the class indices
             est._set_fitted(model, np.arange(max(2, m["n_outputs"])), [], False, ["colour"], "digit")
+            return est
+        names = [col["name"] for col in enc["columns"]]
+        if "regression" in enc["target"]:  # numbers, no classes
+            est._set_fitted(model, None, names, True, [enc["sensitive"]["column"]], enc["target"]["column"])
             return est
         classes = enc["target"].get("classes") or [enc["target"]["negative"], enc["target"]["positive"]]
         try:
@@ -826,6 +841,10 @@ class FairRepresentationClassifier(ClassifierMixin, TransformerMixin, BaseEstima
         self.__dict__.update(state)
         if blob is not None:
             self.model_ = _native.from_bytes(blob[0], blob[1])
+
+
+class FairRepresentationClassifier(ClassifierMixin, _FairRepresentation):
+    __init__ = _make_init()
 
 
 try:

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from typing import Any, Dict, Tuple
 
-from ._estimator import FairRepresentationClassifier
+from ._estimator import FairRepresentationClassifier, _FairRepresentation
 
 
 def _locate(estimator: Any, X: Any) -> Tuple[FairRepresentationClassifier, Any]:
     """The fairbits step of ``estimator`` and ``X`` transformed by the steps before it."""
-    if isinstance(estimator, FairRepresentationClassifier):
+    if isinstance(estimator, _FairRepresentation):
         return estimator, X
     steps = getattr(estimator, "steps", None)
     if steps is None:
@@ -21,7 +21,7 @@ def _locate(estimator: Any, X: Any) -> Tuple[FairRepresentationClassifier, Any]:
         )
     for k, (_, step) in enumerate(steps):
         inner = getattr(step, "best_estimator_", step)  # a fitted search around it
-        if isinstance(inner, FairRepresentationClassifier):
+        if isinstance(inner, _FairRepresentation):
             for _, before in steps[:k]:
                 if before is not None and before != "passthrough":
                     X = before.transform(X)
