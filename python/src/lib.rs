@@ -381,6 +381,7 @@ impl Model {
             positive: None,
             seed: self.seed(),
             delimiter: None,
+            weights: None,
         };
         let (rows, enc, _) = lib(data::labelled_rows(t, enc, &held))?;
         Ok((rows, enc))
@@ -569,8 +570,10 @@ impl Model {
     }
 
     /// The population certificate (JSON) from held-out rows; without a target the equalised-odds bound
-    /// is not computed (null).
-    #[pyo3(signature = (columns, sensitive, target, confidence))]
+    /// is not computed (null). With `sample_weight` (one per row, in the rows' order: no row is dropped
+    /// here, a missing cell is an error), the certificate of the weighted population (docs/design.md,
+    /// section 4e).
+    #[pyo3(signature = (columns, sensitive, target, confidence, sample_weight=None))]
     fn certificate(
         &self,
         py: Python<'_>,
@@ -578,19 +581,29 @@ impl Model {
         sensitive: &str,
         target: Option<String>,
         confidence: f64,
+        sample_weight: Option<Vec<f64>>,
     ) -> PyResult2<String> {
         if !self.inner.net().config().is_stochastic() {
             return Err(PyValueError::new_err("a full-precision model has no stochastic layer to certify"));
         }
-        let (rows, labelled) = match &target {
+        let (mut rows, labelled) = match &target {
             Some(t) => (self.labelled(columns, t, sensitive)?.0, true),
             None => (self.unlabelled(columns, sensitive)?.0, false),
         };
+        let weighted = sample_weight.is_some();
+        if let Some(w) = sample_weight {
+            // The same check (and single precision) as fit's weights; the rows are the caller's, in order.
+            rows.w = Some(lib(data::check_weights(&w, rows.n))?);
+        }
         let opts = EvalOptions { confidence, ..self.opts() };
         lib(opts.validate())?;
         let pop = py.allow_threads(|| {
             let mut r = rng(opts.seed, Stream::Eval);
-            fairbits::eval::population(self.inner.net(), &rows, &opts, &mut r)
+            if weighted {
+                fairbits::eval::population_weighted(self.inner.net(), &rows, &opts, &mut r)
+            } else {
+                fairbits::eval::population(self.inner.net(), &rows, &opts, &mut r)
+            }
         });
         let mut v = serde_json::to_value(lib(pop)?).map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
         if !labelled {

@@ -396,6 +396,34 @@ pub struct HeldOut {
     pub seed: u64,
     /// Field separator of the file (default `,`).
     pub delimiter: Option<char>,
+    /// A column of row weights: the rows carry them (`Dataset::w`) for a certificate of the weighted
+    /// population (docs/design.md, section 4e).
+    pub weights: Option<String>,
+}
+
+/// The weights of the rows of `table` in `column` (docs/design.md, section 4e): every cell a finite
+/// number `>= 0`, not all 0; an error names the line (the row, for a frame) of the first that is not.
+pub fn read_weights(table: &RawTable, column: &str) -> Result<Vec<f32>> {
+    let col = table.column(column)?;
+    let what = format!("{}: weights column '{column}'", table.source);
+    let bad = |reason: String| Error::Values { what: what.clone(), reason };
+    let mut w = Vec::with_capacity(table.n_rows());
+    for r in 0..table.n_rows() {
+        let line = table.lines[r];
+        let v = if col.missing(r) { None } else { col.number(r) };
+        match v {
+            Some(v) if v.is_finite() && v >= 0.0 && v <= f32::MAX as f64 => w.push(v as f32),
+            Some(v) => return Err(bad(format!("line {line} holds {v}: a weight is a finite number >= 0"))),
+            None => {
+                let cell = col.get(r);
+                return Err(bad(format!("line {line} holds '{cell}': every row needs a weight, a finite number >= 0")));
+            }
+        }
+    }
+    if !w.iter().any(|v| *v > 0.0) {
+        return Err(bad("every weight is 0: no row would count".into()));
+    }
+    Ok(w)
 }
 
 /// The rows of a labelled table through a saved model's encoders: features by the saved encoding, the
@@ -465,7 +493,9 @@ pub fn labelled_rows(mut table: RawTable, encoding: &Encoding, held: &HeldOut) -
     let d = encoding.n_features();
     let n_groups = sensitive.groups.len();
     let n_classes = target.n_classes();
-    let rows = Dataset { n: y.len(), d, shape: vec![d], x: x.into(), y, s, n_groups, n_classes, w: None };
+    // Read after the rows with a missing feature are dropped, so that the weights are the kept rows'.
+    let w = held.weights.as_deref().map(|c| read_weights(&table, c)).transpose()?;
+    let rows = Dataset { n: y.len(), d, shape: vec![d], x: x.into(), y, s, n_groups, n_classes, w };
     Ok((rows, Encoding { target, sensitive, ..encoding.clone() }, n_dropped))
 }
 

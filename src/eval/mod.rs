@@ -12,8 +12,8 @@ pub(crate) mod multiclass;
 pub mod probes;
 
 pub use binary::{
-    information, mi_report, population, BinaryMetrics, Certificate, Fairness, Information, MiReport, ProbeResult,
-    Probes, Task, Timing,
+    information, mi_report, population, population_weighted, BinaryMetrics, Certificate, Fairness, Information,
+    MiReport, ProbeResult, Probes, Task, Timing,
 };
 pub use multiclass::{ColourProbes, ImageInformation, ImageMetrics, ImageRun, ImageTask};
 

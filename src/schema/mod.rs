@@ -502,6 +502,8 @@ parameters! {
         Stream stream: bool = (false), group Data, cli "stream";
         /// Rows with a missing feature value: drop them, refuse them (an error naming the cell), or impute the training rows' median (numbers) or most frequent value (text), with an indicator input.
         Missing missing: crate::data::Missing = (crate::data::Missing::Drop), group Data, cli "missing";
+        /// Certify: a column of the held-out rows holding their weights; the certificate is then for the weighted population (each group's law the weighted law of its rows).
+        Weights weights: Option<String> = (None), group Data, cli "weights", arg "sample_weight";
         /// Field separator of the CSV files read (default: a comma).
         Delimiter delimiter: Option<char> = (None), group Data, cli "delimiter";
         /// Images: P(a training image has its class's colour); a list for a sweep.

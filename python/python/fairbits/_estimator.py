@@ -700,6 +700,7 @@ class FairRepresentationClassifier(ClassifierMixin, TransformerMixin, BaseEstima
         *,
         sensitive_features: Any = None,
         confidence: float = 0.95,
+        sample_weight: Any = None,
     ) -> Dict[str, Any]:
         """The population certificate from held-out rows (rows not used in ``fit``).
 
@@ -707,6 +708,13 @@ class FairRepresentationClassifier(ClassifierMixin, TransformerMixin, BaseEstima
         any classifier or probe that reads one code per row has a demographic-parity gap of at most
         ``dp_gap_bound`` (``eo_gap_bound`` for equalised odds, computed when ``y`` is given), and any
         probe for the sensitive attribute an AUC of at most ``probe_auc_bound``.
+
+        With ``sample_weight`` (one weight >= 0 per row of ``X``, not all 0), the population is the
+        weighted one: each group's law is the weighted law of its rows (importance weights, fairlearn's
+        reweighting). The plug-in is weighted and the confidence term grows with the weights' spread: each
+        group counts as its effective number of rows ``W_g^2 / sum w_i^2`` (``effective_n_per_group``);
+        equal weights give the unweighted certificate exactly. It holds with the weights fixed and the
+        rows drawn independently given their group and weight (docs/design.md, section 4e).
 
         Returns
         -------
@@ -724,10 +732,10 @@ class FairRepresentationClassifier(ClassifierMixin, TransformerMixin, BaseEstima
             cols = self._x_columns(X, for_fit=False)
             s = self._column_name("__sensitive__", [c for c, _ in cols])
             cols = cols + [one_column(s, self._groups(s_values, n))]
-            result = json.loads(self.model_.certificate(cols, s, None, float(confidence)))
+            result = json.loads(self.model_.certificate(cols, s, None, float(confidence), self._weights(sample_weight, n)))
         else:
             cols, t, s = self._labelled(X, y, sensitive_features)
-            result = json.loads(self.model_.certificate(cols, s, t, float(confidence)))
+            result = json.loads(self.model_.certificate(cols, s, t, float(confidence), self._weights(sample_weight, n)))
         codes = "thresholded codes 1[p >= 0.5]" if result.get("codes") == "threshold" else "ONE sampled code per row"
         result["covers"] = (
             f"any classifier or probe that reads {codes} (transform(X) with codes='{result.get('codes', 'sample')}'), "
