@@ -571,8 +571,12 @@ pub fn split_rows(spec: &TableSpec) -> Result<(RawTable, Roles, split::Splits)> 
 }
 
 /// A table to fit on, whole: the encoders are fitted on every row (no test split is held out; a
-/// validation split of `val_size`, stratified, when asked), and a row with a missing used cell is an error
-/// naming it ([`require_complete`]).
+/// validation split of `val_size`, stratified, when asked). The missing-value policy `missing` as for a
+/// file (docs/design.md, section 6): `Drop` drops the rows with a missing used cell (and their weights)
+/// and counts them, `Error` refuses the first such cell naming its row and column ([`require_complete`]),
+/// `Impute` fills missing features with the training rows' median or most frequent value (saved with the
+/// encoders, with a missing indicator) and drops only the rows missing their target or group.
+#[allow(clippy::too_many_arguments)]
 pub fn prepare_fit(
     table: RawTable,
     roles: &Roles,
@@ -581,13 +585,43 @@ pub fn prepare_fit(
     name: &str,
     weights: Option<Vec<f32>>,
     sensitive_bins: Option<usize>,
+    missing: Missing,
 ) -> Result<Prepared> {
-    let mut table = table;
+    let (mut table, mut weights) = (table, weights);
+    // The rows are someone's aligned arrays: a dropped row takes its weight with it.
+    let n_dropped = match missing {
+        Missing::Error => apply_missing(&mut table, roles, missing)?,
+        Missing::Drop | Missing::Impute => {
+            let mut used = vec![roles.target.as_str(), roles.sensitive.as_str()];
+            if missing == Missing::Drop {
+                used.extend(roles.features.iter().map(String::as_str));
+            }
+            let cols: Vec<usize> = used.iter().map(|c| table.col(c)).collect::<Result<_>>()?;
+            let keep: Vec<bool> =
+                (0..table.n_rows()).map(|r| cols.iter().all(|&c| !table.columns[c].missing(r))).collect();
+            let dropped = keep.iter().filter(|k| !**k).count();
+            if dropped > 0 {
+                table.retain_rows(&keep);
+                if let Some(w) = &mut weights {
+                    let mut kept = keep.iter();
+                    w.retain(|_| *kept.next().expect("one flag per row"));
+                    if !w.iter().any(|v| *v > 0.0) {
+                        let reason = format!("every row of weight > 0 has a missing value ({dropped} rows dropped)");
+                        return Err(Error::Values { what: "sample weights".into(), reason });
+                    }
+                }
+            }
+            dropped
+        }
+    };
+    if table.n_rows() == 0 {
+        return Err(Error::NoRows {
+            path: table.source.clone(),
+            detail: format!(" left: all {n_dropped} rows have a missing value in a used column"),
+        });
+    }
     let roles =
         &Roles { bins: super::groups::derive(&mut table, &roles.sensitive, sensitive_bins, None)?, ..roles.clone() };
-    let mut used = vec![roles.target.as_str(), roles.sensitive.as_str()];
-    used.extend(roles.features.iter().map(String::as_str));
-    require_complete(&table, &used)?;
     let target = encoding::TargetEncoding::fit(&table, roles)?;
     let sensitive = encoding::SensitiveEncoding::fit(&table, roles)?;
     let (y, s) = (target.apply(&table)?, sensitive.apply(&table)?);
@@ -599,8 +633,7 @@ pub fn prepare_fit(
     } else {
         ((0..y.len()).collect(), Vec::new())
     };
-    // Rows handed over in memory are someone's aligned arrays: their missing cells are an error (above).
-    let encoding = Encoding::fit(&table, roles, &train_idx, target, sensitive, false)?;
+    let encoding = Encoding::fit(&table, roles, &train_idx, target, sensitive, missing == Missing::Impute)?;
     let x = encoding.transform(&table)?;
     let d = encoding.n_features();
     let n_classes = encoding.target.n_classes();
@@ -612,5 +645,5 @@ pub fn prepare_fit(
     } else {
         [&train_idx[..], &val_idx, &[], &[]].map(|idx| all.subset(idx))
     };
-    Ok(Prepared::table(name.to_string(), encoding, sets, 0))
+    Ok(Prepared::table(name.to_string(), encoding, sets, n_dropped))
 }

@@ -329,7 +329,14 @@ class FairRepresentationClassifier(ClassifierMixin, TransformerMixin, BaseEstima
         Parameters
         ----------
         X : data frame or array-like of shape (n_samples, n_features)
-            Numeric and text/categorical columns; missing values are an error naming the column and row.
+            Numeric and text/categorical columns. Missing cells (NaN or None in pandas, nulls in polars or
+            pyarrow, NaN in a float array) follow ``missing``: ``"error"`` (the default) refuses the first,
+            naming its row and column, ``"drop"`` drops their rows (with their weights) and warns with the
+            count,
+            ``"impute"`` fills them with the training rows' median (numbers) or most frequent value (text),
+            saved with the encoders and with a missing-indicator input, so that predict and transform fill
+            them the same way. At predict, transform and the audits no row is ever dropped (one output per
+            row): a missing cell there is an error unless the model imputes.
         y : array-like of shape (n_samples,)
             Two classes, or up to 100 (a softmax head; with the default preset, ``certified``, which is
             binary, they train with ``invariant``).
@@ -342,7 +349,7 @@ class FairRepresentationClassifier(ClassifierMixin, TransformerMixin, BaseEstima
             proportional to the weights, so the cross-entropy and the penalty both see the weighted rows
             (docs/design.md section 3d); equal weights are the same as none. The validation split's loss
             and the certificate are unweighted (they are estimates on held-out rows, not training
-            objectives).
+            objectives; ``certificate(..., sample_weight=w)`` certifies a weighted population).
 
         Returns
         -------
@@ -432,7 +439,15 @@ class FairRepresentationClassifier(ClassifierMixin, TransformerMixin, BaseEstima
             bool(self.verbose),
             self._weights(sample_weight, n),
             None if self.sensitive_bins is None else int(_schema.to_text(_schema.PARAMS["sensitive_bins"], self.sensitive_bins)),
+            _schema.to_text(_schema.PARAMS["missing"], self.missing),
         )
+        if model.rows_dropped:
+            warnings.warn(
+                f"{model.rows_dropped} of {n} rows have a missing value and were dropped (missing='drop'); "
+                "missing='impute' keeps them, filling the cells as predict will",
+                UserWarning,
+                stacklevel=2,
+            )
         self._set_fitted(model, classes, feature_names, self._fit_framed, s_names, target_name)
         self.random_state_ = seed
         return self
@@ -524,7 +539,8 @@ class FairRepresentationClassifier(ClassifierMixin, TransformerMixin, BaseEstima
 
     def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
         tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = False
+        # Only an imputing model takes NaN at predict (a row is never dropped there).
+        tags.input_tags.allow_nan = self.missing == "impute"
         tags.input_tags.string = True
         tags.input_tags.categorical = True
         tags.input_tags.sparse = True  # scipy sparse X: numeric columns (_columns.from_sparse)
