@@ -135,6 +135,10 @@ fn evaluate(c: EvalCmd, what: &str, bar: &TerminalBar) -> Result<(), Failure> {
     let dir: PathBuf = c.given.required(Param::Model, "the model directory to evaluate")?;
     let model = FairModel::load(&dir)?;
     let opts = c.given.eval_options(model.config().eval.seed)?;
+    if what != "certify" {
+        // Only the certificate has a weighted form (docs/design.md, section 4e): a flag is never ignored.
+        c.given.refuse_weights(what)?;
+    }
     let held = c.given.held_out(opts.seed)?;
     let held = held.as_ref().map(|(p, h)| (p.as_path(), h));
     if what == "certify" {

@@ -244,3 +244,230 @@ fn the_population_bound_is_above_achieved_dp_gaps() {
     }
     assert!(c.probe_auc_bound >= 0.5 && c.adversary_balanced_accuracy_bound <= 1.0);
 }
+
+/// The weighted certificate (docs/design.md, section 4e) with equal weights is the unweighted one, bit for
+/// bit, every field (soft codes by enumeration, hard codes, and m = 24 by Monte Carlo, with the same
+/// random draws): one weight for all rows, and one per group.
+#[test]
+fn equal_weights_give_the_unweighted_certificate_bit_for_bit() {
+    let soft = [vec![[0.2, 0.7], [0.6, 0.4], [0.5, 0.5]], vec![[0.3, 0.6], [0.7, 0.3], [0.5, 0.45]]];
+    let hard = [vec![[0.0, 1.0], [1.0, 0.0], [0.0, 0.0]], vec![[0.0, 1.0], [1.0, 1.0], [0.0, 0.0], [1.0, 0.0]]];
+    let method = certificate::TvMethod { m_max: 20, samples: 400, mc_share: 0.2 };
+    for (name, types, m) in [("soft m=4", soft.clone(), 4), ("hard m=4", hard, 4), ("soft m=24", soft, 24)] {
+        let pop = Population { m, types };
+        let (p, s) = pop.draw([60, 90], &mut ChaCha8Rng::seed_from_u64(5));
+        let y: Vec<u8> = (0..s.len()).map(|i| (i % 3 == 0) as u8).collect();
+        let plain =
+            certificate::population(&p, m, &s, 2, &y, 2, 0.9, method, "sample", &mut ChaCha8Rng::seed_from_u64(9));
+        for (what, w) in [
+            ("all 1", vec![1.0; s.len()]),
+            ("all 0.3", vec![0.3; s.len()]),
+            ("0.7 and 3 by group", s.iter().map(|&g| if g == 0 { 0.7 } else { 3.0 }).collect::<Vec<f64>>()),
+        ] {
+            let mut rng = ChaCha8Rng::seed_from_u64(9);
+            let weighted =
+                certificate::population_weighted(&p, m, &s, 2, &y, 2, Some(&w), 0.9, method, "sample", &mut rng);
+            let n_eff = weighted.effective_n_per_group.clone().expect("weighted: the effective sizes");
+            assert!((n_eff[0] - 60.0).abs() < 1e-9 && (n_eff[1] - 90.0).abs() < 1e-9, "{name}, {what}: {n_eff:?}");
+            assert_eq!(certificate::Population { effective_n_per_group: None, ..weighted }, plain, "{name}, {what}");
+        }
+    }
+    // The weighted forms themselves reduce to the unweighted ones: the plug-in (exactly enumerated, within
+    // rounding) and eps (bit for bit, from 1/n).
+    let pop = Population { m: 4, types: [vec![[0.2, 0.7], [0.6, 0.4]], vec![[0.3, 0.6], [0.7, 0.3]]] };
+    let (p, s) = pop.draw([60, 90], &mut ChaCha8Rng::seed_from_u64(6));
+    let exact = certificate::TvMethod { m_max: 20, samples: 0, mc_share: 0.2 };
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let (tv, _, _) = certificate::pairwise_tv(&p, 4, &s, 2, exact, 0.05, &mut rng);
+    let (tvw, _, how) = certificate::pairwise_tv_weighted(&p, 4, &s, 2, &vec![2.0; s.len()], exact, 0.05, &mut rng);
+    assert_eq!(how, "exact");
+    assert!((tv[0][1] - tvw[0][1]).abs() < 1e-12, "{} vs {}", tv[0][1], tvw[0][1]);
+    for (a, b) in [(60, 90), (1, 7), (1000, 3)] {
+        let from = certificate::mcdiarmid_eps_from(0.05, 1.0 / a as f64, 1.0 / b as f64);
+        assert_eq!(from.to_bits(), certificate::mcdiarmid_eps(0.05, a, b).to_bits());
+    }
+}
+
+/// Integer weights against the rows duplicated that many times: the weighted plug-in is the duplicated
+/// rows' plug-in (the same code distributions), but the bound is not the duplicated rows' bound: copies are
+/// not independent draws, so each group counts as `W_g^2 / sum w_i^2` rows, fewer than `W_g`, and eps is
+/// larger (exactly the section 4e formula).
+#[test]
+fn integer_weights_have_the_plug_in_of_duplicated_rows_and_a_larger_eps() {
+    let soft = [vec![[0.2, 0.7], [0.6, 0.4], [0.5, 0.5]], vec![[0.3, 0.6], [0.7, 0.3], [0.5, 0.45]]];
+    let hard = [vec![[0.0, 1.0], [1.0, 0.0], [0.0, 0.0]], vec![[0.0, 1.0], [1.0, 1.0], [0.0, 0.0], [1.0, 0.0]]];
+    let method = certificate::TvMethod { m_max: 20, samples: 400, mc_share: 0.2 };
+    for (name, types) in [("soft", soft), ("hard", hard)] {
+        let m = 4;
+        let pop = Population { m, types };
+        let mut rng = ChaCha8Rng::seed_from_u64(12);
+        let (p, s) = pop.draw([50, 70], &mut rng);
+        let w: Vec<f64> = (0..s.len()).map(|_| rng.random_range(1..=4) as f64).collect();
+        let y = vec![0u8; s.len()];
+        let (mut dup_p, mut dup_s) = (Vec::new(), Vec::new());
+        for i in 0..s.len() {
+            for _ in 0..w[i] as usize {
+                dup_p.extend_from_slice(&p[i * m..(i + 1) * m]);
+                dup_s.push(s[i]);
+            }
+        }
+        let dup_y = vec![0u8; dup_s.len()];
+        let weighted =
+            certificate::population_weighted(&p, m, &s, 2, &y, 1, Some(&w), 0.95, method, "sample", &mut rng);
+        let dup = certificate::population(&dup_p, m, &dup_s, 2, &dup_y, 1, 0.95, method, "sample", &mut rng);
+        assert!((weighted.tv_plugin - dup.tv_plugin).abs() < 1e-12, "{name}: {weighted:?} vs {dup:?}");
+        let squares = |g: u32| {
+            let (total, sq) =
+                s.iter().zip(&w).filter(|(&h, _)| h == g).fold((0.0, 0.0), |(t, q), (_, &v)| (t + v, q + v * v));
+            sq / (total * total)
+        };
+        let eps = certificate::mcdiarmid_eps_from(0.05, squares(0), squares(1));
+        assert!((weighted.tv_upper - (weighted.tv_plugin + eps).min(1.0)).abs() < 1e-12, "{name}: {weighted:?}");
+        let dup_eps = dup.tv_upper - dup.tv_plugin;
+        assert!(eps > dup_eps * 1.05, "{name}: eps {eps} against the duplicated rows' {dup_eps}");
+        let n_eff = weighted.effective_n_per_group.unwrap();
+        assert!((n_eff[0] - 1.0 / squares(0)).abs() < 1e-9 && n_eff[0] < dup.n_per_group[0] as f64, "{n_eff:?}");
+        assert_eq!(weighted.n_per_group, vec![50, 70]);
+    }
+}
+
+/// A population of strata with a known weighted total variation (docs/design.md, section 4e): in group `g`,
+/// stratum `h` has `sizes[g][h]` rows drawn from its row types, each of weight `weights[g][h]` (weights fixed
+/// per stratum, as fairlearn's reweighting fixes them per cell). The target population's group `g` is the
+/// mixture of its strata in the shares `sizes * weights / W_g`.
+struct Strata {
+    m: usize,
+    types: [[Vec<[f64; 2]>; 2]; 2],
+    sizes: [[usize; 2]; 2],
+    weights: [[f64; 2]; 2],
+}
+
+impl Strata {
+    /// The code distribution (of the two informative neurons) of group `g`, its strata mixed in `shares`.
+    fn dist(&self, g: usize, shares: [f64; 2]) -> Vec<f64> {
+        (0..4)
+            .map(|code| {
+                (0..2)
+                    .map(|h| {
+                        let t = &self.types[g][h];
+                        shares[h]
+                            * t.iter()
+                                .map(|q| {
+                                    (0..2).map(|j| if code >> j & 1 == 1 { q[j] } else { 1.0 - q[j] }).product::<f64>()
+                                })
+                                .sum::<f64>()
+                            / t.len() as f64
+                    })
+                    .sum()
+            })
+            .collect()
+    }
+
+    /// The TV between the groups of the weighted target (`weighted`) or of the unweighted population.
+    fn true_tv(&self, weighted: bool) -> f64 {
+        let shares = |g: usize| {
+            let mass: Vec<f64> =
+                (0..2).map(|h| self.sizes[g][h] as f64 * if weighted { self.weights[g][h] } else { 1.0 }).collect();
+            [mass[0] / (mass[0] + mass[1]), mass[1] / (mass[0] + mass[1])]
+        };
+        certificate::total_variation(&self.dist(0, shares(0)), &self.dist(1, shares(1)))
+    }
+
+    /// One held-out sample: probabilities, groups, weights, and the strata as labels.
+    fn draw(&self, rng: &mut ChaCha8Rng) -> (Vec<f64>, Vec<u32>, Vec<f64>, Vec<u8>) {
+        let (mut p, mut s, mut w, mut y) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for g in 0..2 {
+            for h in 0..2 {
+                for _ in 0..self.sizes[g][h] {
+                    let t = &self.types[g][h];
+                    p.extend_from_slice(&t[rng.random_range(0..t.len())]);
+                    p.extend(std::iter::repeat_n(0.5, self.m - 2));
+                    s.push(g as u32);
+                    w.push(self.weights[g][h]);
+                    y.push(h as u8);
+                }
+            }
+        }
+        (p, s, w, y)
+    }
+}
+
+/// The weighted certificate covers the weighted population's TV in at least `1 - delta` of 200 independent
+/// held-out samples (soft codes by enumeration, by Monte Carlo at m = 24, hard codes), and the two
+/// controls show that the test could fail: the unweighted certificate of the same rows misses the weighted
+/// TV in most samples, and the weighted plug-in minus (rather than plus) eps misses it too.
+#[test]
+fn the_weighted_bound_covers_the_weighted_total_variation() {
+    // Equal strata, so that the unweighted groups are nearly alike; the weights tilt group 0 towards its
+    // stratum 1 and group 1 towards its stratum 0, which makes the weighted groups far apart.
+    let soft = [
+        [vec![[0.2, 0.3], [0.3, 0.2]], vec![[0.8, 0.7], [0.7, 0.8]]],
+        [vec![[0.25, 0.3], [0.3, 0.25]], vec![[0.8, 0.75], [0.7, 0.8]]],
+    ];
+    let hard = [
+        [vec![[0.0, 0.0], [0.0, 1.0]], vec![[1.0, 1.0], [1.0, 0.0]]],
+        [vec![[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]], vec![[1.0, 1.0], [1.0, 1.0], [0.0, 1.0]]],
+    ];
+    let sizes = [[60, 60], [70, 50]];
+    let weights = [[1.0, 4.0], [4.0, 1.0]];
+    let method = |samples| certificate::TvMethod { m_max: 20, samples, mc_share: 0.2 };
+    for (name, types, m) in [("soft m=4", soft.clone(), 4), ("hard m=4", hard, 4), ("soft m=24", soft, 24)] {
+        let pop = Strata { m, types, sizes, weights };
+        let (truth, unweighted_truth) = (pop.true_tv(true), pop.true_tv(false));
+        assert!(
+            (truth - unweighted_truth).abs() > 0.1,
+            "{name}: the weights must matter ({truth} vs {unweighted_truth})"
+        );
+        for delta in [0.05, 0.2] {
+            let mut rng = ChaCha8Rng::seed_from_u64(17);
+            let (draws, mut covered, mut plain_covered, mut wrong) = (200, 0, 0, 0);
+            for _ in 0..draws {
+                let (p, s, w, y) = pop.draw(&mut rng);
+                let c = certificate::population_weighted(
+                    &p,
+                    m,
+                    &s,
+                    2,
+                    &y,
+                    2,
+                    Some(&w),
+                    1.0 - delta,
+                    method(400),
+                    "sample",
+                    &mut rng,
+                );
+                assert_eq!(c.method, if m > 20 { "monte-carlo" } else { "exact" });
+                assert!(c.tv_upper >= c.tv_plugin);
+                covered += (c.tv_upper >= truth) as usize;
+                wrong += (2.0 * c.tv_plugin - c.tv_upper >= truth) as usize;
+                let plain = certificate::population(&p, m, &s, 2, &y, 2, 1.0 - delta, method(400), "sample", &mut rng);
+                plain_covered += (plain.tv_upper >= truth) as usize;
+            }
+            let rate = covered as f64 / draws as f64;
+            eprintln!(
+                "{name}, delta {delta}: weighted coverage {rate} (true weighted TV {truth:.4}, unweighted {unweighted_truth:.4}); \
+                 unweighted certificate {plain_covered}/{draws}, minus eps {wrong}/{draws}"
+            );
+            assert!(rate >= 1.0 - delta, "{name}, delta {delta}: coverage {rate} (true TV {truth})");
+            assert!((wrong as f64) < (1.0 - delta) * draws as f64, "{name}: the coverage check cannot fail ({wrong})");
+            assert!((plain_covered as f64) < (1.0 - delta) * draws as f64, "{name}: the unweighted control covers");
+        }
+    }
+}
+
+/// Weights that are not a finite number >= 0, or all 0, are refused with the row named.
+#[test]
+fn bad_certificate_weights_are_refused_naming_the_row() {
+    let ok = certificate::check_weights(&[1.0, 0.0, 2.5], 3);
+    assert!(ok.is_ok());
+    for (w, row) in
+        [(vec![1.0, -0.5, 1.0], "row 2"), (vec![f64::NAN, 1.0, 1.0], "row 1"), (vec![1.0, 1.0, f64::INFINITY], "row 3")]
+    {
+        let e = certificate::check_weights(&w, 3).unwrap_err().to_string();
+        assert!(e.contains(row) && e.contains("finite number >= 0"), "{e}");
+    }
+    let e = certificate::check_weights(&[0.0, 0.0, 0.0], 3).unwrap_err().to_string();
+    assert!(e.contains("every weight is 0"), "{e}");
+    let e = certificate::check_weights(&[1.0, 1.0], 3).unwrap_err().to_string();
+    assert!(e.contains("2 weights for 3 rows"), "{e}");
+}

@@ -93,3 +93,67 @@ fn a_certification_split_is_carved_before_training() {
     let bad = fairbits(dir.path(), &[&base[..], &["--certify-size", "0.8"]].concat());
     assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
 }
+
+/// `certify --weights COLUMN` (docs/design.md, section 4e): equal weights give the unweighted certificate;
+/// weights by colour give the weighted one, with each group's effective size `W_g^2 / sum w_i^2`; a bad
+/// weight is refused naming its line; the other commands refuse the flag, and it needs held-out rows.
+#[test]
+fn certify_with_a_weights_column() {
+    let dir = tempfile::tempdir().unwrap();
+    write_synthetic(&dir.path().join("train.csv"), 1500, 1);
+    let o = fairbits(
+        dir.path(),
+        &words("train --input train.csv --target y --sensitive s --hidden 8,4 --epochs 3 --draws 1 --forest-trees 3 --out model"),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Held-out rows with two weight columns: all 1, and 3 for red rows, 0.5 for the others.
+    write_synthetic(&dir.path().join("audit.csv"), 800, 2);
+    let audit = std::fs::read_to_string(dir.path().join("audit.csv")).unwrap();
+    let mut lines = audit.lines();
+    let mut with_w = format!("{},one,w\n", lines.next().unwrap());
+    let (mut total, mut squares) = ([0f64; 2], [0f64; 2]);
+    for l in lines {
+        let cells: Vec<&str> = l.split(',').collect();
+        let w = if cells[3] == "red" { 3.0 } else { 0.5 };
+        let g: usize = cells[4].parse().unwrap();
+        (total[g], squares[g]) = (total[g] + w, squares[g] + w * w);
+        with_w += &format!("{l},1,{w}\n");
+    }
+    std::fs::write(dir.path().join("audit_w.csv"), &with_w).unwrap();
+    let base = "certify --model model --input audit_w.csv --target y --sensitive s --json";
+    let run = |extra: &str| fairbits(dir.path(), &words(&format!("{base} {extra}")));
+    let plain = json(&run(""));
+    let ones = json(&run("--weights one"));
+    let mut ones_pop = ones["population"].clone();
+    let n_eff = ones_pop.as_object_mut().unwrap().remove("effective_n_per_group").unwrap();
+    assert_eq!(ones_pop, plain["population"]);
+    assert_eq!(n_eff[0].as_f64().unwrap(), plain["population"]["n_per_group"][0].as_f64().unwrap());
+    let o = run("--weights w");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let weighted = json(&o)["population"].clone();
+    for g in 0..2 {
+        let want = total[g] * total[g] / squares[g];
+        let got = weighted["effective_n_per_group"][g].as_f64().unwrap();
+        assert!((got - want).abs() < 1e-6 * want, "group {g}: {got} vs {want}");
+    }
+    assert_ne!(weighted["tv_plugin"], plain["population"]["tv_plugin"]);
+    assert!(weighted["tv_upper"].as_f64().unwrap() >= weighted["tv_plugin"].as_f64().unwrap());
+    // A negative weight on the file's line 6, and a missing one on line 4.
+    for (line, cell, says) in [(6usize, "-1", "line 6 holds -1"), (4, "", "line 4 holds ''")] {
+        let mut rows: Vec<String> = with_w.lines().map(String::from).collect();
+        let cut = rows[line - 1].rfind(',').unwrap();
+        rows[line - 1] = format!("{},{cell}", &rows[line - 1][..cut]);
+        std::fs::write(dir.path().join("bad.csv"), rows.join("\n") + "\n").unwrap();
+        let o =
+            fairbits(dir.path(), &words("certify --model model --input bad.csv --target y --sensitive s --weights w"));
+        assert!(!o.status.success());
+        let err = stderr(&o);
+        assert!(err.contains(says) && err.contains("weights column 'w'"), "{err}");
+    }
+    let o = fairbits(dir.path(), &words("eval --model model --input audit_w.csv --target y --sensitive s --weights w"));
+    assert!(!o.status.success() && stderr(&o).contains("only certify reads row weights"), "{}", stderr(&o));
+    let o = fairbits(dir.path(), &words("certify --model model --weights w"));
+    assert!(!o.status.success() && stderr(&o).contains("weights are a column of held-out rows"), "{}", stderr(&o));
+    let o = fairbits(dir.path(), &words("train --input train.csv --target y --sensitive s --weights w --out m2"));
+    assert!(!o.status.success(), "train takes no weights column");
+}

@@ -241,12 +241,15 @@ impl Observer for PyObserver {
 #[pyclass(module = "fairbits._native", frozen)]
 struct Model {
     inner: FairModel,
+    /// Rows `fit` dropped for a missing value (the policy `drop`; 0 for a loaded model).
+    #[pyo3(get)]
+    rows_dropped: usize,
 }
 
 /// Trains a table model on named columns with a target and a sensitive column among them.
 #[pyfunction]
 #[allow(clippy::too_many_arguments)]
-#[pyo3(signature = (params, columns, target, positive, sensitive, categorical, val_size, name, verbose, sample_weight=None, sensitive_bins=None, task=None))]
+#[pyo3(signature = (params, columns, target, positive, sensitive, categorical, val_size, name, verbose, sample_weight=None, sensitive_bins=None, task=None, missing=None))]
 fn fit(
     py: Python<'_>,
     params: Vec<(String, String)>,
@@ -261,10 +264,15 @@ fn fit(
     sample_weight: Option<Vec<f64>>,
     sensitive_bins: Option<usize>,
     task: Option<String>,
+    missing: Option<String>,
 ) -> PyResult2<Model> {
     lib(check::sensitive_bins(&sensitive_bins))?;
     // The estimator's class says the task: a regressor passes "regression" (docs/design.md, section 5c).
     let task: data::Task = lib(task.as_deref().unwrap_or("classification").parse())?;
+    let missing: data::Missing = match missing {
+        Some(text) => lib(text.parse())?,
+        None => Default::default(),
+    };
     let valid = lib(self::params(&params)?.check())?;
     lib(check::val_size(&val_size))?;
     let seed = valid.seed();
@@ -274,8 +282,8 @@ fn fit(
     let features = table.header.iter().filter(|h| **h != target && **h != sensitive).cloned().collect();
     let roles = Roles { target, positive, sensitive, features, categorical, bins: None, task };
     let observer = PyObserver::new(verbose);
-    let model = py.allow_threads(|| -> fairbits::Result<FairModel> {
-        let data = data::prepare_fit(table, &roles, val_size, seed, &name, weights, sensitive_bins)?;
+    let model = py.allow_threads(|| -> fairbits::Result<(FairModel, usize)> {
+        let data = data::prepare_fit(table, &roles, val_size, seed, &name, weights, sensitive_bins, missing)?;
         let source = Source::Memory { name: name.clone() };
         let spec = TableSpec {
             source,
@@ -285,18 +293,19 @@ fn fit(
             include_sensitive: false,
             certify_size: 0.0,
             stream: false,
-            missing: Default::default(),
+            missing,
         };
         let spec = DataSpec::Table(spec);
-        Ok(valid.fit_with(&data, &spec, None, &observer)?.0)
+        Ok((valid.fit_with(&data, &spec, None, &observer)?.0, data.n_dropped))
     });
-    Ok(Model { inner: model.map_err(|e| observer.error(e))? })
+    let (inner, rows_dropped) = model.map_err(|e| observer.error(e))?;
+    Ok(Model { inner, rows_dropped })
 }
 
 /// Reads a saved model directory (the command line's format).
 #[pyfunction]
 fn load(dir: PathBuf) -> PyResult2<Model> {
-    Ok(Model { inner: lib(FairModel::load(&dir))? })
+    Ok(Model { inner: lib(FairModel::load(&dir))?, rows_dropped: 0 })
 }
 
 /// A model from the bytes of `to_bytes` (pickling): the directory is rebuilt in a temporary folder.
@@ -325,18 +334,24 @@ fn tempdir() -> PyResult2<PathBuf> {
 /// The rows and splits of a shipped dataset, as the command line trains and tests on them: `(header,
 /// columns, roles JSON, train indices, test indices)`; every cell is text.
 #[pyfunction]
-#[pyo3(signature = (name, sensitive, seed, test_size))]
+#[pyo3(signature = (name, sensitive, seed, test_size, missing=None))]
 #[allow(clippy::type_complexity)]
 fn builtin_rows(
     name: &str,
     sensitive: Option<String>,
     seed: u64,
     test_size: f64,
+    missing: Option<String>,
 ) -> PyResult2<(Vec<String>, Vec<Vec<String>>, String, Vec<usize>, Vec<usize>)> {
     let builtin: data::Builtin = lib(name.parse())?;
+    let missing: data::Missing = match missing {
+        Some(text) => lib(text.parse())?,
+        None => Default::default(),
+    };
     let spec = TableSpec {
         test_size,
         source: Source::Builtin { name: builtin, sensitive },
+        missing,
         ..TableSpec::builtin(builtin, seed)
     };
     let (table, roles, splits) = lib(data::split_rows(&spec))?;
@@ -362,8 +377,7 @@ impl Model {
     fn inputs(&self, columns: Vec<(String, Col<'_>)>) -> PyResult2<(Vec<f32>, Vec<String>)> {
         let enc = self.encoding()?;
         let t = table(columns)?;
-        let used: Vec<&str> = enc.columns.iter().map(|c| c.name()).collect();
-        lib(data::require_complete(&t, &used))?;
+        complete(enc, &t, &[])?;
         let (x, warnings) = lib(enc.transform_reporting(&t))?;
         Ok((x, warnings.into_iter().map(row_wording).collect()))
     }
@@ -377,15 +391,14 @@ impl Model {
     ) -> PyResult2<(Dataset, data::Encoding)> {
         let enc = self.encoding()?;
         let t = table(columns)?;
-        let mut used: Vec<&str> = enc.columns.iter().map(|c| c.name()).collect();
-        used.extend([target, sensitive]);
-        lib(data::require_complete(&t, &used))?;
+        complete(enc, &t, &[target, sensitive])?;
         let held = HeldOut {
             target: target.into(),
             sensitive: sensitive.into(),
             positive: None,
             seed: self.seed(),
             delimiter: None,
+            weights: None,
         };
         let (rows, enc, _) = lib(data::labelled_rows(t, enc, &held))?;
         Ok((rows, enc))
@@ -542,9 +555,7 @@ impl Model {
         let data = match probe {
             Some(cols) => {
                 let t = table(cols)?;
-                let mut used: Vec<&str> = enc.columns.iter().map(|c| c.name()).collect();
-                used.extend([target, sensitive]);
-                lib(data::require_complete(&t, &used))?;
+                complete(&enc, &t, &[target, sensitive])?;
                 let (x, y, s) = (lib(enc.transform(&t))?, lib(enc.target.apply(&t))?, lib(enc.sensitive.apply(&t))?);
                 let targets = lib(enc.target.values(&t))?;
                 let d = enc.n_features();
@@ -597,8 +608,10 @@ impl Model {
     }
 
     /// The population certificate (JSON) from held-out rows; without a target the equalised-odds bound
-    /// is not computed (null).
-    #[pyo3(signature = (columns, sensitive, target, confidence))]
+    /// is not computed (null). With `sample_weight` (one per row, in the rows' order: no row is dropped
+    /// here, a missing cell is an error), the certificate of the weighted population (docs/design.md,
+    /// section 4e).
+    #[pyo3(signature = (columns, sensitive, target, confidence, sample_weight=None))]
     fn certificate(
         &self,
         py: Python<'_>,
@@ -606,19 +619,29 @@ impl Model {
         sensitive: &str,
         target: Option<String>,
         confidence: f64,
+        sample_weight: Option<Vec<f64>>,
     ) -> PyResult2<String> {
         if !self.inner.net().config().is_stochastic() {
             return Err(PyValueError::new_err("a full-precision model has no stochastic layer to certify"));
         }
-        let (rows, labelled) = match &target {
+        let (mut rows, labelled) = match &target {
             Some(t) => (self.labelled(columns, t, sensitive)?.0, true),
             None => (self.unlabelled(columns, sensitive)?.0, false),
         };
+        let weighted = sample_weight.is_some();
+        if let Some(w) = sample_weight {
+            // The same check (and single precision) as fit's weights; the rows are the caller's, in order.
+            rows.w = Some(lib(data::check_weights(&w, rows.n))?);
+        }
         let opts = EvalOptions { confidence, ..self.opts() };
         lib(opts.validate())?;
         let pop = py.allow_threads(|| {
             let mut r = rng(opts.seed, Stream::Eval);
-            fairbits::eval::population(self.inner.net(), &rows, &opts, &mut r)
+            if weighted {
+                fairbits::eval::population_weighted(self.inner.net(), &rows, &opts, &mut r)
+            } else {
+                fairbits::eval::population(self.inner.net(), &rows, &opts, &mut r)
+            }
         });
         let mut v = serde_json::to_value(lib(pop)?).map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
         if !labelled {
@@ -663,9 +686,7 @@ impl Model {
     fn unlabelled(&self, columns: Vec<(String, Col<'_>)>, sensitive: &str) -> PyResult2<(Dataset, Vec<String>)> {
         let enc = self.encoding()?;
         let mut t = table(columns)?;
-        let mut used: Vec<&str> = enc.columns.iter().map(|c| c.name()).collect();
-        used.push(sensitive);
-        lib(data::require_complete(&t, &used))?;
+        complete(enc, &t, &[sensitive])?;
         // A model of binned groups reads the groups given here at its edges.
         let own = enc.sensitive.bins.is_some().then_some(&enc.sensitive);
         let bins = lib(data::derive_groups(&mut t, sensitive, None, own))?;
@@ -704,6 +725,24 @@ impl Model {
             },
             groups.groups,
         ))
+    }
+}
+
+/// Missing cells of rows given to predict, transform or audit: a feature whose encoder imputes (a model
+/// fitted with `missing='impute'`) takes them; any other missing feature is an error naming the row and
+/// column, because no row is dropped here (one output per input row; a dropped row would misalign every
+/// output after it), with the way out. A missing label or group (`labels`) is an error too.
+fn complete(enc: &data::Encoding, t: &RawTable, labels: &[&str]) -> PyResult2<()> {
+    lib(data::require_complete(t, labels))?;
+    let features: Vec<&str> =
+        enc.columns.iter().enumerate().filter(|(j, _)| !enc.imputes(*j)).map(|(_, c)| c.name()).collect();
+    match data::require_complete(t, &features) {
+        Err(e @ Error::Csv { .. }) => Err(PyValueError::new_err(format!(
+            "{}; no row is dropped here (one output per input row): fit with missing='impute' to fill missing \
+             cells as the training rows were filled",
+            row_wording(e.render(&python_name))
+        ))),
+        r => lib(r),
     }
 }
 
@@ -813,7 +852,7 @@ fn fit_images(
         };
         Ok(valid.fit_with(&data, &DataSpec::Images(spec), None, &observer)?.0)
     });
-    Ok(Model { inner: model.map_err(|e| observer.error(e))? })
+    Ok(Model { inner: model.map_err(|e| observer.error(e))?, rows_dropped: 0 })
 }
 
 /// A shipped image set prepared as the command line prepares it (`train --dataset NAME --rho R --seed S`):

@@ -276,3 +276,57 @@ def test_images_fitted_from_python_are_the_command_lines_model(cli, tmp_path):
     with pytest.raises(ValueError, match="divide by 255"):
         few = slice(None, None, 80)  # the images are in class order
         FairRepresentationClassifier(epochs=1).fit(d.X_train[few] * 255, d.y_train[few], sensitive_features=d.s_train[few])
+
+
+def test_weighted_certificate(small, tmp_path, cli):
+    """``certificate(..., sample_weight=w)`` (docs/design.md, section 4e): equal weights give the unweighted
+    certificate exactly; weights by cell (fairlearn's reweighting) a weighted plug-in and effective group
+    sizes W^2 / sum w^2; the same numbers as ``certify --weights`` on the same rows; bad weights name the row;
+    the pipeline form passes them on."""
+    import subprocess
+
+    X, y, Xt, yt = _framed(small)
+    clf = FairRepresentationClassifier(sensitive_features="sex", **{**FAST, "gamma": 0.5}).fit(X, y)
+    plain = clf.certificate(Xt, yt)
+    ones = clf.certificate(Xt, yt, sample_weight=np.full(len(Xt), 2.0))
+    assert ones.pop("effective_n_per_group") == [float(n) for n in plain["n_per_group"]]
+    assert ones == plain
+    # fairlearn's reweighting: w = P(s) P(y) / P(s, y), constant per cell (s, y).
+    cells = pd.DataFrame({"s": Xt["sex"].to_numpy(), "y": np.asarray(yt)})
+    p_s = cells["s"].map(cells["s"].value_counts(normalize=True))
+    p_y = cells["y"].map(cells["y"].value_counts(normalize=True))
+    p_sy = cells.groupby(["s", "y"])["y"].transform("size") / len(cells)
+    w = (p_s * p_y / p_sy).to_numpy()
+    weighted = clf.certificate(Xt, yt, sample_weight=w)
+    for g, name in enumerate(sorted(cells["s"].unique())):
+        wg = w[cells["s"].to_numpy() == name]
+        assert weighted["effective_n_per_group"][g] == pytest.approx(wg.sum() ** 2 / (wg ** 2).sum(), rel=1e-6)
+        assert weighted["effective_n_per_group"][g] < weighted["n_per_group"][g]
+    assert weighted["tv_plugin"] != plain["tv_plugin"]
+    assert weighted["tv_upper"] >= weighted["tv_plugin"]
+    # Weights constant within each (s, y) cell: the equalised-odds strata are unweighted, so that bound stays.
+    assert weighted["eo_gap_bound"] == plain["eo_gap_bound"]
+    assert fairbits.certificate(clf, Xt, yt, sample_weight=w) == weighted
+    # The command line on the same rows and weights (single precision on both sides) agrees.
+    model = tmp_path / "model"
+    clf.save(model)
+    Xt.assign(income=np.asarray(yt), w=w.astype(np.float32)).to_csv(tmp_path / "audit.csv", index=False)
+    r = subprocess.run(
+        [cli, "certify", "--model", str(model), "--input", str(tmp_path / "audit.csv"), "--target", "income",
+         "--sensitive", "sex", "--weights", "w", "--json"],
+        capture_output=True, text=True,
+    )
+    assert r.returncode == 0, r.stderr
+    import json
+
+    from_cli = json.loads(r.stdout)["population"]
+    for key in ("tv_plugin", "tv_upper", "dp_gap_bound"):
+        assert from_cli[key] == pytest.approx(weighted[key], abs=1e-9), key
+    bad = np.ones(len(Xt))
+    bad[4] = -2.0
+    with pytest.raises(ValueError, match="row 5 holds -2"):
+        clf.certificate(Xt, yt, sample_weight=bad)
+    with pytest.raises(ValueError, match="every weight is 0"):
+        clf.certificate(Xt, yt, sample_weight=np.zeros(len(Xt)))
+    with pytest.raises(ValueError, match="row 1 holds NaN"):
+        clf.certificate(Xt, yt, sample_weight=np.r_[np.nan, np.ones(len(Xt) - 1)])

@@ -71,7 +71,8 @@ fn data_group(p: Param) -> bool {
 pub struct TrainParams;
 impl ParamSet for TrainParams {
     fn takes(p: Param) -> bool {
-        model_group(p) || data_group(p) || matches!(p, Param::Out | Param::Resume | Param::Force)
+        (model_group(p) || data_group(p) || matches!(p, Param::Out | Param::Resume | Param::Force))
+            && p != Param::Weights
     }
 }
 
@@ -82,6 +83,7 @@ impl ParamSet for SweepParams {
         (model_group(p) || data_group(p) || p.def().group == Group::Sweep || p == Param::Out)
             && !matches!(p, Param::Seed | Param::Sources | Param::Merged)
             && p.def().group != Group::Certify
+            && p != Param::Weights
     }
 }
 
@@ -91,7 +93,7 @@ impl ParamSet for EvalParams {
     fn takes(p: Param) -> bool {
         p.def().group == Group::Eval
             || matches!(p, Param::Model | Param::Input | Param::Target | Param::Sensitive | Param::Positive)
-            || p == Param::Delimiter
+            || matches!(p, Param::Delimiter | Param::Weights)
     }
 }
 
@@ -377,9 +379,21 @@ impl<S> Given<S> {
         }
     }
 
+    /// An error when row weights are given to a command other than `certify` (`what`), which would not
+    /// read them.
+    pub fn refuse_weights(&self, what: &str) -> Result<()> {
+        self.refuse(&[Param::Weights], &format!("{what} (only certify reads row weights)"))
+    }
+
     /// The held-out rows' roles, when a table file is given.
     pub fn held_out(&self, seed: u64) -> Result<Option<(PathBuf, HeldOut)>> {
-        let Some(path) = self.get::<PathBuf>(Param::Input)? else { return Ok(None) };
+        let Some(path) = self.get::<PathBuf>(Param::Input)? else {
+            if let Some(w) = self.text(Param::Weights) {
+                let why = "weights are a column of held-out rows: give the table file that holds it";
+                return Err(Error::param(Param::Weights, w, why));
+            }
+            return Ok(None);
+        };
         let why = "held-out rows need their target and sensitive columns";
         let held = HeldOut {
             target: self.required(Param::Target, why)?,
@@ -387,6 +401,7 @@ impl<S> Given<S> {
             positive: self.get(Param::Positive)?,
             seed,
             delimiter: self.get(Param::Delimiter)?,
+            weights: self.get(Param::Weights)?,
         };
         Ok(Some((path, held)))
     }

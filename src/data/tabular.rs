@@ -478,6 +478,34 @@ pub struct HeldOut {
     pub seed: u64,
     /// Field separator of the file (default `,`).
     pub delimiter: Option<char>,
+    /// A column of row weights: the rows carry them (`Dataset::w`) for a certificate of the weighted
+    /// population (docs/design.md, section 4e).
+    pub weights: Option<String>,
+}
+
+/// The weights of the rows of `table` in `column` (docs/design.md, section 4e): every cell a finite
+/// number `>= 0`, not all 0; an error names the line (the row, for a frame) of the first that is not.
+pub fn read_weights(table: &RawTable, column: &str) -> Result<Vec<f32>> {
+    let col = table.column(column)?;
+    let what = format!("{}: weights column '{column}'", table.source);
+    let bad = |reason: String| Error::Values { what: what.clone(), reason };
+    let mut w = Vec::with_capacity(table.n_rows());
+    for r in 0..table.n_rows() {
+        let line = table.lines[r];
+        let v = if col.missing(r) { None } else { col.number(r) };
+        match v {
+            Some(v) if v.is_finite() && v >= 0.0 && v <= f32::MAX as f64 => w.push(v as f32),
+            Some(v) => return Err(bad(format!("line {line} holds {v}: a weight is a finite number >= 0"))),
+            None => {
+                let cell = col.get(r);
+                return Err(bad(format!("line {line} holds '{cell}': every row needs a weight, a finite number >= 0")));
+            }
+        }
+    }
+    if !w.iter().any(|v| *v > 0.0) {
+        return Err(bad("every weight is 0: no row would count".into()));
+    }
+    Ok(w)
 }
 
 /// The rows of a labelled table through a saved model's encoders: features by the saved encoding, the
@@ -556,7 +584,9 @@ pub fn labelled_rows(mut table: RawTable, encoding: &Encoding, held: &HeldOut) -
     let d = encoding.n_features();
     let n_groups = sensitive.groups.len();
     let n_classes = target.n_classes();
-    let rows = Dataset { n: y.len(), d, shape: vec![d], x: x.into(), y, s, n_groups, n_classes, w: None, t };
+    // Read after the rows with a missing feature are dropped, so that the weights are the kept rows'.
+    let w = held.weights.as_deref().map(|c| read_weights(&table, c)).transpose()?;
+    let rows = Dataset { n: y.len(), d, shape: vec![d], x: x.into(), y, s, n_groups, n_classes, w, t };
     Ok((rows, Encoding { target, sensitive, ..encoding.clone() }, n_dropped))
 }
 
@@ -632,8 +662,12 @@ pub fn split_rows(spec: &TableSpec) -> Result<(RawTable, Roles, split::Splits)> 
 }
 
 /// A table to fit on, whole: the encoders are fitted on every row (no test split is held out; a
-/// validation split of `val_size`, stratified, when asked), and a row with a missing used cell is an error
-/// naming it ([`require_complete`]).
+/// validation split of `val_size`, stratified, when asked). The missing-value policy `missing` as for a
+/// file (docs/design.md, section 6): `Drop` drops the rows with a missing used cell (and their weights)
+/// and counts them, `Error` refuses the first such cell naming its row and column ([`require_complete`]),
+/// `Impute` fills missing features with the training rows' median or most frequent value (saved with the
+/// encoders, with a missing indicator) and drops only the rows missing their target or group.
+#[allow(clippy::too_many_arguments)]
 pub fn prepare_fit(
     table: RawTable,
     roles: &Roles,
@@ -642,13 +676,43 @@ pub fn prepare_fit(
     name: &str,
     weights: Option<Vec<f32>>,
     sensitive_bins: Option<usize>,
+    missing: Missing,
 ) -> Result<Prepared> {
-    let mut table = table;
+    let (mut table, mut weights) = (table, weights);
+    // The rows are someone's aligned arrays: a dropped row takes its weight with it.
+    let n_dropped = match missing {
+        Missing::Error => apply_missing(&mut table, roles, missing)?,
+        Missing::Drop | Missing::Impute => {
+            let mut used = vec![roles.target.as_str(), roles.sensitive.as_str()];
+            if missing == Missing::Drop {
+                used.extend(roles.features.iter().map(String::as_str));
+            }
+            let cols: Vec<usize> = used.iter().map(|c| table.col(c)).collect::<Result<_>>()?;
+            let keep: Vec<bool> =
+                (0..table.n_rows()).map(|r| cols.iter().all(|&c| !table.columns[c].missing(r))).collect();
+            let dropped = keep.iter().filter(|k| !**k).count();
+            if dropped > 0 {
+                table.retain_rows(&keep);
+                if let Some(w) = &mut weights {
+                    let mut kept = keep.iter();
+                    w.retain(|_| *kept.next().expect("one flag per row"));
+                    if !w.iter().any(|v| *v > 0.0) {
+                        let reason = format!("every row of weight > 0 has a missing value ({dropped} rows dropped)");
+                        return Err(Error::Values { what: "sample weights".into(), reason });
+                    }
+                }
+            }
+            dropped
+        }
+    };
+    if table.n_rows() == 0 {
+        return Err(Error::NoRows {
+            path: table.source.clone(),
+            detail: format!(" left: all {n_dropped} rows have a missing value in a used column"),
+        });
+    }
     let roles =
         &Roles { bins: super::groups::derive(&mut table, &roles.sensitive, sensitive_bins, None)?, ..roles.clone() };
-    let mut used = vec![roles.target.as_str(), roles.sensitive.as_str()];
-    used.extend(roles.features.iter().map(String::as_str));
-    require_complete(&table, &used)?;
     let target = encoding::TargetEncoding::fit(&table, roles)?;
     let sensitive = encoding::SensitiveEncoding::fit(&table, roles)?;
     let (y, s) = (target.apply(&table)?, sensitive.apply(&table)?);
@@ -660,9 +724,8 @@ pub fn prepare_fit(
     } else {
         ((0..y.len()).collect(), Vec::new())
     };
-    // Rows handed over in memory are someone's aligned arrays: their missing cells are an error (above).
     let target = target.scaled_on(&table, &train_idx)?;
-    let encoding = Encoding::fit(&table, roles, &train_idx, target, sensitive, false)?;
+    let encoding = Encoding::fit(&table, roles, &train_idx, target, sensitive, missing == Missing::Impute)?;
     let x = encoding.transform(&table)?;
     let t = encoding.target.values(&table)?;
     let d = encoding.n_features();
@@ -675,7 +738,7 @@ pub fn prepare_fit(
     } else {
         [&train_idx[..], &val_idx, &[], &[]].map(|idx| all.subset(idx))
     };
-    Ok(Prepared::table(name.to_string(), encoding, sets, 0))
+    Ok(Prepared::table(name.to_string(), encoding, sets, n_dropped))
 }
 
 #[cfg(test)]

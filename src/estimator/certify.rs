@@ -40,7 +40,8 @@ covered, and rows the encoder was trained on void the guarantee";
 impl FairModel {
     /// The population certificate from held-out rows: every row of a held-out CSV (rows the model was
     /// trained on, recognised by their encoded features, are left out), or the model's own certification
-    /// split, or its test split.
+    /// split, or its test split. With a weights column in `held_out`, the certificate is that of the
+    /// weighted population (docs/design.md, section 4e).
     pub fn certify(
         &self,
         held_out: Option<(&Path, &crate::data::HeldOut)>,
@@ -61,7 +62,11 @@ impl FairModel {
         };
         let (rows, removed) = (rows.clone(), data.n_left_out);
         let mut rng = rng(opts.seed, Stream::Eval);
-        let population = crate::eval::binary::population(&self.net, &rows, opts, &mut rng)?;
+        // Rows read with a weights column carry them: the certificate of the weighted population (4e).
+        let population = match held_out.and_then(|(_, h)| h.weights.as_ref()) {
+            Some(_) => crate::eval::binary::population_weighted(&self.net, &rows, opts, &mut rng)?,
+            None => crate::eval::binary::population(&self.net, &rows, opts, &mut rng)?,
+        };
         Ok(Certification {
             dataset: data.description.dataset.clone(),
             rows_from: from.into(),

@@ -465,7 +465,7 @@ pub(crate) fn evaluate(
             Some(rows) => population(net, rows, opts, &mut rng)?,
             // The test rows certify themselves: their `p` is at hand (a `prob` pass draws nothing from
             // `rng`, so reusing it changes no number), and a second pass over them is saved.
-            None => population_of(p_test, m, test, opts, &mut rng),
+            None => population_of(p_test, m, test, None, opts, &mut rng),
         });
     }
     step(steps, "done")?;
@@ -630,7 +630,23 @@ pub fn population(
     rng: &mut ChaCha8Rng,
 ) -> Result<certificate::Population> {
     let (_, p, _) = represent(net, &net.features_of(rows)?, Inference::Prob, rng)?;
-    Ok(population_of(p, net.config().code_width(), rows, opts, rng))
+    Ok(population_of(p, net.config().code_width(), rows, None, opts, rng))
+}
+
+/// [`population`] for the target population weighted by the rows' weights `rows.w` (docs/design.md,
+/// section 4e); rows without weights give [`population`]'s certificate.
+pub fn population_weighted(
+    net: &Net,
+    rows: &Dataset,
+    opts: &EvalOptions,
+    rng: &mut ChaCha8Rng,
+) -> Result<certificate::Population> {
+    let w: Option<Vec<f64>> = rows.w.as_ref().map(|w| w.iter().map(|&v| f64::from(v)).collect());
+    if let Some(w) = &w {
+        certificate::check_weights(w, rows.n)?;
+    }
+    let (_, p, _) = represent(net, &net.features_of(rows)?, Inference::Prob, rng)?;
+    Ok(population_of(p, net.config().code_width(), rows, w.as_deref(), opts, rng))
 }
 
 /// [`population`] from the rows' code probabilities `p` (row-major, `m` per row).
@@ -638,6 +654,7 @@ fn population_of(
     mut p: Vec<f64>,
     m: usize,
     rows: &Dataset,
+    w: Option<&[f64]>,
     opts: &EvalOptions,
     rng: &mut ChaCha8Rng,
 ) -> certificate::Population {
@@ -648,7 +665,8 @@ fn population_of(
         "sample"
     };
     let method = certificate::TvMethod { m_max: opts.m_max, samples: opts.mc_samples, mc_share: 0.2 };
-    certificate::population(&p, m, &rows.s, rows.n_groups, &rows.y, rows.n_classes, opts.confidence, method, codes, rng)
+    let (s, y) = (&rows.s, &rows.y);
+    certificate::population_weighted(&p, m, s, rows.n_groups, y, rows.n_classes, w, opts.confidence, method, codes, rng)
 }
 
 /// The `mi` subcommand's report: per-neuron and joint MI side by side (exact and Monte Carlo where the

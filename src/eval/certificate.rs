@@ -186,11 +186,59 @@ pub struct Population {
     pub n_per_group: Vec<usize>,
     /// `exact` (enumeration, or counting hard codes) or `monte-carlo` (with its Hoeffding term).
     pub method: String,
+    /// With row weights (docs/design.md, section 4e): each group's effective number of rows
+    /// `W_g^2 / sum_i w_i^2`, the `n_g` of the weighted McDiarmid term. Absent without weights.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effective_n_per_group: Option<Vec<f64>>,
 }
 
 /// The McDiarmid term `sqrt(ln(1/delta) (1/n_a + 1/n_b) / 2)` of one pair of groups.
 pub fn mcdiarmid_eps(delta: f64, n_a: usize, n_b: usize) -> f64 {
-    ((1.0 / delta).ln() * (1.0 / n_a as f64 + 1.0 / n_b as f64) / 2.0).sqrt()
+    mcdiarmid_eps_from(delta, 1.0 / n_a as f64, 1.0 / n_b as f64)
+}
+
+/// The McDiarmid term `sqrt(ln(1/delta) (sum_a c_i^2 + sum_b c_i^2) / 2)` from each group's sum of squared
+/// bounded differences (docs/design.md, section 4e): `1/n_g` for equal weights, `sum w_i^2 / W_g^2` for
+/// weights `w`. [`mcdiarmid_eps`] is this with `1/n_a` and `1/n_b`, the same operations in the same order.
+pub fn mcdiarmid_eps_from(delta: f64, squares_a: f64, squares_b: f64) -> f64 {
+    ((1.0 / delta).ln() * (squares_a + squares_b) / 2.0).sqrt()
+}
+
+/// Row weights for a weighted certificate (docs/design.md, section 4e), checked: one per row, each finite
+/// and `>= 0`, not all 0; an error names the first row (1-based) that is not.
+pub fn check_weights(w: &[f64], n: usize) -> crate::error::Result<()> {
+    let bad = |reason: String| crate::error::Error::Values { what: "certificate weights".into(), reason };
+    if w.len() != n {
+        return Err(bad(format!("{} weights for {n} rows", w.len())));
+    }
+    if let Some(i) = w.iter().position(|v| !v.is_finite() || *v < 0.0) {
+        return Err(bad(format!("row {} holds {}: a weight is a finite number >= 0", i + 1, w[i])));
+    }
+    if !w.iter().any(|v| *v > 0.0) {
+        return Err(bad("every weight is 0: no row would count".into()));
+    }
+    Ok(())
+}
+
+/// Per group of `s` (`k` groups): the total weight `W_g`, the sum of squared shares
+/// `sum_{i in g} (w_i / W_g)^2` (McDiarmid's `sum c_i^2`; 0 for a group of weight 0), and whether every row
+/// of the group has the same positive weight (then the weighted certificate is the unweighted one).
+fn weight_summary(w: &[f64], s: &[u32], k: usize) -> (Vec<f64>, Vec<f64>, Vec<bool>) {
+    let (mut total, mut squares) = (vec![0f64; k], vec![0f64; k]);
+    let mut first: Vec<Option<f64>> = vec![None; k];
+    let mut equal = vec![true; k];
+    for (&v, &g) in w.iter().zip(s) {
+        let g = g as usize;
+        total[g] += v;
+        squares[g] += v * v;
+        match first[g] {
+            None => first[g] = Some(v),
+            Some(f) => equal[g] &= f == v,
+        }
+    }
+    let shares = (0..k).map(|g| if total[g] > 0.0 { squares[g] / (total[g] * total[g]) } else { 0.0 }).collect();
+    let uniform = (0..k).map(|g| equal[g] && first[g].is_none_or(|f| f > 0.0)).collect();
+    (total, shares, uniform)
 }
 
 /// The Hoeffding term `sqrt(ln(1/delta) / (2 N))` of a mean of `N` values in `[0, 1]` (one-sided).
@@ -275,6 +323,142 @@ pub fn pairwise_tv<R: rand::Rng>(
     (tv, hoeffding_eps(delta_mc, method.samples), "monte-carlo")
 }
 
+/// [`pairwise_tv`] of the `w`-weighted rows (docs/design.md, section 4e): group `g`'s plug-in is
+/// `P^_g(t) = sum_{i in g} (w_i / W_g) q(t | x_i)` with `W_g` the group's total weight (rows of weight 0
+/// take no part; a group of weight 0 is absent, its entries 0). Hard codes: weighted histograms; `m <=
+/// m_max`: the weighted sum of each row's `2^m` code probabilities; wider: codes drawn from `P^_a` (a row
+/// with probability `w_i / W_a`, then its Bernoullis) and `log P^_b(t)` as a weighted log-sum-exp over
+/// group `b`'s rows, with the Hoeffding term of [`pairwise_tv`] (the draws are i.i.d. from `P^_a`). Every
+/// sum runs in a fixed order, so the result depends on neither the thread count nor a hash seed.
+#[allow(clippy::too_many_arguments)]
+pub fn pairwise_tv_weighted<R: rand::Rng>(
+    p: &[f64],
+    m: usize,
+    s: &[u32],
+    k: usize,
+    w: &[f64],
+    method: TvMethod,
+    delta_mc: f64,
+    rng: &mut R,
+) -> (Vec<Vec<f64>>, f64, &'static str) {
+    use rayon::prelude::*;
+    let (total, _, _) = weight_summary(w, s, k);
+    let rows_of = |g: usize| -> Vec<usize> { (0..s.len()).filter(|&i| s[i] as usize == g && w[i] > 0.0).collect() };
+    let mut tv = vec![vec![0.0; k]; k];
+    let hard = p.iter().all(|&v| v == 0.0 || v == 1.0);
+    if hard {
+        let mut mass: Vec<std::collections::BTreeMap<Vec<bool>, f64>> = vec![Default::default(); k];
+        for ((row, &g), &v) in p.chunks(m.max(1)).zip(s).zip(w) {
+            let g = g as usize;
+            if v > 0.0 {
+                *mass[g].entry(row.iter().map(|&b| b == 1.0).collect()).or_default() += v / total[g];
+            }
+        }
+        for a in 0..k {
+            for b in 0..k {
+                if a != b && total[a] > 0.0 && total[b] > 0.0 {
+                    tv[a][b] =
+                        mass[a].iter().map(|(code, &c)| (c - mass[b].get(code).copied().unwrap_or(0.0)).max(0.0)).sum();
+                }
+            }
+        }
+        return (tv, 0.0, "exact");
+    }
+    if m <= method.m_max {
+        let codes = 1usize << m;
+        let dists: Vec<Vec<f64>> = (0..k)
+            .map(|g| {
+                // Blocks of rows summed in parallel, the blocks' sums added in order.
+                let parts: Vec<Vec<f64>> = rows_of(g)
+                    .par_chunks(256)
+                    .map(|block| {
+                        let (mut acc, mut one) = (vec![0f64; codes], vec![0f64; codes]);
+                        for &i in block {
+                            // Doubling: the first j + 1 bits' probabilities from the first j's.
+                            one[0] = w[i] / total[g];
+                            for j in 0..m {
+                                let (q, h) = (p[i * m + j], 1usize << j);
+                                let (low, high) = one[..2 * h].split_at_mut(h);
+                                for (lo, hi) in low.iter_mut().zip(high.iter_mut()) {
+                                    *hi = *lo * q;
+                                    *lo *= 1.0 - q;
+                                }
+                            }
+                            acc.iter_mut().zip(&one).for_each(|(a, o)| *a += o);
+                        }
+                        acc
+                    })
+                    .collect();
+                let mut d = vec![0f64; codes];
+                for part in parts {
+                    d.iter_mut().zip(&part).for_each(|(a, v)| *a += v);
+                }
+                d
+            })
+            .collect();
+        for a in 0..k {
+            for b in 0..k {
+                if a != b && total[a] > 0.0 && total[b] > 0.0 {
+                    tv[a][b] = total_variation(&dists[a], &dists[b]);
+                }
+            }
+        }
+        return (tv, 0.0, "exact");
+    }
+    // TV(P_a, P_b) = E_{t ~ P_a}[max(0, 1 - P_b(t) / P_a(t))], as in [`pairwise_tv`], each P^ weighted.
+    let clamp = |v: f64| v.clamp(1e-12, 1.0 - 1e-12);
+    let (log_one, log_zero): (Vec<f64>, Vec<f64>) = p.iter().map(|&v| (clamp(v).ln(), (1.0 - clamp(v)).ln())).unzip();
+    let groups: Vec<Vec<usize>> = (0..k).map(rows_of).collect();
+    // log P^_g(t) = log sum_{i in g} (w_i / W_g) q(t | x_i), a log-sum-exp over the group's rows.
+    let log_p = |g: usize, code: &[bool]| -> f64 {
+        let ll: Vec<f64> = groups[g]
+            .iter()
+            .map(|&i| {
+                let own: f64 = code
+                    .iter()
+                    .enumerate()
+                    .map(|(j, &t)| if t { log_one[i * m + j] } else { log_zero[i * m + j] })
+                    .sum();
+                (w[i] / total[g]).ln() + own
+            })
+            .collect();
+        let top = ll.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        top + ll.iter().map(|l| (l - top).exp()).sum::<f64>().ln()
+    };
+    for a in 0..k.saturating_sub(1) {
+        if groups[a].is_empty() {
+            continue;
+        }
+        // A row of group a with probability w_i / W_a: the first whose running total passes a uniform draw.
+        let cumulative: Vec<f64> = groups[a]
+            .iter()
+            .scan(0f64, |acc, &i| {
+                *acc += w[i];
+                Some(*acc)
+            })
+            .collect();
+        let last = *cumulative.last().expect("a non-empty group");
+        let codes: Vec<Vec<bool>> = (0..method.samples)
+            .map(|_| {
+                let u = rng.random::<f64>() * last;
+                let i = groups[a][cumulative.partition_point(|&c| c <= u).min(groups[a].len() - 1)];
+                (0..m).map(|j| rng.random::<f64>() < p[i * m + j]).collect()
+            })
+            .collect();
+        let own: Vec<f64> = codes.par_iter().map(|c| log_p(a, c)).collect();
+        for b in a + 1..k {
+            if groups[b].is_empty() {
+                continue;
+            }
+            let terms: Vec<f64> =
+                codes.par_iter().zip(&own).map(|(c, la)| (1.0 - (log_p(b, c) - la).exp()).max(0.0)).collect();
+            tv[a][b] = terms.iter().sum::<f64>() / method.samples as f64;
+            tv[b][a] = tv[a][b];
+        }
+    }
+    (tv, hoeffding_eps(delta_mc, method.samples), "monte-carlo")
+}
+
 /// The population certificate of held-out rows: `p` their code probabilities (row-major `n x m`; pass
 /// `1[p >= 0.5]` to certify thresholded codes), `s` their groups, `y` their labels (`< n_labels`).
 /// `delta` is split evenly over the pairs of groups (and, for equalised odds, over the labels too); each
@@ -292,6 +476,29 @@ pub fn population<R: rand::Rng>(
     codes: &str,
     rng: &mut R,
 ) -> Population {
+    population_weighted(p, m, s, k, y, n_labels, None, confidence, method, codes, rng)
+}
+
+/// [`population`] for the `w`-weighted target population of docs/design.md, section 4e (`w` one weight
+/// per row, checked by [`check_weights`]): the weighted plug-in TV ([`pairwise_tv_weighted`]) plus the
+/// McDiarmid term with bounded differences `w_i / W_g` ([`mcdiarmid_eps_from`]), within each group for the
+/// demographic-parity bound and within each group and label for equalised odds. Where every group of the
+/// rows at hand has one weight for all its rows, the weighted plug-in and `eps` are the unweighted ones,
+/// and exactly those are computed (the same numbers, bit for bit). `None`: [`population`].
+#[allow(clippy::too_many_arguments)]
+pub fn population_weighted<R: rand::Rng>(
+    p: &[f64],
+    m: usize,
+    s: &[u32],
+    k: usize,
+    y: &[u8],
+    n_labels: usize,
+    w: Option<&[f64]>,
+    confidence: f64,
+    method: TvMethod,
+    codes: &str,
+    rng: &mut R,
+) -> Population {
     let delta = 1.0 - confidence;
     let count = |rows: &[usize]| {
         let mut c = vec![0usize; k];
@@ -303,29 +510,46 @@ pub fn population<R: rand::Rng>(
     // The largest pairwise upper bound among the rows `rows`, with `delta_total` for all the pairs.
     let bound = |rows: &[usize], delta_total: f64, rng: &mut R| -> (f64, f64, &'static str) {
         let sizes = count(rows);
-        let present: Vec<usize> = (0..k).filter(|&g| sizes[g] > 0).collect();
+        // Every row (the demographic-parity bound): no copy.
+        let whole = rows.len() == s.len();
+        let sub_w: Option<Cow<[f64]>> =
+            w.map(|w| if whole { Cow::Borrowed(w) } else { rows.iter().map(|&i| w[i]).collect() });
+        let sub_s: Cow<[u32]> = if whole { Cow::Borrowed(s) } else { rows.iter().map(|&i| s[i]).collect() };
+        // The weights, where they change anything (some group's rows weigh differently): each group's total
+        // and sum of squared shares.
+        let weighted = sub_w
+            .as_ref()
+            .map(|w| (w, weight_summary(w, &sub_s, k)))
+            .filter(|(_, (_, _, uniform))| (0..k).any(|g| sizes[g] > 0 && !uniform[g]));
+        let present: Vec<usize> = match &weighted {
+            Some((_, (total, _, _))) => (0..k).filter(|&g| total[g] > 0.0).collect(),
+            None => (0..k).filter(|&g| sizes[g] > 0).collect(),
+        };
         let pairs = present.len() * present.len().saturating_sub(1) / 2;
         if pairs == 0 {
             return (f64::NAN, f64::NAN, "exact");
         }
-        // Every row (the demographic-parity bound): no copy.
-        let (sub_p, sub_s): (Cow<[f64]>, Cow<[u32]>) = if rows.len() == s.len() {
-            (Cow::Borrowed(p), Cow::Borrowed(s))
+        let sub_p: Cow<[f64]> = if whole {
+            Cow::Borrowed(p)
         } else {
-            (
-                rows.iter().flat_map(|&i| p[i * m..(i + 1) * m].iter().copied()).collect(),
-                rows.iter().map(|&i| s[i]).collect(),
-            )
+            rows.iter().flat_map(|&i| p[i * m..(i + 1) * m].iter().copied()).collect()
         };
         let per_pair = delta_total / pairs as f64;
         let (delta_mc, delta_mcd) = (per_pair * method.mc_share, per_pair * (1.0 - method.mc_share));
-        let (tv, mc_eps, how) = pairwise_tv(&sub_p, m, &sub_s, k, method, delta_mc, rng);
+        let (tv, mc_eps, how) = match &weighted {
+            Some((w, _)) => pairwise_tv_weighted(&sub_p, m, &sub_s, k, w, method, delta_mc, rng),
+            None => pairwise_tv(&sub_p, m, &sub_s, k, method, delta_mc, rng),
+        };
         let (mut upper, mut plugin) = (0f64, 0f64);
         for (x, &a) in present.iter().enumerate() {
             for &b in &present[x + 1..] {
                 let t = tv[a][b].max(tv[b][a]);
                 let delta_here = if how == "exact" { per_pair } else { delta_mcd };
-                let u = t + mc_eps + mcdiarmid_eps(delta_here, sizes[a], sizes[b]);
+                let eps = match &weighted {
+                    Some((_, (_, squares, _))) => mcdiarmid_eps_from(delta_here, squares[a], squares[b]),
+                    None => mcdiarmid_eps(delta_here, sizes[a], sizes[b]),
+                };
+                let u = t + mc_eps + eps;
                 upper = upper.max(u.min(1.0));
                 plugin = plugin.max(t);
             }
@@ -355,6 +579,15 @@ pub fn population<R: rand::Rng>(
         probe_auc_bound: auc_bound_from_j(u),
         n_per_group: count(&all),
         method: how.to_string(),
+        effective_n_per_group: w.map(|w| {
+            let (mut total, mut squares) = (vec![0f64; k], vec![0f64; k]);
+            for (&v, &g) in w.iter().zip(s) {
+                total[g as usize] += v;
+                squares[g as usize] += v * v;
+            }
+            // W^2 / sum w^2 (not 1 / the squared shares: equal weights give n exactly).
+            (0..k).map(|g| if squares[g] > 0.0 { total[g] * total[g] / squares[g] } else { 0.0 }).collect()
+        }),
     }
 }
 

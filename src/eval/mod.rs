@@ -14,8 +14,8 @@ pub mod probes;
 pub mod regression;
 
 pub use binary::{
-    information, mi_report, population, BinaryMetrics, Certificate, Fairness, Information, MiReport, ProbeResult,
-    Probes, Task, Timing,
+    information, mi_report, population, population_weighted, BinaryMetrics, Certificate, Fairness, Information,
+    MiReport, ProbeResult, Probes, Task, Timing,
 };
 pub use multiclass::{ColourProbes, ImageInformation, ImageMetrics, ImageRun, ImageTask};
 pub use regression::Regression;

@@ -189,7 +189,8 @@ macro_rules! parameters {
             $(#[doc = $odoc:literal])+
             $oid:ident $ofield:ident : $oty:ty = ($otable:expr $(, $oimage:expr)?)
             $(, check($ocheck:expr, $orange:literal))?, group $ogroup:ident
-            $(, cli $ocli:literal)? $(, py $opy:literal)? $(, arg $oarg:literal)? $(, config $oconfig:literal)?;
+            $(, cli $ocli:literal)? $(, py $opy:literal $(= $opyd:literal)?)? $(, arg $oarg:literal)?
+            $(, config $oconfig:literal)?;
         )* }
     ) => {
         /// A parameter's identifier: errors carry it, and each edge names it its own way
@@ -231,7 +232,7 @@ macro_rules! parameters {
                 range: first_of!($($orange,)? ""),
                 cli: opt_str!($($ocli)?),
                 python: opt_str!($($opy)?),
-                python_default: None,
+                python_default: opt_str!($($($opyd)?)?),
                 python_arg: opt_str!($($oarg)?),
                 config: opt_str!($($oconfig)?),
                 type_name: <$oty as ParamValue>::TYPE_NAME,
@@ -503,7 +504,9 @@ parameters! {
         /// Read the table file in passes and train from a mapped cache (data larger than memory; without it, a file estimated at more than half the available memory streams anyway).
         Stream stream: bool = (false), group Data, cli "stream";
         /// Rows with a missing feature value: drop them, refuse them (an error naming the cell), or impute the training rows' median (numbers) or most frequent value (text), with an indicator input.
-        Missing missing: crate::data::Missing = (crate::data::Missing::Drop), group Data, cli "missing";
+        Missing missing: crate::data::Missing = (crate::data::Missing::Drop), group Data, cli "missing", py "missing" = "error";
+        /// Certify: a column of the held-out rows holding their weights; the certificate is then for the weighted population (each group's law the weighted law of its rows).
+        Weights weights: Option<String> = (None), group Data, cli "weights", arg "sample_weight";
         /// Field separator of the CSV files read (default: a comma).
         Delimiter delimiter: Option<char> = (None), group Data, cli "delimiter";
         /// Images: P(a training image has its class's colour); a list for a sweep.

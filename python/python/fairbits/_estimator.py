@@ -335,7 +335,14 @@ class _FairRepresentation(TransformerMixin, BaseEstimator):
         Parameters
         ----------
         X : data frame or array-like of shape (n_samples, n_features)
-            Numeric and text/categorical columns; missing values are an error naming the column and row.
+            Numeric and text/categorical columns. Missing cells (NaN or None in pandas, nulls in polars or
+            pyarrow, NaN in a float array) follow ``missing``: ``"error"`` (the default) refuses the first,
+            naming its row and column, ``"drop"`` drops their rows (with their weights) and warns with the
+            count,
+            ``"impute"`` fills them with the training rows' median (numbers) or most frequent value (text),
+            saved with the encoders and with a missing-indicator input, so that predict and transform fill
+            them the same way. At predict, transform and the audits no row is ever dropped (one output per
+            row): a missing cell there is an error unless the model imputes.
         y : array-like of shape (n_samples,)
             Two classes, or up to 100 (a softmax head; with the default preset, ``certified``, which is
             binary, they train with ``invariant``).
@@ -348,7 +355,7 @@ class _FairRepresentation(TransformerMixin, BaseEstimator):
             proportional to the weights, so the cross-entropy and the penalty both see the weighted rows
             (docs/design.md section 3d); equal weights are the same as none. The validation split's loss
             and the certificate are unweighted (they are estimates on held-out rows, not training
-            objectives).
+            objectives; ``certificate(..., sample_weight=w)`` certifies a weighted population).
 
         Returns
         -------
@@ -438,7 +445,9 @@ class _FairRepresentation(TransformerMixin, BaseEstimator):
             bool(self.verbose),
             self._weights(sample_weight, n),
             None if self.sensitive_bins is None else int(_schema.to_text(_schema.PARAMS["sensitive_bins"], self.sensitive_bins)),
+            missing=_schema.to_text(_schema.PARAMS["missing"], self.missing),
         )
+        self._warn_dropped(model, n)
         self._set_fitted(model, classes, feature_names, self._fit_framed, s_names, target_name)
         self.random_state_ = seed
         return self
@@ -474,6 +483,17 @@ class _FairRepresentation(TransformerMixin, BaseEstimator):
         self.sensitive_groups_ = [str(g) for g in groups]
         self.random_state_ = seed
         return self
+
+    @staticmethod
+    def _warn_dropped(model: Any, n: int) -> None:
+        """The rows ``missing='drop'`` left out of a fit, said once (the command line counts them too)."""
+        if model.rows_dropped:
+            warnings.warn(
+                f"{model.rows_dropped} of {n} rows have a missing value and were dropped (missing='drop'); "
+                "missing='impute' keeps them, filling the cells as predict will",
+                UserWarning,
+                stacklevel=3,
+            )
 
     @staticmethod
     def _weights(sample_weight: Any, n: int) -> Optional[List[float]]:
@@ -531,7 +551,8 @@ class _FairRepresentation(TransformerMixin, BaseEstimator):
 
     def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
         tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = False
+        # Only an imputing model takes NaN at predict (a row is never dropped there).
+        tags.input_tags.allow_nan = self.missing == "impute"
         tags.input_tags.string = True
         tags.input_tags.categorical = True
         tags.input_tags.sparse = True  # scipy sparse X: numeric columns (_columns.from_sparse)
@@ -708,6 +729,7 @@ class _FairRepresentation(TransformerMixin, BaseEstimator):
         *,
         sensitive_features: Any = None,
         confidence: float = 0.95,
+        sample_weight: Any = None,
     ) -> Dict[str, Any]:
         """The population certificate from held-out rows (rows not used in ``fit``).
 
@@ -715,6 +737,13 @@ class _FairRepresentation(TransformerMixin, BaseEstimator):
         any classifier or probe that reads one code per row has a demographic-parity gap of at most
         ``dp_gap_bound`` (``eo_gap_bound`` for equalised odds, computed when ``y`` is given), and any
         probe for the sensitive attribute an AUC of at most ``probe_auc_bound``.
+
+        With ``sample_weight`` (one weight >= 0 per row of ``X``, not all 0), the population is the
+        weighted one: each group's law is the weighted law of its rows (importance weights, fairlearn's
+        reweighting). The plug-in is weighted and the confidence term grows with the weights' spread: each
+        group counts as its effective number of rows ``W_g^2 / sum w_i^2`` (``effective_n_per_group``);
+        equal weights give the unweighted certificate exactly. It holds with the weights fixed and the
+        rows drawn independently given their group and weight (docs/design.md, section 4e).
 
         Returns
         -------
@@ -732,10 +761,10 @@ class _FairRepresentation(TransformerMixin, BaseEstimator):
             cols = self._x_columns(X, for_fit=False)
             s = self._column_name("__sensitive__", [c for c, _ in cols])
             cols = cols + [one_column(s, self._groups(s_values, n))]
-            result = json.loads(self.model_.certificate(cols, s, None, float(confidence)))
+            result = json.loads(self.model_.certificate(cols, s, None, float(confidence), self._weights(sample_weight, n)))
         else:
             cols, t, s = self._labelled(X, y, sensitive_features)
-            result = json.loads(self.model_.certificate(cols, s, t, float(confidence)))
+            result = json.loads(self.model_.certificate(cols, s, t, float(confidence), self._weights(sample_weight, n)))
         codes = "thresholded codes 1[p >= 0.5]" if result.get("codes") == "threshold" else "ONE sampled code per row"
         result["covers"] = (
             f"any classifier or probe that reads {codes} (transform(X) with codes='{result.get('codes', 'sample')}'), "

@@ -29,11 +29,22 @@ def _locate(estimator: Any, X: Any) -> Tuple[FairRepresentationClassifier, Any]:
     raise ValueError("the pipeline has no FairRepresentationClassifier step")
 
 
-def certificate(estimator: Any, X: Any, y: Any = None, *, sensitive_features: Any = None, confidence: float = 0.95) -> Dict[str, Any]:
+def certificate(
+    estimator: Any,
+    X: Any,
+    y: Any = None,
+    *,
+    sensitive_features: Any = None,
+    confidence: float = 0.95,
+    sample_weight: Any = None,
+) -> Dict[str, Any]:
     """The population certificate (:meth:`FairRepresentationClassifier.certificate`) of the fairbits step of
-    ``estimator`` from held-out rows ``X`` (transformed by the steps before it)."""
+    ``estimator`` from held-out rows ``X`` (transformed by the steps before it); with ``sample_weight``, that
+    of the weighted population (one weight per row of ``X``)."""
     clf, Xt = _locate(estimator, X)
-    return clf.certificate(Xt, y, sensitive_features=sensitive_features, confidence=confidence)
+    return clf.certificate(
+        Xt, y, sensitive_features=sensitive_features, confidence=confidence, sample_weight=sample_weight
+    )
 
 
 def mutual_information(estimator: Any, X: Any, sensitive_features: Any = None) -> Dict[str, Any]:

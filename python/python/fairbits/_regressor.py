@@ -119,7 +119,9 @@ class FairRepresentationRegressor(RegressorMixin, _FairRepresentation):
             self._weights(sample_weight, n),
             None if self.sensitive_bins is None else int(_schema.to_text(_schema.PARAMS["sensitive_bins"], self.sensitive_bins)),
             task="regression",
+            missing=_schema.to_text(_schema.PARAMS["missing"], self.missing),
         )
+        self._warn_dropped(model, n)
         self._set_fitted(model, None, feature_names, self._fit_framed, s_names, target_name)
         self.random_state_ = seed
         return self

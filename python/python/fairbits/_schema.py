@@ -80,13 +80,24 @@ def _type_words(d: Dict[str, Any]) -> str:
     }.get(kind, "object" if d["name"] == "positive" else "str")
 
 
+# Why the estimator's default differs from the command line's, where it does.
+_WHY_PYTHON_DEFAULT = {
+    "preset": ": the estimator is fair unless asked otherwise",
+    "missing": (
+        ": a scikit-learn estimator refuses missing values unless asked to handle them (a file's rows "
+        "with missing cells are dropped and counted)"
+    ),
+}
+
+
 def docstring_entry(d: Dict[str, Any]) -> str:
     """The numpydoc entry of a constructor parameter."""
     default = python_default(d)
     shown = f'"{default}"' if isinstance(default, str) else repr(default)
     lines = [f"{d['python']} : {_type_words(d)}, default={shown}", "    " + d["meaning"]]
     if d["python_default"] is not None:
-        lines.append(f"    Python's default ({d['python_default']}) differs from the command line's ({d['default']}): the estimator is fair unless asked otherwise.")
+        why = _WHY_PYTHON_DEFAULT.get(d["name"], "")
+        lines.append(f"    Python's default ({d['python_default']}) differs from the command line's ({d['default']}){why}.")
     words = d["default"]
     if words is not None and (default is None or d["default_images"] != words):
         lines.append(f"    Default: {words}" + (f" (images: {d['default_images']})" if d["default_images"] != words else "") + ".")

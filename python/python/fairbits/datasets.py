@@ -35,11 +35,18 @@ class Split:
     pos_label: Optional[str]
 
 
+# The cells the command line reads as missing (data::MISSING_TOKENS); a numeric column's become NaN.
+_MISSING = frozenset(["", "?", "NA", "N/A", "NaN", "nan", "null", "NULL"])
+
+
 def _frame(header: List[str], columns: List[List[str]], rows: List[int], numeric: List[bool]) -> Any:
     data = {}
     for name, col, num in zip(header, columns, numeric):
         vals = [col[i] for i in rows]
-        data[name] = np.asarray(vals, dtype=np.float64) if num else np.asarray(vals, dtype=object)
+        if num:
+            data[name] = np.asarray([np.nan if v in _MISSING else float(v) for v in vals], dtype=np.float64)
+        else:
+            data[name] = np.asarray(vals, dtype=object)
     try:
         import pandas as pd
     except ImportError:
@@ -47,12 +54,18 @@ def _frame(header: List[str], columns: List[List[str]], rows: List[int], numeric
     return pd.DataFrame(data, columns=header)
 
 
-def load(name: str, *, sensitive: Optional[str] = None, seed: int = 0, test_size: float = 0.3) -> Split:
+def load(
+    name: str, *, sensitive: Optional[str] = None, seed: int = 0, test_size: float = 0.3, missing: str = "drop"
+) -> Split:
     """A shipped dataset (``adult``, ``compas``, ``german``) split by ``seed`` as the command line does.
 
-    Rows with a missing value are dropped first, as in training; derived columns are included.
+    Rows with a missing value are dropped first, as in training (``missing="drop"``); with
+    ``missing="impute"`` they are kept, as ``train --missing impute`` keeps them, their missing cells as the
+    file has them (NaN in a numeric column); derived columns are included.
     """
-    header, columns, roles_json, train, test = _native.builtin_rows(name, sensitive, int(seed), float(test_size))
+    header, columns, roles_json, train, test = _native.builtin_rows(
+        name, sensitive, int(seed), float(test_size), str(missing)
+    )
     import json
 
     roles = json.loads(roles_json)
@@ -62,9 +75,10 @@ def load(name: str, *, sensitive: Optional[str] = None, seed: int = 0, test_size
     def is_num(c: str) -> bool:
         if c in roles["categorical"]:
             return False
+        present = [v for v in col[c] if v not in _MISSING]
         try:
-            [float(v) for v in col[c]]
-            return True
+            [float(v) for v in present]
+            return bool(present)
         except ValueError:
             return False
 
