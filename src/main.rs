@@ -164,8 +164,11 @@ fn apply(c: PredictCmd, encode: bool) -> Result<(), Failure> {
     let inputs: Vec<&std::path::Path> = input_path.iter().chain(&model_files).map(|p| p.as_path()).collect();
     output::check_output(&out, &inputs)?;
     let (draws, threshold) = (g.value(Param::Draws, default::draws)?, g.value(Param::Threshold, default::threshold)?);
-    let (inference, seed) = (g.value(Param::Inference, default::inference)?, g.value(Param::Seed, default::seed)?);
+    let inference = g.value(Param::Inference, default::inference)?;
     let model = FairModel::load(&dir)?;
+    // The sampled codes' seed: the model's own unless given, as Python's predict draws them, so that the
+    // two edges give the same predictions of the same rows.
+    let seed = g.get(Param::Seed)?.unwrap_or(model.config().train.seed);
     if model.regression().is_some() && !encode && g.has(Param::Threshold) {
         // A flag is never ignored: a regression model's prediction is a number, not a decision.
         let why = "the model regresses on a number: its prediction has no decision threshold";
