@@ -365,29 +365,7 @@ class _FairRepresentation(TransformerMixin, BaseEstimator):
         if not _is_frame(X) and len(getattr(X, "shape", ())) == 4:  # images N x 3 x H x W
             return self._fit_images(X, y, sensitive_features, seed)
         params = self._model_params(seed)
-        val_size = float(_schema.to_text(_schema.PARAMS["val_size"], self.val_size))
-        _refuse_sparse(X)
-        X = as_data(X)
-        if y is None:
-            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None")
-        n = n_rows(X)
-        X, s_values, s_names = self._sensitive(X, sensitive_features, n)
-        groups = self._groups(s_values, n)
-        y_arr = y.to_numpy() if hasattr(y, "to_numpy") else np.asarray(y)
-        if y_arr.ndim == 2 and y_arr.shape[1] == 1:
-            warnings.warn(
-                "A column-vector y was passed when a 1d array was expected. Please change the shape of y to "
-                "(n_samples,), for example using ravel().",
-                DataConversionWarning,
-                stacklevel=2,
-            )
-            y_arr = y_arr.ravel()
-        if y_arr.ndim != 1:
-            raise ValueError(f"y must be one-dimensional, got shape {y_arr.shape}")
-        if len(y_arr) != n:
-            raise ValueError(f"y has {len(y_arr)} rows but X has {n}")
-        if n == 0:
-            raise ValueError("Found array with 0 sample(s) (shape=(0, ...)) while a minimum of 1 is required.")
+        X, n, y_arr, s_names, groups = self._table_rows(X, y, sensitive_features)
         if y_arr.dtype.kind == "f" and np.isnan(y_arr).any():
             raise ValueError(f"y has a missing value (NaN) at row {int(np.flatnonzero(np.isnan(y_arr))[0])}")
         if y_arr.dtype.kind == "f" and not np.all(np.isfinite(y_arr)):
@@ -414,40 +392,15 @@ class _FairRepresentation(TransformerMixin, BaseEstimator):
             if self.pos_label not in classes:
                 raise ValueError(f"pos_label={self.pos_label!r} is not a class of y ({list(classes)})")
             classes = np.array([c for c in classes if c != self.pos_label] + [self.pos_label], dtype=classes.dtype)
-        cols = self._x_columns(X, for_fit=True)
-        feature_names = [c for c, _ in cols]
-        if not feature_names:
-            raise ValueError(
-                f"Found array with 0 feature(s) (shape=({n}, 0)) while a minimum of 1 is required (after the "
-                "sensitive columns are taken out of X)."
-            )
-        target_name = self._column_name(str(getattr(y, "name", None) or "y"), feature_names)
-        sensitive_name = self._column_name(", ".join(s_names), feature_names + [target_name])
-        categorical = sorted(set(self._fit_text) | set(self.categorical_features or []))
-        unknown = [c for c in (self.categorical_features or []) if c not in feature_names]
-        if unknown:
-            raise ValueError(f"categorical_features: {unknown} are not columns of X ({feature_names})")
         if len(classes) > 2:
             # The core sorts numbers numerically: the class indices as text keep the order of classes_.
-            y_text = [str(i) for i in np.searchsorted(classes, y_arr)]
+            y_text = lambda _name: [str(i) for i in np.searchsorted(classes, y_arr)]  # noqa: E731
         else:
-            _, y_text = one_column(target_name, y_arr)
-        _, s_text = one_column(sensitive_name, groups)
-        model = _native.fit(
-            params,
-            cols + [(target_name, y_text), (sensitive_name, s_text)],
-            target_name,
-            str(classes[1]) if len(classes) == 2 else None,
-            sensitive_name,
-            categorical,
-            val_size,
-            "data",
-            bool(self.verbose),
-            self._weights(sample_weight, n),
-            None if self.sensitive_bins is None else int(_schema.to_text(_schema.PARAMS["sensitive_bins"], self.sensitive_bins)),
-            missing=_schema.to_text(_schema.PARAMS["missing"], self.missing),
+            y_text = lambda name: one_column(name, y_arr)[1]  # noqa: E731
+        positive = str(classes[1]) if len(classes) == 2 else None
+        model, feature_names, target_name = self._fit_native(
+            params, X, n, y, y_text, positive, s_names, groups, sample_weight, {}
         )
-        self._warn_dropped(model, n)
         self._set_fitted(model, classes, feature_names, self._fit_framed, s_names, target_name)
         self.random_state_ = seed
         return self
@@ -483,6 +436,83 @@ class _FairRepresentation(TransformerMixin, BaseEstimator):
         self.sensitive_groups_ = [str(g) for g in groups]
         self.random_state_ = seed
         return self
+
+    def _table_rows(self, X: Any, y: Any, sensitive_features: Any) -> Tuple[Any, int, np.ndarray, List[str], Any]:
+        """The checks every table fit starts with: ``X`` as data (sparse refused), the groups taken out of it
+        (or given), ``y`` as a one-dimensional array of one value per row. Returns ``X``, its rows, ``y``,
+        the groups' names and the groups."""
+        _refuse_sparse(X)
+        X = as_data(X)
+        if y is None:
+            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None")
+        n = n_rows(X)
+        X, s_values, s_names = self._sensitive(X, sensitive_features, n)
+        groups = self._groups(s_values, n)
+        y_arr = y.to_numpy() if hasattr(y, "to_numpy") else np.asarray(y)
+        if y_arr.ndim == 2 and y_arr.shape[1] == 1:
+            warnings.warn(
+                "A column-vector y was passed when a 1d array was expected. Please change the shape of y to "
+                "(n_samples,), for example using ravel().",
+                DataConversionWarning,
+                stacklevel=3,
+            )
+            y_arr = y_arr.ravel()
+        if y_arr.ndim != 1:
+            raise ValueError(f"y must be one-dimensional, got shape {y_arr.shape}")
+        if len(y_arr) != n:
+            raise ValueError(f"y has {len(y_arr)} rows but X has {n}")
+        if n == 0:
+            raise ValueError("Found array with 0 sample(s) (shape=(0, ...)) while a minimum of 1 is required.")
+        return X, n, y_arr, s_names, groups
+
+    def _fit_native(
+        self,
+        params: Any,
+        X: Any,
+        n: int,
+        y: Any,
+        y_text: Any,
+        positive: Optional[str],
+        s_names: List[str],
+        groups: Any,
+        sample_weight: Any,
+        extra: Dict[str, Any],
+    ) -> Tuple[Any, List[str], str]:
+        """The columns of ``X`` with the target (``y_text(name)``: its cells) and the groups, handed to the
+        core with the parameters; ``extra``: the core's keyword arguments of one kind of estimator. Returns
+        the fitted model, the feature names and the target's column name."""
+        cols = self._x_columns(X, for_fit=True)
+        feature_names = [c for c, _ in cols]
+        if not feature_names:
+            raise ValueError(
+                f"Found array with 0 feature(s) (shape=({n}, 0)) while a minimum of 1 is required (after the "
+                "sensitive columns are taken out of X)."
+            )
+        target_name = self._column_name(str(getattr(y, "name", None) or "y"), feature_names)
+        sensitive_name = self._column_name(", ".join(s_names), feature_names + [target_name])
+        categorical = sorted(set(self._fit_text) | set(self.categorical_features or []))
+        unknown = [c for c in (self.categorical_features or []) if c not in feature_names]
+        if unknown:
+            raise ValueError(f"categorical_features: {unknown} are not columns of X ({feature_names})")
+        _, s_text = one_column(sensitive_name, groups)
+        bins = None if self.sensitive_bins is None else int(_schema.to_text(_schema.PARAMS["sensitive_bins"], self.sensitive_bins))
+        model = _native.fit(
+            params,
+            cols + [(target_name, y_text(target_name)), (sensitive_name, s_text)],
+            target_name,
+            positive,
+            sensitive_name,
+            categorical,
+            float(_schema.to_text(_schema.PARAMS["val_size"], self.val_size)),
+            "data",
+            bool(self.verbose),
+            self._weights(sample_weight, n),
+            bins,
+            missing=_schema.to_text(_schema.PARAMS["missing"], self.missing),
+            **extra,
+        )
+        self._warn_dropped(model, n)
+        return model, feature_names, target_name
 
     @staticmethod
     def _warn_dropped(model: Any, n: int) -> None:

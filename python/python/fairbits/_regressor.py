@@ -5,20 +5,15 @@ columns, the representation (``transform``), the audit (``evaluate``, ``mutual_i
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import numpy as np
 
-from . import _native
 from . import _schema
-from ._columns import as_data, n_rows, one_column
 from ._estimator import (
     _DOC_HEAD,
-    DataConversionWarning,
     _FairRepresentation,
     _make_init,
-    _refuse_sparse,
     _warn,
     _warn_uncertified,
 )
@@ -59,29 +54,7 @@ class FairRepresentationRegressor(RegressorMixin, _FairRepresentation):
         if not hasattr(X, "columns") and len(getattr(X, "shape", ())) == 4:
             raise ValueError("a regressor takes table rows; images are classified (FairRepresentationClassifier)")
         params = self._model_params(seed)
-        val_size = float(_schema.to_text(_schema.PARAMS["val_size"], self.val_size))
-        _refuse_sparse(X)
-        X = as_data(X)
-        if y is None:
-            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None")
-        n = n_rows(X)
-        X, s_values, s_names = self._sensitive(X, sensitive_features, n)
-        groups = self._groups(s_values, n)
-        y_arr = y.to_numpy() if hasattr(y, "to_numpy") else np.asarray(y)
-        if y_arr.ndim == 2 and y_arr.shape[1] == 1:
-            warnings.warn(
-                "A column-vector y was passed when a 1d array was expected. Please change the shape of y to "
-                "(n_samples,), for example using ravel().",
-                DataConversionWarning,
-                stacklevel=2,
-            )
-            y_arr = y_arr.ravel()
-        if y_arr.ndim != 1:
-            raise ValueError(f"y must be one-dimensional, got shape {y_arr.shape}")
-        if len(y_arr) != n:
-            raise ValueError(f"y has {len(y_arr)} rows but X has {n}")
-        if n == 0:
-            raise ValueError("Found array with 0 sample(s) (shape=(0, ...)) while a minimum of 1 is required.")
+        X, n, y_arr, s_names, groups = self._table_rows(X, y, sensitive_features)
         try:
             y_num = y_arr.astype(np.float64)
         except (TypeError, ValueError):
@@ -90,38 +63,11 @@ class FairRepresentationRegressor(RegressorMixin, _FairRepresentation):
             raise ValueError(f"y has a missing value (NaN) at row {int(np.flatnonzero(np.isnan(y_num))[0])}")
         if not np.all(np.isfinite(y_num)):
             raise ValueError("Input y contains infinity")
-        cols = self._x_columns(X, for_fit=True)
-        feature_names = [c for c, _ in cols]
-        if not feature_names:
-            raise ValueError(
-                f"Found array with 0 feature(s) (shape=({n}, 0)) while a minimum of 1 is required (after the "
-                "sensitive columns are taken out of X)."
-            )
-        target_name = self._column_name(str(getattr(y, "name", None) or "y"), feature_names)
-        sensitive_name = self._column_name(", ".join(s_names), feature_names + [target_name])
-        categorical = sorted(set(self._fit_text) | set(self.categorical_features or []))
-        unknown = [c for c in (self.categorical_features or []) if c not in feature_names]
-        if unknown:
-            raise ValueError(f"categorical_features: {unknown} are not columns of X ({feature_names})")
         # Shortest round-tripping text: the core reads back exactly these numbers.
-        y_text = [repr(v) for v in y_num.tolist()]
-        _, s_text = one_column(sensitive_name, groups)
-        model = _native.fit(
-            params,
-            cols + [(target_name, y_text), (sensitive_name, s_text)],
-            target_name,
-            None,
-            sensitive_name,
-            categorical,
-            val_size,
-            "data",
-            bool(self.verbose),
-            self._weights(sample_weight, n),
-            None if self.sensitive_bins is None else int(_schema.to_text(_schema.PARAMS["sensitive_bins"], self.sensitive_bins)),
-            task="regression",
-            missing=_schema.to_text(_schema.PARAMS["missing"], self.missing),
+        model, feature_names, target_name = self._fit_native(
+            params, X, n, y, lambda _name: [repr(v) for v in y_num.tolist()], None, s_names, groups,
+            sample_weight, {"task": "regression"}
         )
-        self._warn_dropped(model, n)
         self._set_fitted(model, None, feature_names, self._fit_framed, s_names, target_name)
         self.random_state_ = seed
         return self
