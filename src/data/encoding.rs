@@ -1006,24 +1006,33 @@ mod tests {
         assert!(e.size_error("f", usize::MAX, &disk, None).is_none(), "unknown space: not checked");
     }
 
-    #[test]
-    fn a_target_of_three_classes_is_sorted_like_the_groups_and_saved_compatibly() {
+    /// A table of target cells `y` and up to five groups' cells.
+    fn target_table(y: &[&str]) -> RawTable {
         let col = |cells: &[&str]| super::super::Column::from_cells(cells.iter().copied());
-        let table = |y: &[&str]| RawTable {
+        RawTable {
             source: "t.csv".into(),
             header: ["y", "s"].map(String::from).to_vec(),
             columns: vec![col(y), col(&["a", "b", "a", "b", "a"][..y.len()])],
             lines: (2..2 + y.len() as u64).collect(),
-        };
-        let roles = Roles {
+        }
+    }
+
+    /// The roles of [`target_table`]'s columns for a task.
+    fn target_roles(task: super::super::Task) -> Roles {
+        Roles {
             target: "y".into(),
             positive: None,
             sensitive: "s".into(),
             features: vec![],
             categorical: vec![],
             bins: None,
-            task: Default::default(),
-        };
+            task,
+        }
+    }
+
+    #[test]
+    fn a_target_of_three_classes_is_sorted_like_the_groups_and_saved_compatibly() {
+        let (table, roles) = (target_table, target_roles(Default::default()));
         // Numbers sort numerically (10 after 9), as the groups do.
         let t = TargetEncoding::fit(&table(&["10", "9", "2", "9", "10"]), &roles).unwrap();
         assert_eq!(t.classes, ["2", "9", "10"]);
@@ -1048,22 +1057,7 @@ mod tests {
 
     #[test]
     fn a_regression_target_is_scaled_on_the_training_rows_and_saved() {
-        let col = |cells: &[&str]| super::super::Column::from_cells(cells.iter().copied());
-        let table = |y: &[&str]| RawTable {
-            source: "t.csv".into(),
-            header: ["y", "s"].map(String::from).to_vec(),
-            columns: vec![col(y), col(&["a", "b", "a", "b", "a"][..y.len()])],
-            lines: (2..2 + y.len() as u64).collect(),
-        };
-        let roles = Roles {
-            target: "y".into(),
-            positive: None,
-            sensitive: "s".into(),
-            features: vec![],
-            categorical: vec![],
-            bins: None,
-            task: super::super::Task::Regression,
-        };
+        let (table, roles) = (target_table, target_roles(super::super::Task::Regression));
         let t = table(&["1", "2", "3", "10", "4"]);
         let fitted = TargetEncoding::fit(&t, &roles).unwrap();
         // The halves cut at the median of every row (3): labels, not classes.
