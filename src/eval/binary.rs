@@ -460,6 +460,7 @@ pub(crate) fn evaluate(
     step(draws + 1, "information and certificate")?;
     let (information, mut certificate) =
         if stochastic { information(&p_test, m, test, opts, &mut rng)? } else { undefined_information(m) };
+    tracing::debug!(seconds = started.elapsed().as_secs_f64(), "evaluation: information done");
     if stochastic {
         certificate.population = Some(match prepared.certify.as_ref() {
             Some(rows) => population(net, rows, opts, &mut rng)?,
