@@ -650,6 +650,7 @@ mod tests {
             "the hints of NotNumeric, SmallGroup, Diverged, PositiveNotFound, DataMoved, Refused, Idx"
         );
         let e = Error::NotNumeric { path: "f.csv".into(), line: 3, column: "age".into(), value: "young".into() };
-        assert!(e.render(&flag).ends_with("(declare it categorical with --categorical age)"), "{}", e.render(&flag));
+        let want = format!("(declare it categorical with {})", flag(Param::Categorical, Some("age")).unwrap());
+        assert!(e.render(&flag).ends_with(&want), "{}", e.render(&flag));
     }
 }
