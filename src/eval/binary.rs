@@ -258,39 +258,65 @@ pub struct BinaryMetrics {
     pub timing: Timing,
 }
 
-/// The MI layer's representation of a split: head scores, `p`, and codes for a given mode (from the
-/// cached [`Prefix`] when there is one: the same numbers, computed once).
-fn represent(
-    net: &Net,
-    x: &Tensor,
-    inference: Inference,
-    rng: &mut ChaCha8Rng,
-) -> Result<(Vec<f64>, Vec<f64>, Vec<f64>)> {
-    represent_from(net, x, None, inference, rng)
+/// A split's rows ready for inference passes: the MI layer's `p` computed once when the network allows
+/// it ([`Net::prefix_of`]: the same numbers as a whole pass, computed once, in parallel blocks), the
+/// dense-layer inputs otherwise.
+enum Rows {
+    Prefix(Prefix),
+    Inputs(Tensor),
 }
 
-fn represent_from(
-    net: &Net,
-    x: &Tensor,
-    prefix: Option<&Prefix>,
-    inference: Inference,
-    rng: &mut ChaCha8Rng,
-) -> Result<(Vec<f64>, Vec<f64>, Vec<f64>)> {
-    let out = match prefix {
-        Some(pre) => net.forward_prefix(pre, inference, rng)?,
-        None => net.forward_features(x, Mode::Infer(inference), rng)?,
-    };
-    let flat = |t: &Tensor| -> Result<Vec<f64>> { Ok(t.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?) };
-    // A binary head's `P(y = 1)` per row; a multi-class head's class probabilities, row-major; a
-    // regression head's standardised prediction per row.
-    let scores = if net.config().regression {
-        flat(&out.logits)?
-    } else if out.logits.rank() == 1 {
-        candle_nn::ops::sigmoid(&out.logits)?.to_dtype(DType::F64)?.to_vec1()?
-    } else {
-        flat(&candle_nn::ops::softmax_last_dim(&out.logits.to_dtype(DType::F32)?)?)?
-    };
-    Ok((scores, flat(&out.probs)?, flat(&out.code)?))
+impl Rows {
+    fn of(net: &Net, set: &Dataset) -> Result<Self> {
+        Ok(match net.prefix_of(set)? {
+            Some(pre) => Rows::Prefix(pre),
+            None => Rows::Inputs(net.features_of(set)?),
+        })
+    }
+
+    /// One pass: the head's scores (a binary head's `P(y = 1)` per row; a multi-class head's class
+    /// probabilities, row-major; a regression head's standardised prediction per row) and, when asked,
+    /// what the MI layer emitted (row-major).
+    fn pass(
+        &self,
+        net: &Net,
+        inference: Inference,
+        rng: &mut ChaCha8Rng,
+        with_code: bool,
+    ) -> Result<(Vec<f64>, Option<Vec<f64>>)> {
+        let widen = |v: &[f32]| v.iter().map(|&x| f64::from(x)).collect::<Vec<f64>>();
+        let (logits, code) = match self {
+            Rows::Prefix(pre) => {
+                let out = net.forward_prefix(pre, inference, rng)?;
+                (out.logits, with_code.then(|| widen(&out.code)))
+            }
+            Rows::Inputs(x) => {
+                let out = net.forward_features(x, Mode::Infer(inference), rng)?;
+                let code = if with_code { Some(flat(&out.code)?) } else { None };
+                (out.logits, code)
+            }
+        };
+        let scores = if net.config().regression {
+            flat(&logits)?
+        } else if logits.rank() == 1 {
+            candle_nn::ops::sigmoid(&logits)?.to_dtype(DType::F64)?.to_vec1()?
+        } else {
+            flat(&candle_nn::ops::softmax_last_dim(&logits.to_dtype(DType::F32)?)?)?
+        };
+        Ok((scores, code))
+    }
+
+    /// The MI layer's `p` (row-major; a `prob` pass, which draws nothing from `rng`).
+    fn probs(&self, net: &Net, rng: &mut ChaCha8Rng) -> Result<Vec<f64>> {
+        match self {
+            Rows::Prefix(pre) => Ok(pre.probs().iter().map(|&x| f64::from(x)).collect()),
+            Rows::Inputs(x) => flat(&net.forward_features(x, Mode::Infer(Inference::Prob), rng)?.probs),
+        }
+    }
+}
+
+fn flat(t: &Tensor) -> Result<Vec<f64>> {
+    Ok(t.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?)
 }
 
 /// Task and fairness metrics of one set of head scores: AUC, accuracy, DP, EO and DI, then (more
@@ -510,10 +536,12 @@ fn task_and_fairness_over_draws(
     rng: &mut ChaCha8Rng,
     step: &dyn Fn(usize, &str) -> Result<()>,
 ) -> Result<(Task, Fairness, Option<Regression>, Vec<f64>)> {
-    let xte = net.features_of(test)?;
-    let pre = net.prefix(&xte)?;
-    let pre = pre.as_ref();
-    let (prob_scores, p_test, _) = represent_from(net, &xte, pre, Inference::Prob, rng)?;
+    let rows_test = Rows::of(net, test)?;
+    let p_test = rows_test.probs(net, rng)?;
+    let prob_scores = match opts.inference {
+        Inference::Prob => Some(rows_test.pass(net, Inference::Prob, rng, false)?.0),
+        _ => None,
+    };
     let regression = match (&test.t, scale) {
         (Some(t), Some(scale)) => {
             let truth: Vec<f64> = t.iter().map(|&z| scale.unscale(z as f64)).collect();
@@ -534,13 +562,13 @@ fn task_and_fairness_over_draws(
         Inference::Sample => {
             for draw in 0..draws {
                 step(draw, "sampled codes")?;
-                let (scores, _, _) = represent_from(net, &xte, pre, Inference::Sample, rng)?;
+                let (scores, _) = rows_test.pass(net, Inference::Sample, rng, false)?;
                 rows.push(task_and_fairness(&scores, test));
             }
         }
-        Inference::Prob => rows.push(task_and_fairness(&prob_scores, test)),
+        Inference::Prob => rows.push(task_and_fairness(prob_scores.as_deref().unwrap_or_default(), test)),
         Inference::Threshold => {
-            let (scores, _, _) = represent_from(net, &xte, pre, Inference::Threshold, rng)?;
+            let (scores, _) = rows_test.pass(net, Inference::Threshold, rng, false)?;
             rows.push(task_and_fairness(&scores, test));
         }
     }
@@ -571,8 +599,8 @@ fn task_and_fairness_over_draws(
 struct ProbeRows {
     train: Dataset,
     scored: Dataset,
-    x_train: Tensor,
-    x_scored: Tensor,
+    rows_train: Rows,
+    rows_scored: Rows,
 }
 
 impl ProbeRows {
@@ -580,8 +608,8 @@ impl ProbeRows {
         let (train, scored) = (prepared.probe_train(), prepared.probe_test.as_ref().unwrap_or(&prepared.test));
         let train = train.subset(&subsample(train.n, opts.probe_rows, rng));
         let scored = scored.subset(&subsample(scored.n, opts.probe_rows, rng));
-        let (x_train, x_scored) = (net.features_of(&train)?, net.features_of(&scored)?);
-        Ok(ProbeRows { train, scored, x_train, x_scored })
+        let (rows_train, rows_scored) = (Rows::of(net, &train)?, Rows::of(net, &scored)?);
+        Ok(ProbeRows { train, scored, rows_train, rows_scored })
     }
 
     /// The logistic and forest probes on sampled codes (mean over `draws`) and on `p`.
@@ -589,17 +617,18 @@ impl ProbeRows {
         let k = self.scored.n_groups;
         let (lr_train, sc) = (&self.train, &self.scored);
         let (mut lr_rows, mut rf_rows) = (Vec::new(), Vec::new());
-        let (pre_tr, pre_sc) = (net.prefix(&self.x_train)?, net.prefix(&self.x_scored)?);
+        let code = |rows: &Rows, rng: &mut ChaCha8Rng| -> Result<Vec<f64>> {
+            Ok(rows.pass(net, Inference::Sample, rng, true)?.1.unwrap_or_default())
+        };
         for draw in 0..draws {
-            let (_, _, code_train) = represent_from(net, &self.x_train, pre_tr.as_ref(), Inference::Sample, rng)?;
-            let (_, _, code_scored) = represent_from(net, &self.x_scored, pre_sc.as_ref(), Inference::Sample, rng)?;
+            let code_train = code(&self.rows_train, rng)?;
+            let code_scored = code(&self.rows_scored, rng)?;
             let tr = Repr { x: &code_train, d: m, s: &lr_train.s };
             let te = Repr { x: &code_scored, d: m, s: &sc.s };
             lr_rows.push(probes::logreg_probe(tr, te, k));
             rf_rows.push(probes::forest_probe(tr, te, k, opts.forest_trees, opts.seed.wrapping_add(draw as u64)));
         }
-        let (_, p_train, _) = represent_from(net, &self.x_train, pre_tr.as_ref(), Inference::Prob, rng)?;
-        let (_, p_scored, _) = represent_from(net, &self.x_scored, pre_sc.as_ref(), Inference::Prob, rng)?;
+        let (p_train, p_scored) = (self.rows_train.probs(net, rng)?, self.rows_scored.probs(net, rng)?);
         let ptr = Repr { x: &p_train, d: m, s: &lr_train.s };
         let pte = Repr { x: &p_scored, d: m, s: &sc.s };
         let lr_prob = probes::logreg_probe(ptr, pte, k);
@@ -630,7 +659,7 @@ pub fn population(
     opts: &EvalOptions,
     rng: &mut ChaCha8Rng,
 ) -> Result<certificate::Population> {
-    let (_, p, _) = represent(net, &net.features_of(rows)?, Inference::Prob, rng)?;
+    let p = Rows::of(net, rows)?.probs(net, rng)?;
     Ok(population_of(p, net.config().code_width(), rows, None, opts, rng))
 }
 
@@ -646,7 +675,7 @@ pub fn population_weighted(
     if let Some(w) = &w {
         certificate::check_weights(w, rows.n)?;
     }
-    let (_, p, _) = represent(net, &net.features_of(rows)?, Inference::Prob, rng)?;
+    let p = Rows::of(net, rows)?.probs(net, rng)?;
     Ok(population_of(p, net.config().code_width(), rows, w.as_deref(), opts, rng))
 }
 
@@ -724,7 +753,7 @@ pub fn mi_report(
     let test = &prepared.test;
     let m = net.config().code_width();
     let mut r = rng(opts.seed, Stream::MonteCarloCheck);
-    let (_, p_test, _) = represent(net, &net.features_of(test)?, Inference::Prob, &mut r)?;
+    let p_test = Rows::of(net, test)?.probs(net, &mut r)?;
     let mc = mi::joint_mi_monte_carlo(&p_test, m, &test.s, test.n_groups, opts.mc_samples, &mut r)?;
     let bound = metrics.certificate.probe_auc_bound;
     let holds =

@@ -13,7 +13,7 @@ pub(crate) mod conv;
 pub(crate) mod init;
 mod net;
 
-pub use net::{Forward, Net, Prefix};
+pub use net::{Forward, Net, Prefix, PrefixPass};
 
 use crate::error::{Error, Result};
 use crate::schema::Param;

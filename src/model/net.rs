@@ -6,6 +6,8 @@ use crate::data::Dataset;
 use crate::error::{Error, Result};
 use candle_core::{DType, Device, Tensor, Var};
 use rand::Rng;
+use rayon::prelude::*;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -13,9 +15,54 @@ use std::path::Path;
 /// a row's features do not depend on the chunk it is computed in).
 const FEATURE_CHUNK: usize = 500;
 
-/// The MI layer's probabilities of a set of rows, computed once ([`Net::prefix`]).
+/// Rows per block of the passes from a [`Prefix`] (memory and parallelism, not results: a row's numbers
+/// do not depend on the block it is computed in; tested).
+const PASS_BLOCK: usize = 8192;
+
+/// `0..n` cut into blocks of `size` rows, the remainder joined to the last block: no block is shorter than
+/// `size` unless `n` is, because a matrix product of a few rows may take another kernel, whose sums are
+/// not bit for bit those of the whole product.
+fn blocks(n: usize, size: usize) -> Vec<std::ops::Range<usize>> {
+    let count = (n / size.max(1)).max(1);
+    (0..count).map(|b| b * size..if b + 1 == count { n } else { (b + 1) * size }).collect()
+}
+
+/// `v` (row-major, `width` per row) cut at the rows of [`blocks`].
+fn split_rows<'a, T>(mut v: &'a mut [T], width: usize, blocks: &[std::ops::Range<usize>]) -> Vec<&'a mut [T]> {
+    let mut parts = Vec::with_capacity(blocks.len());
+    for r in blocks {
+        let (head, tail) = std::mem::take(&mut v).split_at_mut(r.len() * width);
+        parts.push(head);
+        v = tail;
+    }
+    parts
+}
+
+/// The MI layer's probabilities of a set of rows, computed once ([`Net::prefix_of`]), on the host.
 pub struct Prefix {
-    p: Tensor,
+    /// `p`, row-major, `m` per row.
+    p: Vec<f32>,
+    m: usize,
+}
+
+impl Prefix {
+    /// `p`, row-major (`m` per row).
+    pub fn probs(&self) -> &[f32] {
+        &self.p
+    }
+
+    /// Rows.
+    pub fn rows(&self) -> usize {
+        self.p.len() / self.m.max(1)
+    }
+}
+
+/// One inference pass from a [`Prefix`].
+pub struct PrefixPass<'a> {
+    /// Head logits, `[n]` for the binary head, `[n, classes]` for a multi-class head.
+    pub logits: Tensor,
+    /// What the MI layer emitted (sample, `p` or threshold), row-major.
+    pub code: Cow<'a, [f32]>,
 }
 
 /// A dense layer `y = x W + b`, `W: [in, out]`.
@@ -234,14 +281,31 @@ impl Net {
         Ok(Forward { logits, probs, code: repr.detach(), repr })
     }
 
-    /// The layers up to the MI layer's probabilities, run once for several inference passes over the same
-    /// rows; `None` unless the MI layer is the only stochastic layer (an earlier one would sample anew on
-    /// every pass). [`Net::forward_prefix`] then gives exactly what [`Net::forward_features`] gives.
-    pub fn prefix(&self, x: &Tensor) -> Result<Option<Prefix>> {
+    /// The layers up to the MI layer's probabilities for every row of `set`, run once for several inference
+    /// passes over the same rows; `None` unless the MI layer is the only stochastic layer (an earlier one
+    /// would sample anew on every pass). Blocks of rows run in parallel, with no intermediate the size of the
+    /// whole set; [`Net::forward_prefix`] then gives exactly what [`Net::forward_features`] gives.
+    pub fn prefix_of(&self, set: &Dataset) -> Result<Option<Prefix>> {
         let mi = self.cfg.mi_layer();
         if self.cfg.stochastic != [mi] {
             return Ok(None);
         }
+        let m = self.cfg.code_width();
+        // A convolutional network's blocks are as small as its feature chunks (the feature maps are large).
+        let block = if self.convs.is_empty() { PASS_BLOCK } else { FEATURE_CHUNK };
+        let mut p = vec![0f32; set.n * m];
+        let cuts = blocks(set.n, block);
+        split_rows(&mut p, m, &cuts).into_par_iter().zip(&cuts).try_for_each(|(out, rows)| -> Result<()> {
+            let x = self.features(&set.batch(&rows.clone().collect::<Vec<_>>(), &self.device)?)?;
+            out.copy_from_slice(&self.mi_probs(&x)?.flatten_all()?.to_vec1::<f32>()?);
+            Ok(())
+        })?;
+        Ok(Some(Prefix { p, m }))
+    }
+
+    /// The MI layer's `p` of the dense-layer inputs `x` when it is the only stochastic layer.
+    fn mi_probs(&self, x: &Tensor) -> Result<Tensor> {
+        let mi = self.cfg.mi_layer();
         let mut h = x.clone();
         for layer in &self.layers[..mi] {
             h = self.activate(&layer.forward(&h)?)?;
@@ -251,26 +315,37 @@ impl Net {
             PreActivation::Tanh => z.tanh()?,
             PreActivation::Linear => z,
         };
-        let p = candle_nn::ops::sigmoid(&(&a * self.cfg.temperature)?)?;
-        Ok(Some(Prefix { p }))
+        Ok(candle_nn::ops::sigmoid(&(&a * self.cfg.temperature)?)?)
     }
 
-    /// An inference pass from a [`Prefix`]: the MI layer emits its sample, `p` or threshold, and the rest
-    /// of the network runs on it.
-    pub fn forward_prefix<R: Rng>(&self, prefix: &Prefix, inference: Inference, rng: &mut R) -> Result<Forward> {
-        let p = &prefix.p;
-        let out = match inference {
-            Inference::Sample => self.sample(p, rng)?,
-            Inference::Prob => p.clone(),
-            Inference::Threshold => p.ge(0.5)?.to_dtype(DType::F32)?,
+    /// An inference pass from a [`Prefix`]: the MI layer emits its sample (`1[p > u]`, the uniforms drawn
+    /// from `rng` row-major as [`Net::forward_features`] draws them), `p` or threshold, and the rest of the
+    /// network runs on it, in blocks of rows in parallel.
+    pub fn forward_prefix<'a, R: Rng>(
+        &self,
+        prefix: &'a Prefix,
+        inference: Inference,
+        rng: &mut R,
+    ) -> Result<PrefixPass<'a>> {
+        let (p, m) = (&prefix.p, prefix.m);
+        let code: Cow<[f32]> = match inference {
+            Inference::Sample => Cow::Owned(p.iter().map(|&v| f32::from(u8::from(v > rng.random::<f32>()))).collect()),
+            Inference::Prob => Cow::Borrowed(p),
+            Inference::Threshold => Cow::Owned(p.iter().map(|&v| f32::from(u8::from(v >= 0.5))).collect()),
         };
-        let mut h = out.clone();
-        for layer in &self.layers[self.cfg.mi_layer() + 1..] {
-            h = self.activate(&layer.forward(&h)?)?;
-        }
-        let logits = self.head.forward(&h)?;
+        let parts = blocks(prefix.rows(), PASS_BLOCK)
+            .into_par_iter()
+            .map(|rows| -> Result<Tensor> {
+                let mut h = Tensor::from_slice(&code[rows.start * m..rows.end * m], (rows.len(), m), &self.device)?;
+                for layer in &self.layers[self.cfg.mi_layer() + 1..] {
+                    h = self.activate(&layer.forward(&h)?)?;
+                }
+                Ok(self.head.forward(&h)?)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let logits = Tensor::cat(&parts, 0)?;
         let logits = if self.cfg.n_outputs == 1 { logits.squeeze(1)? } else { logits };
-        Ok(Forward { logits, probs: p.clone(), code: out.detach(), repr: out })
+        Ok(PrefixPass { logits, code })
     }
 
     fn activate(&self, z: &Tensor) -> Result<Tensor> {
@@ -319,14 +394,34 @@ mod tests {
     #[test]
     fn a_cached_prefix_gives_exactly_the_full_forward_pass() {
         let dev = Device::Cpu;
-        for (hidden, stochastic) in [(vec![6, 5, 4], vec![1]), (vec![6, 5], vec![1]), (vec![6, 5], vec![0, 1])] {
-            let cfg = ModelConfig { n_inputs: 3, hidden, stochastic, ..Default::default() };
+        // Two blocks, the second with a short tail: a row's numbers must not depend on the block it is in.
+        let n = 2 * PASS_BLOCK + 5;
+        for (hidden, stochastic, n_outputs) in [
+            (vec![6, 5, 4], vec![1], 1),
+            (vec![64, 32], vec![1], 1),
+            (vec![6, 5], vec![1], 3),
+            (vec![6, 5], vec![0, 1], 1),
+        ] {
+            let cfg = ModelConfig { n_inputs: 3, hidden, stochastic, n_outputs, ..Default::default() };
             let net = Net::new(&cfg, &dev, &mut rand_chacha::ChaCha8Rng::seed_from_u64(1)).unwrap();
-            let x = Tensor::randn(0f32, 1., (9, 3), &dev).unwrap();
-            let Some(pre) = net.prefix(&x).unwrap() else {
+            let x = Tensor::randn(0f32, 1., (n, 3), &dev).unwrap();
+            let set = Dataset {
+                x: x.flatten_all().unwrap().to_vec1::<f32>().unwrap().into(),
+                n,
+                d: 3,
+                shape: vec![3],
+                y: vec![0; n],
+                s: vec![0; n],
+                n_groups: 2,
+                n_classes: 2,
+                w: None,
+                t: None,
+            };
+            let Some(pre) = net.prefix_of(&set).unwrap() else {
                 assert_eq!(cfg.stochastic.len(), 2, "only a single stochastic layer is cached");
                 continue;
             };
+            assert_eq!(pre.rows(), n);
             for inference in [Inference::Sample, Inference::Prob, Inference::Threshold] {
                 let (mut r1, mut r2) =
                     (rand_chacha::ChaCha8Rng::seed_from_u64(2), rand_chacha::ChaCha8Rng::seed_from_u64(2));
@@ -334,8 +429,11 @@ mod tests {
                 let b = net.forward_prefix(&pre, inference, &mut r2).unwrap();
                 let v = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
                 assert_eq!(v(&a.logits), v(&b.logits));
-                assert_eq!(v(&a.code), v(&b.code));
-                assert_eq!(v(&a.probs), v(&b.probs));
+                assert_eq!(a.logits.dims(), b.logits.dims());
+                assert_eq!(v(&a.code), b.code.to_vec());
+                assert_eq!(v(&a.probs), pre.probs());
+                // The same stream afterwards: as many uniforms drawn.
+                assert_eq!(r1.random::<u64>(), r2.random::<u64>());
             }
         }
     }
