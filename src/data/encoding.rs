@@ -841,7 +841,7 @@ fn available_disk(_dir: &std::path::Path) -> Option<f64> {
 /// Parses a numeric column; a non-number or an infinity is an error naming line and column.
 pub(crate) fn parse_column(table: &RawTable, name: &str) -> Result<Vec<f64>> {
     let cells = table.column(name)?;
-    cells.iter().enumerate().map(|(r, c)| parse_cell(table, name, r, c)).collect()
+    (0..cells.len()).map(|r| cell_number(table, name, cells, r)).collect()
 }
 
 /// Cell `r` of numeric column `name` (`cells`) as a finite number, or the error naming it: a finite value

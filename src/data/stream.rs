@@ -12,7 +12,7 @@ use super::cache::{CacheWriter, Floats};
 use super::columnar::{self, Format};
 use super::encoding::{ColumnEncoder, Encoding, Place, SensitiveEncoding, TargetEncoding};
 use super::table::Duplicates;
-use super::table::{is_missing, parse_number, Column, RawTable};
+use super::table::{Column, RawTable};
 use super::tabular::{check_group_sizes, file_roles, Missing, Roles, Source, TableSpec};
 use super::{split, Dataset, Prepared, MAX_CATEGORIES};
 use crate::error::{Error, Result};
@@ -125,9 +125,9 @@ fn scan(spec: &TableSpec, path: &Path, input: Input) -> Result<Scan> {
         let (yc, sc) = (t.col(&s.roles.target)?, t.col(&s.roles.sensitive)?);
         let fc: Vec<usize> = s.roles.features.iter().map(|f| t.col(f)).collect::<Result<_>>()?;
         for r in 0..t.n_rows() {
-            let kept = [yc, sc].iter().chain(&fc).all(|&c| !is_missing(t.columns[c].get(r)));
+            let kept = [yc, sc].iter().chain(&fc).all(|&c| !t.columns[c].missing(r));
             if !kept && spec.missing == Missing::Error {
-                let c = [yc, sc].into_iter().chain(fc.iter().copied()).find(|&c| is_missing(t.columns[c].get(r)));
+                let c = [yc, sc].into_iter().chain(fc.iter().copied()).find(|&c| t.columns[c].missing(r));
                 let c = c.unwrap_or(yc);
                 return Err(Error::Csv {
                     path: t.source.clone(),
@@ -140,7 +140,7 @@ fn scan(spec: &TableSpec, path: &Path, input: Input) -> Result<Scan> {
                 s.y_ids.push(s.y_values.id(t.columns[yc].get(r)));
                 s.s_ids.push(s.s_values.id(t.columns[sc].get(r)));
                 for (k, &c) in fc.iter().enumerate() {
-                    s.numeric_cells[k] += parse_number(t.columns[c].get(r)).is_some() as usize;
+                    s.numeric_cells[k] += t.columns[c].number(r).is_some() as usize;
                 }
             }
         }
