@@ -2,6 +2,8 @@
 //! hard predictions by group. A metric never trains anything. Undefined values (a class or group absent)
 //! are `NaN`, written as `null` in JSON.
 
+use rayon::prelude::*;
+
 /// ROC AUC of `scores` for `labels`: the probability that a random positive scores above a random negative,
 /// ties counted half. `NaN` when either class is absent or a score is not finite (a broken model's output
 /// has no ranking).
@@ -11,18 +13,20 @@ pub fn roc_auc(scores: &[f64], labels: &[bool]) -> f64 {
     if n_pos == 0.0 || n_neg == 0.0 || scores.iter().any(|s| !s.is_finite()) {
         return f64::NAN;
     }
-    let mut idx: Vec<usize> = (0..scores.len()).collect();
-    idx.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
+    // Scores with their labels, sorted in parallel; the order among equal scores does not matter, as they
+    // share a rank.
+    let mut pairs: Vec<(f64, bool)> = scores.iter().copied().zip(labels.iter().copied()).collect();
+    pairs.par_sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
     // Mann-Whitney with mid-ranks: equal scores share the average rank.
     let mut rank_sum_pos = 0.0;
     let mut k = 0;
-    while k < idx.len() {
+    while k < pairs.len() {
         let mut end = k;
-        while end < idx.len() && scores[idx[end]] == scores[idx[k]] {
+        while end < pairs.len() && pairs[end].0 == pairs[k].0 {
             end += 1;
         }
         let mid_rank = (k + end + 1) as f64 / 2.0;
-        rank_sum_pos += mid_rank * idx[k..end].iter().filter(|&&i| labels[i]).count() as f64;
+        rank_sum_pos += mid_rank * pairs[k..end].iter().filter(|p| p.1).count() as f64;
         k = end;
     }
     (rank_sum_pos - n_pos * (n_pos + 1.0) / 2.0) / (n_pos * n_neg)

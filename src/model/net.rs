@@ -6,6 +6,7 @@ use crate::data::Dataset;
 use crate::error::{Error, Result};
 use candle_core::{DType, Device, Tensor, Var};
 use rand::Rng;
+use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -318,22 +319,37 @@ impl Net {
         Ok(candle_nn::ops::sigmoid(&(&a * self.cfg.temperature)?)?)
     }
 
-    /// An inference pass from a [`Prefix`]: the MI layer emits its sample (`1[p > u]`, the uniforms drawn
-    /// from `rng` row-major as [`Net::forward_features`] draws them), `p` or threshold, and the rest of the
-    /// network runs on it, in blocks of rows in parallel.
-    pub fn forward_prefix<'a, R: Rng>(
+    /// An inference pass from a [`Prefix`]: the MI layer emits its sample (`1[p > u]`, the uniforms those
+    /// [`Net::forward_features`] draws from `rng`, row-major), `p` or threshold, and the rest of the network
+    /// runs on it, in blocks of rows in parallel. A block's uniforms are the stretch of the stream a
+    /// row-major pass reaches at its first row (one 32-bit word each), so the codes, and `rng` afterwards, are
+    /// the whole pass's.
+    pub fn forward_prefix<'a>(
         &self,
         prefix: &'a Prefix,
         inference: Inference,
-        rng: &mut R,
+        rng: &mut ChaCha8Rng,
     ) -> Result<PrefixPass<'a>> {
         let (p, m) = (&prefix.p, prefix.m);
+        let cuts = blocks(prefix.rows(), PASS_BLOCK);
         let code: Cow<[f32]> = match inference {
-            Inference::Sample => Cow::Owned(p.iter().map(|&v| f32::from(u8::from(v > rng.random::<f32>()))).collect()),
+            Inference::Sample => {
+                let start = rng.get_word_pos();
+                let mut code = vec![0f32; p.len()];
+                split_rows(&mut code, m, &cuts).into_par_iter().zip(&cuts).for_each(|(out, rows)| {
+                    let mut r = rng.clone();
+                    r.set_word_pos(start + (rows.start * m) as u128);
+                    for (t, &v) in out.iter_mut().zip(&p[rows.start * m..rows.end * m]) {
+                        *t = f32::from(u8::from(v > r.random::<f32>()));
+                    }
+                });
+                rng.set_word_pos(start + p.len() as u128);
+                Cow::Owned(code)
+            }
             Inference::Prob => Cow::Borrowed(p),
             Inference::Threshold => Cow::Owned(p.iter().map(|&v| f32::from(u8::from(v >= 0.5))).collect()),
         };
-        let parts = blocks(prefix.rows(), PASS_BLOCK)
+        let parts = cuts
             .into_par_iter()
             .map(|rows| -> Result<Tensor> {
                 let mut h = Tensor::from_slice(&code[rows.start * m..rows.end * m], (rows.len(), m), &self.device)?;
