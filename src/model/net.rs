@@ -356,7 +356,7 @@ impl Net {
                 for layer in &self.layers[self.cfg.mi_layer() + 1..] {
                     h = self.activate(&layer.forward(&h)?)?;
                 }
-                Ok(self.head.forward(&h)?)
+                self.head.forward(&h)
             })
             .collect::<Result<Vec<_>>>()?;
         let logits = Tensor::cat(&parts, 0)?;
