@@ -377,84 +377,111 @@ impl Encoding {
         if impute {
             return Self::fit_imputed(table, spec, train_rows, target, sensitive);
         }
-        let mut columns = Vec::with_capacity(spec.features.len());
-        for name in &spec.features {
-            let cells = table.column(name)?;
-            // Parsed once: the count decides the kind, and a numeric column's values are these.
-            let parsed: Vec<Option<f64>> = if spec.categorical.contains(name) {
-                Vec::new()
-            } else {
+        // Column by column in parallel; errors and warnings in column order, as a loop would give them.
+        use rayon::prelude::*;
+        let fitted: Vec<Result<(ColumnEncoder, Option<String>)>> =
+            spec.features.par_iter().map(|name| Self::fit_column(table, spec, name, train_rows)).collect();
+        let mut columns = Vec::with_capacity(fitted.len());
+        for f in fitted {
+            let (column, warning) = f?;
+            if let Some(w) = warning {
+                tracing::warn!("{w}");
+            }
+            columns.push(column);
+        }
+        Ok(Encoding { columns, target, sensitive, impute: Vec::new() })
+    }
+
+    /// One feature column's encoder ([`Encoding::fit`]), with the warning it gives, if any.
+    fn fit_column(
+        table: &RawTable,
+        spec: &Roles,
+        name: &String,
+        train_rows: &[usize],
+    ) -> Result<(ColumnEncoder, Option<String>)> {
+        let cells = table.column(name)?;
+        if spec.categorical.contains(name) {
+            return Self::fit_text(table, name, cells, train_rows).map(|c| (c, None));
+        }
+        // A column of finite numbers is read as it is; any other is parsed once: the count decides the
+        // kind, and a numeric column's values are these.
+        let finite = cells.numbers().filter(|v| v.iter().all(|x| x.is_finite()));
+        let values: std::borrow::Cow<[f64]> = match finite {
+            Some(v) => v.into(),
+            None => {
                 // Stops once half the cells failed to parse: the column is text whatever the rest hold.
                 let mut failed = 0;
-                (0..cells.len())
+                let parsed: Vec<Option<f64>> = (0..cells.len())
                     .map(|r| cells.number(r))
                     .take_while(|v| {
                         failed += v.is_none() as usize;
                         2 * failed < cells.len()
                     })
-                    .collect()
-            };
-            let numeric_cells = parsed.iter().filter(|v| v.is_some()).count();
-            let numeric = !spec.categorical.contains(name) && 2 * numeric_cells > cells.len();
-            if numeric {
-                let values = if numeric_cells == cells.len() && parsed.iter().flatten().all(|v| v.is_finite()) {
-                    parsed.into_iter().flatten().collect()
+                    .collect();
+                let numeric_cells = parsed.iter().filter(|v| v.is_some()).count();
+                if 2 * numeric_cells <= cells.len() {
+                    return Self::fit_text(table, name, cells, train_rows).map(|c| (c, None));
+                }
+                if numeric_cells == cells.len() && parsed.iter().flatten().all(|v| v.is_finite()) {
+                    parsed.into_iter().flatten().collect::<Vec<_>>().into()
                 } else {
-                    parse_column(table, name)? // the error naming the first bad cell
-                };
-                let ids = train_rows.iter().map(|&r| values[r]).filter(|v| v.fract() == 0.0).count();
-                // All distinct, stopping at the first repeat (which comes early in a real feature).
-                // A column of numbers compares their bits: distinct bits are distinct texts ([`number_text`]
-                // writes every value apart, -0 included), without writing the texts.
-                let distinct = || match cells.numbers() {
-                    Some(v) => {
-                        let mut seen = FxHashSet::default();
-                        train_rows.iter().all(|&r| seen.insert(v[r].to_bits()))
-                    }
-                    None => {
-                        let mut seen = std::collections::HashSet::new();
-                        train_rows.iter().all(|&r| seen.insert(cells.get(r)))
-                    }
-                };
-                if train_rows.len() >= 20 && ids == train_rows.len() && distinct() {
-                    tracing::warn!(
-                        "{}: column '{name}' holds a distinct whole number in every row, like an identifier; it is \
-                         used as a numeric feature: drop the column if it is an ID",
-                        table.source
-                    );
+                    parse_column(table, name)?.into() // the error naming the first bad cell
                 }
-                let n = train_rows.len().max(1) as f64;
-                let mean = train_rows.iter().map(|&r| values[r]).sum::<f64>() / n;
-                let var = train_rows.iter().map(|&r| (values[r] - mean).powi(2)).sum::<f64>() / n;
-                if !(mean.is_finite() && var.is_finite()) {
-                    // The sums overflow: name the cell that makes them, the largest in magnitude.
-                    let worst = train_rows.iter().copied().max_by(|&a, &b| values[a].abs().total_cmp(&values[b].abs()));
-                    let row = worst.unwrap_or(0);
-                    return Err(Error::Overflow {
-                        path: table.source.clone(),
-                        line: table.lines[row],
-                        column: name.clone(),
-                        value: cells.get(row).to_string(),
-                    });
-                }
-                let std = if var > 0.0 { var.sqrt() } else { 1.0 };
-                columns.push(ColumnEncoder::Numeric { name: name.clone(), mean, std });
-            } else {
-                let mut categories: Vec<String> = distinct(train_rows.iter().map(|&r| cells.get(r)));
-                // Refused here, before the one-hot inputs (rows x categories) are allocated.
-                if categories.len() > MAX_CATEGORIES {
-                    return Err(Error::TooManyCategories {
-                        path: table.source.clone(),
-                        column: name.clone(),
-                        count: categories.len(),
-                        limit: MAX_CATEGORIES,
-                    });
-                }
-                categories.sort();
-                columns.push(ColumnEncoder::Categorical { name: name.clone(), categories });
             }
+        };
+        let ids = train_rows.iter().map(|&r| values[r]).filter(|v| v.fract() == 0.0).count();
+        // All distinct, stopping at the first repeat (which comes early in a real feature).
+        // A column of numbers compares their bits: distinct bits are distinct texts ([`number_text`]
+        // writes every value apart, -0 included), without writing the texts.
+        let distinct = || match cells.numbers() {
+            Some(v) => {
+                let mut seen = FxHashSet::default();
+                train_rows.iter().all(|&r| seen.insert(v[r].to_bits()))
+            }
+            None => {
+                let mut seen = std::collections::HashSet::new();
+                train_rows.iter().all(|&r| seen.insert(cells.get(r)))
+            }
+        };
+        let warning = (train_rows.len() >= 20 && ids == train_rows.len() && distinct()).then(|| {
+            format!(
+                "{}: column '{name}' holds a distinct whole number in every row, like an identifier; it is used as \
+                 a numeric feature: drop the column if it is an ID",
+                table.source
+            )
+        });
+        let n = train_rows.len().max(1) as f64;
+        let mean = train_rows.iter().map(|&r| values[r]).sum::<f64>() / n;
+        let var = train_rows.iter().map(|&r| (values[r] - mean).powi(2)).sum::<f64>() / n;
+        if !(mean.is_finite() && var.is_finite()) {
+            // The sums overflow: name the cell that makes them, the largest in magnitude.
+            let worst = train_rows.iter().copied().max_by(|&a, &b| values[a].abs().total_cmp(&values[b].abs()));
+            let row = worst.unwrap_or(0);
+            return Err(Error::Overflow {
+                path: table.source.clone(),
+                line: table.lines[row],
+                column: name.clone(),
+                value: cells.get(row).to_string(),
+            });
         }
-        Ok(Encoding { columns, target, sensitive, impute: Vec::new() })
+        let std = if var > 0.0 { var.sqrt() } else { 1.0 };
+        Ok((ColumnEncoder::Numeric { name: name.clone(), mean, std }, warning))
+    }
+
+    /// A text column's encoder: its training categories, sorted; refused past [`MAX_CATEGORIES`] before
+    /// the one-hot inputs (rows x categories) are allocated.
+    fn fit_text(table: &RawTable, name: &str, cells: &super::Column, train_rows: &[usize]) -> Result<ColumnEncoder> {
+        let mut categories: Vec<String> = distinct(train_rows.iter().map(|&r| cells.get(r)));
+        if categories.len() > MAX_CATEGORIES {
+            return Err(Error::TooManyCategories {
+                path: table.source.clone(),
+                column: name.to_string(),
+                count: categories.len(),
+                limit: MAX_CATEGORIES,
+            });
+        }
+        categories.sort();
+        Ok(ColumnEncoder::Categorical { name: name.to_string(), categories })
     }
 
     /// [`Encoding::fit`] for the policy `impute`: the kind of a column is decided on its present cells (a
@@ -655,7 +682,7 @@ impl Encoding {
         self.check_size(&table.source, n, Place::Memory { copies: 1 })?;
         let mut x = vec![0f32; n * d];
         // Unseen categories per column: how many cells, and the first value met with its line.
-        let mut unseen: Vec<(&str, usize, String, u64)> = Vec::new();
+        let mut unseen: Vec<Unseen> = Vec::new();
         // Blocks of rows, column by column within a block: the block's part of `x` stays in cache while
         // every column writes into it (column by column over all rows streamed `x` once per column).
         const BLOCK: usize = 2048;
@@ -681,9 +708,26 @@ impl Encoding {
                 Some(Fill { cell: imp.fill.as_str(), number, indicator })
             })
             .collect();
-        for start in (0..n).step_by(BLOCK) {
-            let rows = start..(start + BLOCK).min(n);
-            self.transform_block(table, rows, d, &index, &fills, &mut x, &mut unseen)?;
+        // Blocks in parallel; the first error and the unseen categories merged in row order, as one pass
+        // over the blocks would meet them.
+        use rayon::prelude::*;
+        let blocks: Vec<Result<Vec<Unseen>>> = x
+            .par_chunks_mut(BLOCK * d.max(1))
+            .enumerate()
+            .map(|(b, x)| {
+                let start = b * BLOCK;
+                let mut unseen = Vec::new();
+                self.transform_block(table, start..(start + BLOCK).min(n), d, &index, &fills, x, &mut unseen)?;
+                Ok(unseen)
+            })
+            .collect();
+        for block in blocks {
+            for (column, count, value, line) in block? {
+                match unseen.iter_mut().find(|u| u.0 == column) {
+                    Some(u) => u.1 += count,
+                    None => unseen.push((column, count, value, line)),
+                }
+            }
         }
         let unseen = unseen.into_iter().map(|(column, count, value, line)| {
             format!(
@@ -703,8 +747,8 @@ impl Encoding {
         d: usize,
         index: &[FxHashMap<&str, usize>],
         fills: &[Option<Fill<'_>>],
-        x: &mut [f32],
-        unseen: &mut Vec<(&'a str, usize, String, u64)>,
+        x: &mut [f32], // the block's rows
+        unseen: &mut Vec<Unseen<'a>>,
     ) -> Result<()> {
         let mut offset = 0;
         for ((col, index), fill) in self.columns.iter().zip(index).zip(fills) {
@@ -713,11 +757,23 @@ impl Encoding {
             match col {
                 ColumnEncoder::Numeric { name, mean, std } => {
                     let cells = table.column(name)?;
+                    if let (Some(values), None) = (cells.numbers(), fill) {
+                        // A column of numbers without a fill: its values as they are, checked as below.
+                        let z = |v: f64| ((v - mean) / std) as f32;
+                        let block = &values[rows.clone()];
+                        if block.iter().all(|&v| z(v).is_finite()) {
+                            for (i, &v) in block.iter().enumerate() {
+                                x[i * d + offset] = z(v);
+                            }
+                            offset += col.width();
+                            continue;
+                        }
+                    }
                     for r in rows.clone() {
                         // Read as numbers: a column of numbers from memory is not written out as text.
                         let f = fill.as_ref().filter(|_| cells.missing(r));
                         if let Some(i) = f.and_then(|f| f.indicator) {
-                            x[r * d + i] = 1.0;
+                            x[(r - rows.start) * d + i] = 1.0;
                         }
                         let v = match f {
                             Some(f) => f.number.unwrap_or(*mean),
@@ -735,7 +791,7 @@ impl Encoding {
                                 std: *std,
                             });
                         }
-                        x[r * d + offset] = z;
+                        x[(r - rows.start) * d + offset] = z;
                     }
                 }
                 ColumnEncoder::Categorical { name, .. } => {
@@ -743,11 +799,11 @@ impl Encoding {
                     for r in rows.clone() {
                         let f = fill_of(cells.get(r));
                         if let Some(i) = f.and_then(|f| f.indicator) {
-                            x[r * d + i] = 1.0;
+                            x[(r - rows.start) * d + i] = 1.0;
                         }
                         let v = f.map_or(cells.get(r), |f| f.cell);
                         match index.get(v) {
-                            Some(&k) => x[r * d + offset + k] = 1.0,
+                            Some(&k) => x[(r - rows.start) * d + offset + k] = 1.0,
                             None => match unseen.iter_mut().find(|u| u.0 == name) {
                                 Some(u) => u.1 += 1,
                                 None => unseen.push((name, 1, v.to_string(), table.lines[r])),
@@ -761,6 +817,10 @@ impl Encoding {
         Ok(())
     }
 }
+
+/// Unseen categories of a column in [`Encoding::transform_reporting`]: the column, how many cells, and the
+/// first value met with its line.
+type Unseen<'a> = (&'a str, usize, String, u64);
 
 /// A column's imputation as the transform applies it.
 struct Fill<'a> {

@@ -492,11 +492,26 @@ impl RawTable {
         }
     }
 
+    /// Whether each row has no missing cell ([`Column::missing`]) in the given columns (indices).
+    pub fn complete_rows(&self, columns: &[usize]) -> Vec<bool> {
+        use rayon::prelude::*;
+        let mut keep = vec![true; self.n_rows()];
+        // Blocks of rows in parallel, column by column within a block.
+        keep.par_chunks_mut(8192).enumerate().for_each(|(b, keep)| {
+            for &c in columns {
+                let col = &self.columns[c];
+                for (i, k) in keep.iter_mut().enumerate() {
+                    *k &= !col.missing(b * 8192 + i);
+                }
+            }
+        });
+        keep
+    }
+
     /// Keeps the rows for which `keep` is true.
     pub fn retain_rows(&mut self, keep: &[bool]) {
-        for col in &mut self.columns {
-            col.retain(keep);
-        }
+        use rayon::prelude::*;
+        self.columns.par_iter_mut().for_each(|col| col.retain(keep));
         let mut it = keep.iter();
         self.lines.retain(|_| *it.next().unwrap());
     }

@@ -426,9 +426,11 @@ fn drop_missing(table: &mut RawTable, tspec: &Roles) -> Result<usize> {
     for f in &tspec.features {
         used.push(table.col(f)?);
     }
-    let keep: Vec<bool> = (0..table.n_rows()).map(|r| used.iter().all(|&c| !table.columns[c].missing(r))).collect();
+    let keep = table.complete_rows(&used);
     let dropped = keep.iter().filter(|k| !**k).count();
-    table.retain_rows(&keep);
+    if dropped > 0 {
+        table.retain_rows(&keep);
+    }
     Ok(dropped)
 }
 
@@ -456,7 +458,7 @@ pub fn encode_features(mut table: RawTable, encoding: &Encoding, id: Option<&str
     let id_col = id.map(|name| table.col(name)).transpose()?;
     // A missing cell drops its row unless the column's encoder imputes it.
     let checked: Vec<usize> = cols.iter().enumerate().filter(|(j, _)| !encoding.imputes(*j)).map(|(_, &c)| c).collect();
-    let keep: Vec<bool> = (0..table.n_rows()).map(|r| checked.iter().all(|&c| !table.columns[c].missing(r))).collect();
+    let keep = table.complete_rows(&checked);
     let rows: Vec<usize> = (0..keep.len()).filter(|&r| keep[r]).collect();
     let n_dropped = keep.len() - rows.len();
     table.retain_rows(&keep);
