@@ -11,6 +11,7 @@
 
 pub(crate) mod builtin;
 pub(crate) mod cache;
+pub(crate) mod chunked;
 pub(crate) mod columnar;
 pub(crate) mod encoding;
 pub(crate) mod groups;

@@ -265,7 +265,11 @@ impl RawTable {
     /// Reads CSV bytes. A byte-order mark is skipped; ragged rows and invalid UTF-8 are errors naming the
     /// line.
     pub fn read(bytes: &[u8], source: &str, duplicates: Duplicates) -> Result<Self> {
-        Self::read_from(bytes, source, duplicates)
+        let plan = super::chunked::Plan::default_for_threads();
+        match super::chunked::read(bytes, source, duplicates, None, plan)? {
+            Some(table) => Ok(table),
+            None => Self::read_from(bytes, source, duplicates),
+        }
     }
 
     /// Reads a CSV stream without holding its bytes: lines are counted from the line breaks seen on the
@@ -300,10 +304,7 @@ impl RawTable {
         batch_rows: usize,
         mut f: impl FnMut(RawTable) -> Result<()>,
     ) -> Result<()> {
-        let sep = delimiter.unwrap_or(',');
-        if !sep.is_ascii() {
-            return Err(Error::param(Param::Delimiter, sep, "must be one ASCII character"));
-        }
+        let sep = separator(delimiter)?;
         let breaks = Rc::new(RefCell::new(LineBreaks::default()));
         let counting = CountingReader { inner: reader, offset: 0, breaks: Rc::clone(&breaks) };
         // A record's recorded start can precede the blank lines the reader skipped: step over them.
@@ -312,52 +313,14 @@ impl RawTable {
             .has_headers(true)
             .flexible(false)
             .trim(csv::Trim::All)
-            .delimiter(sep as u8)
+            .delimiter(sep)
             .from_reader(counting);
         let csv_err = |e: csv::Error| {
             let line = e.position().map(|p| line_of(p.byte())).unwrap_or(0);
-            let message = match e.kind() {
-                csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
-                    format!("the row has {len} fields but the header has {expected_len}")
-                }
-                csv::ErrorKind::Utf8 { err, .. } => {
-                    format!("field {} is not valid UTF-8", err.field() + 1)
-                }
-                _ => e.to_string(),
-            };
-            Error::Csv { path: source.to_string(), line, message }
+            Error::Csv { path: source.to_string(), line, message: csv_message(&e) }
         };
         let header_rec = rdr.headers().map_err(csv_err)?.clone();
-        if header_rec.is_empty() || (header_rec.len() == 1 && header_rec[0].is_empty()) {
-            return Err(Error::EmptyFile { path: source.to_string() });
-        }
-        if let (1, None) = (header_rec.len(), delimiter) {
-            if let Some((name, c)) = [("';'", ';'), ("tab", '\t')].into_iter().find(|(_, c)| header_rec[0].contains(*c))
-            {
-                let header = header_rec[0].chars().take(60).collect::<String>();
-                return Err(Error::Separator { path: source.to_string(), header, looks: name, separator: c });
-            }
-        }
-        let mut header: Vec<String> = Vec::with_capacity(header_rec.len());
-        for name in header_rec.iter() {
-            let name = name.trim_start_matches('\u{feff}').to_string();
-            if header.contains(&name) {
-                match duplicates {
-                    Duplicates::Reject => {
-                        return Err(Error::DuplicateColumn { path: source.to_string(), column: name })
-                    }
-                    Duplicates::Rename => {
-                        let mut k = 1;
-                        while header.contains(&format!("{name}.{k}")) {
-                            k += 1;
-                        }
-                        header.push(format!("{name}.{k}"));
-                        continue;
-                    }
-                }
-            }
-            header.push(name);
-        }
+        let header = header_names(&header_rec, source, duplicates, delimiter)?;
         let mut columns = vec![Column::default(); header.len()];
         let mut lines = Vec::new();
         let mut rec = csv::StringRecord::new();
@@ -410,12 +373,31 @@ impl RawTable {
             }
             return super::columnar::read(path, format);
         }
+        // In parallel ([`super::chunked`]), or, when the file's quoting asks for it, sequentially.
+        let plan = super::chunked::Plan::default_for_threads();
+        let source = path.display().to_string();
+        if let Some(table) = Self::open_csv(path, |r| super::chunked::read(r, &source, duplicates, delimiter, plan))? {
+            return Ok(table);
+        }
         let mut whole = None;
         Self::csv_batches(path, duplicates, delimiter, usize::MAX, |t| {
             whole = Some(t);
             Ok(())
         })?;
         Ok(whole.expect("the last batch is always passed on"))
+    }
+
+    /// Calls `f` with a CSV file's bytes (a name ending in `.gz` decompressed on the way).
+    fn open_csv<T>(path: &std::path::Path, f: impl FnOnce(&mut dyn Read) -> Result<T>) -> Result<T> {
+        if path.is_dir() {
+            return Err(not_a_file(path));
+        }
+        let file = std::fs::File::open(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+        let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
+        if path.extension().is_some_and(|e| e == "gz") {
+            return f(&mut std::io::BufReader::with_capacity(1 << 20, flate2::read::MultiGzDecoder::new(reader)));
+        }
+        f(&mut reader)
     }
 
     /// A CSV file (`.gz` decompressed on the way) in batches of `batch_rows` records
@@ -427,17 +409,8 @@ impl RawTable {
         batch_rows: usize,
         f: impl FnMut(RawTable) -> Result<()>,
     ) -> Result<()> {
-        if path.is_dir() {
-            return Err(not_a_file(path));
-        }
-        let file = std::fs::File::open(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
-        let reader = std::io::BufReader::with_capacity(1 << 20, file);
         let source = path.display().to_string();
-        if path.extension().is_some_and(|e| e == "gz") {
-            let unzipped = std::io::BufReader::with_capacity(1 << 20, flate2::read::MultiGzDecoder::new(reader));
-            return Self::read_batches(unzipped, &source, duplicates, delimiter, batch_rows, f);
-        }
-        Self::read_batches(reader, &source, duplicates, delimiter, batch_rows, f)
+        Self::open_csv(path, |r| Self::read_batches(r, &source, duplicates, delimiter, batch_rows, f))
     }
 
     /// A table from columns of cells held in memory (a data frame): a message's "line" is the 0-based row
@@ -515,6 +488,65 @@ impl RawTable {
         let mut it = keep.iter();
         self.lines.retain(|_| *it.next().unwrap());
     }
+}
+
+/// What a csv crate error says, in this crate's words for the errors a user's file makes.
+pub(super) fn csv_message(e: &csv::Error) -> String {
+    match e.kind() {
+        csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
+            format!("the row has {len} fields but the header has {expected_len}")
+        }
+        csv::ErrorKind::Utf8 { err, .. } => format!("field {} is not valid UTF-8", err.field() + 1),
+        _ => e.to_string(),
+    }
+}
+
+/// The field separator's byte (default `,`); it must be one ASCII character.
+pub(super) fn separator(delimiter: Option<char>) -> Result<u8> {
+    let sep = delimiter.unwrap_or(',');
+    if !sep.is_ascii() {
+        return Err(Error::param(Param::Delimiter, sep, "must be one ASCII character"));
+    }
+    Ok(sep as u8)
+}
+
+/// The column names of a header record (trimmed, as read with [`csv::Trim::All`]): an empty header is an
+/// empty file; a header that comes out as one column holding `;` or a tab (no separator given) is an error
+/// naming the separator to pass; a repeated name is refused or renamed (`name.1`) as `duplicates` says.
+pub(super) fn header_names(
+    header_rec: &csv::StringRecord,
+    source: &str,
+    duplicates: Duplicates,
+    delimiter: Option<char>,
+) -> Result<Vec<String>> {
+    if header_rec.is_empty() || (header_rec.len() == 1 && header_rec[0].is_empty()) {
+        return Err(Error::EmptyFile { path: source.to_string() });
+    }
+    if let (1, None) = (header_rec.len(), delimiter) {
+        if let Some((name, c)) = [("';'", ';'), ("tab", '\t')].into_iter().find(|(_, c)| header_rec[0].contains(*c)) {
+            let header = header_rec[0].chars().take(60).collect::<String>();
+            return Err(Error::Separator { path: source.to_string(), header, looks: name, separator: c });
+        }
+    }
+    let mut header: Vec<String> = Vec::with_capacity(header_rec.len());
+    for name in header_rec.iter() {
+        let name = name.trim_start_matches('\u{feff}').to_string();
+        if header.contains(&name) {
+            match duplicates {
+                Duplicates::Reject => return Err(Error::DuplicateColumn { path: source.to_string(), column: name }),
+                Duplicates::Rename => {
+                    let mut k = 1;
+                    while header.contains(&format!("{name}.{k}")) {
+                        k += 1;
+                    }
+                    header.push(format!("{name}.{k}"));
+                    continue;
+                }
+            }
+        }
+        header.push(name);
+    }
+    Ok(header)
 }
 
 /// Parses a numeric cell; `None` when it is not a number.
