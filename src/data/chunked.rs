@@ -1,7 +1,8 @@
 //! A whole CSV file read in blocks, each cut into pieces of whole records that are parsed in parallel
 //! into typed cells: a column whose cells are all plain decimal numbers (text that [`number_text`] writes
-//! back unchanged, e.g. `-0.25`, `42`) is held as numbers, parsed once here; any other column as its text
-//! cells, as the sequential reader ([`RawTable::read_with`]) holds them. The table, its line numbers and its
+//! back unchanged, e.g. `-0.25`, `42`) is held as numbers, parsed once here; a column of text as a
+//! dictionary of its distinct values (up to [`DICTIONARY_MAX`]); any other column as its text cells, as the
+//! sequential reader ([`RawTable::read_with`]) holds them. The table, its line numbers and its
 //! errors are the sequential reader's (`tests` compares the two); the cells' types only spare the
 //! encoders a second parse.
 //!
@@ -10,9 +11,10 @@
 //! whose quotes do not follow that rule (a quote inside an unquoted field, text after a closing quote) is
 //! left to the sequential reader, which handles it as the csv crate does.
 
-use super::table::{csv_message, header_names, number_text, separator, Column, Duplicates, RawTable};
+use super::table::{csv_message, header_names, number_text, separator, Column, Duplicates, RawTable, DICTIONARY_MAX};
 use crate::error::{Error, Result};
 use rayon::prelude::*;
+use rustc_hash::FxHashMap;
 use std::io::Read;
 
 /// Bytes read per block (more when a record is longer): the text held at once besides the table.
@@ -288,39 +290,75 @@ fn append(table: &mut RawTable, columns: Vec<Column>, lines: Vec<u64>) -> Result
 }
 
 /// One column's cells of a piece: numbers while every cell is a plain decimal ([`plain_number`]), text
-/// from the first that is not (the numbers before it written back as the text they were read from).
-#[derive(Default)]
-struct Sink {
-    numbers: Vec<f64>,
-    text: Option<Column>,
+/// from the first that is not (the numbers before it written back as the text they were read from); a
+/// column whose first cell is not a number is a dictionary ([`Column::from_dictionary`]) until it passes
+/// [`DICTIONARY_MAX`] distinct values, then text.
+enum Sink {
+    Numbers(Vec<f64>),
+    Dictionary { index: FxHashMap<Box<str>, u32>, values: Column, codes: Vec<u32> },
+    Text(Column),
+}
+
+impl Default for Sink {
+    fn default() -> Self {
+        Sink::Numbers(Vec::new())
+    }
 }
 
 impl Sink {
     /// Appends a trimmed cell; `false` when the column would pass 4 GiB of text.
     fn push(&mut self, cell: &str) -> bool {
-        if let Some(text) = &mut self.text {
-            return text.push(cell);
+        match self {
+            Sink::Text(text) => text.push(cell),
+            Sink::Numbers(numbers) => {
+                if let Some(v) = plain_number(cell) {
+                    numbers.push(v);
+                    return true;
+                }
+                *self = if numbers.is_empty() {
+                    Sink::Dictionary { index: FxHashMap::default(), values: Column::default(), codes: Vec::new() }
+                } else {
+                    let mut text = Column::default();
+                    let mut buf = String::new();
+                    for &v in numbers.iter() {
+                        number_text(v, &mut buf);
+                        text.push(&buf); // a piece's numbers are far from 4 GiB of text
+                    }
+                    Sink::Text(text)
+                };
+                self.push(cell)
+            }
+            Sink::Dictionary { index, values, codes } => {
+                if let Some(&k) = index.get(cell) {
+                    codes.push(k);
+                    return true;
+                }
+                if index.len() < DICTIONARY_MAX {
+                    let k = index.len() as u32;
+                    if !values.push(cell) {
+                        return false;
+                    }
+                    index.insert(cell.into(), k);
+                    codes.push(k);
+                    return true;
+                }
+                let mut text = Column::default();
+                for &k in codes.iter() {
+                    text.push(values.get(k as usize)); // a piece's cells are far from 4 GiB of text
+                }
+                *self = Sink::Text(text);
+                self.push(cell)
+            }
         }
-        if let Some(v) = plain_number(cell) {
-            self.numbers.push(v);
-            return true;
-        }
-        let mut text = Column::default();
-        let mut buf = String::new();
-        for &v in &self.numbers {
-            number_text(v, &mut buf);
-            text.push(&buf); // a piece's numbers are far from 4 GiB of text
-        }
-        self.numbers = Vec::new();
-        let pushed = text.push(cell);
-        self.text = Some(text);
-        pushed
     }
 
     fn finish(self) -> Column {
-        match self.text {
-            Some(text) => text,
-            None => Column::from_numbers(self.numbers).expect("a piece's numbers are far from 4 GiB of text"),
+        match self {
+            Sink::Numbers(numbers) => {
+                Column::from_numbers(numbers).expect("a piece's numbers are far from 4 GiB of text")
+            }
+            Sink::Dictionary { values, codes, .. } => Column::from_dictionary(values, codes),
+            Sink::Text(text) => text,
         }
     }
 }
@@ -530,6 +568,25 @@ mod tests {
         assert_eq!(t.columns[0].numbers(), Some(&[1.0, -2.5][..]));
         assert!(t.columns[1].numbers().is_none() && t.columns[2].numbers().is_none());
         assert_eq!(t.columns[2].iter().collect::<Vec<_>>(), ["1.0", "2"]);
+    }
+
+    #[test]
+    fn a_text_column_is_a_dictionary_until_it_has_too_many_values() {
+        let mut text = String::from("a,b,c\n");
+        for r in 0..(DICTIONARY_MAX + 10) {
+            text.push_str(&format!("k{},id{r},{}\n", r % 3, r % 2));
+        }
+        // One piece: the identifier passes the limit and becomes text; many pieces: each piece's dictionary
+        // stays under it, and so does their merge until it passes it.
+        for plan in [Plan { block: 1 << 30, pieces: 1 }, Plan { block: 1 << 16, pieces: 3 }] {
+            let t = chunked(&text, None, plan).unwrap().unwrap();
+            let (values, codes) = t.columns[0].dictionary().expect("a dictionary of three values");
+            assert_eq!((values.len(), codes.len()), (3, DICTIONARY_MAX + 10));
+            assert!(t.columns[1].dictionary().is_none(), "{plan:?}");
+            assert_eq!(t.columns[1].get(DICTIONARY_MAX + 9), format!("id{}", DICTIONARY_MAX + 9));
+            assert_eq!(t.columns[2].numbers().map(<[f64]>::len), Some(DICTIONARY_MAX + 10));
+            same(&text, None, plan);
+        }
     }
 
     #[test]

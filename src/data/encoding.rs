@@ -471,7 +471,15 @@ impl Encoding {
     /// A text column's encoder: its training categories, sorted; refused past [`MAX_CATEGORIES`] before
     /// the one-hot inputs (rows x categories) are allocated.
     fn fit_text(table: &RawTable, name: &str, cells: &super::Column, train_rows: &[usize]) -> Result<ColumnEncoder> {
-        let mut categories: Vec<String> = distinct(train_rows.iter().map(|&r| cells.get(r)));
+        let mut categories: Vec<String> = match cells.dictionary() {
+            // A dictionary's values that some training row holds: no text hashed per cell.
+            Some((values, codes)) => {
+                let mut used = vec![false; values.len()];
+                train_rows.iter().for_each(|&r| used[codes[r] as usize] = true);
+                (0..values.len()).filter(|&k| used[k]).map(|k| values.get(k).to_string()).collect()
+            }
+            None => distinct(train_rows.iter().map(|&r| cells.get(r))),
+        };
         if categories.len() > MAX_CATEGORIES {
             return Err(Error::TooManyCategories {
                 path: table.source.clone(),

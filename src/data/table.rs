@@ -72,9 +72,12 @@ pub enum Duplicates {
 
 /// One column's cells, stored compactly: the texts back to back in one buffer and their end offsets, so a
 /// cell costs its bytes plus 4 (a `String` per cell would cost 24 more and an allocation). A column of
-/// numbers handed over from memory ([`Column::from_numbers`]) keeps the numbers instead: the encoders read
-/// them directly ([`Column::number`], [`Column::missing`]), and the text a file holding them would give
-/// ([`number_text`]) is written only when something reads a cell as text (a category, a message).
+/// numbers ([`Column::from_numbers`]: from memory, a columnar file, or a CSV column of plain decimals) keeps
+/// the numbers instead: the encoders read them directly ([`Column::number`], [`Column::missing`]), and the
+/// text a file holding them would give ([`number_text`]) is written only when something reads a cell as
+/// text (a category, a message). A column of few distinct texts (a category) may be held as a dictionary
+/// ([`Column::from_dictionary`]): each distinct text once and a 4-byte code per cell, which the encoders
+/// read per distinct value rather than per cell ([`Column::dictionary`]).
 #[derive(Clone, Debug, Default)]
 pub struct Column {
     text: String,
@@ -83,6 +86,8 @@ pub struct Column {
     /// `written`, filled on first need.
     numbers: Option<Vec<f64>>,
     written: std::sync::OnceLock<Box<Column>>,
+    /// A dictionary column: its distinct texts (`text`/`ends` hold them) and each cell's index among them.
+    codes: Option<Vec<u32>>,
 }
 
 impl PartialEq for Column {
@@ -112,6 +117,25 @@ impl Column {
         self.numbers.as_deref()
     }
 
+    /// A column of `values` (distinct texts) and one index into them per cell: cell `r` is
+    /// `values[codes[r]]`. Codes must be below the number of values.
+    pub fn from_dictionary(values: Column, codes: Vec<u32>) -> Self {
+        debug_assert!(values.codes.is_none() && values.numbers.is_none());
+        debug_assert!(codes.iter().all(|&c| (c as usize) < values.len()));
+        Column { codes: Some(codes), ..values }
+    }
+
+    /// A dictionary column's distinct texts and each cell's index among them ([`Column::from_dictionary`]).
+    pub fn dictionary(&self) -> Option<(DictValues<'_>, &[u32])> {
+        self.codes.as_deref().map(|codes| (DictValues(self), codes))
+    }
+
+    /// The `k`-th stored text (a dictionary's value, or a text column's cell).
+    fn stored(&self, k: usize) -> &str {
+        let start = if k == 0 { 0 } else { self.ends[k - 1] as usize };
+        &self.text[start..self.ends[k] as usize]
+    }
+
     /// Whether the texts of a column of numbers have been written (for tests of what reads them).
     #[cfg(test)]
     pub(crate) fn written(&self) -> bool {
@@ -136,13 +160,24 @@ impl Column {
         }
     }
 
-    /// A column of text cells, its numbers written out (before it is changed in place).
-    fn make_text(&mut self) {
+    /// A column of text cells, its numbers or dictionary written out (before it is changed in place);
+    /// `false` (nothing changed) when a dictionary's cells written out would pass 4 GiB.
+    fn make_text(&mut self) -> bool {
         if self.numbers.is_some() {
             self.texts();
             let written = self.written.take().unwrap_or_default();
             *self = *written;
         }
+        if let Some(codes) = &self.codes {
+            let mut c = Column::default();
+            for &k in codes {
+                if !c.push_stored(self.stored(k as usize)) {
+                    return false;
+                }
+            }
+            *self = c;
+        }
+        true
     }
 
     /// Cell `r` as a number when it is one: a column of numbers gives its value (NaN for a missing cell),
@@ -166,9 +201,10 @@ impl Column {
 
     /// Number of cells.
     pub fn len(&self) -> usize {
-        match &self.numbers {
-            Some(values) => values.len(),
-            None => self.ends.len(),
+        match (&self.numbers, &self.codes) {
+            (Some(values), _) => values.len(),
+            (None, Some(codes)) => codes.len(),
+            (None, None) => self.ends.len(),
         }
     }
 
@@ -179,9 +215,10 @@ impl Column {
 
     /// Cell `r`.
     pub fn get(&self, r: usize) -> &str {
-        let c = self.texts();
-        let start = if r == 0 { 0 } else { c.ends[r - 1] as usize };
-        &c.text[start..c.ends[r] as usize]
+        match &self.codes {
+            Some(codes) => self.stored(codes[r] as usize),
+            None => self.texts().stored(r),
+        }
     }
 
     /// The cells in order.
@@ -191,7 +228,11 @@ impl Column {
 
     /// Appends a cell; `false` when the column would pass 4 GiB of text.
     pub fn push(&mut self, cell: &str) -> bool {
-        self.make_text();
+        self.make_text() && self.push_stored(cell)
+    }
+
+    /// Appends a text to `text` and `ends` as they are (a cell, or a dictionary's value); `false` past 4 GiB.
+    fn push_stored(&mut self, cell: &str) -> bool {
         let end = self.text.len() + cell.len();
         if end > u32::MAX as usize {
             return false;
@@ -211,14 +252,60 @@ impl Column {
                 return true;
             }
         }
-        self.make_text();
-        let other = other.texts();
+        if let (Some(_), Some((values, codes))) = (&self.codes, other.dictionary()) {
+            if self.extend_dictionary(values, codes) {
+                return true;
+            }
+        }
+        if !self.make_text() {
+            return false;
+        }
+        let mut owned = None;
+        let other = match other.codes {
+            Some(_) => {
+                let mut c = other.clone();
+                if !c.make_text() {
+                    return false;
+                }
+                owned.insert(c)
+            }
+            None => other.texts(),
+        };
         let base = self.text.len();
         if base + other.text.len() > u32::MAX as usize {
             return false;
         }
         self.text.push_str(&other.text);
         self.ends.extend(other.ends.iter().map(|&e| e + base as u32));
+        true
+    }
+
+    /// Appends another dictionary column's cells to this dictionary column, adding its new values; `false`
+    /// (nothing changed) when the values would pass [`DICTIONARY_MAX`] or 4 GiB of text.
+    fn extend_dictionary(&mut self, values: DictValues<'_>, codes: &[u32]) -> bool {
+        let mut index: rustc_hash::FxHashMap<&str, u32> =
+            (0..self.ends.len()).map(|k| (self.stored(k), k as u32)).collect();
+        let mut added: Vec<&str> = Vec::new();
+        let remap: Vec<u32> = (0..values.len())
+            .map(|k| {
+                let v = values.get(k);
+                let next = index.len() as u32;
+                *index.entry(v).or_insert_with(|| {
+                    added.push(v);
+                    next
+                })
+            })
+            .collect();
+        let text = self.text.len() + added.iter().map(|v| v.len()).sum::<usize>();
+        if index.len() > DICTIONARY_MAX || text > u32::MAX as usize {
+            return false;
+        }
+        drop(index);
+        for v in added {
+            self.push_stored(v);
+        }
+        let mine = self.codes.as_mut().expect("a dictionary column");
+        mine.extend(codes.iter().map(|&c| remap[c as usize]));
         true
     }
 
@@ -238,6 +325,11 @@ impl Column {
 
     /// Keeps the cells where `keep` is true (a column of numbers stays one).
     pub fn retain(&mut self, keep: &[bool]) {
+        if let Some(codes) = &mut self.codes {
+            let mut it = keep.iter();
+            codes.retain(|_| *it.next().expect("a flag per cell"));
+            return;
+        }
         if let Some(values) = &self.numbers {
             let kept = values.iter().zip(keep).filter(|(_, &k)| k).map(|(&v, _)| v).collect();
             *self = Column { numbers: Some(kept), ..Column::default() }; // fewer numbers: their texts fit
@@ -245,6 +337,31 @@ impl Column {
         }
         let kept = Column::from_cells((0..self.len()).filter(|&r| keep[r]).map(|r| self.get(r)));
         *self = kept;
+    }
+}
+
+/// The most distinct values a dictionary column holds ([`Column::from_dictionary`]); a column with more
+/// is held as text cells (an identifier, free text: a dictionary would save nothing).
+pub const DICTIONARY_MAX: usize = 1 << 16;
+
+/// A dictionary column's distinct texts ([`Column::dictionary`]).
+#[derive(Clone, Copy, Debug)]
+pub struct DictValues<'a>(&'a Column);
+
+impl<'a> DictValues<'a> {
+    /// Number of values.
+    pub fn len(&self) -> usize {
+        self.0.ends.len()
+    }
+
+    /// True when there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Value `k`.
+    pub fn get(&self, k: usize) -> &'a str {
+        self.0.stored(k)
     }
 }
 
@@ -605,6 +722,31 @@ mod tests {
         assert!(t.extend(&Column::from_numbers(vec![2.0]).unwrap()));
         assert!(t.numbers().is_none());
         assert_eq!(t.get(1), "2");
+    }
+
+    #[test]
+    fn a_dictionary_column_reads_like_its_cells_through_every_change() {
+        let dict = |values: &[&str], codes: Vec<u32>| Column::from_dictionary(Column::from_cells(values), codes);
+        let mut a = dict(&["x", "y"], vec![1, 0, 1]);
+        assert_eq!(a, Column::from_cells(["y", "x", "y"]));
+        // Another dictionary: its values merged, codes remapped, still a dictionary.
+        assert!(a.extend(&dict(&["z", "y"], vec![0, 1])));
+        assert_eq!(a, Column::from_cells(["y", "x", "y", "z", "y"]));
+        let (values, codes) = a.dictionary().expect("still a dictionary");
+        assert_eq!((values.len(), codes), (3, &[1, 0, 1, 2, 1][..]));
+        a.retain(&[true, false, true, true, false]);
+        assert_eq!(a, Column::from_cells(["y", "y", "z"]));
+        assert!(a.missing(0) == is_missing("y") && a.number(0).is_none());
+        // Text or numbers appended, or a cell pushed: the cells written out as text.
+        let mut b = a.clone();
+        assert!(b.extend(&Column::from_numbers(vec![2.5]).unwrap()));
+        assert_eq!(b, Column::from_cells(["y", "y", "z", "2.5"]));
+        assert!(b.dictionary().is_none());
+        let mut c = Column::from_cells(["w"]);
+        assert!(c.extend(&a));
+        assert_eq!(c, Column::from_cells(["w", "y", "y", "z"]));
+        assert!(a.push("NA") && a.missing(3));
+        assert_eq!(a, Column::from_cells(["y", "y", "z", "NA"]));
     }
 
     #[test]
