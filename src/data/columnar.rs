@@ -143,6 +143,34 @@ fn numbers_of(array: &dyn Array) -> Option<Vec<f64>> {
     Some(floats.iter().map(|v| v.unwrap_or(f64::NAN)).collect())
 }
 
+/// A column of strings as its cells, trimmed (a null is an empty cell), read from the array's own strings,
+/// as a dictionary of its values where they are few ([`Column::from_texts`]); `None` for another type,
+/// `Some(None)` past 4 GiB of text.
+fn texts_of(array: &dyn Array) -> Option<Option<Column>> {
+    use arrow_array::cast::AsArray;
+    fn column<'a>(cells: impl Iterator<Item = Option<&'a str>>) -> Option<Column> {
+        Column::from_texts(cells.map(|c| c.map_or("", str::trim)))
+    }
+    if let Some(a) = array.as_string_opt::<i32>() {
+        return Some(column(a.iter()));
+    }
+    if let Some(a) = array.as_string_opt::<i64>() {
+        return Some(column(a.iter()));
+    }
+    if let Some(a) = array.as_string_view_opt() {
+        return Some(column(a.iter()));
+    }
+    // pandas' categoricals arrive as a dictionary of strings: their strings, cell by cell.
+    use arrow_schema::DataType as T;
+    match array.data_type() {
+        T::Dictionary(_, values) if matches!(**values, T::Utf8 | T::LargeUtf8 | T::Utf8View) => {
+            let strings = arrow_cast::cast(array, &T::Utf8).ok()?;
+            texts_of(strings.as_ref())
+        }
+        _ => None,
+    }
+}
+
 /// A batch as a table of text cells, its rows numbered from `first_line`.
 fn convert(path: &Path, batch: &RecordBatch, first_line: u64) -> Result<RawTable> {
     let header = batch.schema().fields().iter().map(|f| f.name().clone()).collect::<Vec<_>>();
@@ -173,6 +201,15 @@ fn convert(path: &Path, batch: &RecordBatch, first_line: u64) -> Result<RawTable
             columns.push(column);
             continue;
         }
+        let too_big = || Error::Csv {
+            path: source.clone(),
+            line: first_line,
+            message: format!("column '{}' holds more than 4 GiB of text", header[c]),
+        };
+        if let Some(texts) = texts_of(array.as_ref()) {
+            columns.push(texts.ok_or_else(too_big)?);
+            continue;
+        }
         let formatter = ArrayFormatter::try_new(array.as_ref(), &options).map_err(|e| bad(path, e))?;
         let mut column = Column::default();
         for r in 0..array.len() {
@@ -194,7 +231,7 @@ fn convert(path: &Path, batch: &RecordBatch, first_line: u64) -> Result<RawTable
 
 #[cfg(test)]
 mod tests {
-    use super::numbers_of;
+    use super::{numbers_of, texts_of};
     use arrow_array::{BooleanArray, Float32Array, Int64Array, StringArray};
 
     #[test]
@@ -209,5 +246,25 @@ mod tests {
         );
         assert!(numbers_of(&StringArray::from(vec!["1"])).is_none());
         assert!(numbers_of(&BooleanArray::from(vec![true])).is_none());
+    }
+
+    #[test]
+    fn strings_cross_as_a_dictionary_of_trimmed_cells_with_nulls_empty() {
+        use crate::data::table::{Column, DICTIONARY_MAX};
+        let cells = vec![Some(" b"), None, Some("a"), Some("b ")];
+        let col = texts_of(&StringArray::from(cells.clone())).unwrap().unwrap();
+        assert_eq!(col, Column::from_cells(["b", "", "a", "b"]));
+        assert_eq!(col.dictionary().map(|(v, c)| (v.len(), c.to_vec())), Some((3, vec![0, 1, 2, 0])));
+        let view = texts_of(&arrow_array::StringViewArray::from(cells)).unwrap().unwrap();
+        assert_eq!(view, col);
+        // An identifier: text cells, the same cells.
+        let ids: Vec<String> = (0..DICTIONARY_MAX + 2).map(|r| format!("id{r}")).collect();
+        let col = texts_of(&StringArray::from(ids.clone())).unwrap().unwrap();
+        assert!(col.dictionary().is_none());
+        assert_eq!(col, Column::from_cells(&ids));
+        assert!(texts_of(&Int64Array::from(vec![1])).is_none());
+        let categorical: arrow_array::DictionaryArray<arrow_array::types::Int8Type> =
+            vec![Some("x"), None, Some("x")].into_iter().collect();
+        assert_eq!(texts_of(&categorical).unwrap().unwrap(), Column::from_cells(["x", "", "x"]));
     }
 }

@@ -804,14 +804,26 @@ impl Encoding {
                 }
                 ColumnEncoder::Categorical { name, .. } => {
                     let cells = table.column(name)?;
+                    // A cell's indicator input, its category's input (`None`: unseen) and the value it encodes.
+                    let look = |cell| {
+                        let f = fill_of(cell);
+                        let v = f.map_or(cell, |f| f.cell);
+                        (f.and_then(|f| f.indicator), index.get(v).copied(), v)
+                    };
+                    // A dictionary of no more values than the block has rows: each value looked up once.
+                    let dict = cells.dictionary().filter(|(values, _)| values.len() <= rows.len());
+                    let looked: Option<Vec<_>> =
+                        dict.map(|(values, _)| (0..values.len()).map(|k| look(values.get(k))).collect());
                     for r in rows.clone() {
-                        let f = fill_of(cells.get(r));
-                        if let Some(i) = f.and_then(|f| f.indicator) {
+                        let (indicator, slot, v) = match (&looked, dict) {
+                            (Some(looked), Some((_, codes))) => looked[codes[r] as usize],
+                            _ => look(cells.get(r)),
+                        };
+                        if let Some(i) = indicator {
                             x[(r - rows.start) * d + i] = 1.0;
                         }
-                        let v = f.map_or(cells.get(r), |f| f.cell);
-                        match index.get(v) {
-                            Some(&k) => x[(r - rows.start) * d + offset + k] = 1.0,
+                        match slot {
+                            Some(k) => x[(r - rows.start) * d + offset + k] = 1.0,
                             None => match unseen.iter_mut().find(|u| u.0 == name) {
                                 Some(u) => u.1 += 1,
                                 None => unseen.push((name, 1, v.to_string(), table.lines[r])),
@@ -1194,6 +1206,15 @@ mod tests {
         assert_eq!(e.n_features(), 8);
         assert_eq!(e.feature_names()[6..], ["a:missing".to_string(), "c:missing".to_string()]);
         let x = e.transform(&table).unwrap();
+        // The text columns as dictionaries (a file's text columns are read so): the same fit and inputs.
+        let mut dicts = table.clone();
+        for c in &mut dicts.columns {
+            *c = super::super::Column::from_texts(c.iter().collect::<Vec<_>>()).unwrap();
+            assert!(c.dictionary().is_some());
+        }
+        let e_dicts = Encoding::fit(&dicts, &roles, &train, t.clone(), s.clone(), true).unwrap();
+        assert_eq!(e_dicts, e);
+        assert_eq!(e.transform_reporting(&dicts).unwrap(), e.transform_reporting(&table).unwrap());
         let row = |r: usize| &x[r * 8..(r + 1) * 8];
         let z = |v: f64| ((v - mean) / std) as f32;
         assert_eq!(row(3), [z(3.0), 0.0, 1.0, 0.0, 0.0, 1.0, 1.0, 0.0], "a missing: the median, its indicator");
@@ -1206,6 +1227,32 @@ mod tests {
         assert_eq!(plain.n_features(), 6);
         assert!(matches!(plain.transform(&table), Err(Error::NotNumeric { line: 5, .. })));
         assert!(Encoding::fit(&table, &roles, &train, t, s, false).is_err());
+    }
+
+    #[test]
+    fn a_dictionary_column_encodes_and_warns_as_its_text_cells_do() {
+        let col = |cells: &[&str]| super::super::Column::from_cells(cells.iter().copied());
+        let table = |c: super::super::Column| RawTable {
+            source: "d.csv".into(),
+            header: vec!["c".into()],
+            columns: vec![c],
+            lines: (2..9).collect(),
+        };
+        let e = Encoding {
+            columns: vec![ColumnEncoder::Categorical { name: "c".into(), categories: vec!["a".into(), "b".into()] }],
+            ..encoding(0)
+        };
+        let cells = ["b", "q", "a", "q", "r", "b", "q"];
+        let text = table(col(&cells));
+        let dict = table(super::super::Column::from_texts(cells).unwrap());
+        assert!(dict.columns[0].dictionary().is_some());
+        let (x, unseen) = e.transform_reporting(&dict).unwrap();
+        assert_eq!((x.clone(), unseen.clone()), e.transform_reporting(&text).unwrap());
+        assert_eq!(x, [0., 1., 0., 0., 1., 0., 0., 0., 0., 0., 0., 1., 0., 0.]);
+        assert!(
+            unseen.len() == 1 && unseen[0].contains("4 cell(s)") && unseen[0].contains("'q' on line 3"),
+            "{unseen:?}"
+        );
     }
 
     #[test]

@@ -125,6 +125,34 @@ impl Column {
         Column { codes: Some(codes), ..values }
     }
 
+    /// A column of the given cells (trimmed by the caller), as a dictionary while they hold at most
+    /// [`DICTIONARY_MAX`] distinct values, else as text; `None` past 4 GiB of text.
+    pub fn from_texts<'a>(cells: impl IntoIterator<Item = &'a str>) -> Option<Self> {
+        let mut index: rustc_hash::FxHashMap<&str, u32> = rustc_hash::FxHashMap::default();
+        let mut values = Column::default();
+        let mut codes = Vec::new();
+        let mut cells = cells.into_iter();
+        for cell in cells.by_ref() {
+            let next = index.len() as u32;
+            let k = *index.entry(cell).or_insert(next);
+            if k == next {
+                if index.len() > DICTIONARY_MAX {
+                    // Too many values: the cells so far and the rest as text.
+                    let mut text = Column::from_dictionary(values, codes);
+                    if !(text.make_text() && text.push(cell)) {
+                        return None;
+                    }
+                    return cells.all(|c| text.push(c)).then_some(text);
+                }
+                if !values.push_stored(cell) {
+                    return None;
+                }
+            }
+            codes.push(k);
+        }
+        Some(Column::from_dictionary(values, codes))
+    }
+
     /// A dictionary column's distinct texts and each cell's index among them ([`Column::from_dictionary`]).
     pub fn dictionary(&self) -> Option<(DictValues<'_>, &[u32])> {
         self.codes.as_deref().map(|codes| (DictValues(self), codes))
