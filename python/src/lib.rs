@@ -90,7 +90,8 @@ enum Col<'py> {
 
 /// Named columns into a table. A column of numbers stays numbers, each reading as the shortest text that
 /// parses back to the same value where read as text, so the encoders see exactly what a CSV holding it
-/// would give them. Text cells go straight into the table's column buffers (no string per cell on the way).
+/// would give them. Text cells go straight into the table's column buffers (no string per cell on the way),
+/// as a dictionary of their values where they are few.
 fn table(columns: Vec<(String, Col<'_>)>) -> PyResult2<RawTable> {
     let mut header = Vec::with_capacity(columns.len());
     let mut cells = Vec::with_capacity(columns.len());
@@ -110,16 +111,11 @@ fn table(columns: Vec<(String, Col<'_>)>) -> PyResult2<RawTable> {
                     }
                 }
             },
+            // Text as a dictionary of its values where they are few (`data::Column::from_texts`).
             Col::Joined(t) => {
-                for cell in t.split('\u{1f}') {
-                    column.push_trimmed(cell).then_some(()).ok_or_else(too_big)?;
-                }
+                column = data::Column::from_texts(t.split('\u{1f}').map(str::trim)).ok_or_else(too_big)?
             }
-            Col::Text(t) => {
-                for cell in &t {
-                    column.push_trimmed(cell).then_some(()).ok_or_else(too_big)?;
-                }
-            }
+            Col::Text(t) => column = data::Column::from_texts(t.iter().map(|c| c.trim())).ok_or_else(too_big)?,
         }
         header.push(name);
         cells.push(column);
