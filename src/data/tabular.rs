@@ -278,19 +278,37 @@ pub fn prepare(spec: &TableSpec, encoding: Option<&Encoding>) -> Result<Prepared
     prepare_table(table, &tspec, spec, encoding)
 }
 
-/// Bytes of memory per byte of a CSV file read whole and prepared (the text cells, their offsets, the
-/// encoded inputs): measured as the peak resident memory of `train` on a 2,000,000-row CSV file of 50
-/// columns (2.49 GB for 0.9 GB of text), rounded up. A gzipped file counts four times its size in text.
+/// Bytes of memory per byte of a CSV file read whole and prepared when its cells are long (text cells and
+/// their offsets, the encoded inputs): measured as the peak resident memory of `train` on a 2,000,000-row
+/// CSV file of 50 columns (2.49 GB for 0.9 GB of text, with text cells), rounded up. A gzipped file counts
+/// four times its size in text.
 const CSV_MEMORY_PER_BYTE: f64 = 3.0;
 
-/// The memory a table file would take read whole and prepared, estimated before reading it.
-fn in_memory_estimate(path: &std::path::Path) -> Result<f64> {
+/// The memory a table file would take read whole and prepared, estimated before reading it. A CSV file is
+/// costed both per byte ([`CSV_MEMORY_PER_BYTE`]) and per cell (the cells its first megabyte holds per
+/// byte, times [`columnar::BYTES_PER_CELL_IN_MEMORY`]), whichever is larger: a file of short cells
+/// (`0,1,0`) holds a number of 8 bytes and inputs of 4 bytes each for every 2 bytes of text (a 100 MB file
+/// of 0s and 1s peaked at 0.74 GB, over twice the per-byte estimate).
+fn in_memory_estimate(path: &std::path::Path, delimiter: Option<char>) -> Result<f64> {
     if let Some(format) = columnar::Format::of(path) {
         return columnar::in_memory_estimate(path, format);
     }
-    let size = std::fs::metadata(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?.len() as f64;
-    let text = if path.extension().is_some_and(|e| e == "gz") { 4.0 * size } else { size };
-    Ok(text * CSV_MEMORY_PER_BYTE)
+    let io = |source| Error::Io { path: path.to_path_buf(), source };
+    let size = std::fs::metadata(path).map_err(io)?.len() as f64;
+    let gz = path.extension().is_some_and(|e| e == "gz");
+    let text = if gz { 4.0 * size } else { size };
+    // The first megabyte of text: its separators and line breaks, one per cell.
+    let file = std::fs::File::open(path).map_err(io)?;
+    let mut head = Vec::new();
+    let reader: Box<dyn std::io::Read> =
+        if gz { Box::new(flate2::read::MultiGzDecoder::new(file)) } else { Box::new(file) };
+    // A gzip stream that does not decode is reported by the reader, with its own message.
+    let _ = std::io::Read::read_to_end(&mut std::io::Read::take(reader, 1 << 20), &mut head);
+    let sep = delimiter.unwrap_or(',') as u32;
+    let cells = head.iter().filter(|&&b| u32::from(b) == sep || b == b'\n').count() as f64;
+    let per_cell =
+        if head.is_empty() { 0.0 } else { text * cells / head.len() as f64 * columnar::BYTES_PER_CELL_IN_MEMORY };
+    Ok((text * CSV_MEMORY_PER_BYTE).max(per_cell))
 }
 
 /// Whether a table file that was not asked to stream should: the in-memory estimate
@@ -300,11 +318,11 @@ fn in_memory_estimate(path: &std::path::Path) -> Result<f64> {
 /// Streaming gives the same encoders, splits and metrics (`tests/columnar.rs`), so the choice changes only
 /// the memory a run needs; it is logged.
 fn too_big_for_memory(spec: &TableSpec) -> Result<bool> {
-    let Source::Csv { path, sensitive_bins, task, .. } = &spec.source else { return Ok(false) };
+    let Source::Csv { path, sensitive_bins, task, delimiter, .. } = &spec.source else { return Ok(false) };
     if spec.missing == Missing::Impute || sensitive_bins.is_some() || *task == Task::Regression {
         return Ok(false);
     }
-    let (Ok(estimate), Some(available)) = (in_memory_estimate(path), encoding::available_memory()) else {
+    let (Ok(estimate), Some(available)) = (in_memory_estimate(path, *delimiter), encoding::available_memory()) else {
         // An unreadable footer is reported by the reader, with its own message.
         return Ok(false);
     };
@@ -754,6 +772,22 @@ mod tests {
         assert!(!streams_at(1.0e9, 4.0e9));
         assert!(!streams_at(2.0e9, 4.0e9));
         assert!(streams_at(2.1e9, 4.0e9));
+    }
+
+    #[test]
+    fn a_csv_file_of_short_cells_is_costed_by_its_cells() {
+        let dir = tempfile::tempdir().unwrap();
+        let (short, long) = (dir.path().join("short.csv"), dir.path().join("long.tsv"));
+        std::fs::write(&short, "a,b,c\n".to_string() + &"0,1,0\n".repeat(1000)).unwrap();
+        let cell = "a long text cell, ".repeat(10);
+        std::fs::write(&long, format!("a\tb\n{}", format!("{cell}\t{cell}\n").repeat(100))).unwrap();
+        let size = |p: &std::path::Path| std::fs::metadata(p).unwrap().len() as f64;
+        // Short cells: one cell per 2 bytes of text, each at the per-cell cost.
+        let e = in_memory_estimate(&short, None).unwrap();
+        assert_eq!(e, size(&short) * 3003.0 / 6006.0 * columnar::BYTES_PER_CELL_IN_MEMORY);
+        assert!(e > size(&short) * CSV_MEMORY_PER_BYTE);
+        // Long cells, with their separator: the per-byte cost.
+        assert_eq!(in_memory_estimate(&long, Some('\t')).unwrap(), size(&long) * CSV_MEMORY_PER_BYTE);
     }
 
     #[test]
