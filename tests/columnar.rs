@@ -113,8 +113,8 @@ fn a_streamed_model_is_evaluated_again_by_streaming_and_a_streamed_csv_gives_the
     let again: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(again["task"], trained["task"]);
     assert_eq!(again["certificate"], trained["certificate"]);
-    // A CSV file streams too, in batches smaller than the file (65,536 rows each: 70,000 rows are two),
-    // with the metrics of the same file read whole.
+    // A CSV file streams too, in batches smaller than the file (the pieces its block is cut into, four per
+    // thread), with the metrics of the same file read whole.
     let big = write_rows(dir.path(), 70_000);
     let big = big.file_name().unwrap().to_str().unwrap();
     let args = ["train", "--target", "y", "--sensitive", "s", "--epochs", "1", "--hidden", "4,2", "--reproducible"];

@@ -7,9 +7,9 @@
 //! encoders a second parse.
 //!
 //! A cut must fall between records: a line break inside a quoted field is not one. The cuts follow the
-//! quotes (a quote opens a field at its start and closes it before a separator or a line break); a file
+//! quotes (a quote opens a field at its start and closes it before a separator or a line break); a block
 //! whose quotes do not follow that rule (a quote inside an unquoted field, text after a closing quote) is
-//! left to the sequential reader, which handles it as the csv crate does.
+//! read in one piece, up to where the csv crate's own parser ends its last whole record.
 
 use super::table::{csv_message, header_names, number_text, separator, Column, Duplicates, RawTable, DICTIONARY_MAX};
 use crate::error::{Error, Result};
@@ -36,15 +36,37 @@ impl Plan {
     }
 }
 
-/// Reads a whole CSV stream as [`RawTable::read_with`] does, in parallel; `None` when its quoting is
-/// irregular (see the module's note), and the caller reads it sequentially.
+/// Reads a whole CSV stream as [`RawTable::read_with`] does, in parallel.
 pub(super) fn read<R: Read>(
+    reader: R,
+    source: &str,
+    duplicates: Duplicates,
+    delimiter: Option<char>,
+    plan: Plan,
+) -> Result<RawTable> {
+    let mut whole: Option<RawTable> = None;
+    for_each_piece(reader, source, duplicates, delimiter, plan, |piece| {
+        match whole.as_mut() {
+            None => whole = Some(piece),
+            Some(table) => append(table, piece)?,
+        }
+        Ok(())
+    })?;
+    Ok(whole.expect("a piece is always passed on"))
+}
+
+/// Calls `f` with each piece of a CSV stream, in order, as a table of its own (the header, the cells, the
+/// rows' lines in the file), at least once (a file without rows gives one empty piece): how a file is read
+/// whole ([`read`]) or streamed. The pieces of a block are parsed in parallel, so `f` sees one block's
+/// pieces after they are all parsed; their errors are the sequential reader's, the first in the file.
+pub(super) fn for_each_piece<R: Read>(
     mut reader: R,
     source: &str,
     duplicates: Duplicates,
     delimiter: Option<char>,
     plan: Plan,
-) -> Result<Option<RawTable>> {
+    mut f: impl FnMut(RawTable) -> Result<()>,
+) -> Result<()> {
     let sep = separator(delimiter)?;
     let io = |e: std::io::Error| Error::Csv { path: source.to_string(), line: 0, message: e.to_string() };
     let mut buf: Vec<u8> = Vec::new();
@@ -69,17 +91,13 @@ pub(super) fn read<R: Read>(
         let more = buf.len() + plan.block;
         at_eof = fill(&mut reader, &mut buf, more).map_err(io)?;
     };
-    let mut table = RawTable {
-        source: source.to_string(),
-        header: header.clone(),
-        columns: vec![Column::default(); header.len()],
-        lines: Vec::new(),
-    };
     // The 1-based line the data left in `buf` from `start` begins on.
     let mut line = 1 + newlines(&buf[..start]);
     buf.drain(..start);
     loop {
-        let Some(scan) = scan(&buf, sep, plan.pieces, at_eof) else { return Ok(None) };
+        // Irregular quoting: the block's whole records found as the csv crate finds them, in one piece.
+        let scan = scan(&buf, sep, plan.pieces, at_eof)
+            .unwrap_or_else(|| Scan { cuts: Vec::new(), end: if at_eof { buf.len() } else { records_end(&buf, sep) } });
         if scan.end == 0 && !at_eof {
             // Not one whole record yet: read on.
             let more = buf.len() + plan.block;
@@ -96,15 +114,34 @@ pub(super) fn read<R: Read>(
             .collect();
         for piece in pieces {
             let (columns, lines) = piece?;
-            append(&mut table, columns, lines)?;
+            f(RawTable { source: source.to_string(), header: header.clone(), columns, lines })?;
         }
         line += newlines(data);
         buf.drain(..scan.end);
         if at_eof && buf.is_empty() {
-            return Ok(Some(table));
+            return Ok(());
         }
         if !at_eof {
             at_eof = fill(&mut reader, &mut buf, plan.block).map_err(io)?;
+        }
+    }
+}
+
+/// Where the last whole record of `data` (which starts at a record's start) ends, as the csv crate's
+/// parser sees it (the cuts of a block whose quotes [`scan`] cannot follow); 0 when none ends in it.
+fn records_end(data: &[u8], sep: u8) -> usize {
+    use csv_core::ReadRecordResult as R;
+    let mut rdr = csv_core::ReaderBuilder::new().delimiter(sep).build();
+    // The fields are not kept: the output buffers are reused whenever they fill.
+    let (mut out, mut ends) = (vec![0u8; 1 << 16], vec![0usize; 1 << 10]);
+    let (mut at, mut end) = (0, 0);
+    loop {
+        let (result, read, _, _) = rdr.read_record(&data[at..], &mut out, &mut ends);
+        at += read;
+        match result {
+            R::Record => end = at,
+            R::OutputFull | R::OutputEndsFull => {}
+            R::InputEmpty | R::End => return end,
         }
     }
 }
@@ -267,9 +304,9 @@ fn parse_piece(bytes: &[u8], first: u64, header: &[String], source: &str, sep: u
     Ok((sinks.into_iter().map(Sink::finish).collect(), lines))
 }
 
-/// Appends a piece's columns and lines to the table.
-fn append(table: &mut RawTable, columns: Vec<Column>, lines: Vec<u64>) -> Result<()> {
-    for (c, col) in columns.into_iter().enumerate() {
+/// Appends a piece to the table.
+fn append(table: &mut RawTable, piece: RawTable) -> Result<()> {
+    for (c, col) in piece.columns.into_iter().enumerate() {
         let whole = &mut table.columns[c];
         let ok = if whole.is_empty() {
             *whole = col;
@@ -280,12 +317,12 @@ fn append(table: &mut RawTable, columns: Vec<Column>, lines: Vec<u64>) -> Result
         if !ok {
             return Err(Error::Csv {
                 path: table.source.clone(),
-                line: lines.first().copied().unwrap_or(0),
+                line: piece.lines.first().copied().unwrap_or(0),
                 message: format!("column '{}' holds more than 4 GiB of text", table.header[c]),
             });
         }
     }
-    table.lines.extend(lines);
+    table.lines.extend(piece.lines);
     Ok(())
 }
 
@@ -409,7 +446,7 @@ mod tests {
         RawTable::read_with(text, "t.csv", Duplicates::Reject, delimiter)
     }
 
-    fn chunked(text: impl AsRef<[u8]>, delimiter: Option<char>, plan: Plan) -> Result<Option<RawTable>> {
+    fn chunked(text: impl AsRef<[u8]>, delimiter: Option<char>, plan: Plan) -> Result<RawTable> {
         read(text.as_ref(), "t.csv", Duplicates::Reject, delimiter, plan)
     }
 
@@ -418,8 +455,7 @@ mod tests {
         let text = text.as_ref();
         let want = sequential(text, delimiter);
         match (chunked(text, delimiter, plan), want) {
-            (Ok(None), _) => {}
-            (Ok(Some(got)), Ok(want)) => {
+            (Ok(got), Ok(want)) => {
                 assert_eq!(got.header, want.header, "{text:?} {plan:?}");
                 assert_eq!(got.lines, want.lines, "{text:?} {plan:?}");
                 assert_eq!(got.columns, want.columns, "{text:?} {plan:?}");
@@ -553,8 +589,7 @@ mod tests {
                 }
             }
             let plan = Plan { block: 1 + next(200) as usize, pieces: 1 + next(5) as usize };
-            let got = chunked(&text, None, plan).unwrap();
-            assert!(got.is_some(), "regular quoting is read in parallel: {text:?}");
+            assert!(scan(text.as_bytes(), b',', 2, true).is_some(), "regular quoting is cut by its quotes: {text:?}");
             same(&text, None, plan);
             if case % 50 == 0 {
                 same(&text, None, Plan::default_for_threads());
@@ -564,7 +599,7 @@ mod tests {
 
     #[test]
     fn plain_numbers_are_held_as_numbers_and_other_columns_as_text() {
-        let t = chunked("a,b,c\n1,x,1.0\n-2.5,y,2\n", None, Plan::default_for_threads()).unwrap().unwrap();
+        let t = chunked("a,b,c\n1,x,1.0\n-2.5,y,2\n", None, Plan::default_for_threads()).unwrap();
         assert_eq!(t.columns[0].numbers(), Some(&[1.0, -2.5][..]));
         assert!(t.columns[1].numbers().is_none() && t.columns[2].numbers().is_none());
         assert_eq!(t.columns[2].iter().collect::<Vec<_>>(), ["1.0", "2"]);
@@ -579,7 +614,7 @@ mod tests {
         // One piece: the identifier passes the limit and becomes text; many pieces: each piece's dictionary
         // stays under it, and so does their merge until it passes it.
         for plan in [Plan { block: 1 << 30, pieces: 1 }, Plan { block: 1 << 16, pieces: 3 }] {
-            let t = chunked(&text, None, plan).unwrap().unwrap();
+            let t = chunked(&text, None, plan).unwrap();
             let (values, codes) = t.columns[0].dictionary().expect("a dictionary of three values");
             assert_eq!((values.len(), codes.len()), (3, DICTIONARY_MAX + 10));
             assert!(t.columns[1].dictionary().is_none(), "{plan:?}");
@@ -590,10 +625,16 @@ mod tests {
     }
 
     #[test]
-    fn irregular_quotes_are_left_to_the_sequential_reader() {
-        let plan = Plan::default_for_threads();
-        assert!(chunked("a,b\n1,x\"y\n", None, plan).unwrap().is_none());
-        assert!(chunked("a,b\n1,\"x\"y\n", None, plan).unwrap().is_none());
-        assert!(chunked("a,b\n1, \"x\"\n", None, plan).unwrap().is_none());
+    fn a_block_of_irregular_quotes_is_read_in_one_piece_as_the_csv_crate_reads_it() {
+        for text in ["a,b\n1,x\"y\n", "a,b\n1,\"x\"y\n", "a,b\n1, \"x\"\n"] {
+            assert!(scan(text.as_bytes(), b',', 2, true).is_none(), "{text:?}");
+        }
+        // Stray quotes, quoted line breaks and text after a closing quote, cut into blocks of every size.
+        let text = "a,b\n1,5'10\"\n2,\"two\nlines\"x\n3,\"q\"\"\"\n4,\"\n\"\n5, \"6\"\n".repeat(20);
+        for block in 1..40 {
+            same(&text, None, Plan { block, pieces: 3 });
+        }
+        assert_eq!(records_end(b"1,2\n3,\"4\n", b','), 4);
+        assert_eq!(records_end(b"1,\"a\nb\"\n3", b','), 8);
     }
 }

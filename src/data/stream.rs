@@ -69,14 +69,11 @@ enum Input {
     Csv(Option<char>),
 }
 
-/// Rows of a CSV batch: the columnar readers' batch size.
-const CSV_BATCH_ROWS: usize = 65_536;
-
 impl Input {
     fn for_each_batch(self, path: &Path, f: impl FnMut(RawTable) -> Result<()>) -> Result<()> {
         match self {
             Input::Columnar(format) => columnar::for_each_batch(path, format, f),
-            Input::Csv(delimiter) => RawTable::csv_batches(path, Duplicates::Reject, delimiter, CSV_BATCH_ROWS, f),
+            Input::Csv(delimiter) => RawTable::csv_batches(path, Duplicates::Reject, delimiter, f),
         }
     }
 }

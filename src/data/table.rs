@@ -410,15 +410,13 @@ impl RawTable {
     /// Reads CSV bytes. A byte-order mark is skipped; ragged rows and invalid UTF-8 are errors naming the
     /// line.
     pub fn read(bytes: &[u8], source: &str, duplicates: Duplicates) -> Result<Self> {
-        let plan = super::chunked::Plan::default_for_threads();
-        match super::chunked::read(bytes, source, duplicates, None, plan)? {
-            Some(table) => Ok(table),
-            None => Self::read_from(bytes, source, duplicates),
-        }
+        super::chunked::read(bytes, source, duplicates, None, super::chunked::Plan::default_for_threads())
     }
 
-    /// Reads a CSV stream without holding its bytes: lines are counted from the line breaks seen on the
-    /// way (the CSV reader's own count skips blank lines).
+    /// Reads a CSV stream without holding its bytes, sequentially: lines are counted from the line breaks
+    /// seen on the way (the CSV reader's own count skips blank lines). Files are read in parallel
+    /// ([`RawTable::from_path_with`], [`RawTable::read`]); this reader is the reference they are tested
+    /// against.
     pub fn read_from<R: Read>(reader: R, source: &str, duplicates: Duplicates) -> Result<Self> {
         Self::read_with(reader, source, duplicates, None)
     }
@@ -518,18 +516,9 @@ impl RawTable {
             }
             return super::columnar::read(path, format);
         }
-        // In parallel ([`super::chunked`]), or, when the file's quoting asks for it, sequentially.
         let plan = super::chunked::Plan::default_for_threads();
         let source = path.display().to_string();
-        if let Some(table) = Self::open_csv(path, |r| super::chunked::read(r, &source, duplicates, delimiter, plan))? {
-            return Ok(table);
-        }
-        let mut whole = None;
-        Self::csv_batches(path, duplicates, delimiter, usize::MAX, |t| {
-            whole = Some(t);
-            Ok(())
-        })?;
-        Ok(whole.expect("the last batch is always passed on"))
+        Self::open_csv(path, |r| super::chunked::read(r, &source, duplicates, delimiter, plan))
     }
 
     /// Calls `f` with a CSV file's bytes (a name ending in `.gz` decompressed on the way).
@@ -545,17 +534,17 @@ impl RawTable {
         f(&mut reader)
     }
 
-    /// A CSV file (`.gz` decompressed on the way) in batches of `batch_rows` records
-    /// ([`RawTable::read_batches`]): how a CSV file is streamed.
+    /// A CSV file (`.gz` decompressed on the way) in batches of whole records, each a table of its own, at
+    /// least one (parsed in parallel: [`super::chunked::for_each_piece`]): how a CSV file is streamed.
     pub fn csv_batches(
         path: &std::path::Path,
         duplicates: Duplicates,
         delimiter: Option<char>,
-        batch_rows: usize,
         f: impl FnMut(RawTable) -> Result<()>,
     ) -> Result<()> {
+        let plan = super::chunked::Plan::default_for_threads();
         let source = path.display().to_string();
-        Self::open_csv(path, |r| Self::read_batches(r, &source, duplicates, delimiter, batch_rows, f))
+        Self::open_csv(path, |r| super::chunked::for_each_piece(r, &source, duplicates, delimiter, plan, f))
     }
 
     /// A table from columns of cells held in memory (a data frame): a message's "line" is the 0-based row
