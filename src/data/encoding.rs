@@ -480,14 +480,7 @@ impl Encoding {
             }
             None => distinct(train_rows.iter().map(|&r| cells.get(r))),
         };
-        if categories.len() > MAX_CATEGORIES {
-            return Err(Error::TooManyCategories {
-                path: table.source.clone(),
-                column: name.to_string(),
-                count: categories.len(),
-                limit: MAX_CATEGORIES,
-            });
-        }
+        check_categories(table, name, categories.len())?;
         categories.sort();
         Ok(ColumnEncoder::Categorical { name: name.to_string(), categories })
     }
@@ -554,14 +547,7 @@ impl Encoding {
                 for &r in &train {
                     *counts.entry(cells.get(r)).or_default() += 1;
                 }
-                if counts.len() > MAX_CATEGORIES {
-                    return Err(Error::TooManyCategories {
-                        path: table.source.clone(),
-                        column: name.clone(),
-                        count: counts.len(),
-                        limit: MAX_CATEGORIES,
-                    });
-                }
+                check_categories(table, name, counts.len())?;
                 let mut categories: Vec<String> = counts.keys().map(|c| c.to_string()).collect();
                 categories.sort();
                 // The most frequent; among equals the first in sorted order (the categories are sorted).
@@ -951,6 +937,16 @@ fn parse_cell(table: &RawTable, name: &str, r: usize, c: &str) -> Result<f64> {
             value: c.to_string(),
         }),
     }
+}
+
+/// A text column of `count` training categories, refused past [`MAX_CATEGORIES`] (before its one-hot
+/// inputs, rows x categories, are allocated).
+fn check_categories(table: &RawTable, name: &str, count: usize) -> Result<()> {
+    if count > MAX_CATEGORIES {
+        let (path, column) = (table.source.clone(), name.to_string());
+        return Err(Error::TooManyCategories { path, column, count, limit: MAX_CATEGORIES });
+    }
+    Ok(())
 }
 
 /// The distinct cells, sorted (hashed first: a column holds few distinct values and many cells).
