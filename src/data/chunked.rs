@@ -1,20 +1,19 @@
-//! A whole CSV file read in blocks, each cut into pieces of whole records that are parsed in parallel
-//! into typed cells: a column whose cells are all plain decimal numbers (text that [`number_text`] writes
-//! back unchanged, e.g. `-0.25`, `42`) is held as numbers, parsed once here; a column of text as a
-//! dictionary of its distinct values (up to [`DICTIONARY_MAX`]); any other column as its text cells, as the
-//! sequential reader ([`RawTable::read_with`]) holds them. The table, its line numbers and its
-//! errors are the sequential reader's (`tests` compares the two); the cells' types only spare the
-//! encoders a second parse.
+//! A whole CSV file read in blocks, each cut into pieces of whole records that are parsed in parallel into typed
+//! cells: a column whose cells are all plain decimal numbers (text that [`number_text`](super::table::number_text)
+//! writes back unchanged, e.g. `-0.25`, `42`) is held as numbers, parsed once here; a column of text as a
+//! dictionary of its distinct values (up to [`DICTIONARY_MAX`](super::table::DICTIONARY_MAX)); any other column as
+//! its text cells, as the sequential reader ([`RawTable::read_with`]) holds them. The table, its line numbers and
+//! its errors are the sequential reader's (`tests` compares the two); the cells' types only spare the encoders a
+//! second parse.
 //!
 //! A cut must fall between records: a line break inside a quoted field is not one. The cuts follow the
 //! quotes (a quote opens a field at its start and closes it before a separator or a line break); a block
 //! whose quotes do not follow that rule (a quote inside an unquoted field, text after a closing quote) is
 //! read in one piece, up to where the csv crate's own parser ends its last whole record.
 
-use super::table::{csv_message, header_names, number_text, separator, Column, Duplicates, RawTable, DICTIONARY_MAX};
+use super::table::{csv_message, header_names, separator, Column, Duplicates, RawTable, TextBuilder};
 use crate::error::{Error, Result};
 use rayon::prelude::*;
-use rustc_hash::FxHashMap;
 use std::io::Read;
 
 /// Bytes read per block (more when a record is longer): the text held at once besides the table.
@@ -106,7 +105,7 @@ pub(super) fn for_each_piece<R: Read>(
         }
         let data = &buf[..scan.end];
         let bounds: Vec<usize> = std::iter::once(0).chain(scan.cuts).chain(std::iter::once(scan.end)).collect();
-        let firsts = first_lines(data, &bounds, line);
+        let (firsts, next_line) = first_lines(data, &bounds, line);
         let pieces: Vec<Result<(Vec<Column>, Vec<u64>)>> = (bounds.windows(2).zip(&firsts))
             .collect::<Vec<_>>()
             .into_par_iter()
@@ -116,7 +115,7 @@ pub(super) fn for_each_piece<R: Read>(
             let (columns, lines) = piece?;
             f(RawTable { source: source.to_string(), header: header.clone(), columns, lines })?;
         }
-        line += newlines(data);
+        line = next_line;
         buf.drain(..scan.end);
         if at_eof && buf.is_empty() {
             return Ok(());
@@ -161,21 +160,28 @@ fn newlines(bytes: &[u8]) -> u64 {
 /// The line of the first byte at or after `at` that is not a line break, counting from `first` at the
 /// start of `bytes` (a record's recorded start can precede the blank lines the reader skipped).
 fn line_at(bytes: &[u8], at: usize, first: u64) -> u64 {
-    let at = at + bytes[at.min(bytes.len())..].iter().take_while(|&&b| b == b'\n' || b == b'\r').count();
-    first + newlines(&bytes[..at.min(bytes.len())])
+    first + newlines(&bytes[..past_breaks(bytes, at)])
 }
 
-/// The first line of each piece between `bounds`, the first starting on `first`.
-fn first_lines(data: &[u8], bounds: &[usize], first: u64) -> Vec<u64> {
+/// The first position at or after `at` (at most the end) that is not a line break.
+fn past_breaks(bytes: &[u8], at: usize) -> usize {
+    let at = at.min(bytes.len());
+    at + bytes[at..].iter().take_while(|&&b| b == b'\n' || b == b'\r').count()
+}
+
+/// The first line of each piece between `bounds`, the first starting on `first`, and the line after the
+/// last piece.
+fn first_lines(data: &[u8], bounds: &[usize], first: u64) -> (Vec<u64>, u64) {
     let counts: Vec<u64> = bounds.par_windows(2).map(|w| newlines(&data[w[0]..w[1]])).collect();
-    counts
+    let mut line = first;
+    let firsts = counts
         .iter()
-        .scan(first, |line, &n| {
-            let at = *line;
-            *line += n;
-            Some(at)
+        .map(|&n| {
+            line += n;
+            line - n
         })
-        .collect()
+        .collect();
+    (firsts, line)
 }
 
 /// Where a block of data (starting at a record's start) may be cut.
@@ -272,7 +278,7 @@ fn parse_piece(bytes: &[u8], first: u64, header: &[String], source: &str, sep: u
     // Line feeds counted up to `seen`, incrementally: records come in order.
     let (mut seen, mut line) = (0usize, first);
     let mut line_of = |at: usize| {
-        let at = at + bytes[at..].iter().take_while(|&&b| b == b'\n' || b == b'\r').count();
+        let at = past_breaks(bytes, at);
         line += newlines(&bytes[seen..at]);
         seen = at;
         line
@@ -328,12 +334,11 @@ fn append(table: &mut RawTable, piece: RawTable) -> Result<()> {
 
 /// One column's cells of a piece: numbers while every cell is a plain decimal ([`plain_number`]), text
 /// from the first that is not (the numbers before it written back as the text they were read from); a
-/// column whose first cell is not a number is a dictionary ([`Column::from_dictionary`]) until it passes
-/// [`DICTIONARY_MAX`] distinct values, then text.
+/// column whose first cell is not a number is built by a [`TextBuilder`] (a dictionary of its values while
+/// they are few).
 enum Sink {
     Numbers(Vec<f64>),
-    Dictionary { index: FxHashMap<Box<str>, u32>, values: Column, codes: Vec<u32> },
-    Text(Column),
+    Texts(TextBuilder),
 }
 
 impl Default for Sink {
@@ -346,45 +351,18 @@ impl Sink {
     /// Appends a trimmed cell; `false` when the column would pass 4 GiB of text.
     fn push(&mut self, cell: &str) -> bool {
         match self {
-            Sink::Text(text) => text.push(cell),
+            Sink::Texts(texts) => texts.push(cell),
             Sink::Numbers(numbers) => {
                 if let Some(v) = plain_number(cell) {
                     numbers.push(v);
                     return true;
                 }
-                *self = if numbers.is_empty() {
-                    Sink::Dictionary { index: FxHashMap::default(), values: Column::default(), codes: Vec::new() }
-                } else {
-                    let mut text = Column::default();
-                    let mut buf = String::new();
-                    for &v in numbers.iter() {
-                        number_text(v, &mut buf);
-                        text.push(&buf); // a piece's numbers are far from 4 GiB of text
-                    }
-                    Sink::Text(text)
-                };
-                self.push(cell)
-            }
-            Sink::Dictionary { index, values, codes } => {
-                if let Some(&k) = index.get(cell) {
-                    codes.push(k);
-                    return true;
-                }
-                if index.len() < DICTIONARY_MAX {
-                    let k = index.len() as u32;
-                    if !values.push(cell) {
-                        return false;
-                    }
-                    index.insert(cell.into(), k);
-                    codes.push(k);
-                    return true;
-                }
-                let mut text = Column::default();
-                for &k in codes.iter() {
-                    text.push(values.get(k as usize)); // a piece's cells are far from 4 GiB of text
-                }
-                *self = Sink::Text(text);
-                self.push(cell)
+                let numbers = std::mem::take(numbers);
+                let mut texts =
+                    if numbers.is_empty() { TextBuilder::default() } else { TextBuilder::after_numbers(numbers) };
+                let pushed = texts.push(cell);
+                *self = Sink::Texts(texts);
+                pushed
             }
         }
     }
@@ -394,18 +372,17 @@ impl Sink {
             Sink::Numbers(numbers) => {
                 Column::from_numbers(numbers).expect("a piece's numbers are far from 4 GiB of text")
             }
-            Sink::Dictionary { values, codes, .. } => Column::from_dictionary(values, codes),
-            Sink::Text(text) => text,
+            Sink::Texts(texts) => texts.finish(),
         }
     }
 }
 
-/// The value of a cell that is a plain decimal: an optional `-`, digits without a leading zero (or one
-/// zero), and optionally `.` and digits not ending in zero; at most 15 significant digits, and at least
-/// 1e-5 in magnitude unless whole. Such a text is exactly what [`number_text`] writes for its value (the
-/// shortest text that parses back: 15 digits tell doubles apart), and its value is an exact integer over
-/// an exact power of ten, so one division rounds it correctly, as `str::parse` does. `None` for any other
-/// text (which stays text and is parsed by the encoders as before).
+/// The value of a cell that is a plain decimal: an optional `-`, digits without a leading zero (or one zero), and
+/// optionally `.` and digits not ending in zero; at most 15 significant digits, and at least 1e-5 in magnitude
+/// unless whole. Such a text is exactly what [`number_text`](super::table::number_text) writes for its value (the
+/// shortest text that parses back: 15 digits tell doubles apart), and its value is an exact integer over an exact
+/// power of ten, so one division rounds it correctly, as `str::parse` does. `None` for any other text (which stays
+/// text and is parsed by the encoders as before).
 pub(super) fn plain_number(cell: &str) -> Option<f64> {
     let b = cell.as_bytes();
     let (negative, digits) = match b.first()? {
@@ -441,6 +418,7 @@ pub(super) fn plain_number(cell: &str) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::table::{number_text, DICTIONARY_MAX};
 
     fn sequential(text: &[u8], delimiter: Option<char>) -> Result<RawTable> {
         RawTable::read_with(text, "t.csv", Duplicates::Reject, delimiter)

@@ -752,13 +752,15 @@ impl Encoding {
                 ColumnEncoder::Numeric { name, mean, std } => {
                     let cells = table.column(name)?;
                     if let (Some(values), None) = (cells.numbers(), fill) {
-                        // A column of numbers without a fill: its values as they are, checked as below.
-                        let z = |v: f64| ((v - mean) / std) as f32;
-                        let block = &values[rows.clone()];
-                        if block.iter().all(|&v| z(v).is_finite()) {
-                            for (i, &v) in block.iter().enumerate() {
-                                x[i * d + offset] = z(v);
-                            }
+                        // A column of numbers without a fill: its values as they are; a non-finite input
+                        // is written over by the loop below, which names its cell.
+                        let mut finite = true;
+                        for (i, &v) in values[rows.clone()].iter().enumerate() {
+                            let z = ((v - mean) / std) as f32;
+                            finite &= z.is_finite();
+                            x[i * d + offset] = z;
+                        }
+                        if finite {
                             offset += col.width();
                             continue;
                         }

@@ -126,31 +126,10 @@ impl Column {
     }
 
     /// A column of the given cells (trimmed by the caller), as a dictionary while they hold at most
-    /// [`DICTIONARY_MAX`] distinct values, else as text; `None` past 4 GiB of text.
+    /// [`DICTIONARY_MAX`] distinct values, else as text ([`TextBuilder`]); `None` past 4 GiB of text.
     pub fn from_texts<'a>(cells: impl IntoIterator<Item = &'a str>) -> Option<Self> {
-        let mut index: rustc_hash::FxHashMap<&str, u32> = rustc_hash::FxHashMap::default();
-        let mut values = Column::default();
-        let mut codes = Vec::new();
-        let mut cells = cells.into_iter();
-        for cell in cells.by_ref() {
-            let next = index.len() as u32;
-            let k = *index.entry(cell).or_insert(next);
-            if k == next {
-                if index.len() > DICTIONARY_MAX {
-                    // Too many values: the cells so far and the rest as text.
-                    let mut text = Column::from_dictionary(values, codes);
-                    if !(text.make_text() && text.push(cell)) {
-                        return None;
-                    }
-                    return cells.all(|c| text.push(c)).then_some(text);
-                }
-                if !values.push_stored(cell) {
-                    return None;
-                }
-            }
-            codes.push(k);
-        }
-        Some(Column::from_dictionary(values, codes))
+        let mut builder = TextBuilder::default();
+        cells.into_iter().all(|c| builder.push(c)).then(|| builder.finish())
     }
 
     /// A dictionary column's distinct texts and each cell's index among them ([`Column::from_dictionary`]).
@@ -288,17 +267,12 @@ impl Column {
         if !self.make_text() {
             return false;
         }
-        let mut owned = None;
-        let other = match other.codes {
-            Some(_) => {
-                let mut c = other.clone();
-                if !c.make_text() {
-                    return false;
-                }
-                owned.insert(c)
-            }
-            None => other.texts(),
-        };
+        if other.codes.is_some() {
+            // A dictionary's cells, written out one by one.
+            let bytes: usize = other.iter().map(str::len).sum();
+            return self.text.len() + bytes <= u32::MAX as usize && other.iter().all(|c| self.push_stored(c));
+        }
+        let other = other.texts();
         let base = self.text.len();
         if base + other.text.len() > u32::MAX as usize {
             return false;
@@ -371,6 +345,57 @@ impl Column {
 /// The most distinct values a dictionary column holds ([`Column::from_dictionary`]); a column with more
 /// is held as text cells (an identifier, free text: a dictionary would save nothing).
 pub const DICTIONARY_MAX: usize = 1 << 16;
+
+/// Builds a column cell by cell: a dictionary ([`Column::from_dictionary`]) while it holds at most
+/// [`DICTIONARY_MAX`] distinct values, then text cells (an identifier, free text: a dictionary would save
+/// nothing). A column begun with numbers ([`TextBuilder::after_numbers`]) is text from the start.
+pub struct TextBuilder {
+    /// Each value's code while the column is a dictionary; `None` once it is text.
+    index: Option<rustc_hash::FxHashMap<Box<str>, u32>>,
+    column: Column,
+}
+
+impl Default for TextBuilder {
+    fn default() -> Self {
+        TextBuilder { index: Some(Default::default()), column: Column::from_dictionary(Column::default(), Vec::new()) }
+    }
+}
+
+impl TextBuilder {
+    /// A text column whose first cells are the texts of `numbers` ([`number_text`]).
+    pub fn after_numbers(numbers: Vec<f64>) -> Self {
+        let mut column = Column::from_numbers(numbers).expect("numbers of one piece, far from 4 GiB of text");
+        column.make_text();
+        TextBuilder { index: None, column }
+    }
+
+    /// Appends a cell; `false` when the column would pass 4 GiB of text.
+    pub fn push(&mut self, cell: &str) -> bool {
+        let Some(index) = &mut self.index else { return self.column.push(cell) };
+        let k = match index.get(cell) {
+            Some(&k) => k,
+            None if index.len() < DICTIONARY_MAX => {
+                let k = index.len() as u32;
+                index.insert(cell.into(), k);
+                if !self.column.push_stored(cell) {
+                    return false;
+                }
+                k
+            }
+            None => {
+                self.index = None;
+                return self.column.push(cell); // writes the dictionary's cells out first
+            }
+        };
+        self.column.codes.as_mut().expect("a dictionary column").push(k);
+        true
+    }
+
+    /// The column.
+    pub fn finish(self) -> Column {
+        self.column
+    }
+}
 
 /// A dictionary column's distinct texts ([`Column::dictionary`]).
 #[derive(Clone, Copy, Debug)]
@@ -602,22 +627,26 @@ impl RawTable {
     /// Whether each row has no missing cell ([`Column::missing`]) in the given columns (indices).
     pub fn complete_rows(&self, columns: &[usize]) -> Vec<bool> {
         use rayon::prelude::*;
+        const BLOCK: usize = 8192;
         let mut keep = vec![true; self.n_rows()];
         // Blocks of rows in parallel, column by column within a block.
-        keep.par_chunks_mut(8192).enumerate().for_each(|(b, keep)| {
+        keep.par_chunks_mut(BLOCK).enumerate().for_each(|(b, keep)| {
             for &c in columns {
                 let col = &self.columns[c];
                 for (i, k) in keep.iter_mut().enumerate() {
-                    *k &= !col.missing(b * 8192 + i);
+                    *k &= !col.missing(b * BLOCK + i);
                 }
             }
         });
         keep
     }
 
-    /// Keeps the rows for which `keep` is true.
+    /// Keeps the rows for which `keep` is true (nothing to do when all are).
     pub fn retain_rows(&mut self, keep: &[bool]) {
         use rayon::prelude::*;
+        if keep.iter().all(|&k| k) {
+            return;
+        }
         self.columns.par_iter_mut().for_each(|col| col.retain(keep));
         let mut it = keep.iter();
         self.lines.retain(|_| *it.next().unwrap());

@@ -446,9 +446,7 @@ fn drop_missing(table: &mut RawTable, tspec: &Roles) -> Result<usize> {
     }
     let keep = table.complete_rows(&used);
     let dropped = keep.iter().filter(|k| !**k).count();
-    if dropped > 0 {
-        table.retain_rows(&keep);
-    }
+    table.retain_rows(&keep);
     Ok(dropped)
 }
 
