@@ -537,7 +537,6 @@ fn task_and_fairness_over_draws(
     step: &dyn Fn(usize, &str) -> Result<()>,
 ) -> Result<(Task, Fairness, Option<Regression>, Vec<f64>)> {
     let rows_test = Rows::of(net, test)?;
-    let p_test = rows_test.probs(net, rng)?;
     let prob_scores = match opts.inference {
         Inference::Prob => Some(rows_test.pass(net, Inference::Prob, rng, false)?.0),
         _ => None,
@@ -572,6 +571,10 @@ fn task_and_fairness_over_draws(
             rows.push(task_and_fairness(&scores, test));
         }
     }
+    // The test rows' `p` after the draws, not before: a `prob` pass draws nothing from `rng`, and on
+    // millions of rows these `n x m` numbers would otherwise be held through every draw.
+    let p_test = rows_test.probs(net, rng)?;
+    drop(rows_test);
     if let Some((truth, scale)) = &regression {
         let r = regression::summarise(&rows, truth, scale);
         return Ok((Task::undefined(), Fairness::undefined(), Some(r), p_test));

@@ -257,9 +257,9 @@ pub struct TvMethod {
     pub mc_share: f64,
 }
 
-/// Plug-in total variations between every pair of groups of the rows `rows` (row-major `p`, `n x m`,
-/// entries in [0, 1]; hard codes are point masses), and for Monte Carlo the sampling error term at
-/// `delta_mc` per pair: `(tv[a][b], mc_eps, method)`.
+/// Plug-in total variations between every pair of groups (row-major `p`, `n x m`, entries in [0, 1]; hard
+/// codes are point masses), and for Monte Carlo the sampling error term at `delta_mc` per pair:
+/// `(tv[a][b], mc_eps, method)`.
 pub fn pairwise_tv<R: rand::Rng>(
     p: &[f64],
     m: usize,
@@ -269,16 +269,44 @@ pub fn pairwise_tv<R: rand::Rng>(
     delta_mc: f64,
     rng: &mut R,
 ) -> (Vec<Vec<f64>>, f64, &'static str) {
+    pairwise_tv_of(p, m, s, k, None, method, delta_mc, rng)
+}
+
+/// [`pairwise_tv`] of the rows `rows` of `p` and `s` (`None`: every row): the same numbers, bit for bit, as
+/// [`pairwise_tv`] of a copy of those rows, without the copy where the codes are hard or Monte Carlo (a
+/// label's rows of millions of test rows are most of `p`).
+#[allow(clippy::too_many_arguments)]
+fn pairwise_tv_of<R: rand::Rng>(
+    p: &[f64],
+    m: usize,
+    s: &[u32],
+    k: usize,
+    rows: Option<&[usize]>,
+    method: TvMethod,
+    delta_mc: f64,
+    rng: &mut R,
+) -> (Vec<Vec<f64>>, f64, &'static str) {
     use crate::penalty::mi;
+    let all: Vec<usize>;
+    let rows = match rows {
+        Some(rows) => rows,
+        None => {
+            all = (0..s.len()).collect();
+            &all
+        }
+    };
+    let row = |i: usize| &p[i * m..(i + 1) * m];
     let mut tv = vec![vec![0.0; k]; k];
-    let hard = p.iter().all(|&v| v == 0.0 || v == 1.0);
+    let hard = rows.iter().all(|&i| row(i).iter().all(|&v| v == 0.0 || v == 1.0));
     if hard {
-        // Point masses: each group's distribution is the histogram of its codes.
-        let mut counts: Vec<std::collections::HashMap<Vec<bool>, f64>> = vec![Default::default(); k];
+        // Point masses: each group's distribution is the histogram of its codes (summed in the codes'
+        // order, not a hash seed's).
+        let mut counts: Vec<std::collections::BTreeMap<Vec<bool>, f64>> = vec![Default::default(); k];
         let mut sizes = vec![0f64; k];
-        for (row, &g) in p.chunks(m.max(1)).zip(s) {
-            *counts[g as usize].entry(row.iter().map(|&v| v == 1.0).collect()).or_default() += 1.0;
-            sizes[g as usize] += 1.0;
+        for &i in rows {
+            let g = s[i] as usize;
+            *counts[g].entry(row(i).iter().map(|&v| v == 1.0).collect()).or_default() += 1.0;
+            sizes[g] += 1.0;
         }
         for a in 0..k {
             for b in 0..k {
@@ -294,7 +322,10 @@ pub fn pairwise_tv<R: rand::Rng>(
         return (tv, 0.0, "exact");
     }
     if m <= method.m_max {
-        let (_, dists, _) = mi::joint_mi_host_distributions(p, m, s, k);
+        // At most 2^m_max codes: a copy of the rows is small.
+        let sub_p: Vec<f64> = rows.iter().flat_map(|&i| row(i).iter().copied()).collect();
+        let sub_s: Vec<u32> = rows.iter().map(|&i| s[i]).collect();
+        let (_, dists, _) = mi::joint_mi_host_distributions(&sub_p, m, &sub_s, k);
         for a in 0..k {
             for b in 0..k {
                 if a != b {
@@ -306,13 +337,13 @@ pub fn pairwise_tv<R: rand::Rng>(
     }
     // TV(P_a, P_b) = E_{t ~ P_a}[max(0, 1 - P_b(t) / P_a(t))]: codes drawn from group a's rows serve every
     // pair (a, b > a); the estimate is stored both ways.
-    let logs = mi::RowLogs::new(p, m, s, k);
+    let logs = mi::RowLogs::of_rows(p, m, s, k, rows);
     for a in 0..k.saturating_sub(1) {
-        let rows: Vec<usize> = (0..s.len()).filter(|&i| s[i] as usize == a).collect();
-        if rows.is_empty() {
+        let of_a: Vec<usize> = rows.iter().copied().filter(|&i| s[i] as usize == a).collect();
+        if of_a.is_empty() {
             continue;
         }
-        let (_, codes) = mi::sample_codes(p, m, &rows, method.samples, rng);
+        let (_, codes) = mi::sample_codes(p, m, &of_a, method.samples, rng);
         let lp = logs.log_probs(&codes, false);
         for b in a + 1..k {
             let terms = lp.iter().map(|l| (1.0 - (l[b] - l[a]).exp()).max(0.0));
@@ -529,16 +560,19 @@ pub fn population_weighted<R: rand::Rng>(
         if pairs == 0 {
             return (f64::NAN, f64::NAN, "exact");
         }
-        let sub_p: Cow<[f64]> = if whole {
-            Cow::Borrowed(p)
-        } else {
-            rows.iter().flat_map(|&i| p[i * m..(i + 1) * m].iter().copied()).collect()
-        };
         let per_pair = delta_total / pairs as f64;
         let (delta_mc, delta_mcd) = (per_pair * method.mc_share, per_pair * (1.0 - method.mc_share));
         let (tv, mc_eps, how) = match &weighted {
-            Some((w, _)) => pairwise_tv_weighted(&sub_p, m, &sub_s, k, w, method, delta_mc, rng),
-            None => pairwise_tv(&sub_p, m, &sub_s, k, method, delta_mc, rng),
+            Some((w, _)) => {
+                let sub_p: Cow<[f64]> = if whole {
+                    Cow::Borrowed(p)
+                } else {
+                    rows.iter().flat_map(|&i| p[i * m..(i + 1) * m].iter().copied()).collect()
+                };
+                pairwise_tv_weighted(&sub_p, m, &sub_s, k, w, method, delta_mc, rng)
+            }
+            // A label's rows by their indices: no copy of `p`.
+            None => pairwise_tv_of(p, m, s, k, (!whole).then_some(rows), method, delta_mc, rng),
         };
         let (mut upper, mut plugin) = (0f64, 0f64);
         for (x, &a) in present.iter().enumerate() {
@@ -838,6 +872,41 @@ mod decomposition_tests {
                 assert!(d.null_plugin < d.tv_plugin - 0.03, "{d:?}");
                 assert!((d.jensen_bias - true_bias).abs() < 0.015, "{d:?} vs {true_bias}");
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod subset_tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    /// A label's rows by their indices give the numbers of a copy of those rows, bit for bit, on every
+    /// path (hard codes, enumeration, Monte Carlo with three groups), and leave the draws where they were.
+    #[test]
+    fn rows_by_index_are_a_copy_of_those_rows_bit_for_bit() {
+        let mut r = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        for (m, hard) in [(3, true), (6, false), (14, false)] {
+            let n = 700;
+            let s: Vec<u32> = (0..n).map(|_| r.random_range(0..3u32)).collect();
+            let p: Vec<f64> = (0..n * m)
+                .map(|k| match hard {
+                    true => (r.random::<f64>() < 0.3 + 0.2 * s[k / m] as f64) as u8 as f64,
+                    false => r.random::<f64>().powi(3),
+                })
+                .collect();
+            let rows: Vec<usize> = (0..n).filter(|_| r.random::<f64>() < 0.6).collect();
+            let sub_p: Vec<f64> = rows.iter().flat_map(|&i| p[i * m..(i + 1) * m].iter().copied()).collect();
+            let sub_s: Vec<u32> = rows.iter().map(|&i| s[i]).collect();
+            let method = TvMethod { m_max: 8, samples: 300, mc_share: 0.2 };
+            let (mut a, mut b) = (rand_chacha::ChaCha8Rng::seed_from_u64(9), rand_chacha::ChaCha8Rng::seed_from_u64(9));
+            let copied = pairwise_tv(&sub_p, m, &sub_s, 3, method, 0.01, &mut a);
+            let indexed = pairwise_tv_of(&p, m, &s, 3, Some(&rows), method, 0.01, &mut b);
+            assert_eq!(copied, indexed, "m = {m}");
+            assert_eq!(a.random::<u64>(), b.random::<u64>(), "the same draws, m = {m}");
+            let expected = if hard || m <= 8 { "exact" } else { "monte-carlo" };
+            assert_eq!(indexed.2, expected);
+            assert!(indexed.0[0][1] > 0.0 && indexed.0[0][1] <= 1.0);
         }
     }
 }
