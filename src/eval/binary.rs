@@ -574,7 +574,6 @@ fn task_and_fairness_over_draws(
     // The test rows' `p` after the draws, not before: a `prob` pass draws nothing from `rng`, and on
     // millions of rows these `n x m` numbers would otherwise be held through every draw.
     let p_test = rows_test.probs(net, rng)?;
-    drop(rows_test);
     if let Some((truth, scale)) = &regression {
         let r = regression::summarise(&rows, truth, scale);
         return Ok((Task::undefined(), Fairness::undefined(), Some(r), p_test));

@@ -272,7 +272,7 @@ pub fn pairwise_tv<R: rand::Rng>(
     pairwise_tv_of(p, m, s, k, None, method, delta_mc, rng)
 }
 
-/// [`pairwise_tv`] of the rows `rows` of `p` and `s` (`None`: every row): the same numbers, bit for bit, as
+/// [`pairwise_tv`] of the rows `subset` of `p` and `s` (`None`: every row): the same numbers, bit for bit, as
 /// [`pairwise_tv`] of a copy of those rows, without the copy where the codes are hard or Monte Carlo (a
 /// label's rows of millions of test rows are most of `p`).
 #[allow(clippy::too_many_arguments)]
@@ -281,14 +281,14 @@ fn pairwise_tv_of<R: rand::Rng>(
     m: usize,
     s: &[u32],
     k: usize,
-    rows: Option<&[usize]>,
+    subset: Option<&[usize]>,
     method: TvMethod,
     delta_mc: f64,
     rng: &mut R,
 ) -> (Vec<Vec<f64>>, f64, &'static str) {
     use crate::penalty::mi;
     let all: Vec<usize>;
-    let rows = match rows {
+    let rows = match subset {
         Some(rows) => rows,
         None => {
             all = (0..s.len()).collect();
@@ -337,7 +337,10 @@ fn pairwise_tv_of<R: rand::Rng>(
     }
     // TV(P_a, P_b) = E_{t ~ P_a}[max(0, 1 - P_b(t) / P_a(t))]: codes drawn from group a's rows serve every
     // pair (a, b > a); the estimate is stored both ways.
-    let logs = mi::RowLogs::of_rows(p, m, s, k, rows);
+    let logs = match subset {
+        Some(rows) => mi::RowLogs::of_rows(p, m, s, k, rows),
+        None => mi::RowLogs::new(p, m, s, k),
+    };
     for a in 0..k.saturating_sub(1) {
         let of_a: Vec<usize> = rows.iter().copied().filter(|&i| s[i] as usize == a).collect();
         if of_a.is_empty() {

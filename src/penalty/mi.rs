@@ -756,24 +756,24 @@ fn clamp_p(v: f64) -> f64 {
 impl<'a> RowLogs<'a> {
     /// `p` row-major `n x m`, each row's group `s < k`.
     pub fn new(p: &'a [f64], m: usize, s: &[u32], k: usize) -> Self {
-        Self::grouped(p, m, k, s.iter().copied().enumerate(), s)
+        Self::grouped(p, m, k, s, |j| j)
     }
 
     /// [`Self::new`] of the rows `rows` of `p` (indices into `p` and `s`, in the order that defines the
     /// sums): the numbers of `p` and `s` restricted to those rows, bit for bit, without copying `p`.
     pub fn of_rows(p: &'a [f64], m: usize, s: &[u32], k: usize, rows: &[usize]) -> Self {
         let groups: Vec<u32> = rows.iter().map(|&i| s[i]).collect();
-        Self::grouped(p, m, k, rows.iter().map(|&i| (i, s[i])), &groups)
+        Self::grouped(p, m, k, &groups, |j| rows[j])
     }
 
-    /// The rows `(index into p, group)` of `rows` grouped by a counting sort (in their order within each
-    /// group); `groups` are their groups in the same order.
-    fn grouped(p: &'a [f64], m: usize, k: usize, rows: impl Iterator<Item = (usize, u32)>, groups: &[u32]) -> Self {
+    /// Rows `0..groups.len()` (row `j` is row `index(j)` of `p`, in group `groups[j]`) grouped by a counting
+    /// sort, in their order within each group.
+    fn grouped(p: &'a [f64], m: usize, k: usize, groups: &[u32], index: impl Fn(usize) -> usize) -> Self {
         let bounds = group_bounds(groups, k);
         let mut next = bounds.clone();
         let mut order = vec![0usize; groups.len()];
-        for (i, g) in rows {
-            order[next[g as usize]] = i;
+        for (j, &g) in groups.iter().enumerate() {
+            order[next[g as usize]] = index(j);
             next[g as usize] += 1;
         }
         // Each bit's larger factor is at least 1/2, so a product of up to 1,000 of them stays a normal f64:
