@@ -14,6 +14,7 @@ fn main() {
     let n = 600_000;
     let m = 32;
     let scale: f64 = std::env::var("SCALE").map(|v| v.parse().unwrap()).unwrap_or(8.0);
+    let samples: usize = std::env::var("SAMPLES").map(|v| v.parse().unwrap()).unwrap_or(2000);
     let mut r = fairbits::rng::rng(0, fairbits::rng::Stream::Eval);
     let s: Vec<u32> = (0..n).map(|_| (r.random::<f64>() < 0.3) as u32).collect();
     let y: Vec<u8> = (0..n).map(|_| (r.random::<f64>() < 0.25) as u8).collect();
@@ -22,7 +23,7 @@ fn main() {
         .collect();
     let logs = RowLogs::new(&p, m, &s, 2);
     let all: Vec<usize> = (0..n).collect();
-    let (_, codes) = sample_codes(&p, m, &all, 2000, &mut r);
+    let (_, codes) = sample_codes(&p, m, &all, samples, &mut r);
     let mut t_lp = f64::INFINITY;
     let mut lp = Vec::new();
     for _ in 0..3 {
@@ -30,7 +31,7 @@ fn main() {
         lp = logs.log_probs(&codes, true);
         t_lp = t_lp.min(t.elapsed().as_secs_f64());
     }
-    let method = TvMethod { m_max: 12, samples: 2000, mc_share: 0.2 };
+    let method = TvMethod { m_max: 12, samples, mc_share: 0.2 };
     let mut t_pop = f64::INFINITY;
     let mut pop = None;
     for _ in 0..3 {
@@ -42,7 +43,7 @@ fn main() {
     let pop = pop.unwrap();
     let mi: f64 = lp.iter().map(|l| l[0] - l[2]).sum::<f64>() / lp.len() as f64;
     println!(
-        "log_probs(2000) {t_lp:.3}s, population {t_pop:.3}s  [{mi:.12} {:.12} {:.12}]",
+        "log_probs({samples}) {t_lp:.3}s, population {t_pop:.3}s  [{mi:.12} {:.12} {:.12}]",
         pop.tv_plugin, pop.eo_gap_bound
     );
 }

@@ -184,7 +184,7 @@ pub struct Population {
     pub probe_auc_bound: f64,
     /// Held-out rows per group.
     pub n_per_group: Vec<usize>,
-    /// `exact` (enumeration, or counting hard codes) or `monte-carlo` (with its Hoeffding term).
+    /// `exact` (enumeration, or counting hard codes) or `monte-carlo` (with its sampling error term).
     pub method: String,
     /// With row weights (docs/design.md, section 4e): each group's effective number of rows
     /// `W_g^2 / sum_i w_i^2`, the `n_g` of the weighted McDiarmid term. Absent without weights.
@@ -246,6 +246,61 @@ pub fn hoeffding_eps(delta: f64, samples: usize) -> f64 {
     ((1.0 / delta).ln() / (2.0 * samples as f64)).sqrt()
 }
 
+/// The sampling-error term of a Monte-Carlo mean of `terms` (i.i.d. values in `[0, 1]`, in the order they
+/// were drawn) at `delta`, one-sided (docs/design.md, section 4b): `U - mean` (at least 0), with `U` the
+/// betting upper bound of Waudby-Smith and Ramdas (2024). For a candidate mean `x` the capital
+/// `K(x) = prod_i (1 - lambda_i (Z_i - x))` has expectation 1 at the true mean, whatever the bets
+/// `lambda_i in [0, 3/4]` are as long as each depends only on the terms before it; so by Markov's inequality
+/// the true mean is at least the smallest `x` with `K(x) >= 1/delta` with probability at most `delta`. `K` grows
+/// with `x`, and that `x` is found by bisection. With bets tuned to the variance seen so far, the term is
+/// about Hoeffding's where the terms spread over `[0, 1]` and about `sqrt(2 V ln(1/delta) / N)` where their
+/// variance `V` is small (close groups). No terms: 1 (nothing is known).
+pub fn mc_eps(delta: f64, terms: &[f64]) -> f64 {
+    if terms.is_empty() {
+        return 1.0;
+    }
+    let target = (1.0 / delta).ln();
+    let bets = predictable_bets(terms, target);
+    let log_capital =
+        |x: f64| -> f64 { terms.iter().zip(&bets).map(|(&z, &lambda)| (-lambda * (z - x)).ln_1p()).sum() };
+    let upper = if log_capital(1.0) < target {
+        1.0
+    } else {
+        // log K(0) <= 0 < target <= log K(1): the crossing lies in [lo, hi], and hi is kept on the safe side.
+        let (mut lo, mut hi) = (0f64, 1f64);
+        for _ in 0..60 {
+            let mid = 0.5 * (lo + hi);
+            if log_capital(mid) < target {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        hi
+    };
+    (upper - terms.iter().sum::<f64>() / terms.len() as f64).max(0.0)
+}
+
+/// The bets of [`mc_eps`]: `lambda_i = min(3/4, sqrt(2 ln(1/delta) / (N v_{i-1})))` with `v_{i-1}` the
+/// variance of the terms before `i` about their running means, each estimate starting from one pseudo-term
+/// of mean 1/2 and variance 1/4 (the fixed-`N` predictable plug-in of Waudby-Smith and Ramdas).
+fn predictable_bets(terms: &[f64], target: f64) -> Vec<f64> {
+    let n = terms.len() as f64;
+    let (mut sum, mut squares) = (0.5f64, 0.25f64);
+    terms
+        .iter()
+        .enumerate()
+        .map(|(i, &z)| {
+            let variance = squares / (i + 1) as f64;
+            let lambda = (2.0 * target / (n * variance)).sqrt().min(0.75);
+            sum += z;
+            let running_mean = sum / (i + 2) as f64;
+            squares += (z - running_mean) * (z - running_mean);
+            lambda
+        })
+        .collect()
+}
+
 /// How the plug-in total variation of a set of rows is computed.
 #[derive(Clone, Copy, Debug)]
 pub struct TvMethod {
@@ -258,8 +313,8 @@ pub struct TvMethod {
 }
 
 /// Plug-in total variations between every pair of groups (row-major `p`, `n x m`, entries in [0, 1]; hard
-/// codes are point masses), and for Monte Carlo the sampling error term at `delta_mc` per pair:
-/// `(tv[a][b], mc_eps, method)`.
+/// codes are point masses), and for Monte Carlo each pair's sampling error term at `delta_mc` ([`mc_eps`];
+/// 0 where exact): `(tv[a][b], mc_eps[a][b], method)`.
 pub fn pairwise_tv<R: rand::Rng>(
     p: &[f64],
     m: usize,
@@ -268,7 +323,7 @@ pub fn pairwise_tv<R: rand::Rng>(
     method: TvMethod,
     delta_mc: f64,
     rng: &mut R,
-) -> (Vec<Vec<f64>>, f64, &'static str) {
+) -> (Vec<Vec<f64>>, Vec<Vec<f64>>, &'static str) {
     pairwise_tv_of(p, m, s, k, None, method, delta_mc, rng)
 }
 
@@ -285,7 +340,7 @@ fn pairwise_tv_of<R: rand::Rng>(
     method: TvMethod,
     delta_mc: f64,
     rng: &mut R,
-) -> (Vec<Vec<f64>>, f64, &'static str) {
+) -> (Vec<Vec<f64>>, Vec<Vec<f64>>, &'static str) {
     use crate::penalty::mi;
     let all: Vec<usize>;
     let rows = match subset {
@@ -319,7 +374,7 @@ fn pairwise_tv_of<R: rand::Rng>(
                     .sum();
             }
         }
-        return (tv, 0.0, "exact");
+        return (tv, vec![vec![0.0; k]; k], "exact");
     }
     if m <= method.m_max {
         // At most 2^m_max codes: a copy of the rows is small.
@@ -333,7 +388,7 @@ fn pairwise_tv_of<R: rand::Rng>(
                 }
             }
         }
-        return (tv, 0.0, "exact");
+        return (tv, vec![vec![0.0; k]; k], "exact");
     }
     // TV(P_a, P_b) = E_{t ~ P_a}[max(0, 1 - P_b(t) / P_a(t))]: codes drawn from group a's rows serve every
     // pair (a, b > a); the estimate is stored both ways.
@@ -341,6 +396,7 @@ fn pairwise_tv_of<R: rand::Rng>(
         Some(rows) => mi::RowLogs::of_rows(p, m, s, k, rows),
         None => mi::RowLogs::new(p, m, s, k),
     };
+    let mut eps = vec![vec![0.0; k]; k];
     for a in 0..k.saturating_sub(1) {
         let of_a: Vec<usize> = rows.iter().copied().filter(|&i| s[i] as usize == a).collect();
         if of_a.is_empty() {
@@ -349,12 +405,14 @@ fn pairwise_tv_of<R: rand::Rng>(
         let (_, codes) = mi::sample_codes(p, m, &of_a, method.samples, rng);
         let lp = logs.log_probs(&codes, false);
         for b in a + 1..k {
-            let terms = lp.iter().map(|l| (1.0 - (l[b] - l[a]).exp()).max(0.0));
-            tv[a][b] = terms.sum::<f64>() / method.samples as f64;
+            let terms: Vec<f64> = lp.iter().map(|l| (1.0 - (l[b] - l[a]).exp()).max(0.0)).collect();
+            tv[a][b] = terms.iter().sum::<f64>() / method.samples as f64;
             tv[b][a] = tv[a][b];
+            eps[a][b] = mc_eps(delta_mc, &terms);
+            eps[b][a] = eps[a][b];
         }
     }
-    (tv, hoeffding_eps(delta_mc, method.samples), "monte-carlo")
+    (tv, eps, "monte-carlo")
 }
 
 /// [`pairwise_tv`] of the `w`-weighted rows (docs/design.md, section 4e): group `g`'s plug-in is
@@ -362,7 +420,7 @@ fn pairwise_tv_of<R: rand::Rng>(
 /// take no part; a group of weight 0 is absent, its entries 0). Hard codes: weighted histograms; `m <=
 /// m_max`: the weighted sum of each row's `2^m` code probabilities; wider: codes drawn from `P^_a` (a row
 /// with probability `w_i / W_a`, then its Bernoullis) and `log P^_b(t)` as a weighted log-sum-exp over
-/// group `b`'s rows, with the Hoeffding term of [`pairwise_tv`] (the draws are i.i.d. from `P^_a`). Every
+/// group `b`'s rows, with the sampling error term of [`pairwise_tv`] (the draws are i.i.d. from `P^_a`). Every
 /// sum runs in a fixed order, so the result depends on neither the thread count nor a hash seed.
 #[allow(clippy::too_many_arguments)]
 pub fn pairwise_tv_weighted<R: rand::Rng>(
@@ -374,7 +432,7 @@ pub fn pairwise_tv_weighted<R: rand::Rng>(
     method: TvMethod,
     delta_mc: f64,
     rng: &mut R,
-) -> (Vec<Vec<f64>>, f64, &'static str) {
+) -> (Vec<Vec<f64>>, Vec<Vec<f64>>, &'static str) {
     use rayon::prelude::*;
     let (total, _, _) = weight_summary(w, s, k);
     let rows_of = |g: usize| -> Vec<usize> { (0..s.len()).filter(|&i| s[i] as usize == g && w[i] > 0.0).collect() };
@@ -396,7 +454,7 @@ pub fn pairwise_tv_weighted<R: rand::Rng>(
                 }
             }
         }
-        return (tv, 0.0, "exact");
+        return (tv, vec![vec![0.0; k]; k], "exact");
     }
     if m <= method.m_max {
         let codes = 1usize << m;
@@ -437,12 +495,13 @@ pub fn pairwise_tv_weighted<R: rand::Rng>(
                 }
             }
         }
-        return (tv, 0.0, "exact");
+        return (tv, vec![vec![0.0; k]; k], "exact");
     }
     // TV(P_a, P_b) = E_{t ~ P_a}[max(0, 1 - P_b(t) / P_a(t))], as in [`pairwise_tv`], each P^ weighted.
     let clamp = |v: f64| v.clamp(1e-12, 1.0 - 1e-12);
     let (log_one, log_zero): (Vec<f64>, Vec<f64>) = p.iter().map(|&v| (clamp(v).ln(), (1.0 - clamp(v)).ln())).unzip();
     let groups: Vec<Vec<usize>> = (0..k).map(rows_of).collect();
+    let mut eps = vec![vec![0.0; k]; k];
     // log P^_g(t) = log sum_{i in g} (w_i / W_g) q(t | x_i), a log-sum-exp over the group's rows.
     let log_p = |g: usize, code: &[bool]| -> f64 {
         let ll: Vec<f64> = groups[g]
@@ -488,9 +547,11 @@ pub fn pairwise_tv_weighted<R: rand::Rng>(
                 codes.par_iter().zip(&own).map(|(c, la)| (1.0 - (log_p(b, c) - la).exp()).max(0.0)).collect();
             tv[a][b] = terms.iter().sum::<f64>() / method.samples as f64;
             tv[b][a] = tv[a][b];
+            eps[a][b] = mc_eps(delta_mc, &terms);
+            eps[b][a] = eps[a][b];
         }
     }
-    (tv, hoeffding_eps(delta_mc, method.samples), "monte-carlo")
+    (tv, eps, "monte-carlo")
 }
 
 /// The population certificate of held-out rows: `p` their code probabilities (row-major `n x m`; pass
@@ -586,7 +647,7 @@ pub fn population_weighted<R: rand::Rng>(
                     Some((_, (_, squares, _))) => mcdiarmid_eps_from(delta_here, squares[a], squares[b]),
                     None => mcdiarmid_eps(delta_here, sizes[a], sizes[b]),
                 };
-                let u = t + mc_eps + eps;
+                let u = t + mc_eps[a][b] + eps;
                 upper = upper.max(u.min(1.0));
                 plugin = plugin.max(t);
             }
