@@ -5,22 +5,27 @@
 //! sigmoid of a uniform on `[-SCALE / 2, SCALE / 2]` (env `SCALE`, default 8; larger: more confident bits).
 //! Prints the times and numbers (the mean of `log P_0(t) - log P(t)` over the codes, the plug-in TV and the
 //! equalised-odds bound), so that a change to the kernel can be compared for speed and for the bits it moves.
+//! Env: `SAMPLES` (codes, default 2,000), `ROWS` (default 600,000), `WEIGHTED` (set: the weighted certificate
+//! of docs/design.md, section 4e, weights uniform on [0.5, 1.5]).
 //! Usage: `cargo run --release --example mc_timing`.
-use fairbits::eval::certificate::{population, TvMethod};
+use fairbits::eval::certificate::{population_weighted, TvMethod};
 use fairbits::penalty::mi::{sample_codes, RowLogs};
 use rand::Rng;
 use std::time::Instant;
 fn main() {
-    let n = 600_000;
     let m = 32;
     let scale: f64 = std::env::var("SCALE").map(|v| v.parse().unwrap()).unwrap_or(8.0);
     let samples: usize = std::env::var("SAMPLES").map(|v| v.parse().unwrap()).unwrap_or(2000);
+    let n: usize = std::env::var("ROWS").map(|v| v.parse().unwrap()).unwrap_or(600_000);
     let mut r = fairbits::rng::rng(0, fairbits::rng::Stream::Eval);
     let s: Vec<u32> = (0..n).map(|_| (r.random::<f64>() < 0.3) as u32).collect();
     let y: Vec<u8> = (0..n).map(|_| (r.random::<f64>() < 0.25) as u8).collect();
     let p: Vec<f64> = (0..n * m)
         .map(|k| 1.0 / (1.0 + (-((r.random::<f64>() - 0.5) * scale + 0.3 * s[k / m] as f64)).exp()))
         .collect();
+    // WEIGHTED=1: the weighted certificate (docs/design.md, section 4e) with weights uniform on [0.5, 1.5].
+    let w: Option<Vec<f64>> =
+        std::env::var("WEIGHTED").is_ok().then(|| (0..n).map(|_| 0.5 + r.random::<f64>()).collect());
     let logs = RowLogs::new(&p, m, &s, 2);
     let all: Vec<usize> = (0..n).collect();
     let (_, codes) = sample_codes(&p, m, &all, samples, &mut r);
@@ -37,7 +42,7 @@ fn main() {
     for _ in 0..3 {
         let mut r2 = fairbits::rng::rng(1, fairbits::rng::Stream::Eval);
         let t = Instant::now();
-        pop = Some(population(&p, m, &s, 2, &y, 2, 0.95, method, "sample", &mut r2));
+        pop = Some(population_weighted(&p, m, &s, 2, &y, 2, w.as_deref(), 0.95, method, "sample", &mut r2));
         t_pop = t_pop.min(t.elapsed().as_secs_f64());
     }
     let pop = pop.unwrap();

@@ -419,8 +419,9 @@ fn pairwise_tv_of<R: rand::Rng>(
 /// `P^_g(t) = sum_{i in g} (w_i / W_g) q(t | x_i)` with `W_g` the group's total weight (rows of weight 0
 /// take no part; a group of weight 0 is absent, its entries 0). Hard codes: weighted histograms; `m <=
 /// m_max`: the weighted sum of each row's `2^m` code probabilities; wider: codes drawn from `P^_a` (a row
-/// with probability `w_i / W_a`, then its Bernoullis) and `log P^_b(t)` as a weighted log-sum-exp over
-/// group `b`'s rows, with the sampling error term of [`pairwise_tv`] (the draws are i.i.d. from `P^_a`). Every
+/// with probability `w_i / W_a`, then its Bernoullis) and every `log P^_g(t)` from the byte tables with the
+/// rows' weights ([`crate::penalty::mi::RowLogs::weighted`]), with the sampling error term of
+/// [`pairwise_tv`] (the draws are i.i.d. from `P^_a`). Every
 /// sum runs in a fixed order, so the result depends on neither the thread count nor a hash seed.
 #[allow(clippy::too_many_arguments)]
 pub fn pairwise_tv_weighted<R: rand::Rng>(
@@ -497,27 +498,12 @@ pub fn pairwise_tv_weighted<R: rand::Rng>(
         }
         return (tv, vec![vec![0.0; k]; k], "exact");
     }
-    // TV(P_a, P_b) = E_{t ~ P_a}[max(0, 1 - P_b(t) / P_a(t))], as in [`pairwise_tv`], each P^ weighted.
-    let clamp = |v: f64| v.clamp(1e-12, 1.0 - 1e-12);
-    let (log_one, log_zero): (Vec<f64>, Vec<f64>) = p.iter().map(|&v| (clamp(v).ln(), (1.0 - clamp(v)).ln())).unzip();
+    // TV(P_a, P_b) = E_{t ~ P_a}[max(0, 1 - P_b(t) / P_a(t))], as in [`pairwise_tv`], each P^ weighted: the
+    // byte tables of section 3c with each row's weight in its scale.
     let groups: Vec<Vec<usize>> = (0..k).map(rows_of).collect();
+    let positive: Vec<usize> = (0..s.len()).filter(|&i| w[i] > 0.0).collect();
+    let logs = crate::penalty::mi::RowLogs::weighted(p, m, s, k, &positive, w);
     let mut eps = vec![vec![0.0; k]; k];
-    // log P^_g(t) = log sum_{i in g} (w_i / W_g) q(t | x_i), a log-sum-exp over the group's rows.
-    let log_p = |g: usize, code: &[bool]| -> f64 {
-        let ll: Vec<f64> = groups[g]
-            .iter()
-            .map(|&i| {
-                let own: f64 = code
-                    .iter()
-                    .enumerate()
-                    .map(|(j, &t)| if t { log_one[i * m + j] } else { log_zero[i * m + j] })
-                    .sum();
-                (w[i] / total[g]).ln() + own
-            })
-            .collect();
-        let top = ll.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        top + ll.iter().map(|l| (l - top).exp()).sum::<f64>().ln()
-    };
     for a in 0..k.saturating_sub(1) {
         if groups[a].is_empty() {
             continue;
@@ -531,20 +517,19 @@ pub fn pairwise_tv_weighted<R: rand::Rng>(
             })
             .collect();
         let last = *cumulative.last().expect("a non-empty group");
-        let codes: Vec<Vec<bool>> = (0..method.samples)
-            .map(|_| {
+        let codes: Vec<f64> = (0..method.samples)
+            .flat_map(|_| {
                 let u = rng.random::<f64>() * last;
                 let i = groups[a][cumulative.partition_point(|&c| c <= u).min(groups[a].len() - 1)];
-                (0..m).map(|j| rng.random::<f64>() < p[i * m + j]).collect()
+                (0..m).map(|j| (rng.random::<f64>() < p[i * m + j]) as u8 as f64).collect::<Vec<_>>()
             })
             .collect();
-        let own: Vec<f64> = codes.par_iter().map(|c| log_p(a, c)).collect();
+        let lp = logs.log_probs(&codes, false);
         for b in a + 1..k {
             if groups[b].is_empty() {
                 continue;
             }
-            let terms: Vec<f64> =
-                codes.par_iter().zip(&own).map(|(c, la)| (1.0 - (log_p(b, c) - la).exp()).max(0.0)).collect();
+            let terms: Vec<f64> = lp.iter().map(|l| (1.0 - (l[b] - l[a]).exp()).max(0.0)).collect();
             tv[a][b] = terms.iter().sum::<f64>() / method.samples as f64;
             tv[b][a] = tv[a][b];
             eps[a][b] = mc_eps(delta_mc, &terms);

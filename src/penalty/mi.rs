@@ -723,17 +723,24 @@ const TINY: f64 = 1e-200;
 /// `exp`. Factors are scaled by the row's most likely code and the group's best row (the scale comes back
 /// as a logarithm), so the products stay in `f64` range; a group whose sum for a code still falls below
 /// `1e-200` is recomputed for that code as a log-sum-exp. `p` is clamped to `[1e-12, 1 - 1e-12]`, so hard
-/// codes stay finite. Rows are visited group by group.
+/// codes stay finite. Rows are visited group by group. With row weights ([`Self::weighted`]) each group's
+/// distribution is the weighted mixture `sum_{i in g} (w_i / W_g) q(t | x_i)` (docs/design.md, section 4e):
+/// a row's weight joins its scale, so the same kernel serves it.
 pub struct RowLogs<'a> {
     p: &'a [f64],
     m: usize,
     /// Row indices, grouped: `order[bounds[g]..bounds[g + 1]]` are group `g`'s rows.
     order: Vec<usize>,
     bounds: Vec<usize>,
-    /// Per row (in `order`): the log-probability of its most likely code.
+    /// Per row (in `order`): the log-probability of its most likely code, plus the log of its weight.
     mode: Vec<f64>,
     /// Per group: the largest `mode` among its rows (0 for an empty group).
     top: Vec<f64>,
+    /// Per row (in `order`): the log of its weight; `None` without weights (every weight 1).
+    log_weight: Option<Vec<f64>>,
+    /// Per group: the log of its total weight (its row count without weights); and of all groups'.
+    log_total: Vec<f64>,
+    log_all: f64,
 }
 
 /// Where each group's rows start when the rows are ordered by group: `bounds[g]..bounds[g + 1]` for group
@@ -756,29 +763,49 @@ fn clamp_p(v: f64) -> f64 {
 impl<'a> RowLogs<'a> {
     /// `p` row-major `n x m`, each row's group `s < k`.
     pub fn new(p: &'a [f64], m: usize, s: &[u32], k: usize) -> Self {
-        Self::grouped(p, m, k, s, |j| j)
+        Self::grouped(p, m, k, s, |j| j, None)
     }
 
     /// [`Self::new`] of the rows `rows` of `p` (indices into `p` and `s`, in the order that defines the
     /// sums): the numbers of `p` and `s` restricted to those rows, bit for bit, without copying `p`.
     pub fn of_rows(p: &'a [f64], m: usize, s: &[u32], k: usize, rows: &[usize]) -> Self {
         let groups: Vec<u32> = rows.iter().map(|&i| s[i]).collect();
-        Self::grouped(p, m, k, &groups, |j| rows[j])
+        Self::grouped(p, m, k, &groups, |j| rows[j], None)
     }
 
-    /// Rows `0..groups.len()` (row `j` is row `index(j)` of `p`, in group `groups[j]`) grouped by a counting
-    /// sort, in their order within each group.
-    fn grouped(p: &'a [f64], m: usize, k: usize, groups: &[u32], index: impl Fn(usize) -> usize) -> Self {
+    /// The rows `rows` of `p` (indices into `p`, `s` and `w`, in the order that defines the sums) with
+    /// weights `w_i > 0`: `log P^_g(t)` is the log of the weighted mixture of group `g`'s rows.
+    pub fn weighted(p: &'a [f64], m: usize, s: &[u32], k: usize, rows: &[usize], w: &[f64]) -> Self {
+        let groups: Vec<u32> = rows.iter().map(|&i| s[i]).collect();
+        let weights: Vec<f64> = rows.iter().map(|&i| w[i]).collect();
+        Self::grouped(p, m, k, &groups, |j| rows[j], Some(&weights))
+    }
+
+    /// Rows `0..groups.len()` (row `j` is row `index(j)` of `p`, in group `groups[j]`, of weight
+    /// `weights[j]` where given) grouped by a counting sort, in their order within each group.
+    fn grouped(
+        p: &'a [f64],
+        m: usize,
+        k: usize,
+        groups: &[u32],
+        index: impl Fn(usize) -> usize,
+        weights: Option<&[f64]>,
+    ) -> Self {
         let bounds = group_bounds(groups, k);
         let mut next = bounds.clone();
         let mut order = vec![0usize; groups.len()];
+        let mut log_weight = weights.map(|_| vec![0f64; groups.len()]);
         for (j, &g) in groups.iter().enumerate() {
-            order[next[g as usize]] = index(j);
+            let at = next[g as usize];
+            order[at] = index(j);
+            if let (Some(lw), Some(w)) = (log_weight.as_mut(), weights) {
+                lw[at] = w[j].ln();
+            }
             next[g as usize] += 1;
         }
         // Each bit's larger factor is at least 1/2, so a product of up to 1,000 of them stays a normal f64:
         // one logarithm per 1,000 bits, not per bit.
-        let mode: Vec<f64> = order
+        let mut mode: Vec<f64> = order
             .par_iter()
             .map(|&i| {
                 p[i * m..(i + 1) * m]
@@ -787,11 +814,25 @@ impl<'a> RowLogs<'a> {
                     .sum()
             })
             .collect();
+        if let Some(lw) = &log_weight {
+            mode.iter_mut().zip(lw).for_each(|(mode, lw)| *mode += lw);
+        }
+        let (log_total, log_all) = match weights {
+            None => ((0..k).map(|g| ((bounds[g + 1] - bounds[g]) as f64).ln()).collect(), (groups.len() as f64).ln()),
+            Some(w) => {
+                let mut total = vec![0f64; k];
+                for (&g, &v) in groups.iter().zip(w) {
+                    total[g as usize] += v;
+                }
+                let all: f64 = total.iter().sum();
+                (total.iter().map(|t| t.ln()).collect(), all.ln())
+            }
+        };
         let top = (0..k)
             .map(|g| mode[bounds[g]..bounds[g + 1]].iter().copied().fold(f64::NEG_INFINITY, f64::max))
             .map(|t| if t.is_finite() { t } else { 0.0 })
             .collect();
-        RowLogs { p, m, order, bounds, mode, top }
+        RowLogs { p, m, order, bounds, mode, top, log_weight, log_total, log_all }
     }
 
     /// For each code of `codes` (row-major `c x m`, entries 0 or 1): `log P^_g(t)` for every group `g`
@@ -842,7 +883,7 @@ impl<'a> RowLogs<'a> {
                         if n_g == 0 {
                             f64::NAN
                         } else if sum >= TINY {
-                            self.top[g] + sum.ln() - (n_g as f64).ln()
+                            self.top[g] + sum.ln() - self.log_total[g]
                         } else {
                             self.log_prob_exact(g, code)
                         }
@@ -850,10 +891,9 @@ impl<'a> RowLogs<'a> {
                     .collect();
                 if overall {
                     // log P^(t) = log sum_g (n_g / n) P^_g(t), from the groups' sums.
-                    let weighted = (0..k)
-                        .filter(|&g| self.bounds[g + 1] > self.bounds[g])
-                        .map(|g| out[g] + ((self.bounds[g + 1] - self.bounds[g]) as f64).ln());
-                    out.push(log_sum_exp(weighted) - (n as f64).ln());
+                    let weighted =
+                        (0..k).filter(|&g| self.bounds[g + 1] > self.bounds[g]).map(|g| out[g] + self.log_total[g]);
+                    out.push(log_sum_exp(weighted) - self.log_all);
                 }
                 out
             })
@@ -863,17 +903,22 @@ impl<'a> RowLogs<'a> {
     /// `log P^_g(t)` as a log-sum-exp of the rows' log-likelihoods (the fallback of [`Self::log_probs`]).
     fn log_prob_exact(&self, g: usize, code: &[f64]) -> f64 {
         let (lo, hi) = (self.bounds[g], self.bounds[g + 1]);
-        let ll: Vec<f64> = self.order[lo..hi]
-            .iter()
-            .map(|&i| {
+        let ll: Vec<f64> = (lo..hi)
+            .map(|at| {
+                let i = self.order[at];
                 let row = &self.p[i * self.m..(i + 1) * self.m];
-                row.iter()
+                let own: f64 = row
+                    .iter()
                     .zip(code)
                     .map(|(&v, &t)| if t != 0.0 { clamp_p(v).ln() } else { (1.0 - clamp_p(v)).ln() })
-                    .sum()
+                    .sum();
+                match &self.log_weight {
+                    Some(lw) => own + lw[at],
+                    None => own,
+                }
             })
             .collect();
-        log_sum_exp(ll.iter().copied()) - ((hi - lo) as f64).ln()
+        log_sum_exp(ll.iter().copied()) - self.log_total[g]
     }
 
     /// The sums `sum_{r in lo..hi} exp(mode_r - top_g) prod_b table_r(byte_b(t))` for each code of `bytes`
@@ -1227,6 +1272,59 @@ mod tests {
                 assert!(a[k].is_nan(), "the absent group");
                 fallbacks += a[..k].iter().filter(|&&v| v < TINY.ln()).count();
             }
+        }
+        assert!(fallbacks > 0, "the log-domain fallback must be exercised");
+    }
+
+    /// Weighted rows (docs/design.md, section 4e): the byte tables give `log sum_{i in g} (w_i / W_g) q(t | x_i)`
+    /// computed directly as a log-sum-exp, up to `f64` rounding, over the rows of positive weight, with codes
+    /// that need the log-domain fallback; and weights all 1 give the unweighted numbers bit for bit.
+    #[test]
+    fn weighted_row_logs_equal_a_direct_weighted_mixture() {
+        let mut fallbacks = 0;
+        for (seed, n, m, k, hard) in [(80, 400, 9, 3, false), (81, 700, 32, 2, false), (82, 60, 64, 2, true)] {
+            let (mut p, s) = mixed_rows(seed, n, m, k);
+            if hard {
+                p.iter_mut().for_each(|v| *v = v.round());
+            }
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            // A tenth of the rows weigh 0 and are left out, the others weigh up to 3.
+            let w: Vec<f64> =
+                (0..n).map(|_| if rng.random::<f64>() < 0.1 { 0.0 } else { 3.0 * rng.random::<f64>() }).collect();
+            let rows: Vec<usize> = (0..n).filter(|&i| w[i] > 0.0).collect();
+            let (_, mut codes) = sample_codes(&p, m, &rows, 200, &mut rng);
+            codes.extend((0..30 * m).map(|_| rng.random_range(0..2) as f64));
+            let got = RowLogs::weighted(&p, m, &s, k, &rows, &w).log_probs(&codes, true);
+            let clamp = |v: f64| v.clamp(Q_EPS, 1.0 - Q_EPS);
+            let log_q = |i: usize, t: &[f64]| -> f64 {
+                (0..m)
+                    .map(|j| if t[j] != 0.0 { clamp(p[i * m + j]).ln() } else { (1.0 - clamp(p[i * m + j])).ln() })
+                    .sum()
+            };
+            let total =
+                |g: Option<u32>| -> f64 { rows.iter().filter(|&&i| g.is_none_or(|g| s[i] == g)).map(|&i| w[i]).sum() };
+            let tol = 8.0 * m as f64 * 28.0 * f64::EPSILON;
+            for (t, out) in codes.chunks_exact(m).zip(&got) {
+                for g in 0..=k {
+                    let group = (g < k).then_some(g as u32);
+                    let ll =
+                        rows.iter().filter(|&&i| group.is_none_or(|g| s[i] == g)).map(|&i| log_q(i, t) + w[i].ln());
+                    let want = log_sum_exp(ll) - total(group).ln();
+                    assert!(
+                        (out[g] - want).abs() <= tol * (1.0 + want.abs()),
+                        "m={m}, group {g}: {} vs {want}",
+                        out[g]
+                    );
+                }
+                fallbacks += out[..k].iter().filter(|&&v| v < TINY.ln()).count();
+            }
+            let ones = vec![1.0; n];
+            let all: Vec<usize> = (0..n).collect();
+            assert_eq!(
+                RowLogs::weighted(&p, m, &s, k, &all, &ones).log_probs(&codes, true),
+                RowLogs::new(&p, m, &s, k).log_probs(&codes, true),
+                "weights 1, m={m}"
+            );
         }
         assert!(fallbacks > 0, "the log-domain fallback must be exercised");
     }
