@@ -434,17 +434,48 @@ pub fn pairwise_tv_weighted<R: rand::Rng>(
     delta_mc: f64,
     rng: &mut R,
 ) -> (Vec<Vec<f64>>, Vec<Vec<f64>>, &'static str) {
+    pairwise_tv_weighted_of(p, m, s, k, w, None, method, delta_mc, rng)
+}
+
+/// [`pairwise_tv_weighted`] of the rows `subset` of `p`, `s` and `w` (`None`: every row): the numbers of a
+/// copy of those rows, bit for bit, without the copy (as [`pairwise_tv_of`]).
+#[allow(clippy::too_many_arguments)]
+fn pairwise_tv_weighted_of<R: rand::Rng>(
+    p: &[f64],
+    m: usize,
+    s: &[u32],
+    k: usize,
+    w: &[f64],
+    subset: Option<&[usize]>,
+    method: TvMethod,
+    delta_mc: f64,
+    rng: &mut R,
+) -> (Vec<Vec<f64>>, Vec<Vec<f64>>, &'static str) {
     use rayon::prelude::*;
-    let (total, _, _) = weight_summary(w, s, k);
-    let rows_of = |g: usize| -> Vec<usize> { (0..s.len()).filter(|&i| s[i] as usize == g && w[i] > 0.0).collect() };
+    let all: Vec<usize>;
+    let rows = match subset {
+        Some(rows) => rows,
+        None => {
+            all = (0..s.len()).collect();
+            &all
+        }
+    };
+    let row = |i: usize| &p[i * m..(i + 1) * m];
+    // Each group's total weight, summed in the rows' order.
+    let mut total = vec![0f64; k];
+    for &i in rows {
+        total[s[i] as usize] += w[i];
+    }
+    let rows_of =
+        |g: usize| -> Vec<usize> { rows.iter().copied().filter(|&i| s[i] as usize == g && w[i] > 0.0).collect() };
     let mut tv = vec![vec![0.0; k]; k];
-    let hard = p.iter().all(|&v| v == 0.0 || v == 1.0);
+    let hard = rows.iter().all(|&i| row(i).iter().all(|&v| v == 0.0 || v == 1.0));
     if hard {
         let mut mass: Vec<std::collections::BTreeMap<Vec<bool>, f64>> = vec![Default::default(); k];
-        for ((row, &g), &v) in p.chunks(m.max(1)).zip(s).zip(w) {
-            let g = g as usize;
+        for &i in rows {
+            let (g, v) = (s[i] as usize, w[i]);
             if v > 0.0 {
-                *mass[g].entry(row.iter().map(|&b| b == 1.0).collect()).or_default() += v / total[g];
+                *mass[g].entry(row(i).iter().map(|&b| b == 1.0).collect()).or_default() += v / total[g];
             }
         }
         for a in 0..k {
@@ -501,7 +532,7 @@ pub fn pairwise_tv_weighted<R: rand::Rng>(
     // TV(P_a, P_b) = E_{t ~ P_a}[max(0, 1 - P_b(t) / P_a(t))], as in [`pairwise_tv`], each P^ weighted: the
     // byte tables of section 3c with each row's weight in its scale.
     let groups: Vec<Vec<usize>> = (0..k).map(rows_of).collect();
-    let positive: Vec<usize> = (0..s.len()).filter(|&i| w[i] > 0.0).collect();
+    let positive: Vec<usize> = rows.iter().copied().filter(|&i| w[i] > 0.0).collect();
     let logs = crate::penalty::mi::RowLogs::weighted(p, m, s, k, &positive, w);
     let mut eps = vec![vec![0.0; k]; k];
     for a in 0..k.saturating_sub(1) {
@@ -595,11 +626,11 @@ pub fn population_weighted<R: rand::Rng>(
         let sub_w: Option<Cow<[f64]>> =
             w.map(|w| if whole { Cow::Borrowed(w) } else { rows.iter().map(|&i| w[i]).collect() });
         let sub_s: Cow<[u32]> = if whole { Cow::Borrowed(s) } else { rows.iter().map(|&i| s[i]).collect() };
-        // The weights, where they change anything (some group's rows weigh differently): each group's total
-        // and sum of squared shares.
-        let weighted = sub_w
-            .as_ref()
-            .map(|w| (w, weight_summary(w, &sub_s, k)))
+        // The weights, where they change anything (some group's rows weigh differently): every row's, and
+        // each group's total and sum of squared shares among these rows.
+        let weighted = w
+            .zip(sub_w.as_ref())
+            .map(|(w, sub_w)| (w, weight_summary(sub_w, &sub_s, k)))
             .filter(|(_, (_, _, uniform))| (0..k).any(|g| sizes[g] > 0 && !uniform[g]));
         let present: Vec<usize> = match &weighted {
             Some((_, (total, _, _))) => (0..k).filter(|&g| total[g] > 0.0).collect(),
@@ -611,17 +642,11 @@ pub fn population_weighted<R: rand::Rng>(
         }
         let per_pair = delta_total / pairs as f64;
         let (delta_mc, delta_mcd) = (per_pair * method.mc_share, per_pair * (1.0 - method.mc_share));
+        // A label's rows by their indices: no copy of `p`.
+        let subset = (!whole).then_some(rows);
         let (tv, mc_eps, how) = match &weighted {
-            Some((w, _)) => {
-                let sub_p: Cow<[f64]> = if whole {
-                    Cow::Borrowed(p)
-                } else {
-                    rows.iter().flat_map(|&i| p[i * m..(i + 1) * m].iter().copied()).collect()
-                };
-                pairwise_tv_weighted(&sub_p, m, &sub_s, k, w, method, delta_mc, rng)
-            }
-            // A label's rows by their indices: no copy of `p`.
-            None => pairwise_tv_of(p, m, s, k, (!whole).then_some(rows), method, delta_mc, rng),
+            Some((w, _)) => pairwise_tv_weighted_of(p, m, s, k, w, subset, method, delta_mc, rng),
+            None => pairwise_tv_of(p, m, s, k, subset, method, delta_mc, rng),
         };
         let (mut upper, mut plugin) = (0f64, 0f64);
         for (x, &a) in present.iter().enumerate() {
@@ -931,7 +956,8 @@ mod subset_tests {
     use rand::{Rng, SeedableRng};
 
     /// A label's rows by their indices give the numbers of a copy of those rows, bit for bit, on every
-    /// path (hard codes, enumeration, Monte Carlo with three groups), and leave the draws where they were.
+    /// path (hard codes, enumeration, Monte Carlo with three groups), with and without row weights, and leave
+    /// the draws where they were.
     #[test]
     fn rows_by_index_are_a_copy_of_those_rows_bit_for_bit() {
         let mut r = rand_chacha::ChaCha8Rng::seed_from_u64(5);
@@ -956,6 +982,16 @@ mod subset_tests {
             let expected = if hard || m <= 8 { "exact" } else { "monte-carlo" };
             assert_eq!(indexed.2, expected);
             assert!(indexed.0[0][1] > 0.0 && indexed.0[0][1] <= 1.0);
+            // The same with weights (some 0): the weighted path reads the rows by index too.
+            let w: Vec<f64> =
+                (0..n).map(|_| if r.random::<f64>() < 0.1 { 0.0 } else { 2.0 * r.random::<f64>() }).collect();
+            let sub_w: Vec<f64> = rows.iter().map(|&i| w[i]).collect();
+            let (mut a, mut b) = (rand_chacha::ChaCha8Rng::seed_from_u64(9), rand_chacha::ChaCha8Rng::seed_from_u64(9));
+            let copied = pairwise_tv_weighted(&sub_p, m, &sub_s, 3, &sub_w, method, 0.01, &mut a);
+            let indexed = pairwise_tv_weighted_of(&p, m, &s, 3, &w, Some(&rows), method, 0.01, &mut b);
+            assert_eq!(copied, indexed, "weighted, m = {m}");
+            assert_eq!(a.random::<u64>(), b.random::<u64>(), "the same draws, weighted, m = {m}");
+            assert_eq!(indexed.2, expected);
         }
     }
 }
