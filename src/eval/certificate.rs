@@ -312,6 +312,19 @@ pub struct TvMethod {
     pub mc_share: f64,
 }
 
+/// The rows `subset`, or every row `0..n`.
+fn subset_or_all(subset: Option<&[usize]>, n: usize) -> Cow<'_, [usize]> {
+    match subset {
+        Some(rows) => Cow::Borrowed(rows),
+        None => Cow::Owned((0..n).collect()),
+    }
+}
+
+/// Whether every code probability of the rows `rows` of `p` (row-major, width `m`) is 0 or 1: hard codes.
+fn all_hard(p: &[f64], m: usize, rows: &[usize]) -> bool {
+    rows.iter().all(|&i| p[i * m..(i + 1) * m].iter().all(|&v| v == 0.0 || v == 1.0))
+}
+
 /// Plug-in total variations between every pair of groups (row-major `p`, `n x m`, entries in [0, 1]; hard
 /// codes are point masses), and for Monte Carlo each pair's sampling error term at `delta_mc` ([`mc_eps`];
 /// 0 where exact): `(tv[a][b], mc_eps[a][b], method)`.
@@ -342,18 +355,11 @@ fn pairwise_tv_of<R: rand::Rng>(
     rng: &mut R,
 ) -> (Vec<Vec<f64>>, Vec<Vec<f64>>, &'static str) {
     use crate::penalty::mi;
-    let all: Vec<usize>;
-    let rows = match subset {
-        Some(rows) => rows,
-        None => {
-            all = (0..s.len()).collect();
-            &all
-        }
-    };
+    let rows = subset_or_all(subset, s.len());
+    let rows: &[usize] = &rows;
     let row = |i: usize| &p[i * m..(i + 1) * m];
     let mut tv = vec![vec![0.0; k]; k];
-    let hard = rows.iter().all(|&i| row(i).iter().all(|&v| v == 0.0 || v == 1.0));
-    if hard {
+    if all_hard(p, m, rows) {
         // Point masses: each group's distribution is the histogram of its codes (summed in the codes'
         // order, not a hash seed's).
         let mut counts: Vec<std::collections::BTreeMap<Vec<bool>, f64>> = vec![Default::default(); k];
@@ -452,14 +458,8 @@ fn pairwise_tv_weighted_of<R: rand::Rng>(
     rng: &mut R,
 ) -> (Vec<Vec<f64>>, Vec<Vec<f64>>, &'static str) {
     use rayon::prelude::*;
-    let all: Vec<usize>;
-    let rows = match subset {
-        Some(rows) => rows,
-        None => {
-            all = (0..s.len()).collect();
-            &all
-        }
-    };
+    let rows = subset_or_all(subset, s.len());
+    let rows: &[usize] = &rows;
     let row = |i: usize| &p[i * m..(i + 1) * m];
     // Each group's total weight, summed in the rows' order.
     let mut total = vec![0f64; k];
@@ -469,8 +469,7 @@ fn pairwise_tv_weighted_of<R: rand::Rng>(
     let rows_of =
         |g: usize| -> Vec<usize> { rows.iter().copied().filter(|&i| s[i] as usize == g && w[i] > 0.0).collect() };
     let mut tv = vec![vec![0.0; k]; k];
-    let hard = rows.iter().all(|&i| row(i).iter().all(|&v| v == 0.0 || v == 1.0));
-    if hard {
+    if all_hard(p, m, rows) {
         let mut mass: Vec<std::collections::BTreeMap<Vec<bool>, f64>> = vec![Default::default(); k];
         for &i in rows {
             let (g, v) = (s[i] as usize, w[i]);
