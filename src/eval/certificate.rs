@@ -312,12 +312,11 @@ pub struct TvMethod {
     pub mc_share: f64,
 }
 
-/// The rows `subset`, or every row `0..n`.
-fn subset_or_all(subset: Option<&[usize]>, n: usize) -> Cow<'_, [usize]> {
-    match subset {
-        Some(rows) => Cow::Borrowed(rows),
-        None => Cow::Owned((0..n).collect()),
-    }
+/// One pair's Monte-Carlo estimate from codes drawn from `P^_a` (`lp`: each code's `log P^_g(t)`):
+/// `TV(P^_a, P^_b)` as the mean of `max(0, 1 - P^_b(t) / P^_a(t))`, and its sampling term ([`mc_eps`]).
+fn mc_pair(lp: &[Vec<f64>], a: usize, b: usize, delta_mc: f64) -> (f64, f64) {
+    let terms: Vec<f64> = lp.iter().map(|l| (1.0 - (l[b] - l[a]).exp()).max(0.0)).collect();
+    (terms.iter().sum::<f64>() / terms.len() as f64, mc_eps(delta_mc, &terms))
 }
 
 /// Whether every code probability of the rows `rows` of `p` (row-major, width `m`) is 0 or 1: hard codes.
@@ -337,26 +336,25 @@ pub fn pairwise_tv<R: rand::Rng>(
     delta_mc: f64,
     rng: &mut R,
 ) -> (Vec<Vec<f64>>, Vec<Vec<f64>>, &'static str) {
-    pairwise_tv_of(p, m, s, k, None, method, delta_mc, rng)
+    let all: Vec<usize> = (0..s.len()).collect();
+    pairwise_tv_of(p, m, s, k, &all, method, delta_mc, rng)
 }
 
-/// [`pairwise_tv`] of the rows `subset` of `p` and `s` (`None`: every row): the same numbers, bit for bit, as
-/// [`pairwise_tv`] of a copy of those rows, without the copy where the codes are hard or Monte Carlo (a
-/// label's rows of millions of test rows are most of `p`).
+/// [`pairwise_tv`] of the rows `rows` of `p` and `s` (indices, in the order that defines the sums): the same
+/// numbers, bit for bit, as [`pairwise_tv`] of a copy of those rows, without the copy where the codes are
+/// hard or Monte Carlo (a label's rows of millions of test rows are most of `p`).
 #[allow(clippy::too_many_arguments)]
 fn pairwise_tv_of<R: rand::Rng>(
     p: &[f64],
     m: usize,
     s: &[u32],
     k: usize,
-    subset: Option<&[usize]>,
+    rows: &[usize],
     method: TvMethod,
     delta_mc: f64,
     rng: &mut R,
 ) -> (Vec<Vec<f64>>, Vec<Vec<f64>>, &'static str) {
     use crate::penalty::mi;
-    let rows = subset_or_all(subset, s.len());
-    let rows: &[usize] = &rows;
     let row = |i: usize| &p[i * m..(i + 1) * m];
     let mut tv = vec![vec![0.0; k]; k];
     if all_hard(p, m, rows) {
@@ -398,10 +396,7 @@ fn pairwise_tv_of<R: rand::Rng>(
     }
     // TV(P_a, P_b) = E_{t ~ P_a}[max(0, 1 - P_b(t) / P_a(t))]: codes drawn from group a's rows serve every
     // pair (a, b > a); the estimate is stored both ways.
-    let logs = match subset {
-        Some(rows) => mi::RowLogs::of_rows(p, m, s, k, rows),
-        None => mi::RowLogs::new(p, m, s, k),
-    };
+    let logs = mi::RowLogs::of_rows(p, m, s, k, rows);
     let mut eps = vec![vec![0.0; k]; k];
     for a in 0..k.saturating_sub(1) {
         let of_a: Vec<usize> = rows.iter().copied().filter(|&i| s[i] as usize == a).collect();
@@ -411,11 +406,8 @@ fn pairwise_tv_of<R: rand::Rng>(
         let (_, codes) = mi::sample_codes(p, m, &of_a, method.samples, rng);
         let lp = logs.log_probs(&codes, false);
         for b in a + 1..k {
-            let terms: Vec<f64> = lp.iter().map(|l| (1.0 - (l[b] - l[a]).exp()).max(0.0)).collect();
-            tv[a][b] = terms.iter().sum::<f64>() / method.samples as f64;
-            tv[b][a] = tv[a][b];
-            eps[a][b] = mc_eps(delta_mc, &terms);
-            eps[b][a] = eps[a][b];
+            (tv[a][b], eps[a][b]) = mc_pair(&lp, a, b, delta_mc);
+            (tv[b][a], eps[b][a]) = (tv[a][b], eps[a][b]);
         }
     }
     (tv, eps, "monte-carlo")
@@ -440,11 +432,12 @@ pub fn pairwise_tv_weighted<R: rand::Rng>(
     delta_mc: f64,
     rng: &mut R,
 ) -> (Vec<Vec<f64>>, Vec<Vec<f64>>, &'static str) {
-    pairwise_tv_weighted_of(p, m, s, k, w, None, method, delta_mc, rng)
+    let all: Vec<usize> = (0..s.len()).collect();
+    pairwise_tv_weighted_of(p, m, s, k, w, &all, method, delta_mc, rng)
 }
 
-/// [`pairwise_tv_weighted`] of the rows `subset` of `p`, `s` and `w` (`None`: every row): the numbers of a
-/// copy of those rows, bit for bit, without the copy (as [`pairwise_tv_of`]).
+/// [`pairwise_tv_weighted`] of the rows `rows` of `p`, `s` and `w`: the numbers of a copy of those rows, bit
+/// for bit, without the copy (as [`pairwise_tv_of`]).
 #[allow(clippy::too_many_arguments)]
 fn pairwise_tv_weighted_of<R: rand::Rng>(
     p: &[f64],
@@ -452,14 +445,12 @@ fn pairwise_tv_weighted_of<R: rand::Rng>(
     s: &[u32],
     k: usize,
     w: &[f64],
-    subset: Option<&[usize]>,
+    rows: &[usize],
     method: TvMethod,
     delta_mc: f64,
     rng: &mut R,
 ) -> (Vec<Vec<f64>>, Vec<Vec<f64>>, &'static str) {
     use rayon::prelude::*;
-    let rows = subset_or_all(subset, s.len());
-    let rows: &[usize] = &rows;
     let row = |i: usize| &p[i * m..(i + 1) * m];
     // Each group's total weight, summed in the rows' order.
     let mut total = vec![0f64; k];
@@ -559,11 +550,8 @@ fn pairwise_tv_weighted_of<R: rand::Rng>(
             if groups[b].is_empty() {
                 continue;
             }
-            let terms: Vec<f64> = lp.iter().map(|l| (1.0 - (l[b] - l[a]).exp()).max(0.0)).collect();
-            tv[a][b] = terms.iter().sum::<f64>() / method.samples as f64;
-            tv[b][a] = tv[a][b];
-            eps[a][b] = mc_eps(delta_mc, &terms);
-            eps[b][a] = eps[a][b];
+            (tv[a][b], eps[a][b]) = mc_pair(&lp, a, b, delta_mc);
+            (tv[b][a], eps[b][a]) = (tv[a][b], eps[a][b]);
         }
     }
     (tv, eps, "monte-carlo")
@@ -642,10 +630,9 @@ pub fn population_weighted<R: rand::Rng>(
         let per_pair = delta_total / pairs as f64;
         let (delta_mc, delta_mcd) = (per_pair * method.mc_share, per_pair * (1.0 - method.mc_share));
         // A label's rows by their indices: no copy of `p`.
-        let subset = (!whole).then_some(rows);
         let (tv, mc_eps, how) = match &weighted {
-            Some((w, _)) => pairwise_tv_weighted_of(p, m, s, k, w, subset, method, delta_mc, rng),
-            None => pairwise_tv_of(p, m, s, k, subset, method, delta_mc, rng),
+            Some((w, _)) => pairwise_tv_weighted_of(p, m, s, k, w, rows, method, delta_mc, rng),
+            None => pairwise_tv_of(p, m, s, k, rows, method, delta_mc, rng),
         };
         let (mut upper, mut plugin) = (0f64, 0f64);
         for (x, &a) in present.iter().enumerate() {
@@ -975,7 +962,7 @@ mod subset_tests {
             let method = TvMethod { m_max: 8, samples: 300, mc_share: 0.2 };
             let (mut a, mut b) = (rand_chacha::ChaCha8Rng::seed_from_u64(9), rand_chacha::ChaCha8Rng::seed_from_u64(9));
             let copied = pairwise_tv(&sub_p, m, &sub_s, 3, method, 0.01, &mut a);
-            let indexed = pairwise_tv_of(&p, m, &s, 3, Some(&rows), method, 0.01, &mut b);
+            let indexed = pairwise_tv_of(&p, m, &s, 3, &rows, method, 0.01, &mut b);
             assert_eq!(copied, indexed, "m = {m}");
             assert_eq!(a.random::<u64>(), b.random::<u64>(), "the same draws, m = {m}");
             let expected = if hard || m <= 8 { "exact" } else { "monte-carlo" };
@@ -987,7 +974,7 @@ mod subset_tests {
             let sub_w: Vec<f64> = rows.iter().map(|&i| w[i]).collect();
             let (mut a, mut b) = (rand_chacha::ChaCha8Rng::seed_from_u64(9), rand_chacha::ChaCha8Rng::seed_from_u64(9));
             let copied = pairwise_tv_weighted(&sub_p, m, &sub_s, 3, &sub_w, method, 0.01, &mut a);
-            let indexed = pairwise_tv_weighted_of(&p, m, &s, 3, &w, Some(&rows), method, 0.01, &mut b);
+            let indexed = pairwise_tv_weighted_of(&p, m, &s, 3, &w, &rows, method, 0.01, &mut b);
             assert_eq!(copied, indexed, "weighted, m = {m}");
             assert_eq!(a.random::<u64>(), b.random::<u64>(), "the same draws, weighted, m = {m}");
             assert_eq!(indexed.2, expected);
