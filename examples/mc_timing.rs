@@ -40,7 +40,10 @@ fn main() {
     let mut t_pop = f64::INFINITY;
     let mut pop = None;
     for _ in 0..3 {
-        let mut r2 = fairbits::rng::rng(1, fairbits::rng::Stream::Eval);
+        let mut r2 = fairbits::rng::rng(
+            std::env::var("SEED").map(|v| v.parse().unwrap()).unwrap_or(1),
+            fairbits::rng::Stream::Eval,
+        );
         let t = Instant::now();
         pop = Some(population_weighted(&p, m, &s, 2, &y, 2, w.as_deref(), 0.95, method, "sample", &mut r2));
         t_pop = t_pop.min(t.elapsed().as_secs_f64());

@@ -395,22 +395,68 @@ fn pairwise_tv_of<R: rand::Rng>(
         return (tv, vec![vec![0.0; k]; k], "exact");
     }
     // TV(P_a, P_b) = E_{t ~ P_a}[max(0, 1 - P_b(t) / P_a(t))]: codes drawn from group a's rows serve every
-    // pair (a, b > a); the estimate is stored both ways.
+    // pair (a, b > a).
     let logs = mi::RowLogs::of_rows(p, m, s, k, rows);
-    let mut eps = vec![vec![0.0; k]; k];
-    for a in 0..k.saturating_sub(1) {
-        let of_a: Vec<usize> = rows.iter().copied().filter(|&i| s[i] as usize == a).collect();
-        if of_a.is_empty() {
-            continue;
-        }
-        let (_, codes) = mi::sample_codes(p, m, &of_a, method.samples, rng);
-        let lp = logs.log_probs(&codes, false);
-        for b in a + 1..k {
-            (tv[a][b], eps[a][b]) = mc_pair(&lp, a, b, delta_mc);
+    let mut present = vec![false; k];
+    rows.iter().for_each(|&i| present[s[i] as usize] = true);
+    let draws: Draws = (0..k.saturating_sub(1))
+        .map(|a| {
+            let of_a: Vec<usize> = rows.iter().copied().filter(|&i| s[i] as usize == a).collect();
+            (!of_a.is_empty()).then(|| logs.log_probs(&mi::sample_codes(p, m, &of_a, method.samples, rng).1, false))
+        })
+        .collect();
+    let (tv, eps) = tv_from_draws(&draws, &present, delta_mc);
+    (tv, eps, "monte-carlo")
+}
+
+/// Monte-Carlo draws for one set of pairwise total variations: entry `a` (for each group but the last) holds,
+/// for each code drawn from `P^_a`, the code's `log P^_g(t)` for every group `g`; `None` where group `a`
+/// draws none.
+type Draws = Vec<Option<Vec<Vec<f64>>>>;
+
+/// The pairwise plug-in total variations and their sampling terms at `delta_mc` ([`mc_pair`]) from codes
+/// drawn from each group: pair `(a, b > a)` from group `a`'s codes, stored both ways; 0 where either group is
+/// not `present` or `a` drew nothing.
+fn tv_from_draws(draws: &Draws, present: &[bool], delta_mc: f64) -> (Vec<Vec<f64>>, Vec<Vec<f64>>) {
+    let k = present.len();
+    let (mut tv, mut eps) = (vec![vec![0.0; k]; k], vec![vec![0.0; k]; k]);
+    for (a, lp) in draws.iter().enumerate() {
+        let Some(lp) = lp.as_ref().filter(|_| present[a]) else { continue };
+        for b in (a + 1..k).filter(|&b| present[b]) {
+            (tv[a][b], eps[a][b]) = mc_pair(lp, a, b, delta_mc);
             (tv[b][a], eps[b][a]) = (tv[a][b], eps[a][b]);
         }
     }
-    (tv, eps, "monte-carlo")
+    (tv, eps)
+}
+
+/// `count` codes drawn from the `w`-weighted rows `rows`: a row with probability `w_i / sum w` (the first whose
+/// running total passes a uniform draw), then `t ~ Bernoulli(p_row)`; the rows and the codes (row-major
+/// `count x m`), as [`crate::penalty::mi::sample_codes`] draws from equal weights.
+fn sample_codes_weighted<R: rand::Rng>(
+    p: &[f64],
+    m: usize,
+    rows: &[usize],
+    w: &[f64],
+    count: usize,
+    rng: &mut R,
+) -> (Vec<usize>, Vec<f64>) {
+    let cumulative: Vec<f64> = rows
+        .iter()
+        .scan(0f64, |acc, &i| {
+            *acc += w[i];
+            Some(*acc)
+        })
+        .collect();
+    let last = *cumulative.last().expect("a non-empty set of rows");
+    let (mut picked, mut codes) = (Vec::with_capacity(count), Vec::with_capacity(count * m));
+    for _ in 0..count {
+        let u = rng.random::<f64>() * last;
+        let i = rows[cumulative.partition_point(|&c| c <= u).min(rows.len() - 1)];
+        picked.push(i);
+        codes.extend((0..m).map(|j| (rng.random::<f64>() < p[i * m + j]) as u8 as f64));
+    }
+    (picked, codes)
 }
 
 /// [`pairwise_tv`] of the `w`-weighted rows (docs/design.md, section 4e): group `g`'s plug-in is
@@ -524,37 +570,101 @@ fn pairwise_tv_weighted_of<R: rand::Rng>(
     let groups: Vec<Vec<usize>> = (0..k).map(rows_of).collect();
     let positive: Vec<usize> = rows.iter().copied().filter(|&i| w[i] > 0.0).collect();
     let logs = crate::penalty::mi::RowLogs::weighted(p, m, s, k, &positive, w);
-    let mut eps = vec![vec![0.0; k]; k];
-    for a in 0..k.saturating_sub(1) {
-        if groups[a].is_empty() {
-            continue;
+    let present: Vec<bool> = groups.iter().map(|g| !g.is_empty()).collect();
+    let draws: Draws = (0..k.saturating_sub(1))
+        .map(|a| {
+            (!groups[a].is_empty())
+                .then(|| logs.log_probs(&sample_codes_weighted(p, m, &groups[a], w, method.samples, rng).1, false))
+        })
+        .collect();
+    let (tv, eps) = tv_from_draws(&draws, &present, delta_mc);
+    (tv, eps, "monte-carlo")
+}
+
+/// The Monte-Carlo draws of the population certificate from one pass over the rows (docs/design.md,
+/// section 4b): those of demographic parity (every row) and of equalised odds (each label `y` with
+/// `labels[y]`; `None` for the others). The rows' byte tables are built once, per cell (group and label),
+/// with the weights `w` where given (rows of weight 0 take no part). Demographic parity draws `samples` codes
+/// from each group `a` but the last and evaluates them on every cell: summed over the labels they give
+/// `log P^_g(t)`. A code drawn from a row of label `y` is a draw from `P^_{a,y}`, so it serves equalised odds
+/// for `y` as it is; each label's codes are topped up to `samples` with codes drawn from its cell, evaluated
+/// on its cells only. Each label's codes are then `samples` i.i.d. draws from `P^_{a,y}` (given how many the
+/// first draws gave it), as if drawn on their own, at about two thirds of the cost.
+#[allow(clippy::too_many_arguments)]
+fn joint_draws<R: rand::Rng>(
+    p: &[f64],
+    m: usize,
+    s: &[u32],
+    k: usize,
+    y: &[u8],
+    labels: &[bool],
+    w: Option<&[f64]>,
+    samples: usize,
+    rng: &mut R,
+) -> (Draws, Vec<Option<Draws>>) {
+    use crate::penalty::mi;
+    let n_labels = labels.len();
+    let cell = |i: usize| y[i] as usize * k + s[i] as usize;
+    let cells: Vec<u32> = (0..s.len()).map(|i| cell(i) as u32).collect();
+    let rows: Vec<usize> = (0..s.len()).filter(|&i| w.is_none_or(|w| w[i] > 0.0)).collect();
+    // Each cell's total (rows or weight), summed in the rows' order as the tables sum them.
+    let mut total = vec![0f64; k * n_labels];
+    for &i in &rows {
+        total[cell(i)] += w.map_or(1.0, |w| w[i]);
+    }
+    let logs = match w {
+        Some(w) => mi::RowLogs::weighted(p, m, &cells, k * n_labels, &rows, w),
+        None => mi::RowLogs::of_rows(p, m, &cells, k * n_labels, &rows),
+    };
+    let draw = |of: &[usize], count: usize, rng: &mut R| match w {
+        Some(w) => sample_codes_weighted(p, m, of, w, count, rng),
+        None => mi::sample_codes(p, m, of, count, rng),
+    };
+    // log P^_g(t) = log sum_y W_{g,y} P^_{g,y}(t) - log W_g, over the cells with rows.
+    let group_log = |lp: &[f64], g: usize| -> f64 {
+        let in_g = (0..n_labels).map(|l| l * k + g).filter(|&c| total[c] > 0.0);
+        let w_g: f64 = in_g.clone().map(|c| total[c]).sum();
+        if w_g == 0.0 {
+            return f64::NAN;
         }
-        // A row of group a with probability w_i / W_a: the first whose running total passes a uniform draw.
-        let cumulative: Vec<f64> = groups[a]
-            .iter()
-            .scan(0f64, |acc, &i| {
-                *acc += w[i];
-                Some(*acc)
-            })
-            .collect();
-        let last = *cumulative.last().expect("a non-empty group");
-        let codes: Vec<f64> = (0..method.samples)
-            .flat_map(|_| {
-                let u = rng.random::<f64>() * last;
-                let i = groups[a][cumulative.partition_point(|&c| c <= u).min(groups[a].len() - 1)];
-                (0..m).map(|j| (rng.random::<f64>() < p[i * m + j]) as u8 as f64).collect::<Vec<_>>()
-            })
-            .collect();
-        let lp = logs.log_probs(&codes, false);
-        for b in a + 1..k {
-            if groups[b].is_empty() {
-                continue;
+        let terms: Vec<f64> = in_g.map(|c| lp[c] + total[c].ln()).collect();
+        let top = terms.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        top + terms.iter().map(|v| (v - top).exp()).sum::<f64>().ln() - w_g.ln()
+    };
+    // Every code first (each group's first draws, as parity draws them alone, then each label's top-ups),
+    // then one pass over the rows. Per code: the group it was drawn from, its row's label, whether a top-up.
+    let (mut codes, mut whose): (Vec<f64>, Vec<(usize, usize, bool)>) = (Vec::new(), Vec::new());
+    let of: Vec<Vec<usize>> =
+        (0..k.saturating_sub(1)).map(|a| rows.iter().copied().filter(|&i| s[i] as usize == a).collect()).collect();
+    for (a, of_a) in of.iter().enumerate().filter(|(_, of_a)| !of_a.is_empty()) {
+        let (picked, first) = draw(of_a, samples, rng);
+        codes.extend(first);
+        whose.extend(picked.iter().map(|&i| (a, y[i] as usize, false)));
+    }
+    for (a, of_a) in of.iter().enumerate() {
+        for label in (0..n_labels).filter(|&l| labels[l]) {
+            let of_cell: Vec<usize> = of_a.iter().copied().filter(|&i| y[i] as usize == label).collect();
+            let have = whose.iter().filter(|&&(b, l, top_up)| b == a && l == label && !top_up).count();
+            if !of_cell.is_empty() && have < samples {
+                codes.extend(draw(&of_cell, samples - have, rng).1);
+                whose.extend(std::iter::repeat_n((a, label, true), samples - have));
             }
-            (tv[a][b], eps[a][b]) = mc_pair(&lp, a, b, delta_mc);
-            (tv[b][a], eps[b][a]) = (tv[a][b], eps[a][b]);
         }
     }
-    (tv, eps, "monte-carlo")
+    // A first draw is evaluated on every cell, a top-up on its label's.
+    let wanted = |d: usize, c: usize| !whose[d].2 || c / k == whose[d].1;
+    let lp = logs.log_probs_in(&codes, false, Some(&wanted));
+    let mut dp: Draws = vec![None; k.saturating_sub(1)];
+    let mut eo: Vec<Option<Draws>> = labels.iter().map(|&on| on.then(|| vec![None; k.saturating_sub(1)])).collect();
+    for (&(a, label, top_up), l) in whose.iter().zip(&lp) {
+        if !top_up {
+            dp[a].get_or_insert_with(Vec::new).push((0..k).map(|g| group_log(l, g)).collect());
+        }
+        if let Some(eo) = eo[label].as_mut() {
+            eo[a].get_or_insert_with(Vec::new).push(l[label * k..(label + 1) * k].to_vec());
+        }
+    }
+    (dp, eo)
 }
 
 /// The population certificate of held-out rows: `p` their code probabilities (row-major `n x m`; pass
@@ -605,20 +715,24 @@ pub fn population_weighted<R: rand::Rng>(
         }
         c
     };
-    // The largest pairwise upper bound among the rows `rows`, with `delta_total` for all the pairs.
-    let bound = |rows: &[usize], delta_total: f64, rng: &mut R| -> (f64, f64, &'static str) {
+    // The weights among the rows `rows`, where they change anything (some group's rows weigh differently):
+    // every row's, and each group's total and sum of squared shares among these rows.
+    let weights_of = |rows: &[usize]| {
         let sizes = count(rows);
         // Every row (the demographic-parity bound): no copy.
         let whole = rows.len() == s.len();
         let sub_w: Option<Cow<[f64]>> =
             w.map(|w| if whole { Cow::Borrowed(w) } else { rows.iter().map(|&i| w[i]).collect() });
         let sub_s: Cow<[u32]> = if whole { Cow::Borrowed(s) } else { rows.iter().map(|&i| s[i]).collect() };
-        // The weights, where they change anything (some group's rows weigh differently): every row's, and
-        // each group's total and sum of squared shares among these rows.
-        let weighted = w
-            .zip(sub_w.as_ref())
+        w.zip(sub_w.as_ref())
             .map(|(w, sub_w)| (w, weight_summary(sub_w, &sub_s, k)))
-            .filter(|(_, (_, _, uniform))| (0..k).any(|g| sizes[g] > 0 && !uniform[g]));
+            .filter(|(_, (_, _, uniform))| (0..k).any(|g| sizes[g] > 0 && !uniform[g]))
+    };
+    // The largest pairwise upper bound among the rows `rows`, with `delta_total` for all the pairs; `draws`:
+    // the Monte-Carlo draws of these rows, where drawn already ([`joint_draws`]).
+    let bound = |rows: &[usize], delta_total: f64, draws: Option<&Draws>, rng: &mut R| -> (f64, f64, &'static str) {
+        let sizes = count(rows);
+        let weighted = weights_of(rows);
         let present: Vec<usize> = match &weighted {
             Some((_, (total, _, _))) => (0..k).filter(|&g| total[g] > 0.0).collect(),
             None => (0..k).filter(|&g| sizes[g] > 0).collect(),
@@ -630,9 +744,15 @@ pub fn population_weighted<R: rand::Rng>(
         let per_pair = delta_total / pairs as f64;
         let (delta_mc, delta_mcd) = (per_pair * method.mc_share, per_pair * (1.0 - method.mc_share));
         // A label's rows by their indices: no copy of `p`.
-        let (tv, mc_eps, how) = match &weighted {
-            Some((w, _)) => pairwise_tv_weighted_of(p, m, s, k, w, rows, method, delta_mc, rng),
-            None => pairwise_tv_of(p, m, s, k, rows, method, delta_mc, rng),
+        let (tv, mc_eps, how) = match (draws, &weighted) {
+            (Some(draws), _) => {
+                let mut is_present = vec![false; k];
+                present.iter().for_each(|&g| is_present[g] = true);
+                let (tv, eps) = tv_from_draws(draws, &is_present, delta_mc);
+                (tv, eps, "monte-carlo")
+            }
+            (None, Some((w, _))) => pairwise_tv_weighted_of(p, m, s, k, w, rows, method, delta_mc, rng),
+            (None, None) => pairwise_tv_of(p, m, s, k, rows, method, delta_mc, rng),
         };
         let (mut upper, mut plugin) = (0f64, 0f64);
         for (x, &a) in present.iter().enumerate() {
@@ -651,12 +771,29 @@ pub fn population_weighted<R: rand::Rng>(
         (upper, plugin, how)
     };
     let all: Vec<usize> = (0..s.len()).collect();
-    let (u, plugin, how) = bound(&all, delta, rng);
+    let by_label: Vec<Vec<usize>> =
+        (0..n_labels as u8).map(|label| (0..y.len()).filter(|&i| y[i] == label).collect()).collect();
+    // Monte Carlo (wider than m_max, soft codes): demographic parity's and equalised odds' codes from one pass
+    // over the rows, where the weights count alike for every label and for all rows (otherwise each bound
+    // draws its own).
+    let monte_carlo = |rows: &[usize]| !rows.is_empty() && m > method.m_max && !all_hard(p, m, rows);
+    let (dp_draws, eo_draws) = if monte_carlo(&all)
+        && y.len() == s.len()
+        && y.iter().all(|&v| (v as usize) < n_labels)
+        && by_label.iter().all(|rows| weights_of(rows).is_some() == weights_of(&all).is_some())
+    {
+        let w = weights_of(&all).map(|(w, _)| w);
+        let labels: Vec<bool> = by_label.iter().map(|rows| monte_carlo(rows)).collect();
+        let (dp, eo) = joint_draws(p, m, s, k, y, &labels, w, method.samples, rng);
+        (Some(dp), eo)
+    } else {
+        (None, vec![None; n_labels])
+    };
+    let (u, plugin, how) = bound(&all, delta, dp_draws.as_ref(), rng);
     let mut eo: f64 = 0.0;
-    for label in 0..n_labels as u8 {
-        let rows: Vec<usize> = (0..y.len()).filter(|&i| y[i] == label).collect();
+    for (rows, draws) in by_label.iter().zip(&eo_draws) {
         if !rows.is_empty() {
-            let (u_y, _, _) = bound(&rows, delta / n_labels as f64, rng);
+            let (u_y, _, _) = bound(rows, delta / n_labels as f64, draws.as_ref(), rng);
             if !u_y.is_nan() {
                 eo = eo.max(u_y);
             }
@@ -978,6 +1115,81 @@ mod subset_tests {
             assert_eq!(copied, indexed, "weighted, m = {m}");
             assert_eq!(a.random::<u64>(), b.random::<u64>(), "the same draws, weighted, m = {m}");
             assert_eq!(indexed.2, expected);
+        }
+    }
+
+    /// The shared draws of the population certificate (docs/design.md, section 4b): each label gets exactly
+    /// `samples` codes, and every estimate (parity over all rows, each label's equalised-odds TV) agrees with
+    /// enumeration of the same rows within a few standard errors of its terms, with weights and without, for
+    /// labels tied to the groups and rows; parity's plug-in is that of drawing alone (the same codes).
+    #[test]
+    fn shared_draws_estimate_each_labels_tv() {
+        let mut r = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+        let (n, m, k, samples) = (3000, 10, 3, 6000);
+        let s: Vec<u32> = (0..n).map(|_| r.random_range(0..k as u32)).collect();
+        // Labels depend on the group and on the row's first bit: each label's TV differs from parity's.
+        let p: Vec<f64> = (0..n * m).map(|j| (r.random::<f64>().powi(2) + 0.15 * s[j / m] as f64).min(0.98)).collect();
+        let y: Vec<u8> = (0..n).map(|i| (r.random::<f64>() < 0.2 + 0.6 * p[i * m]) as u8).collect();
+        let w: Vec<f64> = (0..n).map(|_| if r.random::<f64>() < 0.1 { 0.0 } else { 0.5 + r.random::<f64>() }).collect();
+        let exact = TvMethod { m_max: 12, samples: 0, mc_share: 0.2 };
+        for weights in [None, Some(&w[..])] {
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+            let (dp, eo) = joint_draws(&p, m, &s, k, &y, &[true, true], weights, samples, &mut rng);
+            let all: Vec<usize> = (0..n).collect();
+            let mut cases = vec![("parity", dp, all.clone())];
+            for (label, draws) in eo.into_iter().enumerate() {
+                let rows: Vec<usize> = all.iter().copied().filter(|&i| y[i] as usize == label).collect();
+                cases.push((["label 0", "label 1"][label], draws.expect("both labels drawn"), rows));
+            }
+            for (name, draws, rows) in cases {
+                let (want, _, how) = match weights {
+                    Some(w) => pairwise_tv_weighted_of(&p, m, &s, k, w, &rows, exact, 0.01, &mut rng),
+                    None => pairwise_tv_of(&p, m, &s, k, &rows, exact, 0.01, &mut rng),
+                };
+                assert_eq!(how, "exact");
+                for (a, lp) in draws.iter().enumerate() {
+                    let lp = lp.as_ref().expect("every group but the last draws");
+                    assert_eq!(lp.len(), samples, "{name}, group {a}: the codes are topped up to `samples`");
+                    for b in a + 1..k {
+                        let terms: Vec<f64> = lp.iter().map(|l| (1.0 - (l[b] - l[a]).exp()).max(0.0)).collect();
+                        let mean = terms.iter().sum::<f64>() / samples as f64;
+                        let sd = (terms.iter().map(|t| (t - mean).powi(2)).sum::<f64>() / samples as f64).sqrt();
+                        let se = sd / (samples as f64).sqrt();
+                        assert!(
+                            (mean - want[a][b]).abs() <= 4.0 * se,
+                            "{name}, weights {}: pair ({a}, {b}) estimated {mean:.4}, enumerated {:.4} (se {se:.4})",
+                            weights.is_some(),
+                            want[a][b]
+                        );
+                    }
+                }
+            }
+            // Parity's codes are those of drawing alone: the plug-in matches to rounding.
+            let method = TvMethod { m_max: 8, samples, mc_share: 0.2 };
+            let alone = match weights {
+                Some(w) => {
+                    pairwise_tv_weighted(&p, m, &s, k, w, method, 0.01, &mut rand_chacha::ChaCha8Rng::seed_from_u64(3))
+                }
+                None => pairwise_tv(&p, m, &s, k, method, 0.01, &mut rand_chacha::ChaCha8Rng::seed_from_u64(3)),
+            };
+            let (dp, _) = joint_draws(
+                &p,
+                m,
+                &s,
+                k,
+                &y,
+                &[true, true],
+                weights,
+                samples,
+                &mut rand_chacha::ChaCha8Rng::seed_from_u64(3),
+            );
+            let present = vec![true; k];
+            let (shared, _) = tv_from_draws(&dp, &present, 0.01);
+            for a in 0..k {
+                for b in 0..k {
+                    assert!((shared[a][b] - alone.0[a][b]).abs() <= 1e-12, "parity ({a}, {b})");
+                }
+            }
         }
     }
 }

@@ -841,6 +841,21 @@ impl<'a> RowLogs<'a> {
     /// over a piece, and over the pieces, is taken in a fixed order, so the numbers depend neither on the
     /// thread count nor on the vector width.
     pub fn log_probs(&self, codes: &[f64], overall: bool) -> Vec<Vec<f64>> {
+        self.log_probs_in(codes, overall, None)
+    }
+
+    /// [`Self::log_probs`] where code `d` needs only the groups `g` with `wanted(d, g)` (`None`: every code
+    /// every group): a code is not evaluated on the rows of the groups it does not need, and their entries
+    /// are NaN. The entries it needs are those of [`Self::log_probs`], bit for bit. `overall` needs every
+    /// group.
+    pub fn log_probs_in(
+        &self,
+        codes: &[f64],
+        overall: bool,
+        wanted: Option<&(dyn Fn(usize, usize) -> bool + Sync)>,
+    ) -> Vec<Vec<f64>> {
+        let wants = |d: usize, g: usize| wanted.is_none_or(|wanted| wanted(d, g));
+        assert!(!overall || wanted.is_none(), "log P^(t) over all rows needs every group");
         let (n, m) = (self.order.len(), self.m);
         let c = codes.len() / m.max(1);
         let k = self.bounds.len() - 1;
@@ -865,9 +880,20 @@ impl<'a> RowLogs<'a> {
         for c0 in (0..c).step_by(CODE_BATCH) {
             let c1 = (c0 + CODE_BATCH).min(c);
             let batch = &bytes[c0 * nb..c1 * nb];
-            let sorted = sorted_codes(batch, nb);
-            let partial: Vec<Vec<f64>> =
-                pieces.par_iter().map(|&(g, lo, hi)| self.piece_sums(g, lo, hi, batch, nb, &sorted)).collect();
+            // Each group's codes in order; one list for all where every code needs every group.
+            let sorted: Vec<Vec<Sorted>> = match wanted {
+                None => vec![sorted_codes(batch, nb, (0..c1 - c0).collect())],
+                Some(_) => (0..k)
+                    .map(|g| sorted_codes(batch, nb, (0..c1 - c0).filter(|&d| wants(c0 + d, g)).collect()))
+                    .collect(),
+            };
+            let partial: Vec<Vec<f64>> = pieces
+                .par_iter()
+                .map(|&(g, lo, hi)| match &sorted[g.min(sorted.len() - 1)] {
+                    none if none.is_empty() => vec![0.0; c1 - c0],
+                    some => self.piece_sums(g, lo, hi, batch, nb, some),
+                })
+                .collect();
             for (&(g, _, _), part) in pieces.iter().zip(&partial) {
                 sums[g][c0..c1].iter_mut().zip(part).for_each(|(s, v)| *s += v);
             }
@@ -880,7 +906,7 @@ impl<'a> RowLogs<'a> {
                     .map(|g| {
                         let n_g = self.bounds[g + 1] - self.bounds[g];
                         let sum = sums[g][d];
-                        if n_g == 0 {
+                        if n_g == 0 || !wants(d, g) {
                             f64::NAN
                         } else if sum >= TINY {
                             self.top[g] + sum.ln() - self.log_total[g]
@@ -963,7 +989,7 @@ impl<'a> RowLogs<'a> {
     fn piece_sums_impl(&self, g: usize, lo: usize, hi: usize, bytes: &[u16], nb: usize, sorted: &[Sorted]) -> Vec<f64> {
         let codes = bytes.len() / nb.max(1);
         // Each code's sum in eight lanes (lane l: rows l, l + 8, .. of every block), added up at the end.
-        let mut lanes = vec![[0f64; 8]; codes];
+        let mut lanes = vec![[0f64; 8]; sorted.len()];
         let mut tables = vec![0f64; nb * 256 * ROW_BLOCK];
         let mut factors = vec![0f64; 2 * self.m * ROW_BLOCK];
         // prefix[b]: the block's products of bytes 0..=b of the current code. Codes come sorted, so a
@@ -977,7 +1003,7 @@ impl<'a> RowLogs<'a> {
             };
             // The current code's full product; a repeated code (sharing every byte) adds it again.
             let mut cur = [0f64; ROW_BLOCK];
-            for &Sorted { code: d, shared, keep } in sorted {
+            for (x, &Sorted { code: d, shared, keep }) in sorted.iter().enumerate() {
                 let (d, shared) = (d as usize, shared as usize);
                 let code = &bytes[d * nb..(d + 1) * nb];
                 if shared < nb {
@@ -996,16 +1022,20 @@ impl<'a> RowLogs<'a> {
                         }
                     }
                 }
-                let mut acc = lanes[d];
+                let mut acc = lanes[x];
                 for chunk in cur.chunks_exact(8) {
                     for l in 0..8 {
                         acc[l] += chunk[l];
                     }
                 }
-                lanes[d] = acc;
+                lanes[x] = acc;
             }
         }
-        lanes.iter().map(|a| ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]))).collect()
+        let mut out = vec![0f64; codes];
+        for (a, x) in lanes.iter().zip(sorted) {
+            out[x.code as usize] = ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]));
+        }
+        out
     }
 
     /// The byte tables of rows `start..start + rows` (at most [`ROW_BLOCK`]; missing rows get zeros):
@@ -1064,14 +1094,13 @@ struct Sorted {
     keep: u64,
 }
 
-/// The codes of `bytes` (`nb` bytes each) in lexicographic order, each with the number of leading bytes it
+/// The codes `order` of `bytes` (indices of codes of `nb` bytes each) in lexicographic order, each with the number of leading bytes it
 /// shares with the code before it (0 for the first): the products over those bytes carry over. A code
 /// sharing `s` bytes (`2 <= s < nb`) reads level `s - 1` (level 0 is a table row, a repeated code reuses the
 /// full product); the code that computed that level keeps it. Level `L` of code `x` is read iff the first
 /// later code sharing at most `L + 1` bytes shares exactly `L + 1`. Levels past 63 are always kept.
-fn sorted_codes(bytes: &[u16], nb: usize) -> Vec<Sorted> {
+fn sorted_codes(bytes: &[u16], nb: usize, mut order: Vec<usize>) -> Vec<Sorted> {
     let code = |d: usize| &bytes[d * nb..(d + 1) * nb];
-    let mut order: Vec<usize> = (0..bytes.len() / nb.max(1)).collect();
     order.sort_by(|&a, &b| code(a).cmp(code(b)));
     let shared: Vec<usize> = (0..order.len())
         .map(|x| match x {
@@ -1159,6 +1188,31 @@ mod tests {
     use super::*;
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
+
+    /// Codes evaluated on some groups only: those entries are [`RowLogs::log_probs`]' bit for bit, the
+    /// others NaN; a group no code needs is not visited.
+    #[test]
+    fn log_probs_of_some_groups_are_those_of_all_bit_for_bit() {
+        let mut r = ChaCha8Rng::seed_from_u64(4);
+        let (n, m, k) = (5000, 20, 4);
+        let s: Vec<u32> = (0..n).map(|_| r.random_range(0..3u32)).collect();
+        let p: Vec<f64> = (0..n * m).map(|_| r.random::<f64>()).collect();
+        let all: Vec<usize> = (0..n).collect();
+        let (_, codes) = sample_codes(&p, m, &all, 300, &mut r);
+        let logs = RowLogs::new(&p, m, &s, k);
+        let every = logs.log_probs(&codes, false);
+        let wanted = |d: usize, g: usize| !(d + g).is_multiple_of(3) && g != 3;
+        let some = logs.log_probs_in(&codes, false, Some(&wanted));
+        for (d, (got, want)) in some.iter().zip(&every).enumerate() {
+            for g in 0..k {
+                if wanted(d, g) {
+                    assert_eq!(got[g].to_bits(), want[g].to_bits(), "code {d}, group {g}");
+                } else {
+                    assert!(got[g].is_nan(), "code {d}, group {g}: not wanted");
+                }
+            }
+        }
+    }
 
     /// The estimator before the byte tables (kept as the reference): one GEMM of codes and `D`, then a
     /// log-sum-exp per group.
@@ -1341,7 +1395,7 @@ mod tests {
             .flat_map(|t| t.chunks(8).map(|b| b.iter().rev().fold(0u16, |acc, &v| acc << 1 | (v != 0.0) as u16)))
             .collect();
         let (lo, hi) = (logs.bounds[1], logs.bounds[2]);
-        let sorted = sorted_codes(&bytes, 4);
+        let sorted = sorted_codes(&bytes, 4, (0..bytes.len() / 4).collect());
         let baseline = logs.piece_sums_impl(1, lo, hi, &bytes, 4, &sorted);
         #[cfg(target_arch = "x86_64")]
         {
