@@ -6,7 +6,7 @@
 //! Prints the times and numbers (the mean of `log P_0(t) - log P(t)` over the codes, the plug-in TV and the
 //! equalised-odds bound), so that a change to the kernel can be compared for speed and for the bits it moves.
 //! Env: `SAMPLES` (codes, default 2,000), `ROWS` (default 600,000), `WEIGHTED` (set: the weighted certificate
-//! of docs/design.md, section 4e, weights uniform on [0.5, 1.5]).
+//! of docs/design.md, section 4e, weights uniform on [0.5, 1.5]), `SEED` (the certificate's draws, default 1).
 //! Usage: `cargo run --release --example mc_timing`.
 use fairbits::eval::certificate::{population_weighted, TvMethod};
 use fairbits::penalty::mi::{sample_codes, RowLogs};
