@@ -670,7 +670,9 @@ fn joint_draws<R: rand::Rng>(
 /// The population certificate of held-out rows: `p` their code probabilities (row-major `n x m`; pass
 /// `1[p >= 0.5]` to certify thresholded codes), `s` their groups, `y` their labels (`< n_labels`).
 /// `delta` is split evenly over the pairs of groups (and, for equalised odds, over the labels too); each
-/// Monte-Carlo estimate spends `mc_share` of its part on its sampling error.
+/// Monte-Carlo estimate spends `mc_share` of its part on its sampling error; wider than `m_max`,
+/// demographic parity and equalised odds draw their codes together, in one pass over the rows
+/// (section 4b of docs/design.md).
 #[allow(clippy::too_many_arguments)]
 pub fn population<R: rand::Rng>(
     p: &[f64],
