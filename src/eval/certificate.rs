@@ -312,10 +312,16 @@ pub struct TvMethod {
     pub mc_share: f64,
 }
 
+/// One Monte-Carlo term of `TV(P^_a, P^_b)` for a code drawn from `P^_a` (`l`: its `log P^_g(t)`):
+/// `max(0, 1 - P^_b(t) / P^_a(t))`.
+fn tv_term(l: &[f64], a: usize, b: usize) -> f64 {
+    (1.0 - (l[b] - l[a]).exp()).max(0.0)
+}
+
 /// One pair's Monte-Carlo estimate from codes drawn from `P^_a` (`lp`: each code's `log P^_g(t)`):
 /// `TV(P^_a, P^_b)` as the mean of `max(0, 1 - P^_b(t) / P^_a(t))`, and its sampling term ([`mc_eps`]).
 fn mc_pair(lp: &[Vec<f64>], a: usize, b: usize, delta_mc: f64) -> (f64, f64) {
-    let terms: Vec<f64> = lp.iter().map(|l| (1.0 - (l[b] - l[a]).exp()).max(0.0)).collect();
+    let terms: Vec<f64> = lp.iter().map(|l| tv_term(l, a, b)).collect();
     (terms.iter().sum::<f64>() / terms.len() as f64, mc_eps(delta_mc, &terms))
 }
 
@@ -627,9 +633,7 @@ fn joint_draws<R: rand::Rng>(
         if w_g == 0.0 {
             return f64::NAN;
         }
-        let terms: Vec<f64> = in_g.map(|c| lp[c] + total[c].ln()).collect();
-        let top = terms.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        top + terms.iter().map(|v| (v - top).exp()).sum::<f64>().ln() - w_g.ln()
+        mi::log_sum_exp(in_g.map(|c| lp[c] + total[c].ln())) - w_g.ln()
     };
     // Every code first (each group's first draws, as parity draws them alone, then each label's top-ups),
     // then one pass over the rows. Per code: the group it was drawn from, its row's label, whether a top-up.
@@ -779,12 +783,13 @@ pub fn population_weighted<R: rand::Rng>(
     // over the rows, where the weights count alike for every label and for all rows (otherwise each bound
     // draws its own).
     let monte_carlo = |rows: &[usize]| !rows.is_empty() && m > method.m_max && !all_hard(p, m, rows);
+    let all_weighted = weights_of(&all).map(|(w, _)| w);
     let (dp_draws, eo_draws) = if monte_carlo(&all)
         && y.len() == s.len()
         && y.iter().all(|&v| (v as usize) < n_labels)
-        && by_label.iter().all(|rows| weights_of(rows).is_some() == weights_of(&all).is_some())
+        && by_label.iter().all(|rows| weights_of(rows).is_some() == all_weighted.is_some())
     {
-        let w = weights_of(&all).map(|(w, _)| w);
+        let w = all_weighted;
         let labels: Vec<bool> = by_label.iter().map(|rows| monte_carlo(rows)).collect();
         let (dp, eo) = joint_draws(p, m, s, k, y, &labels, w, method.samples, rng);
         (Some(dp), eo)
@@ -1153,7 +1158,7 @@ mod subset_tests {
                     let lp = lp.as_ref().expect("every group but the last draws");
                     assert_eq!(lp.len(), samples, "{name}, group {a}: the codes are topped up to `samples`");
                     for b in a + 1..k {
-                        let terms: Vec<f64> = lp.iter().map(|l| (1.0 - (l[b] - l[a]).exp()).max(0.0)).collect();
+                        let terms: Vec<f64> = lp.iter().map(|l| tv_term(l, a, b)).collect();
                         let mean = terms.iter().sum::<f64>() / samples as f64;
                         let sd = (terms.iter().map(|t| (t - mean).powi(2)).sum::<f64>() / samples as f64).sqrt();
                         let se = sd / (samples as f64).sqrt();

@@ -1170,7 +1170,8 @@ pub fn joint_mi_monte_carlo<R: Rng>(
     Ok(McEstimate { mean, stderr: (var / d).sqrt() })
 }
 
-fn log_sum_exp(values: impl Iterator<Item = f64> + Clone) -> f64 {
+/// `log sum_i exp(v_i)`, from the largest value (so no term overflows); `-inf` for no values.
+pub(crate) fn log_sum_exp(values: impl Iterator<Item = f64> + Clone) -> f64 {
     let max = values.clone().fold(f64::NEG_INFINITY, f64::max);
     if max == f64::NEG_INFINITY {
         return max;
