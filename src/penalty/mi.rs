@@ -881,17 +881,17 @@ impl<'a> RowLogs<'a> {
             let c1 = (c0 + CODE_BATCH).min(c);
             let batch = &bytes[c0 * nb..c1 * nb];
             // Each group's codes in order; one list for all where every code needs every group.
-            let sorted: Vec<Vec<Sorted>> = match wanted {
-                None => vec![sorted_codes(batch, nb, (0..c1 - c0).collect())],
+            let sorted: Vec<Distinct> = match wanted {
+                None => vec![distinct_codes(batch, nb, (0..c1 - c0).collect())],
                 Some(_) => (0..k)
-                    .map(|g| sorted_codes(batch, nb, (0..c1 - c0).filter(|&d| wants(c0 + d, g)).collect()))
+                    .map(|g| distinct_codes(batch, nb, (0..c1 - c0).filter(|&d| wants(c0 + d, g)).collect()))
                     .collect(),
             };
             let partial: Vec<Vec<f64>> = pieces
                 .par_iter()
                 .map(|&(g, lo, hi)| match &sorted[g.min(sorted.len() - 1)] {
-                    none if none.is_empty() => vec![0.0; c1 - c0],
-                    some => self.piece_sums(g, lo, hi, batch, nb, some),
+                    none if none.of.is_empty() => vec![0.0; c1 - c0],
+                    some => self.piece_sums(g, lo, hi, nb, some, c1 - c0),
                 })
                 .collect();
             for (&(g, _, _), part) in pieces.iter().zip(&partial) {
@@ -950,19 +950,19 @@ impl<'a> RowLogs<'a> {
     /// The sums `sum_{r in lo..hi} exp(mode_r - top_g) prod_b table_r(byte_b(t))` for each code of `bytes`
     /// (`nb` bytes each), with the widest vector instructions the processor has (the same bits at any
     /// width: products are element-wise, sums in a fixed order).
-    fn piece_sums(&self, g: usize, lo: usize, hi: usize, bytes: &[u16], nb: usize, sorted: &[Sorted]) -> Vec<f64> {
+    fn piece_sums(&self, g: usize, lo: usize, hi: usize, nb: usize, codes: &Distinct, out_len: usize) -> Vec<f64> {
         #[cfg(target_arch = "x86_64")]
         {
             if std::arch::is_x86_feature_detected!("avx512f") {
                 // SAFETY: the processor has the features the function is compiled for.
-                return unsafe { self.piece_sums_avx512(g, lo, hi, bytes, nb, sorted) };
+                return unsafe { self.piece_sums_avx512(g, lo, hi, nb, codes, out_len) };
             }
             if std::arch::is_x86_feature_detected!("avx2") {
                 // SAFETY: as above.
-                return unsafe { self.piece_sums_avx2(g, lo, hi, bytes, nb, sorted) };
+                return unsafe { self.piece_sums_avx2(g, lo, hi, nb, codes, out_len) };
             }
         }
-        self.piece_sums_impl(g, lo, hi, bytes, nb, sorted)
+        self.piece_sums_impl(g, lo, hi, nb, codes, out_len)
     }
 
     #[cfg(target_arch = "x86_64")]
@@ -972,68 +972,52 @@ impl<'a> RowLogs<'a> {
         g: usize,
         lo: usize,
         hi: usize,
-        bytes: &[u16],
         nb: usize,
-        sorted: &[Sorted],
+        codes: &Distinct,
+        out_len: usize,
     ) -> Vec<f64> {
-        self.piece_sums_impl(g, lo, hi, bytes, nb, sorted)
+        self.piece_sums_impl(g, lo, hi, nb, codes, out_len)
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    fn piece_sums_avx2(&self, g: usize, lo: usize, hi: usize, bytes: &[u16], nb: usize, sorted: &[Sorted]) -> Vec<f64> {
-        self.piece_sums_impl(g, lo, hi, bytes, nb, sorted)
+    fn piece_sums_avx2(&self, g: usize, lo: usize, hi: usize, nb: usize, codes: &Distinct, out_len: usize) -> Vec<f64> {
+        self.piece_sums_impl(g, lo, hi, nb, codes, out_len)
     }
 
     #[inline(always)]
-    fn piece_sums_impl(&self, g: usize, lo: usize, hi: usize, bytes: &[u16], nb: usize, sorted: &[Sorted]) -> Vec<f64> {
-        let codes = bytes.len() / nb.max(1);
-        // Each code's sum in eight lanes (lane l: rows l, l + 8, .. of every block), added up at the end.
-        let mut lanes = vec![[0f64; 8]; sorted.len()];
+    fn piece_sums_impl(&self, g: usize, lo: usize, hi: usize, nb: usize, codes: &Distinct, out_len: usize) -> Vec<f64> {
+        // Each distinct code's sum in eight lanes (lane l: rows l, l + 8, .. of every block), added up at the end.
+        let mut lanes = vec![[0f64; 8]; codes.bytes.len() / nb.max(1)];
         let mut tables = vec![0f64; nb * 256 * ROW_BLOCK];
         let mut factors = vec![0f64; 2 * self.m * ROW_BLOCK];
-        // prefix[b]: the block's products of bytes 0..=b of the current code. Codes come sorted, so a
-        // code recomputes only the bytes after those it shares with the previous one.
-        let mut prefix = vec![[0f64; ROW_BLOCK]; nb];
         for start in (lo..hi).step_by(ROW_BLOCK) {
             let rows = (hi - start).min(ROW_BLOCK);
             self.fill_tables(g, start, rows, &mut tables, &mut factors);
             let row = |b: usize, v: u16| -> &[f64; ROW_BLOCK] {
                 tables[(b * 256 + v as usize) * ROW_BLOCK..][..ROW_BLOCK].try_into().expect("a block")
             };
-            // The current code's full product; a repeated code (sharing every byte) adds it again.
-            let mut cur = [0f64; ROW_BLOCK];
-            for (x, &Sorted { code: d, shared, keep }) in sorted.iter().enumerate() {
-                let (d, shared) = (d as usize, shared as usize);
-                let code = &bytes[d * nb..(d + 1) * nb];
-                if shared < nb {
-                    // Products in a local array (registers); a level is stored only if a later code reads it.
-                    cur = match shared {
-                        0 | 1 => *row(0, code[0]),
-                        _ => prefix[shared - 1],
-                    };
-                    for b in shared.max(1)..nb {
-                        let e = row(b, code[b]);
-                        for r in 0..ROW_BLOCK {
-                            cur[r] *= e[r];
-                        }
-                        if b >= 64 || keep >> b & 1 == 1 {
-                            prefix[b] = cur;
-                        }
+            // Every code runs the same steps (no branch on the code), so consecutive codes overlap in the
+            // processor; codes in order share their first chunks' table rows in the cache.
+            for (code, acc) in codes.bytes.chunks_exact(nb).zip(lanes.iter_mut()) {
+                let mut cur = *row(0, code[0]);
+                for (b, &v) in code.iter().enumerate().skip(1) {
+                    let e = row(b, v);
+                    for r in 0..ROW_BLOCK {
+                        cur[r] *= e[r];
                     }
                 }
-                let mut acc = lanes[x];
                 for chunk in cur.chunks_exact(8) {
                     for l in 0..8 {
                         acc[l] += chunk[l];
                     }
                 }
-                lanes[x] = acc;
             }
         }
-        let mut out = vec![0f64; codes];
-        for (a, x) in lanes.iter().zip(sorted) {
-            out[x.code as usize] = ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]));
+        let mut out = vec![0f64; out_len];
+        for &(d, u) in &codes.of {
+            let a = &lanes[u as usize];
+            out[d as usize] = ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]));
         }
         out
     }
@@ -1085,48 +1069,23 @@ impl<'a> RowLogs<'a> {
     }
 }
 
-/// A code's place in the sorted batch: its index, the number of leading bytes it shares with the code
-/// before it, and which of its partial products (bytes `0..=L`, bit `L`) a later code reads.
-#[derive(Clone, Copy, Debug)]
-struct Sorted {
-    code: u32,
-    shared: u32,
-    keep: u64,
+/// A batch's distinct codes in lexicographic order (their bytes, `nb` each) and, for each code, the index
+/// of its distinct code: a repeated code is evaluated once.
+struct Distinct {
+    bytes: Vec<u16>,
+    of: Vec<(u32, u32)>,
 }
 
-/// The codes `order` of `bytes` (indices of codes of `nb` bytes each) in lexicographic order, each with the number of leading bytes it
-/// shares with the code before it (0 for the first): the products over those bytes carry over. A code
-/// sharing `s` bytes (`2 <= s < nb`) reads level `s - 1` (level 0 is a table row, a repeated code reuses the
-/// full product); the code that computed that level keeps it. Level `L` of code `x` is read iff the first
-/// later code sharing at most `L + 1` bytes shares exactly `L + 1`. Levels past 63 are always kept.
-fn sorted_codes(bytes: &[u16], nb: usize, mut order: Vec<usize>) -> Vec<Sorted> {
+/// The distinct codes among `order` (indices of codes of `nb` bytes each in `bytes`).
+fn distinct_codes(bytes: &[u16], nb: usize, mut order: Vec<usize>) -> Distinct {
     let code = |d: usize| &bytes[d * nb..(d + 1) * nb];
     order.sort_by(|&a, &b| code(a).cmp(code(b)));
-    let shared: Vec<usize> = (0..order.len())
-        .map(|x| match x {
-            0 => 0,
-            _ => code(order[x - 1]).iter().zip(code(order[x])).take_while(|(a, b)| a == b).count(),
-        })
-        .collect();
-    // first_le[j]: the shared count of the nearest later code sharing at most j bytes (usize::MAX: none).
-    let mut first_le = vec![usize::MAX; nb + 1];
-    let mut out = vec![Sorted { code: 0, shared: 0, keep: 0 }; order.len()];
-    for x in (0..order.len()).rev() {
-        let mut keep = 0u64;
-        for level in shared[x].max(1)..nb.saturating_sub(1) {
-            if level >= 64 {
-                keep = u64::MAX;
-                break;
-            }
-            if first_le[level + 1] == level + 1 {
-                keep |= 1 << level;
-            }
+    let mut out = Distinct { bytes: Vec::new(), of: Vec::with_capacity(order.len()) };
+    for (x, &d) in order.iter().enumerate() {
+        if x == 0 || code(order[x - 1]) != code(d) {
+            out.bytes.extend_from_slice(code(d));
         }
-        out[x] =
-            Sorted { code: order[x] as u32, shared: shared[x] as u32, keep: if nb > 65 { u64::MAX } else { keep } };
-        for slot in &mut first_le[shared[x]..] {
-            *slot = shared[x];
-        }
+        out.of.push((d as u32, (out.bytes.len() / nb.max(1) - 1) as u32));
     }
     out
 }
@@ -1396,17 +1355,18 @@ mod tests {
             .flat_map(|t| t.chunks(8).map(|b| b.iter().rev().fold(0u16, |acc, &v| acc << 1 | (v != 0.0) as u16)))
             .collect();
         let (lo, hi) = (logs.bounds[1], logs.bounds[2]);
-        let sorted = sorted_codes(&bytes, 4, (0..bytes.len() / 4).collect());
-        let baseline = logs.piece_sums_impl(1, lo, hi, &bytes, 4, &sorted);
+        let c = bytes.len() / 4;
+        let distinct = distinct_codes(&bytes, 4, (0..c).collect());
+        let baseline = logs.piece_sums_impl(1, lo, hi, 4, &distinct, c);
         #[cfg(target_arch = "x86_64")]
         {
             if std::arch::is_x86_feature_detected!("avx2") {
                 // SAFETY: the feature was detected.
-                assert_eq!(baseline, unsafe { logs.piece_sums_avx2(1, lo, hi, &bytes, 4, &sorted) });
+                assert_eq!(baseline, unsafe { logs.piece_sums_avx2(1, lo, hi, 4, &distinct, c) });
             }
             if std::arch::is_x86_feature_detected!("avx512f") {
                 // SAFETY: the feature was detected.
-                assert_eq!(baseline, unsafe { logs.piece_sums_avx512(1, lo, hi, &bytes, 4, &sorted) });
+                assert_eq!(baseline, unsafe { logs.piece_sums_avx512(1, lo, hi, 4, &distinct, c) });
             }
         }
         let with = |threads: usize| {
@@ -1420,6 +1380,35 @@ mod tests {
             pool.install(|| joint_mi_monte_carlo(&p, 32, &s, 2, 500, &mut ChaCha8Rng::seed_from_u64(1)).unwrap())
         };
         assert_eq!(mi(1), mi(2));
+    }
+
+    /// A repeated code is evaluated once and gets its numbers, in any position of the batch and whatever
+    /// the groups each copy needs.
+    #[test]
+    fn repeated_codes_get_the_numbers_of_one() {
+        let (p, s) = mixed_rows(71, 3000, 20, 3);
+        let all: Vec<usize> = (0..p.len() / 20).collect();
+        let (_, codes) = sample_codes(&p, 20, &all, 50, &mut ChaCha8Rng::seed_from_u64(71));
+        let logs = RowLogs::new(&p, 20, &s, 3);
+        let alone = logs.log_probs(&codes, true);
+        // Every code three times, interleaved with the others.
+        let tripled: Vec<f64> = (0..3).flat_map(|_| codes.iter().copied()).collect();
+        let c = alone.len();
+        let again = logs.log_probs(&tripled, true);
+        for (d, v) in again.iter().enumerate() {
+            assert_eq!(v, &alone[d % c], "copy {} of code {}", d / c, d % c);
+        }
+        // Copies needing different groups: each gets the entries it needs, bit for bit.
+        let wanted = |d: usize, g: usize| (d + g) % 3 != 0;
+        let some = logs.log_probs_in(&tripled, false, Some(&wanted));
+        for (d, v) in some.iter().enumerate() {
+            for g in 0..3 {
+                match wanted(d, g) {
+                    true => assert_eq!(v[g].to_bits(), alone[d % c][g].to_bits(), "code {d} group {g}"),
+                    false => assert!(v[g].is_nan()),
+                }
+            }
+        }
     }
 
     /// Brute force: enumerate every code, `P(t | s)` as a plain average of products over rows.
