@@ -1020,45 +1020,6 @@ pub fn decompose(
 }
 
 #[cfg(test)]
-mod term_tests {
-    use super::*;
-    use rand::{Rng, SeedableRng};
-
-    /// The Monte-Carlo terms from the tables (f32 sums within `log_error`) are never below the exact terms
-    /// (each `P^_g(t)` a direct log-sum-exp over its rows in f64), and without the allowance some would be:
-    /// the allowance is what keeps them on the safe side.
-    #[test]
-    fn monte_carlo_terms_are_never_below_the_exact_ones() {
-        use crate::penalty::mi;
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
-        let (n, m, k) = (2000, 32, 2);
-        let s: Vec<u32> = (0..n).map(|_| rng.random_range(0..k as u32)).collect();
-        // Soft rows whose groups differ a little: terms spread over (0, 1).
-        let p: Vec<f64> = (0..n * m)
-            .map(|idx| 1.0 / (1.0 + (-(4.0 * (rng.random::<f64>() - 0.5) + 0.5 * s[idx / m] as f64)).exp()))
-            .collect();
-        let of_0: Vec<usize> = (0..n).filter(|&i| s[i] == 0).collect();
-        let (_, codes) = mi::sample_codes(&p, m, &of_0, 400, &mut rng);
-        let lp = mi::RowLogs::new(&p, m, &s, k).log_probs(&codes, false);
-        let exact = |t: &[f64], g: u32| -> f64 {
-            let rows: Vec<usize> = (0..n).filter(|&i| s[i] == g).collect();
-            let ll = rows.iter().map(|&i| {
-                (0..m).map(|j| if t[j] != 0.0 { p[i * m + j].ln() } else { (1.0 - p[i * m + j]).ln() }).sum::<f64>()
-            });
-            mi::log_sum_exp(ll) - (rows.len() as f64).ln()
-        };
-        let err = mi::log_error(m);
-        let mut below_without = 0;
-        for (t, l) in codes.chunks_exact(m).zip(&lp) {
-            let want = tv_term(&[exact(t, 0), exact(t, 1)], 0, 1, 0.0);
-            assert!(tv_term(l, 0, 1, err) >= want, "{} < {want}", tv_term(l, 0, 1, err));
-            below_without += (tv_term(l, 0, 1, 0.0) < want) as usize;
-        }
-        assert!(below_without > 0, "the tables' rounding must put some terms below the exact ones");
-    }
-}
-
-#[cfg(test)]
 mod decomposition_tests {
     use super::*;
     use rand::{Rng, SeedableRng};
@@ -1244,5 +1205,38 @@ mod subset_tests {
                 }
             }
         }
+    }
+
+    /// The Monte-Carlo terms from the tables (f32 sums within `log_error`) are never below the exact terms
+    /// (each `P^_g(t)` a direct log-sum-exp over its rows in f64), and without the allowance some would be:
+    /// the allowance is what keeps them on the safe side.
+    #[test]
+    fn monte_carlo_terms_are_never_below_the_exact_ones() {
+        use crate::penalty::mi;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        let (n, m, k) = (2000, 32, 2);
+        let s: Vec<u32> = (0..n).map(|_| rng.random_range(0..k as u32)).collect();
+        // Soft rows whose groups differ a little: terms spread over (0, 1).
+        let p: Vec<f64> = (0..n * m)
+            .map(|idx| 1.0 / (1.0 + (-(4.0 * (rng.random::<f64>() - 0.5) + 0.5 * s[idx / m] as f64)).exp()))
+            .collect();
+        let of_0: Vec<usize> = (0..n).filter(|&i| s[i] == 0).collect();
+        let (_, codes) = mi::sample_codes(&p, m, &of_0, 400, &mut rng);
+        let lp = mi::RowLogs::new(&p, m, &s, k).log_probs(&codes, false);
+        let exact = |t: &[f64], g: u32| -> f64 {
+            let rows: Vec<usize> = (0..n).filter(|&i| s[i] == g).collect();
+            let ll = rows.iter().map(|&i| {
+                (0..m).map(|j| if t[j] != 0.0 { p[i * m + j].ln() } else { (1.0 - p[i * m + j]).ln() }).sum::<f64>()
+            });
+            mi::log_sum_exp(ll) - (rows.len() as f64).ln()
+        };
+        let err = mi::log_error(m);
+        let mut below_without = 0;
+        for (t, l) in codes.chunks_exact(m).zip(&lp) {
+            let want = tv_term(&[exact(t, 0), exact(t, 1)], 0, 1, 0.0);
+            assert!(tv_term(l, 0, 1, err) >= want, "{} < {want}", tv_term(l, 0, 1, err));
+            below_without += (tv_term(l, 0, 1, 0.0) < want) as usize;
+        }
+        assert!(below_without > 0, "the tables' rounding must put some terms below the exact ones");
     }
 }

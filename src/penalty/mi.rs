@@ -965,7 +965,7 @@ impl<'a> RowLogs<'a> {
             .collect();
         // Pieces: each group's rows in runs of `span` (a multiple of the row block), about 512 runs at most.
         let span = n.div_ceil(512).max(2048).next_multiple_of(ROW_BLOCK);
-        let pieces: Vec<(usize, usize, usize)> = (0..k)
+        let pieces: Vec<Piece> = (0..k)
             .flat_map(|g| {
                 let (lo, hi) = (self.bounds[g], self.bounds[g + 1]);
                 (lo..hi).step_by(span).map(move |a| (g, a, (a + span).min(hi)))
@@ -1023,7 +1023,7 @@ impl<'a> RowLogs<'a> {
         bytes: &[u16],
         nb: usize,
         c: usize,
-        pieces: &[(usize, usize, usize)],
+        pieces: &[Piece],
         wanted: Option<&(dyn Fn(usize, usize) -> bool + Sync)>,
     ) -> Vec<Vec<f64>> {
         let k = self.bounds.len() - 1;
@@ -1042,7 +1042,7 @@ impl<'a> RowLogs<'a> {
                 .par_iter()
                 .map(|&(g, lo, hi)| match &lists[g.min(lists.len() - 1)] {
                     none if none.of.is_empty() => vec![0.0; c1 - c0],
-                    some => self.piece_sums::<T>(g, lo, hi, nb, some, c1 - c0),
+                    some => self.piece_sums::<T>((g, lo, hi), some, c1 - c0),
                 })
                 .collect();
             for (&(g, _, _), part) in pieces.iter().zip(&partial) {
@@ -1073,70 +1073,40 @@ impl<'a> RowLogs<'a> {
         log_sum_exp(ll.iter().copied()) - self.log_total[g]
     }
 
-    /// The sums `sum_{r in lo..hi} exp(mode_r - top_g) prod_b table_r(byte_b(t))` for each code of `bytes`
-    /// (`nb` bytes each), with the widest vector instructions the processor has (the same bits at any
-    /// width: products are element-wise, sums in a fixed order).
-    fn piece_sums<T: Table>(
-        &self,
-        g: usize,
-        lo: usize,
-        hi: usize,
-        nb: usize,
-        codes: &Distinct,
-        out_len: usize,
-    ) -> Vec<f64> {
+    /// The sums `sum_{r in lo..hi} exp(mode_r - top_g) prod_b table_r(byte_b(t))` of the piece `(g, lo, hi)`
+    /// for each distinct code of `codes`, placed at each of its codes' positions among `out_len` (0
+    /// elsewhere), with the widest vector instructions the processor has (the same bits at any width:
+    /// products are element-wise, sums in a fixed order).
+    fn piece_sums<T: Table>(&self, piece: Piece, codes: &Distinct, out_len: usize) -> Vec<f64> {
         #[cfg(target_arch = "x86_64")]
         {
             if std::arch::is_x86_feature_detected!("avx512f") {
                 // SAFETY: the processor has the features the function is compiled for.
-                return unsafe { self.piece_sums_avx512::<T>(g, lo, hi, nb, codes, out_len) };
+                return unsafe { self.piece_sums_avx512::<T>(piece, codes, out_len) };
             }
             if std::arch::is_x86_feature_detected!("avx2") {
                 // SAFETY: as above.
-                return unsafe { self.piece_sums_avx2::<T>(g, lo, hi, nb, codes, out_len) };
+                return unsafe { self.piece_sums_avx2::<T>(piece, codes, out_len) };
             }
         }
-        self.piece_sums_impl::<T>(g, lo, hi, nb, codes, out_len)
+        self.piece_sums_impl::<T>(piece, codes, out_len)
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
-    fn piece_sums_avx512<T: Table>(
-        &self,
-        g: usize,
-        lo: usize,
-        hi: usize,
-        nb: usize,
-        codes: &Distinct,
-        out_len: usize,
-    ) -> Vec<f64> {
-        self.piece_sums_impl::<T>(g, lo, hi, nb, codes, out_len)
+    fn piece_sums_avx512<T: Table>(&self, piece: Piece, codes: &Distinct, out_len: usize) -> Vec<f64> {
+        self.piece_sums_impl::<T>(piece, codes, out_len)
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    fn piece_sums_avx2<T: Table>(
-        &self,
-        g: usize,
-        lo: usize,
-        hi: usize,
-        nb: usize,
-        codes: &Distinct,
-        out_len: usize,
-    ) -> Vec<f64> {
-        self.piece_sums_impl::<T>(g, lo, hi, nb, codes, out_len)
+    fn piece_sums_avx2<T: Table>(&self, piece: Piece, codes: &Distinct, out_len: usize) -> Vec<f64> {
+        self.piece_sums_impl::<T>(piece, codes, out_len)
     }
 
     #[inline(always)]
-    fn piece_sums_impl<T: Table>(
-        &self,
-        g: usize,
-        lo: usize,
-        hi: usize,
-        nb: usize,
-        codes: &Distinct,
-        out_len: usize,
-    ) -> Vec<f64> {
+    fn piece_sums_impl<T: Table>(&self, (g, lo, hi): Piece, codes: &Distinct, out_len: usize) -> Vec<f64> {
+        let nb = self.m.div_ceil(8);
         let _flush = T::FLUSH.then(FlushSubnormals::new);
         // Each distinct code's sum in eight lanes (lane l: rows l, l + 8, .. of every block), added up at the end.
         let mut lanes = vec![[0f64; 8]; codes.bytes.len() / nb.max(1)];
@@ -1223,6 +1193,9 @@ impl<'a> RowLogs<'a> {
         }
     }
 }
+
+/// A run of rows that one task sums: its group and the positions `lo..hi` of its rows in the grouped order.
+type Piece = (usize, usize, usize);
 
 /// A batch's distinct codes in lexicographic order (their bytes, `nb` each) and, for each code, the index
 /// of its distinct code: a repeated code is evaluated once.
@@ -1522,16 +1495,16 @@ mod tests {
             codes: &Distinct,
             c: usize,
         ) {
-            let baseline = logs.piece_sums_impl::<T>(1, lo, hi, 4, codes, c);
+            let baseline = logs.piece_sums_impl::<T>((1, lo, hi), codes, c);
             #[cfg(target_arch = "x86_64")]
             {
                 if std::arch::is_x86_feature_detected!("avx2") {
                     // SAFETY: the feature was detected.
-                    assert_eq!(baseline, unsafe { logs.piece_sums_avx2::<T>(1, lo, hi, 4, codes, c) });
+                    assert_eq!(baseline, unsafe { logs.piece_sums_avx2::<T>((1, lo, hi), codes, c) });
                 }
                 if std::arch::is_x86_feature_detected!("avx512f") {
                     // SAFETY: the feature was detected.
-                    assert_eq!(baseline, unsafe { logs.piece_sums_avx512::<T>(1, lo, hi, 4, codes, c) });
+                    assert_eq!(baseline, unsafe { logs.piece_sums_avx512::<T>((1, lo, hi), codes, c) });
                 }
             }
         }
@@ -1574,7 +1547,7 @@ mod tests {
                 .flat_map(|t| t.chunks(8).map(|b| b.iter().rev().fold(0u16, |acc, &v| acc << 1 | (v != 0.0) as u16)))
                 .collect();
             let c = codes.len() / m;
-            let pieces: Vec<(usize, usize, usize)> = (0..k).map(|g| (g, logs.bounds[g], logs.bounds[g + 1])).collect();
+            let pieces: Vec<Piece> = (0..k).map(|g| (g, logs.bounds[g], logs.bounds[g + 1])).collect();
             let narrow = logs.table_sums::<f32>(&bytes, nb, c, &pieces, None);
             let wide = logs.table_sums::<f64>(&bytes, nb, c, &pieces, None);
             let got = logs.log_probs(&codes, false);
