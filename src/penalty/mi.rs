@@ -958,11 +958,7 @@ impl<'a> RowLogs<'a> {
             return Vec::new();
         }
         let nb = m.div_ceil(8);
-        // Each code as its bytes: bit `i` of byte `b` is neuron `8 b + i`.
-        let bytes: Vec<u16> = codes
-            .chunks_exact(m.max(1))
-            .flat_map(|t| t.chunks(8).map(|b| b.iter().rev().fold(0u16, |acc, &v| acc << 1 | (v != 0.0) as u16)))
-            .collect();
+        let bytes = code_bytes(codes, m);
         // Pieces: each group's rows in runs of `span` (a multiple of the row block), about 512 runs at most.
         let span = n.div_ceil(512).max(2048).next_multiple_of(ROW_BLOCK);
         let pieces: Vec<Piece> = (0..k)
@@ -1192,6 +1188,15 @@ impl<'a> RowLogs<'a> {
             }
         }
     }
+}
+
+/// Each code of `codes` (row-major, `m` entries of 0 or 1 each) as its `ceil(m/8)` bytes: bit `i` of byte
+/// `b` is neuron `8 b + i`.
+fn code_bytes(codes: &[f64], m: usize) -> Vec<u16> {
+    codes
+        .chunks_exact(m.max(1))
+        .flat_map(|t| t.chunks(8).map(|b| b.iter().rev().fold(0u16, |acc, &v| acc << 1 | (v != 0.0) as u16)))
+        .collect()
 }
 
 /// A run of rows that one task sums: its group and the positions `lo..hi` of its rows in the grouped order.
@@ -1481,10 +1486,7 @@ mod tests {
         let all: Vec<usize> = (0..p.len() / 32).collect();
         let (_, codes) = sample_codes(&p, 32, &all, 200, &mut ChaCha8Rng::seed_from_u64(70));
         let logs = RowLogs::new(&p, 32, &s, 2);
-        let bytes: Vec<u16> = codes
-            .chunks_exact(32)
-            .flat_map(|t| t.chunks(8).map(|b| b.iter().rev().fold(0u16, |acc, &v| acc << 1 | (v != 0.0) as u16)))
-            .collect();
+        let bytes = code_bytes(&codes, 32);
         let (lo, hi) = (logs.bounds[1], logs.bounds[2]);
         let c = bytes.len() / 4;
         let distinct = distinct_codes(&bytes, 4, (0..c).collect());
@@ -1542,10 +1544,7 @@ mod tests {
             codes.extend((0..100 * m).map(|_| rng.random_range(0..2) as f64));
             let logs = RowLogs::new(&p, m, &s, k);
             let nb = m.div_ceil(8);
-            let bytes: Vec<u16> = codes
-                .chunks_exact(m)
-                .flat_map(|t| t.chunks(8).map(|b| b.iter().rev().fold(0u16, |acc, &v| acc << 1 | (v != 0.0) as u16)))
-                .collect();
+            let bytes = code_bytes(&codes, m);
             let c = codes.len() / m;
             let pieces: Vec<Piece> = (0..k).map(|g| (g, logs.bounds[g], logs.bounds[g + 1])).collect();
             let narrow = logs.table_sums::<f32>(&bytes, nb, c, &pieces, None);
