@@ -705,8 +705,8 @@ pub struct McEstimate {
 }
 
 /// Rows whose byte tables are built together (docs/design.md, section 3c): a code's product over them is
-/// `ceil(m/8)` contiguous loads of `ROW_BLOCK` values, and the tables (`ceil(m/8) x 256 x ROW_BLOCK` f64,
-/// 256 KB at m = 32) stay in a core's L2 cache while every code of a batch is evaluated.
+/// `ceil(m/8)` contiguous loads of `ROW_BLOCK` values, and the tables (`ceil(m/8) x 256 x ROW_BLOCK`, 128 KB
+/// in f32 at m = 32) stay in a core's L2 cache while every code of a batch is evaluated.
 const ROW_BLOCK: usize = 32;
 
 /// Codes evaluated per pass over the rows: bounds the per-piece partial sums kept for the reduction.
@@ -808,8 +808,9 @@ const TINY: f64 = 1e-200;
 /// of the code of `q_i(byte)`; each block of rows gets one table per byte position (the 256 values of that
 /// byte, each a product of 8 Bernoulli factors), so a code costs a few multiplications per row and no
 /// `exp`. Factors are scaled by the row's most likely code and the group's best row (the scale comes back
-/// as a logarithm), so the products stay in `f64` range; a group whose sum for a code still falls below
-/// `1e-200` is recomputed for that code as a log-sum-exp. `p` is clamped to `[1e-12, 1 - 1e-12]`, so hard
+/// as a logarithm). The tables are `f32` (sums in `f64`), within [`log_error`] of the exact values; a
+/// group whose sum for a code falls below the floor where `f32` may have lost rows to underflow is summed
+/// again with `f64` tables, and below `1e-200` recomputed for that code as a log-sum-exp. `p` is clamped to `[1e-12, 1 - 1e-12]`, so hard
 /// codes stay finite. Rows are visited group by group. With row weights ([`Self::weighted`]) each group's
 /// distribution is the weighted mixture `sum_{i in g} (w_i / W_g) q(t | x_i)` (docs/design.md, section 4e):
 /// a row's weight joins its scale, so the same kernel serves it.
