@@ -727,7 +727,7 @@ fn roundings(m: usize) -> usize {
 /// How far the tables' `log P^_g(t)` ([`RowLogs::log_probs`]) may be from the exact value for codes of `m`
 /// bits (docs/design.md, section 3c): an `f32` sum is within `roundings(m)` unit roundoffs of its value
 /// (with a margin for second-order terms) plus [`UNDERFLOW_SHARE`]; `f64` sums, and the log-domain
-/// fallback, are far closer. The certificate's Monte-Carlo terms allow for it (5.2e-6 at m = 32).
+/// fallback, are far closer. The certificate's Monte-Carlo terms allow for it (5.3e-6 at m = 32).
 pub fn log_error(m: usize) -> f64 {
     let relative = 1.01 * roundings(m) as f64 * (f32::EPSILON as f64 / 2.0) + UNDERFLOW_SHARE;
     -(1.0 - relative).ln()
@@ -810,10 +810,10 @@ const TINY: f64 = 1e-200;
 /// `exp`. Factors are scaled by the row's most likely code and the group's best row (the scale comes back
 /// as a logarithm). The tables are `f32` (sums in `f64`), within [`log_error`] of the exact values; a
 /// group whose sum for a code falls below the floor where `f32` may have lost rows to underflow is summed
-/// again with `f64` tables, and below `1e-200` recomputed for that code as a log-sum-exp. `p` is clamped to `[1e-12, 1 - 1e-12]`, so hard
-/// codes stay finite. Rows are visited group by group. With row weights ([`Self::weighted`]) each group's
-/// distribution is the weighted mixture `sum_{i in g} (w_i / W_g) q(t | x_i)` (docs/design.md, section 4e):
-/// a row's weight joins its scale, so the same kernel serves it.
+/// again with `f64` tables, and below `1e-200` recomputed for that code as a log-sum-exp. `p` is clamped to
+/// `[1e-12, 1 - 1e-12]`, so hard codes stay finite. Rows are visited group by group. With row weights
+/// ([`Self::weighted`]) each group's distribution is the weighted mixture `sum_{i in g} (w_i / W_g) q(t | x_i)`
+/// (docs/design.md, section 4e): a row's weight joins its scale, so the same kernel serves it.
 pub struct RowLogs<'a> {
     p: &'a [f64],
     m: usize,
@@ -908,8 +908,7 @@ impl<'a> RowLogs<'a> {
             }
             next[g as usize] += 1;
         }
-        let mode: Vec<f64> = order.par_iter().map(|&i| log_mode(&p[i * m..(i + 1) * m])).collect();
-        let mut mode = mode;
+        let mut mode: Vec<f64> = order.par_iter().map(|&i| log_mode(&p[i * m..(i + 1) * m])).collect();
         if let Some(lw) = &log_weight {
             mode.iter_mut().zip(lw).for_each(|(mode, lw)| *mode += lw);
         }
@@ -1388,8 +1387,8 @@ mod tests {
     }
 
     /// The byte tables give the reference's log-probabilities (one GEMM of log-likelihoods, then a
-    /// log-sum-exp) within their error bound ([`log_error`]) and `f64` rounding, for widths that do and do not fill their last byte, with an
-    /// absent group and with codes that need the log-domain fallback.
+    /// log-sum-exp) within their error bound ([`log_error`]) and `f64` rounding, for widths that do and do
+    /// not fill their last byte, with an absent group and with codes that need the log-domain fallback.
     #[test]
     fn row_logs_equal_the_reference_estimator() {
         let cases =
@@ -1428,8 +1427,9 @@ mod tests {
     }
 
     /// Weighted rows (docs/design.md, section 4e): the byte tables give `log sum_{i in g} (w_i / W_g) q(t | x_i)`
-    /// computed directly as a log-sum-exp, within [`log_error`] and `f64` rounding, over the rows of positive weight, with codes
-    /// that need the log-domain fallback; and weights all 1 give the unweighted numbers bit for bit.
+    /// computed directly as a log-sum-exp, within [`log_error`] and `f64` rounding, over the rows of positive
+    /// weight, with codes that need the log-domain fallback; and weights all 1 give the unweighted numbers bit
+    /// for bit.
     #[test]
     fn weighted_row_logs_equal_a_direct_weighted_mixture() {
         let mut fallbacks = 0;
