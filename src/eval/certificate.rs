@@ -413,7 +413,7 @@ fn pairwise_tv_of<R: rand::Rng>(
             (!of_a.is_empty()).then(|| logs.log_probs(&mi::sample_codes(p, m, &of_a, method.samples, rng).1, false))
         })
         .collect();
-    let (tv, eps) = tv_from_draws(&draws, &present, delta_mc, mi::log_error(m));
+    let (tv, eps) = tv_from_draws(&draws, &present, delta_mc, m);
     (tv, eps, "monte-carlo")
 }
 
@@ -423,10 +423,11 @@ fn pairwise_tv_of<R: rand::Rng>(
 type Draws = Vec<Option<Vec<Vec<f64>>>>;
 
 /// The pairwise plug-in total variations and their sampling terms at `delta_mc` ([`mc_pair`]) from codes
-/// drawn from each group: pair `(a, b > a)` from group `a`'s codes, stored both ways; 0 where either group is
-/// not `present` or `a` drew nothing.
-fn tv_from_draws(draws: &Draws, present: &[bool], delta_mc: f64, err: f64) -> (Vec<Vec<f64>>, Vec<Vec<f64>>) {
-    let k = present.len();
+/// of `m` bits drawn from each group: pair `(a, b > a)` from group `a`'s codes, stored both ways; 0 where
+/// either group is not `present` or `a` drew nothing. Each term allows for the tables' error
+/// ([`crate::penalty::mi::log_error`]).
+fn tv_from_draws(draws: &Draws, present: &[bool], delta_mc: f64, m: usize) -> (Vec<Vec<f64>>, Vec<Vec<f64>>) {
+    let (k, err) = (present.len(), crate::penalty::mi::log_error(m));
     let (mut tv, mut eps) = (vec![vec![0.0; k]; k], vec![vec![0.0; k]; k]);
     for (a, lp) in draws.iter().enumerate() {
         let Some(lp) = lp.as_ref().filter(|_| present[a]) else { continue };
@@ -585,7 +586,7 @@ fn pairwise_tv_weighted_of<R: rand::Rng>(
                 .then(|| logs.log_probs(&sample_codes_weighted(p, m, &groups[a], w, method.samples, rng).1, false))
         })
         .collect();
-    let (tv, eps) = tv_from_draws(&draws, &present, delta_mc, crate::penalty::mi::log_error(m));
+    let (tv, eps) = tv_from_draws(&draws, &present, delta_mc, m);
     (tv, eps, "monte-carlo")
 }
 
@@ -756,7 +757,7 @@ pub fn population_weighted<R: rand::Rng>(
             (Some(draws), _) => {
                 let mut is_present = vec![false; k];
                 present.iter().for_each(|&g| is_present[g] = true);
-                let (tv, eps) = tv_from_draws(draws, &is_present, delta_mc, crate::penalty::mi::log_error(m));
+                let (tv, eps) = tv_from_draws(draws, &is_present, delta_mc, m);
                 (tv, eps, "monte-carlo")
             }
             (None, Some((w, _))) => pairwise_tv_weighted_of(p, m, s, k, w, rows, method, delta_mc, rng),
@@ -1195,7 +1196,7 @@ mod subset_tests {
             );
             let present = vec![true; k];
             let err = crate::penalty::mi::log_error(m);
-            let (shared, _) = tv_from_draws(&dp, &present, 0.01, err);
+            let (shared, _) = tv_from_draws(&dp, &present, 0.01, m);
             for a in 0..k {
                 for b in 0..k {
                     // The same codes, their log-probabilities from other tables (cells, not groups): each
