@@ -1230,7 +1230,8 @@ fn add_block<T: Table>(tables: &[T], bytes: &[u16], nb: usize, lanes: &mut [[f64
 
 /// [`add_block`] for `f32` tables in AVX2 registers: the compiler's own vectorisation of it uses 128-bit
 /// registers, and this runs the certificate's kernel about 1.5 times as fast. The same operations in the
-/// same order, so the same bits.
+/// same order (less the portable loop's first addition, `0 + rows 0-7`, which is exact: the entries are
+/// nonnegative and, under [`FlushSubnormals`], never subnormal), so the same bits.
 ///
 /// # Safety
 /// The processor has AVX2.
