@@ -1089,8 +1089,9 @@ impl<'a> RowLogs<'a> {
 
     /// The sums `sum_{r in lo..hi} exp(mode_r - top_g) prod_b table_r(byte_b(t))` of the piece `(g, lo, hi)`
     /// for each distinct code of `codes`, placed at each of its codes' positions among `out_len` (0
-    /// elsewhere), with the widest vector instructions the processor has (the same bits at any width:
-    /// products are element-wise, sums in a fixed order).
+    /// elsewhere), compiled for the widest vector instructions the processor has, the `f32` block in AVX2
+    /// registers under AVX-512 too ([`add_block_f32_avx2`]); the same bits at any width: products are
+    /// element-wise, sums in a fixed order.
     fn piece_sums<T: Table>(&self, piece: Piece, codes: &Distinct, out_len: usize) -> Vec<f64> {
         #[cfg(target_arch = "x86_64")]
         {
